@@ -1,0 +1,372 @@
+//! The pipeline file (TOML) → validated structs.
+//!
+//! Parsing is strict: unknown fields are errors, every error names the file, the line and the
+//! field, and says what is wrong. [`load`] does syntax and semantic checks that need no plugin
+//! or server; loading plugins (world, imports) happens in [`crate::pipeline`], whose errors
+//! name the operator field too.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::runtime::Grants;
+
+/// A whole pipeline file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// The pipeline's name: part of consumer names and message ids; `[A-Za-z0-9_-]+`.
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub nats: NatsConfig,
+    pub source: SourceConfig,
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
+    pub sink: SinkConfig,
+}
+
+/// How to reach NATS. `--nats-url` / `WEIR_NATS_URL` override `url`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsConfig {
+    #[serde(default = "default_url")]
+    pub url: String,
+}
+
+impl Default for NatsConfig {
+    fn default() -> Self {
+        NatsConfig { url: default_url() }
+    }
+}
+
+fn default_url() -> String {
+    "nats://127.0.0.1:4222".into()
+}
+
+/// Where the key of an incoming event comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum KeyFrom {
+    /// No key.
+    None,
+    /// The message subject.
+    Subject,
+    /// A message header (absent header: no key).
+    Header(String),
+}
+
+/// Where the event time of an incoming event comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum TimeFrom {
+    /// The time JetStream stored the message (stable across redeliveries).
+    Ingest,
+    /// A header holding milliseconds since the Unix epoch; a missing or malformed value sends
+    /// the event to the dead-letter subject.
+    Header(String),
+}
+
+/// The JetStream source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// The stream to consume (must exist).
+    pub stream: String,
+    /// Subject filters within the stream (default: all of it).
+    #[serde(default)]
+    pub subjects: Vec<String>,
+    /// Durable consumer name (default `weir-<pipeline name>`).
+    #[serde(default)]
+    pub consumer: Option<String>,
+    /// Messages per fetch (and per operator call, at most).
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Longest wait for a fetch to fill.
+    #[serde(default = "default_max_wait", with = "humantime_serde")]
+    pub max_wait: Duration,
+    /// How long the server waits for an ack before redelivering (after a crash).
+    #[serde(default = "default_ack_wait", with = "humantime_serde")]
+    pub ack_wait: Duration,
+    #[serde(default = "default_key")]
+    pub key: KeyFrom,
+    #[serde(default = "default_time")]
+    pub time: TimeFrom,
+}
+
+fn default_batch_size() -> usize {
+    500
+}
+fn default_max_wait() -> Duration {
+    Duration::from_millis(100)
+}
+fn default_ack_wait() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_key() -> KeyFrom {
+    KeyFrom::Header("Weir-Key".into())
+}
+fn default_time() -> TimeFrom {
+    TimeFrom::Ingest
+}
+
+/// One operator of the chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Name in logs, metrics, dead-letter headers and message ids; `[A-Za-z0-9_-]+`.
+    pub name: Spanned<String>,
+    /// The component file, relative to the pipeline file.
+    pub plugin: Spanned<PathBuf>,
+    /// Passed to the plugin's `init` as JSON.
+    #[serde(default)]
+    pub config: Option<toml::Value>,
+    /// Memory cap per instance, MiB.
+    #[serde(default = "default_memory_mib")]
+    pub memory_limit_mib: u64,
+    /// Longest a single call may run.
+    #[serde(default = "default_deadline", with = "humantime_serde")]
+    pub deadline: Duration,
+    #[serde(default)]
+    pub grants: Grants,
+}
+
+fn default_memory_mib() -> u64 {
+    256
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(5)
+}
+
+/// The JetStream sink.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SinkConfig {
+    /// Subject results are published to (a stream must capture it).
+    pub subject: String,
+    /// Subject failed events are published to, with the error in headers.
+    pub dead_letter: String,
+    /// Publishes awaiting their ack at once (kept below the client's limit).
+    #[serde(default = "default_in_flight")]
+    pub max_in_flight: usize,
+}
+
+fn default_in_flight() -> usize {
+    2048
+}
+
+/// A configuration error: where and what.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// A loaded pipeline: the parsed file plus where it came from.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub file: PathBuf,
+    pub text: String,
+    pub config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// A [`ConfigError`] at the byte offset `at` of the file (`None`: no line).
+    pub fn error(&self, at: Option<usize>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: at.map(|o| line_of(&self.text, o)),
+            message: message.into(),
+        }
+    }
+
+    /// The directory plugin paths are relative to.
+    pub fn base_dir(&self) -> PathBuf {
+        self.file
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// Absolute path of operator `i`'s plugin.
+    pub fn plugin_path(&self, i: usize) -> PathBuf {
+        self.base_dir()
+            .join(self.config.operators[i].plugin.get_ref())
+    }
+
+    /// The durable consumer name.
+    pub fn consumer_name(&self) -> String {
+        self.config
+            .source
+            .consumer
+            .clone()
+            .unwrap_or_else(|| format!("weir-{}", self.config.name.get_ref()))
+    }
+
+    /// Operator `i`'s config as the JSON text given to `init`.
+    pub fn operator_config_json(&self, i: usize) -> String {
+        match &self.config.operators[i].config {
+            None => "{}".into(),
+            Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Reads and checks the pipeline file at `file`.
+pub fn load(file: &Path) -> Result<Pipeline, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        line: None,
+        message: format!("cannot read the pipeline file: {e}"),
+    })?;
+    parse(file, text)
+}
+
+/// Parses and checks pipeline `text` (read from `file`).
+pub fn parse(file: &Path, text: String) -> Result<Pipeline, ConfigError> {
+    let syntax = |e: toml::de::Error| ConfigError {
+        file: file.to_owned(),
+        line: e.span().map(|s| line_of(&text, s.start)),
+        message: e.message().trim().to_owned(),
+    };
+    let de = toml::Deserializer::parse(&text).map_err(syntax)?;
+    let config: PipelineConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        ConfigError {
+            file: file.to_owned(),
+            line: inner.span().map(|s| line_of(&text, s.start)),
+            message: if path == "." {
+                inner.message().trim().to_owned()
+            } else {
+                format!("field `{path}`: {}", inner.message().trim())
+            },
+        }
+    })?;
+    let p = Pipeline {
+        file: file.to_owned(),
+        text,
+        config,
+    };
+    p.check()?;
+    Ok(p)
+}
+
+impl Pipeline {
+    fn check(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
+        if !valid_name(c.name.get_ref()) {
+            return Err(self.error(
+                Some(c.name.span().start),
+                format!(
+                    "field `name`: {:?} must be 1-64 characters of A-Z a-z 0-9 - _",
+                    c.name.get_ref()
+                ),
+            ));
+        }
+        let s = &c.source;
+        if s.stream.is_empty() {
+            return Err(self.error(None, "field `source.stream` must not be empty"));
+        }
+        if s.batch_size == 0 || s.batch_size > 10_000 {
+            return Err(self.error(
+                None,
+                format!(
+                    "field `source.batch_size`: {} is out of range 1..=10000",
+                    s.batch_size
+                ),
+            ));
+        }
+        if c.sink.subject.is_empty() || c.sink.subject.contains(['*', '>', ' ']) {
+            return Err(self.error(
+                None,
+                format!(
+                    "field `sink.subject`: {:?} must be a concrete subject (no wildcards)",
+                    c.sink.subject
+                ),
+            ));
+        }
+        if c.sink.dead_letter.is_empty() || c.sink.dead_letter.contains(['*', '>', ' ']) {
+            return Err(self.error(
+                None,
+                format!(
+                    "field `sink.dead_letter`: {:?} must be a concrete subject (no wildcards)",
+                    c.sink.dead_letter
+                ),
+            ));
+        }
+        if c.sink.max_in_flight == 0 || c.sink.max_in_flight > 4096 {
+            return Err(self.error(
+                None,
+                format!(
+                    "field `sink.max_in_flight`: {} is out of range 1..=4096",
+                    c.sink.max_in_flight
+                ),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, op) in c.operators.iter().enumerate() {
+            let name = op.name.get_ref();
+            if !valid_name(name) {
+                return Err(self.error(
+                    Some(op.name.span().start),
+                    format!("field `operators[{i}].name`: {name:?} must be 1-64 characters of A-Z a-z 0-9 - _"),
+                ));
+            }
+            if !names.insert(name.clone()) {
+                return Err(self.error(
+                    Some(op.name.span().start),
+                    format!("field `operators[{i}].name`: {name:?} is used by an earlier operator"),
+                ));
+            }
+            let path = self.plugin_path(i);
+            if !path.is_file() {
+                return Err(self.error(
+                    Some(op.plugin.span().start),
+                    format!(
+                        "field `operators[{i}].plugin`: no such file {} (build plugins with `scripts/build-plugins`)",
+                        path.display()
+                    ),
+                ));
+            }
+            let max = crate::runtime::engine::MAX_MEMORY_BYTES >> 20;
+            if op.memory_limit_mib == 0 || op.memory_limit_mib > max {
+                return Err(self.error(
+                    None,
+                    format!(
+                        "field `operators[{i}].memory_limit_mib`: {} is out of range 1..={max}",
+                        op.memory_limit_mib
+                    ),
+                ));
+            }
+            if op.deadline.is_zero() {
+                return Err(self.error(
+                    None,
+                    format!("field `operators[{i}].deadline` must be positive"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+use super::*;
+
+fn parse_in(dir: &Path, text: &str) -> Result<Pipeline, ConfigError> {
+    parse(&dir.join("p.toml"), text.to_owned())
+}
+
+fn with_plugin() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("op.wasm"), b"\0asm").unwrap();
+    dir
+}
+
+const GOOD: &str = r#"
+name = "orders"
+[source]
+stream = "ORDERS"
+[[operators]]
+name = "f"
+plugin = "op.wasm"
+config = { field = "amount", op = "gt", value = 100 }
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#;
+
+#[test]
+fn a_valid_pipeline_gets_defaults() {
+    let dir = with_plugin();
+    let p = parse_in(dir.path(), GOOD).unwrap();
+    assert_eq!(p.config.source.batch_size, 500);
+    assert_eq!(p.consumer_name(), "weir-orders");
+    let config: serde_json::Value = serde_json::from_str(&p.operator_config_json(0)).unwrap();
+    assert_eq!(
+        config,
+        serde_json::json!({"field": "amount", "op": "gt", "value": 100})
+    );
+    assert_eq!(p.config.source.key, KeyFrom::Header("Weir-Key".into()));
+}
+
+#[test]
+fn unknown_field_is_named_with_its_line() {
+    let dir = with_plugin();
+    let text = GOOD.replace("stream = \"ORDERS\"", "stream = \"ORDERS\"\nbatch = 5");
+    let err = parse_in(dir.path(), &text).unwrap_err().to_string();
+    assert!(err.contains("p.toml:5"), "{err}");
+    assert!(err.contains("unknown field `batch`"), "{err}");
+}
+
+#[test]
+fn missing_plugin_file_names_the_field_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = parse_in(dir.path(), GOOD).unwrap_err().to_string();
+    assert!(err.contains("operators[0].plugin"), "{err}");
+    assert!(err.contains("p.toml:7"), "{err}");
+    assert!(err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_field_named() {
+    let dir = with_plugin();
+    for (from, to, field) in [
+        ("name = \"orders\"", "name = \"or ders\"", "`name`"),
+        ("subject = \"out\"", "subject = \"out.>\"", "sink.subject"),
+        (
+            "stream = \"ORDERS\"",
+            "stream = \"ORDERS\"\nbatch_size = 0",
+            "source.batch_size",
+        ),
+        (
+            "name = \"f\"",
+            "name = \"f\"\nmemory_limit_mib = 0",
+            "memory_limit_mib",
+        ),
+        (
+            "name = \"f\"",
+            "name = \"f\"\ndeadline = \"soon\"",
+            "deadline",
+        ),
+    ] {
+        let err = parse_in(dir.path(), &GOOD.replace(from, to))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(field), "{field}: {err}");
+    }
+}
+
+#[test]
+fn duplicate_operator_names_are_refused() {
+    let dir = with_plugin();
+    let text = format!("{GOOD}\n[[operators]]\nname = \"f\"\nplugin = \"op.wasm\"\n");
+    let err = parse_in(dir.path(), &text).unwrap_err().to_string();
+    assert!(err.contains("operators[1].name"), "{err}");
+}

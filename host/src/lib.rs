@@ -1,0 +1,15 @@
+//! weir: a stream processor whose operators are sandboxed WebAssembly components.
+//!
+//! The data path, folder by folder:
+//! [`source`] (JetStream, JSON lines) → [`operator`] (plugin chain, poison isolation) on the
+//! [`runtime`] (wasmtime engine, sandbox, compile cache) → [`sink`] (JetStream with
+//! deterministic ids, dead letters, stdout). [`config`] reads pipeline files; [`pipeline`]
+//! wires the parts and runs them; [`telemetry`] sets up logs.
+
+pub mod config;
+pub mod operator;
+pub mod pipeline;
+pub mod runtime;
+pub mod sink;
+pub mod source;
+pub mod telemetry;

@@ -1,0 +1,139 @@
+//! The `weir` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use weir::config;
+use weir::runtime::{Runtime, cache::CompileCache};
+
+#[derive(Parser)]
+#[command(
+    name = "weir",
+    version,
+    about = "A stream processor whose operators are sandboxed WebAssembly components"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text (filter with WEIR_LOG, e.g. `info,weir=debug`).
+    #[arg(long, global = true)]
+    log_json: bool,
+    /// Directory of compiled components (default: $WEIR_CACHE_DIR or ~/.cache/weir).
+    #[arg(long, global = true, env = "WEIR_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline against NATS JetStream (or over a JSON-lines file with --local).
+    Run {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Run without NATS over the events in --input, printing results as JSON lines.
+        #[arg(long, requires = "input")]
+        local: bool,
+        /// JSON-lines events for --local.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// NATS server URL (overrides `nats.url` of the pipeline).
+        #[arg(long, env = "WEIR_NATS_URL")]
+        nats_url: Option<String>,
+    },
+    /// Check a pipeline file and load its plugins; exit 1 with the reason when it is invalid.
+    Validate {
+        /// The pipeline file (TOML).
+        pipeline: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    weir::telemetry::init(cli.log_json);
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let cache = cli.cache_dir.unwrap_or_else(CompileCache::default_dir);
+    match cli.command {
+        Command::Validate { pipeline } => {
+            let p = config::load(&pipeline)?;
+            let runtime = Runtime::new(Some(cache))?;
+            weir::pipeline::build_chain(&runtime, &p)?;
+            println!(
+                "{}: ok ({} operators)",
+                pipeline.display(),
+                p.config.operators.len()
+            );
+            Ok(())
+        }
+        Command::Run {
+            pipeline,
+            local: true,
+            input: Some(input),
+            ..
+        } => {
+            let p = config::load(&pipeline)?;
+            let runtime = Runtime::new(Some(cache))?;
+            let s = weir::pipeline::local::run(
+                &runtime,
+                &p,
+                &input,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            )?;
+            tracing::info!(
+                inputs = s.inputs,
+                results = s.results,
+                dead_letters = s.dead_letters,
+                "done"
+            );
+            Ok(())
+        }
+        Command::Run {
+            pipeline, nats_url, ..
+        } => {
+            let p = config::load(&pipeline)?;
+            let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
+            let runtime = Runtime::new(Some(cache))?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async {
+                weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal()).await?;
+                Ok(())
+            })
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested: finishing the batch in hand");
+}

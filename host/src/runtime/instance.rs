@@ -1,0 +1,152 @@
+//! A live instance of a `transform` plugin: its store (sandbox state), the generated bindings,
+//! and the config it was initialised with, so that a trapped instance can be replaced by a
+//! fresh one transparently.
+
+use std::sync::Arc;
+
+use wasmtime::{Store, Trap};
+
+use super::Runtime;
+use super::bindings::Transform;
+use super::bindings::weir::operator::types::Batch;
+use super::plugin::Plugin;
+use super::sandbox::{Limits, StoreState};
+
+/// Why a call into a plugin did not produce a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The plugin reported that event `index` of the input failed (an error value).
+    #[error("event {index} failed: {message}")]
+    Event { index: u32, message: String },
+    /// The plugin trapped (panic, deadline, memory cap, stack overflow, ...). The instance has
+    /// been replaced; which event caused it is unknown.
+    #[error("plugin trapped: {0}")]
+    Trap(String),
+}
+
+/// An initialised plugin instance.
+pub struct TransformInstance {
+    plugin: Arc<Plugin>,
+    config: String,
+    store: Store<StoreState>,
+    bindings: Transform,
+    /// Instances replaced after a trap, for metrics and tests.
+    pub restarts: u64,
+}
+
+impl TransformInstance {
+    /// Instantiates `plugin` and calls its `init` with `config` (JSON).
+    pub fn new(runtime: &Runtime, plugin: Arc<Plugin>, config: &str) -> anyhow::Result<Self> {
+        let (store, bindings) = Self::start(runtime, &plugin, config)?;
+        Ok(TransformInstance {
+            plugin,
+            config: config.to_owned(),
+            store,
+            bindings,
+            restarts: 0,
+        })
+    }
+
+    fn start(
+        runtime: &Runtime,
+        plugin: &Arc<Plugin>,
+        config: &str,
+    ) -> anyhow::Result<(Store<StoreState>, Transform)> {
+        let state = StoreState::new(&plugin.label(), &plugin.limits, &plugin.grants);
+        let mut store = Store::new(runtime.engine(), state);
+        store.limiter(|s| &mut s.memory);
+        store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
+        store.epoch_deadline_trap();
+        let bindings = plugin.pre.instantiate(&mut store).map_err(|e| {
+            anyhow::anyhow!(
+                "instantiating plugin {}: {}",
+                plugin.path.display(),
+                describe_trap(&e, &store, &plugin.limits)
+            )
+        })?;
+        store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
+        match bindings.call_init(&mut store, config) {
+            Ok(Ok(())) => Ok((store, bindings)),
+            Ok(Err(msg)) => anyhow::bail!(
+                "plugin {} refused its config {config}: {msg}",
+                plugin.path.display()
+            ),
+            Err(e) => anyhow::bail!(
+                "plugin {} trapped in init: {}",
+                plugin.path.display(),
+                describe_trap(&e, &store, &plugin.limits)
+            ),
+        }
+    }
+
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Transforms `input`. On a trap the instance is replaced before returning.
+    pub fn process(&mut self, runtime: &Runtime, input: &Batch) -> Result<Batch, CallError> {
+        self.store
+            .set_epoch_deadline(Runtime::deadline_ticks(self.plugin.limits.deadline));
+        self.store.data_mut().memory.hit = false;
+        match self.bindings.call_process(&mut self.store, input) {
+            Ok(Ok(batch)) => Ok(batch),
+            Ok(Err(e)) => Err(CallError::Event {
+                index: e.index,
+                message: e.message,
+            }),
+            Err(e) => {
+                let message = describe_trap(&e, &self.store, &self.plugin.limits);
+                tracing::warn!(plugin = %self.plugin.label(), error = %message, "plugin trapped; replacing its instance");
+                self.replace(runtime, None).map_err(|e| {
+                    CallError::Trap(format!("{message}; and restarting it failed: {e:#}"))
+                })?;
+                Err(CallError::Trap(message))
+            }
+        }
+    }
+
+    /// Replaces the instance by a fresh one, of `plugin` when given (a new version) or of the
+    /// current one. The old instance is kept if the new one fails to start.
+    pub fn replace(
+        &mut self,
+        runtime: &Runtime,
+        plugin: Option<Arc<Plugin>>,
+    ) -> anyhow::Result<()> {
+        let plugin = plugin.unwrap_or_else(|| self.plugin.clone());
+        let (store, bindings) = Self::start(runtime, &plugin, &self.config)?;
+        self.store = store;
+        self.bindings = bindings;
+        self.plugin = plugin;
+        self.restarts += 1;
+        Ok(())
+    }
+}
+
+/// Turns a wasmtime error into a sentence naming the limit that was hit, if any.
+fn describe_trap(e: &wasmtime::Error, store: &Store<StoreState>, limits: &Limits) -> String {
+    let memory = &store.data().memory;
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => format!(
+            "deadline exceeded: the call ran longer than {} and was stopped",
+            humantime::format_duration(limits.deadline)
+        ),
+        Some(Trap::StackOverflow) => {
+            "stack overflow: the call exhausted its stack and was stopped".into()
+        }
+        _ if memory.hit => format!(
+            "memory cap exceeded: the plugin tried to grow its memory beyond {} MiB and was stopped ({})",
+            memory.cap >> 20,
+            first_line(e)
+        ),
+        _ => first_line(e),
+    }
+}
+
+/// The error and its causes on one line (wasm backtraces are logged at debug level).
+fn first_line(e: &wasmtime::Error) -> String {
+    tracing::debug!(error = ?e, "plugin trap details");
+    e.chain()
+        .map(|c| c.to_string().lines().next().unwrap_or_default().to_owned())
+        .collect::<Vec<_>>()
+        .join(": ")
+}

@@ -1,0 +1,211 @@
+//! The sandbox: what a plugin may touch. Deny by default.
+//!
+//! - **Memory**: a cap per instance, enforced by a [`ResourceLimiter`] that remembers when it
+//!   refused, so the error can say "memory cap exceeded" rather than a bare trap.
+//! - **Time**: an epoch deadline per call (see [`super::engine::EPOCH_TICK`]); a plugin that
+//!   loops is interrupted.
+//! - **Stack**: bounded by the engine (`max_wasm_stack`); overflow traps.
+//! - **WASI**: linked because language runtimes import it, but granting nothing: no preopened
+//!   directories, no environment, no arguments, stdio discarded, sockets and name lookup denied.
+//!   A pipeline may grant `network` (sockets) per plugin; components importing interfaces the
+//!   host does not provide, or a capability not granted, are refused at load ([`check_imports`]).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+/// Resource limits of one plugin instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory (bytes, per memory) the instance may grow to.
+    pub memory_bytes: u64,
+    /// Longest one call may run.
+    pub deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Capabilities a pipeline grants one plugin beyond pure computation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Outgoing TCP/UDP sockets and name lookup (`wasi:sockets`).
+    #[serde(default)]
+    pub network: bool,
+    /// Environment variables passed through to the plugin (names).
+    #[serde(default)]
+    pub env: Vec<String>,
+}
+
+/// Interface prefixes every plugin may import: the weir contract and the parts of WASI that
+/// grant nothing by themselves (filesystem without preopens sees no file).
+const ALWAYS_LINKED: &[&str] = &[
+    "weir:operator/",
+    "wasi:cli/",
+    "wasi:io/",
+    "wasi:clocks/",
+    "wasi:random/",
+    "wasi:filesystem/",
+];
+
+/// Checks a component's imports against what the host links and what `grants` allow.
+/// Returns a message naming the first import refused.
+pub fn check_imports<'a>(
+    imports: impl IntoIterator<Item = &'a str>,
+    grants: &Grants,
+) -> Result<(), String> {
+    for name in imports {
+        if ALWAYS_LINKED.iter().any(|p| name.starts_with(p)) {
+            continue;
+        }
+        if name.starts_with("wasi:sockets/") {
+            if grants.network {
+                continue;
+            }
+            return Err(format!(
+                "imports `{name}` (network access), which this pipeline does not grant; \
+                 add `grants = {{ network = true }}` to the operator to allow it"
+            ));
+        }
+        return Err(format!(
+            "imports `{name}`, which weir does not provide to plugins \
+             (provided: weir:operator, wasi:cli, wasi:io, wasi:clocks, wasi:random, \
+             wasi:filesystem, and wasi:sockets when granted)"
+        ));
+    }
+    Ok(())
+}
+
+/// A memory limiter that remembers refusing a growth.
+#[derive(Debug)]
+pub struct MemoryCap {
+    pub cap: u64,
+    pub hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let ok = desired as u64 <= self.cap;
+        self.hit |= !ok;
+        Ok(ok)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// Per-instance host state: the WASI context, resources, the memory limiter and the label
+/// used to tag the plugin's log lines.
+pub struct StoreState {
+    pub wasi: WasiCtx,
+    pub table: ResourceTable,
+    pub memory: MemoryCap,
+    pub label: String,
+}
+
+impl StoreState {
+    pub fn new(label: &str, limits: &Limits, grants: &Grants) -> Self {
+        let mut b = WasiCtxBuilder::new();
+        b.allow_tcp(grants.network)
+            .allow_udp(grants.network)
+            .allow_ip_name_lookup(grants.network);
+        if grants.network {
+            b.inherit_network();
+        }
+        for name in &grants.env {
+            if let Ok(v) = std::env::var(name) {
+                b.env(name, v);
+            }
+        }
+        StoreState {
+            wasi: b.build(),
+            table: ResourceTable::new(),
+            memory: MemoryCap {
+                cap: limits.memory_bytes,
+                hit: false,
+            },
+            label: label.to_owned(),
+        }
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl super::bindings::weir::operator::types::Host for StoreState {}
+
+impl super::bindings::weir::operator::log::Host for StoreState {
+    fn log(&mut self, level: super::bindings::weir::operator::log::Level, message: String) {
+        use super::bindings::weir::operator::log::Level;
+        let plugin = self.label.as_str();
+        match level {
+            Level::Trace => tracing::trace!(plugin, "{message}"),
+            Level::Debug => tracing::debug!(plugin, "{message}"),
+            Level::Info => tracing::info!(plugin, "{message}"),
+            Level::Warn => tracing::warn!(plugin, "{message}"),
+            Level::Error => tracing::error!(plugin, "{message}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ungranted_network_import_is_refused_with_its_name() {
+        let err = check_imports(
+            ["wasi:io/streams@0.2.6", "wasi:sockets/tcp@0.2.6"],
+            &Grants::default(),
+        )
+        .unwrap_err();
+        assert!(err.contains("wasi:sockets/tcp@0.2.6"), "{err}");
+        assert!(err.contains("network"), "{err}");
+        let granted = Grants {
+            network: true,
+            ..Grants::default()
+        };
+        assert!(check_imports(["wasi:sockets/tcp@0.2.6"], &granted).is_ok());
+    }
+
+    #[test]
+    fn unknown_interfaces_are_refused() {
+        let err =
+            check_imports(["wasi:http/outgoing-handler@0.2.6"], &Grants::default()).unwrap_err();
+        assert!(err.contains("wasi:http/outgoing-handler"), "{err}");
+        assert!(
+            check_imports(
+                ["weir:operator/log@0.1.0", "wasi:cli/environment@0.2.6"],
+                &Grants::default()
+            )
+            .is_ok()
+        );
+    }
+}

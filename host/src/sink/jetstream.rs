@@ -1,0 +1,278 @@
+//! The JetStream sink.
+//!
+//! Every message gets a deterministic `Nats-Msg-Id` derived from its lineage:
+//! `<pipeline>/<source stream>/<source sequence>/<n>` for the n-th result of a source message
+//! and `<pipeline>/dlq/<source stream>/<source sequence>/<n>` for dead letters. A batch that is
+//! replayed after a crash therefore republishes the same ids, and the sink stream's duplicate
+//! window drops them. Results carry the event's headers plus `Weir-Key` and `Weir-Time`; dead
+//! letters carry `Weir-Error`, `Weir-Operator`, `Weir-Plugin`, `Weir-Source-Stream`,
+//! `Weir-Source-Subject` and `Weir-Source-Sequence`.
+//!
+//! [`JetStreamSink::publish`] returns only when the stream has acknowledged every message of
+//! the batch; failed publishes are retried (same ids) with backoff until they succeed or the
+//! host is shut down, so that the source is never acknowledged for data that was not stored.
+
+use std::collections::VecDeque;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use bytes::Bytes;
+use weir_sdk::packed::{BatchView, Headers};
+
+use crate::operator::batch::columns;
+use crate::operator::chain::ChainOutput;
+use crate::operator::{DeadLetter, EventBatch};
+use crate::source::jetstream::SourceRef;
+
+/// One message to publish.
+#[derive(Clone)]
+struct Outgoing {
+    subject: String,
+    headers: HeaderMap,
+    payload: Bytes,
+}
+
+/// Counts of what one batch published.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub results: usize,
+    pub dead_letters: usize,
+}
+
+pub struct JetStreamSink {
+    js: jetstream::Context,
+    pipeline: String,
+    source_stream: String,
+    subject: String,
+    dead_letter: String,
+    max_in_flight: usize,
+}
+
+fn header_map_from_packed(packed: &[u8], h: &mut HeaderMap) -> Result<(), String> {
+    for (name, value) in Headers::new(packed) {
+        let name = std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| HeaderName::from_str(n).ok())
+            .ok_or_else(|| format!("invalid header name {:?}", String::from_utf8_lossy(name)))?;
+        let value = std::str::from_utf8(value)
+            .ok()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .ok_or_else(|| format!("invalid value of header {name}"))?;
+        h.append(name, value);
+    }
+    Ok(())
+}
+
+impl JetStreamSink {
+    pub fn new(
+        js: jetstream::Context,
+        pipeline: &str,
+        source_stream: &str,
+        subject: &str,
+        dead_letter: &str,
+        max_in_flight: usize,
+    ) -> Self {
+        JetStreamSink {
+            js,
+            pipeline: pipeline.to_owned(),
+            source_stream: source_stream.to_owned(),
+            subject: subject.to_owned(),
+            dead_letter: dead_letter.to_owned(),
+            max_in_flight,
+        }
+    }
+
+    /// Checks that streams capture the result and dead-letter subjects, so that a
+    /// misconfiguration is reported at start rather than as publish timeouts.
+    pub async fn check_streams(&self) -> anyhow::Result<()> {
+        for (field, subject) in [
+            ("sink.subject", &self.subject),
+            ("sink.dead_letter", &self.dead_letter),
+        ] {
+            self.js
+                .stream_by_subject(subject.as_str())
+                .await
+                .with_context(|| {
+                    format!("field `{field}`: no JetStream stream captures subject {subject:?}")
+                })?;
+        }
+        Ok(())
+    }
+
+    fn dead_letter_message(&self, d: &DeadLetter, src: &SourceRef, n: usize) -> Outgoing {
+        let mut h = HeaderMap::new();
+        // The event's own headers first; if they are unusable the dead letter still goes out.
+        let _ = header_map_from_packed(&d.headers, &mut h);
+        let id = format!(
+            "{}/dlq/{}/{}/{n}",
+            self.pipeline, self.source_stream, src.stream_sequence
+        );
+        h.insert("Nats-Msg-Id", id.as_str());
+        h.insert("Weir-Error", sanitize(&d.error).as_str());
+        h.insert("Weir-Operator", sanitize(&d.operator).as_str());
+        h.insert("Weir-Plugin", sanitize(&d.plugin).as_str());
+        h.insert("Weir-Source-Stream", self.source_stream.as_str());
+        h.insert("Weir-Source-Subject", src.subject.as_str());
+        h.insert(
+            "Weir-Source-Sequence",
+            src.stream_sequence.to_string().as_str(),
+        );
+        h.insert("Weir-Time", d.time.to_string().as_str());
+        if !d.key.is_empty() {
+            h.insert(
+                "Weir-Key",
+                sanitize(&String::from_utf8_lossy(&d.key)).as_str(),
+            );
+        }
+        Outgoing {
+            subject: self.dead_letter.clone(),
+            headers: h,
+            payload: Bytes::from(d.payload.clone()),
+        }
+    }
+
+    /// Publishes a batch's results and dead letters and waits until all are stored.
+    pub async fn publish(
+        &self,
+        output: ChainOutput,
+        mut refused: Vec<DeadLetter>,
+        origins: &[SourceRef],
+    ) -> anyhow::Result<Published> {
+        let ChainOutput { events, dead } = output;
+        refused.extend(dead);
+        let mut dead = refused;
+        let mut msgs = Vec::with_capacity(events.len() + dead.len());
+        let mut emitted = vec![0u32; origins.len()];
+
+        // The payload column becomes one shared buffer; each message is a slice of it.
+        let EventBatch {
+            mut packed,
+            lineage,
+        } = events;
+        let payloads = Bytes::from(std::mem::take(&mut packed.payloads));
+        let mut cols = columns(&packed);
+        cols.payloads = &payloads;
+        let view = BatchView::new(cols, None).context("chain output")?;
+        for (i, e) in view.iter().enumerate() {
+            let source = lineage[i] as usize;
+            let src = &origins[source];
+            let mut h = HeaderMap::new();
+            if let Err(error) = header_map_from_packed(e.headers, &mut h) {
+                dead.push(DeadLetter {
+                    source: source as u32,
+                    operator: "sink".into(),
+                    plugin: String::new(),
+                    error,
+                    key: e.key.to_vec(),
+                    time: e.time,
+                    headers: Vec::new(),
+                    payload: e.payload.to_vec(),
+                });
+                continue;
+            }
+            let n = emitted[source];
+            emitted[source] += 1;
+            let id = format!(
+                "{}/{}/{}/{n}",
+                self.pipeline, self.source_stream, src.stream_sequence
+            );
+            h.insert("Nats-Msg-Id", id.as_str());
+            h.insert("Weir-Time", e.time.to_string().as_str());
+            if !e.key.is_empty() {
+                match std::str::from_utf8(e.key)
+                    .ok()
+                    .and_then(|k| HeaderValue::from_str(k).ok())
+                {
+                    Some(k) => h.insert("Weir-Key", k),
+                    None => tracing::warn!(
+                        id,
+                        "key is not a valid header value; published without Weir-Key"
+                    ),
+                }
+            }
+            let (s, end) = view.payload_range(i);
+            msgs.push(Outgoing {
+                subject: self.subject.clone(),
+                headers: h,
+                payload: payloads.slice(s..end),
+            });
+        }
+        let results = msgs.len();
+        let mut per_source = vec![0usize; origins.len()];
+        for d in &dead {
+            let n = per_source[d.source as usize];
+            per_source[d.source as usize] += 1;
+            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n));
+        }
+        self.publish_all(msgs).await?;
+        Ok(Published {
+            results,
+            dead_letters: dead.len(),
+        })
+    }
+
+    /// Publishes `msgs` keeping up to `max_in_flight` acks outstanding, retrying failures.
+    async fn publish_all(&self, mut msgs: Vec<Outgoing>) -> anyhow::Result<()> {
+        let mut attempt = 0u32;
+        while !msgs.is_empty() {
+            let mut failed = Vec::new();
+            let mut window: VecDeque<(usize, PublishAckFuture)> = VecDeque::new();
+            for (i, m) in msgs.iter().enumerate() {
+                if window.len() >= self.max_in_flight {
+                    let (j, fut) = window.pop_front().expect("window is not empty");
+                    if let Err(e) = fut.await {
+                        failed.push((j, e.to_string()));
+                    }
+                }
+                match self
+                    .js
+                    .publish_with_headers(m.subject.clone(), m.headers.clone(), m.payload.clone())
+                    .await
+                {
+                    Ok(fut) => window.push_back((i, fut)),
+                    Err(e) => failed.push((i, e.to_string())),
+                }
+            }
+            for (j, fut) in window {
+                if let Err(e) = fut.await {
+                    failed.push((j, e.to_string()));
+                }
+            }
+            if failed.is_empty() {
+                return Ok(());
+            }
+            attempt += 1;
+            let backoff = Duration::from_millis(100 * u64::from(attempt.min(50)));
+            tracing::warn!(
+                failed = failed.len(),
+                attempt,
+                first_error = %failed[0].1,
+                "publishes not acknowledged; retrying with the same message ids in {backoff:?}"
+            );
+            tokio::time::sleep(backoff).await;
+            failed.sort_by_key(|f| f.0);
+            msgs = failed.into_iter().map(|(i, _)| msgs[i].clone()).collect();
+        }
+        Ok(())
+    }
+}
+
+/// Header values cannot hold line breaks; errors from plugins may.
+fn sanitize(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.len() > 2048 {
+        let mut cut = 2048;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &s[..cut])
+    } else {
+        s
+    }
+}

@@ -1,0 +1,250 @@
+//! The JetStream source: a durable pull consumer with `AckPolicy::All`.
+//!
+//! One fetch is one batch. Message bytes are appended straight into the batch columns. The
+//! batch's messages are acknowledged with a single ack of the last one, by the pipeline, once
+//! the sink has confirmed every output and dead letter they produced; after a crash the server
+//! redelivers whatever was not acknowledged (at-least-once).
+
+use std::time::Duration;
+
+use anyhow::Context;
+use async_nats::jetstream::{self, consumer::pull, message::Message};
+use futures::StreamExt;
+use weir_sdk::packed::{BatchBuilder, push_header};
+
+use crate::config::{KeyFrom, Pipeline, TimeFrom};
+use crate::operator::{DeadLetter, EventBatch};
+
+/// Where one event of a fetched batch came from.
+#[derive(Debug, Clone)]
+pub struct SourceRef {
+    pub subject: String,
+    pub stream_sequence: u64,
+}
+
+/// A fetched batch: the events, the messages (for acknowledging and lineage) and messages
+/// refused at the source (e.g. a malformed time header).
+pub struct SourceBatch {
+    pub events: EventBatch,
+    pub origins: Vec<SourceRef>,
+    pub refused: Vec<DeadLetter>,
+    /// The last message of the batch: acknowledging it acknowledges all (AckPolicy::All).
+    pub last: Option<Message>,
+}
+
+/// A durable pull consumer on the pipeline's source stream.
+pub struct JetStreamSource {
+    consumer: pull::Stream,
+    stream: String,
+    key: KeyFrom,
+    time: TimeFrom,
+    batch_size: usize,
+    max_wait: Duration,
+    /// The consumer sequence the next delivery must have; a gap means a delivery was lost
+    /// and acknowledging past it would lose data.
+    next_consumer_sequence: u64,
+    inner: jetstream::consumer::Consumer<pull::Config>,
+}
+
+impl JetStreamSource {
+    /// Creates the durable consumer of `pipeline` on its source stream, resuming after the
+    /// last acknowledged message.
+    ///
+    /// With `AckPolicy::All`, acknowledging message `n` acknowledges everything before it. If
+    /// a previous run died holding unacknowledged messages and this run simply continued the
+    /// old consumer, its first ack would also acknowledge those messages before they were
+    /// redelivered, losing them. So at start the consumer is recreated to deliver from its ack
+    /// floor + 1: nothing unacknowledged is skipped, and no wait for `ack_wait` is needed.
+    pub async fn connect(js: &jetstream::Context, pipeline: &Pipeline) -> anyhow::Result<Self> {
+        let src = &pipeline.config.source;
+        let stream = js.get_stream(&src.stream).await.with_context(|| {
+            format!(
+                "{}: field `source.stream`: cannot open JetStream stream {:?} (does it exist?)",
+                pipeline.file.display(),
+                src.stream
+            )
+        })?;
+        let name = pipeline.consumer_name();
+        let resume_after = match stream.consumer_info(&name).await {
+            Ok(info) => {
+                let floor = info.ack_floor.stream_sequence;
+                stream
+                    .delete_consumer(&name)
+                    .await
+                    .with_context(|| format!("recreating durable consumer {name:?}"))?;
+                Some(floor)
+            }
+            Err(_) => None,
+        };
+        let mut config = pull::Config {
+            durable_name: Some(name.clone()),
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            ack_wait: src.ack_wait,
+            max_ack_pending: (src.batch_size as i64 * 4).max(1000),
+            description: Some(format!("weir pipeline {}", pipeline.config.name.get_ref())),
+            ..Default::default()
+        };
+        if let Some(floor) = resume_after.filter(|f| *f > 0) {
+            config.deliver_policy = jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: floor + 1,
+            };
+        }
+        match src.subjects.as_slice() {
+            [] => {}
+            [one] => config.filter_subject = one.clone(),
+            many => config.filter_subjects = many.to_vec(),
+        }
+        let inner = stream.create_consumer(config).await.with_context(|| {
+            format!(
+                "creating durable consumer {name:?} on stream {:?}",
+                src.stream
+            )
+        })?;
+        let consumer = inner
+            .stream()
+            .max_messages_per_batch(src.batch_size)
+            .expires(
+                src.max_wait
+                    .max(Duration::from_millis(10))
+                    .max(Duration::from_secs(1)),
+            )
+            .messages()
+            .await
+            .with_context(|| format!("starting to pull from consumer {name:?}"))?;
+        tracing::info!(
+            stream = %src.stream,
+            consumer = %name,
+            resume_after_sequence = resume_after.unwrap_or(0),
+            "source ready"
+        );
+        Ok(JetStreamSource {
+            consumer,
+            stream: src.stream.clone(),
+            key: src.key.clone(),
+            time: src.time.clone(),
+            batch_size: src.batch_size,
+            max_wait: src.max_wait,
+            next_consumer_sequence: 1,
+            inner,
+        })
+    }
+
+    pub fn stream_name(&self) -> &str {
+        &self.stream
+    }
+
+    /// Consumer info (pending, ack floor) for progress reports.
+    pub async fn pending(&mut self) -> Option<u64> {
+        self.inner.info().await.ok().map(|i| i.num_pending)
+    }
+
+    /// Waits for the next batch: up to `batch_size` messages, returning early once messages
+    /// stop arriving for `max_wait`. An empty batch means nothing arrived.
+    pub async fn next_batch(&mut self) -> anyhow::Result<SourceBatch> {
+        let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
+        let mut origins = Vec::with_capacity(self.batch_size);
+        let mut refused = Vec::new();
+        let mut lineage = Vec::with_capacity(self.batch_size);
+        let mut last = None;
+        let mut headers = Vec::new();
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        while origins.len() < self.batch_size {
+            let next = if origins.is_empty() {
+                // Wait as long as it takes for the first message of a batch.
+                self.consumer.next().await
+            } else {
+                match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            let msg = match next {
+                None => anyhow::bail!("the JetStream consumer stream ended"),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "pull error; continuing");
+                    continue;
+                }
+                Some(Ok(m)) => m,
+            };
+            let info = msg
+                .info()
+                .map_err(|e| anyhow::anyhow!("message without JetStream metadata: {e}"))?;
+            if info.consumer_sequence != self.next_consumer_sequence {
+                anyhow::bail!(
+                    "delivery gap on consumer {:?}: expected consumer sequence {}, got {}; \
+                     restart to resume from the last acknowledged message",
+                    info.consumer,
+                    self.next_consumer_sequence,
+                    info.consumer_sequence
+                );
+            }
+            self.next_consumer_sequence += 1;
+            let source = origins.len() as u32;
+            origins.push(SourceRef {
+                subject: msg.subject.to_string(),
+                stream_sequence: info.stream_sequence,
+            });
+            let published_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+
+            headers.clear();
+            if let Some(h) = &msg.headers {
+                for (name, values) in h.iter() {
+                    let name: &str = name.as_ref();
+                    if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
+                        continue;
+                    }
+                    for v in values {
+                        push_header(&mut headers, name.as_bytes(), v.as_str().as_bytes());
+                    }
+                }
+            }
+            let key: &[u8] = match &self.key {
+                KeyFrom::None => b"",
+                KeyFrom::Subject => msg.subject.as_bytes(),
+                KeyFrom::Header(h) => msg
+                    .headers
+                    .as_ref()
+                    .and_then(|m| m.get(h.as_str()))
+                    .map(|v| v.as_str().as_bytes())
+                    .unwrap_or(b""),
+            };
+            let time = match &self.time {
+                TimeFrom::Ingest => Ok(published_ms),
+                TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
+                    None => Err(format!("event time header {h:?} is missing")),
+                    Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {
+                        format!(
+                            "event time header {h:?} is {:?}, not milliseconds since the epoch",
+                            v.as_str()
+                        )
+                    }),
+                },
+            };
+            match time {
+                Ok(t) => {
+                    b.push(key, t, &headers, &msg.payload, lineage.len() as u32);
+                    lineage.push(source);
+                }
+                Err(error) => refused.push(DeadLetter {
+                    source,
+                    operator: "source".into(),
+                    plugin: String::new(),
+                    error,
+                    key: key.to_vec(),
+                    time: published_ms,
+                    headers: headers.clone(),
+                    payload: msg.payload.to_vec(),
+                }),
+            }
+            last = Some(msg);
+        }
+        let mut events = EventBatch::from_source(b);
+        events.lineage = lineage;
+        Ok(SourceBatch {
+            events,
+            origins,
+            refused,
+            last,
+        })
+    }
+}

@@ -1,0 +1,71 @@
+//! `hostile`: a misbehaving operator for the sandbox tests. It forwards events, except:
+//!
+//! - a payload containing `trigger` makes it do `mode`: `panic` (a trap), `error` (an error
+//!   value), `loop` (spin forever), `alloc` (allocate without bound), `recurse` (overflow the
+//!   stack);
+//! - config `{"mode": ..., "trigger": "", ...}` with an empty trigger misbehaves on every event.
+
+use serde::Deserialize;
+use weir_sdk::{Event, Output, Transform};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Hostile {
+    mode: String,
+    #[serde(default)]
+    trigger: String,
+}
+
+/// Recursion without a shadow-stack frame: only the engine's native stack grows.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(n: u64) -> u64 {
+    recurse(std::hint::black_box(n + 1)).wrapping_add(n)
+}
+
+impl Transform for Hostile {
+    fn init(config: &str) -> Result<Self, String> {
+        let h: Hostile =
+            serde_json::from_str(config).map_err(|e| format!("hostile config: {e}"))?;
+        match h.mode.as_str() {
+            "panic" | "error" | "loop" | "alloc" | "recurse" => Ok(h),
+            other => Err(format!("hostile config: unknown mode `{other}`")),
+        }
+    }
+
+    fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
+        let hit = self.trigger.is_empty()
+            || event
+                .payload()
+                .windows(self.trigger.len())
+                .any(|w| w == self.trigger.as_bytes());
+        if !hit {
+            out.forward();
+            return Ok(());
+        }
+        match self.mode.as_str() {
+            "panic" => panic!("hostile plugin: poison event at index {}", event.index()),
+            "error" => Err(format!("poison payload at index {}", event.index())),
+            "loop" => {
+                let mut x: u64 = 1;
+                loop {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            _ => {
+                let n = recurse(0);
+                out.bytes(&n.to_le_bytes());
+                Ok(())
+            }
+        }
+    }
+}
+
+weir_sdk::export_transform!(Hostile);

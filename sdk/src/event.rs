@@ -1,0 +1,175 @@
+//! What a plugin author touches: a zero-copy view of one input event and a builder that writes
+//! output events straight into the packed output batch.
+
+use crate::packed::{BatchBuilder, EventRef, Headers, push_header};
+use serde::{Serialize, de::DeserializeOwned};
+
+/// One input event, borrowed from the packed input batch.
+#[derive(Debug, Clone, Copy)]
+pub struct Event<'a> {
+    pub(crate) raw: EventRef<'a>,
+    pub(crate) index: u32,
+}
+
+impl<'a> Event<'a> {
+    /// The key as bytes; `None` when the event has no key.
+    pub fn key_bytes(&self) -> Option<&'a [u8]> {
+        (!self.raw.key.is_empty()).then_some(self.raw.key)
+    }
+
+    /// The key as UTF-8 text; `None` when the event has no key or it is not UTF-8.
+    pub fn key(&self) -> Option<&'a str> {
+        self.key_bytes().and_then(|k| std::str::from_utf8(k).ok())
+    }
+
+    /// Event time in milliseconds since the Unix epoch.
+    pub fn time(&self) -> i64 {
+        self.raw.time
+    }
+
+    /// The payload bytes.
+    pub fn payload(&self) -> &'a [u8] {
+        self.raw.payload
+    }
+
+    /// The payload parsed as JSON into `T` (`serde_json::Value` for untyped access).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
+        serde_json::from_slice(self.raw.payload)
+            .map_err(|e| format!("payload is not the expected JSON: {e}"))
+    }
+
+    /// The headers as `(name, value)` byte pairs.
+    pub fn headers(&self) -> Headers<'a> {
+        Headers::new(self.raw.headers)
+    }
+
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        self.headers()
+            .find(|(n, _)| *n == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// Position of this event in its batch.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+}
+
+/// Where a plugin emits the events produced from one input event.
+///
+/// `bytes`, `json` and `forward` emit with the input's key, time and headers; `event()` starts a
+/// builder to change them.
+pub struct Output<'o> {
+    pub(crate) batch: &'o mut BatchBuilder,
+    pub(crate) input: EventRef<'o>,
+    pub(crate) origin: u32,
+}
+
+impl<'o> Output<'o> {
+    /// Re-emits the input event unchanged.
+    pub fn forward(&mut self) {
+        let i = self.input;
+        self.batch
+            .push(i.key, i.time, i.headers, i.payload, self.origin);
+    }
+
+    /// Emits `payload` with the input's key, time and headers.
+    pub fn bytes(&mut self, payload: &[u8]) {
+        let i = self.input;
+        self.batch
+            .push(i.key, i.time, i.headers, payload, self.origin);
+    }
+
+    /// Emits `value` serialized as JSON (written in place) with the input's key, time and headers.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), String> {
+        self.event().json(value)
+    }
+
+    /// Starts an output event that inherits the input's key, time and headers.
+    pub fn event(&mut self) -> EventBuilder<'_, 'o> {
+        EventBuilder {
+            key: None,
+            time: self.input.time,
+            extra_headers: None,
+            keep_headers: true,
+            out: self,
+        }
+    }
+}
+
+/// An output event being described; finished by [`EventBuilder::bytes`] or [`EventBuilder::json`].
+pub struct EventBuilder<'b, 'o> {
+    out: &'b mut Output<'o>,
+    key: Option<&'b [u8]>,
+    time: i64,
+    extra_headers: Option<Vec<u8>>,
+    keep_headers: bool,
+}
+
+impl<'b, 'o> EventBuilder<'b, 'o> {
+    /// Sets the key (re-keying); an empty key means "no key".
+    pub fn key(mut self, key: &'b [u8]) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// Sets the event time (re-timing), milliseconds since the Unix epoch.
+    pub fn time(mut self, time: i64) -> Self {
+        self.time = time;
+        self
+    }
+
+    /// Drops the headers inherited from the input event.
+    pub fn clear_headers(mut self) -> Self {
+        self.keep_headers = false;
+        self
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &[u8]) -> Self {
+        push_header(
+            self.extra_headers.get_or_insert_with(Vec::new),
+            name.as_bytes(),
+            value,
+        );
+        self
+    }
+
+    /// Emits the event with `payload`.
+    pub fn bytes(self, payload: &[u8]) {
+        self.out.batch.payloads.extend_from_slice(payload);
+        self.finish();
+    }
+
+    /// Emits the event with `value` serialized as JSON straight into the output batch.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<(), String> {
+        if let Err(e) = serde_json::to_writer(&mut self.out.batch.payloads, value) {
+            self.out.batch.truncate_payload();
+            return Err(format!("cannot serialize output as JSON: {e}"));
+        }
+        self.finish();
+        Ok(())
+    }
+
+    fn finish(self) {
+        let input = self.out.input;
+        let key = self.key.unwrap_or(input.key);
+        let b = &mut *self.out.batch;
+        // Headers: the inherited ones (if kept) followed by the added ones.
+        let inherited: &[u8] = if self.keep_headers {
+            input.headers
+        } else {
+            &[]
+        };
+        match &self.extra_headers {
+            None => b.finish_event(key, self.time, inherited, self.out.origin),
+            Some(extra) => {
+                let mut all = Vec::with_capacity(inherited.len() + extra.len());
+                all.extend_from_slice(inherited);
+                all.extend_from_slice(extra);
+                b.finish_event(key, self.time, &all, self.out.origin)
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The sandbox: plugins that loop, hoard memory, overflow their stack or import capabilities
+//! they were not granted are stopped or refused, and the host keeps going.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir::operator::{Chain, EventBatch, Operator};
+use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
+use weir_sdk::packed::BatchBuilder;
+
+use crate::support::*;
+
+fn runtime() -> Runtime {
+    Runtime::new(Some(cache_dir())).unwrap()
+}
+
+fn batch(payloads: &[&str]) -> EventBatch {
+    let mut b = BatchBuilder::new();
+    for (i, p) in payloads.iter().enumerate() {
+        b.push(b"k", i as i64, &[], p.as_bytes(), i as u32);
+    }
+    EventBatch::from_source(b)
+}
+
+fn hostile_chain(rt: &Runtime, mode: &str, limits: Limits) -> Chain {
+    let plugin: Arc<Plugin> =
+        Plugin::load_transform(rt, &plugin("hostile"), limits, Grants::default()).unwrap();
+    let config = format!(r#"{{"mode":"{mode}","trigger":"bad"}}"#);
+    let instance = TransformInstance::new(rt, plugin, &config).unwrap();
+    Chain {
+        runtime: rt.clone(),
+        operators: vec![Operator {
+            name: mode.into(),
+            instance,
+        }],
+    }
+}
+
+fn payloads(b: &EventBatch) -> Vec<String> {
+    b.view()
+        .iter()
+        .map(|e| String::from_utf8(e.payload.to_vec()).unwrap())
+        .collect()
+}
+
+/// Runs a batch with one misbehaving event through `mode` and checks the outcome, then that
+/// the same chain still processes a clean batch.
+fn misbehaving_event_is_isolated(mode: &str, limits: Limits, expect_error: &str) -> Duration {
+    let traps = mode != "error";
+    let rt = runtime();
+    let mut chain = hostile_chain(&rt, mode, limits);
+    let started = Instant::now();
+    let out = chain.run(batch(&["a", "b", "bad", "c"]));
+    let took = started.elapsed();
+    assert_eq!(payloads(&out.events), ["a", "b", "c"]);
+    assert_eq!(out.dead.len(), 1);
+    assert_eq!(out.dead[0].payload, b"bad");
+    assert_eq!(out.dead[0].source, 2);
+    assert!(
+        out.dead[0].error.contains(expect_error),
+        "{}",
+        out.dead[0].error
+    );
+    // The host keeps running: the replaced instance handles the next batch.
+    let next = chain.run(batch(&["d", "e"]));
+    assert_eq!(payloads(&next.events), ["d", "e"]);
+    assert!(next.dead.is_empty());
+    assert_eq!(chain.operators[0].instance.restarts >= 1, traps);
+    took
+}
+
+#[test]
+fn a_looping_plugin_is_stopped_at_its_deadline() {
+    plugins_dir();
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let took = misbehaving_event_is_isolated("loop", limits, "deadline exceeded");
+    // Bisection of 4 events calls the looping event's batch 3 times: ~3 deadlines.
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_plugin_allocating_without_bound_hits_the_memory_cap() {
+    plugins_dir();
+    let limits = Limits {
+        memory_bytes: 32 << 20,
+        ..Limits::default()
+    };
+    misbehaving_event_is_isolated("alloc", limits, "memory cap exceeded");
+}
+
+#[test]
+fn a_plugin_overflowing_its_stack_is_stopped() {
+    plugins_dir();
+    misbehaving_event_is_isolated("recurse", Limits::default(), "stack overflow");
+}
+
+#[test]
+fn an_error_value_dead_letters_only_the_named_event() {
+    plugins_dir();
+    misbehaving_event_is_isolated("error", Limits::default(), "poison payload at index");
+}
+
+#[test]
+fn a_plugin_importing_ungranted_network_access_is_refused_at_load() {
+    let rt = runtime();
+    let err = Plugin::load_transform(&rt, &plugin("netcat"), Limits::default(), Grants::default())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("weir_plugin_netcat.wasm"), "{err}");
+    assert!(err.contains("wasi:sockets/"), "{err}");
+    assert!(err.contains("does not grant"), "{err}");
+    // Granted, it loads.
+    let grants = Grants {
+        network: true,
+        ..Grants::default()
+    };
+    assert!(Plugin::load_transform(&rt, &plugin("netcat"), Limits::default(), grants).is_ok());
+}

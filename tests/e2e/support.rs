@@ -1,0 +1,366 @@
+//! Test harness: a real `nats-server` with JetStream on a free loopback port (temp store dir,
+//! stopped by PID on drop), the example plugins built from `plugins/`, and helpers to publish
+//! and collect messages.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::pull, stream};
+use futures::StreamExt;
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The `weir` binary under test (tests get it from cargo; the demo example from `target/`).
+pub fn weir_bin() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_weir") {
+        Some(p) => PathBuf::from(p),
+        None => root().join("target/debug/weir"),
+    }
+}
+
+/// A compile cache shared by all tests (components compile once per content).
+pub fn cache_dir() -> PathBuf {
+    root().join("target").join("weir-test-cache")
+}
+
+/// Directory of the built example plugins; builds them once per test process.
+pub fn plugins_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = Command::new("bash")
+            .arg(root().join("plugins/build.sh"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running plugins/build.sh");
+        assert!(out.status.success(), "plugins/build.sh failed");
+        PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+    })
+}
+
+/// Path of the example plugin `name` (e.g. "json_filter").
+pub fn plugin(name: &str) -> PathBuf {
+    let p = plugins_dir().join(format!("weir_plugin_{name}.wasm"));
+    assert!(p.is_file(), "{} was not built", p.display());
+    p
+}
+
+fn nats_server_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NATS_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = root().join(".tools/bin/nats-server");
+    assert!(
+        p.is_file(),
+        "nats-server not found at {} (run `bash tests/run.sh`, which installs it, or set NATS_SERVER_BIN)",
+        p.display()
+    );
+    p
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A nats-server child process with JetStream.
+pub struct NatsServer {
+    child: Option<Child>,
+    pub port: u16,
+    store: tempfile::TempDir,
+}
+
+impl NatsServer {
+    pub fn start() -> Self {
+        let store = tempfile::tempdir().unwrap();
+        let mut s = NatsServer {
+            child: None,
+            port: free_port(),
+            store,
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new(nats_server_bin())
+            .args(["-js", "-sd"])
+            .arg(self.store.path())
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("starting nats-server");
+        self.child = Some(child);
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server (by PID) and starts it again on the same port and store.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub async fn jetstream(&self) -> jetstream::Context {
+        let client = async_nats::connect(self.url())
+            .await
+            .expect("connecting to nats-server");
+        jetstream::new(client)
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Creates stream `name` capturing `subjects` (2 min duplicate window).
+pub async fn create_stream(js: &jetstream::Context, name: &str, subjects: &[&str]) {
+    js.create_stream(stream::Config {
+        name: name.into(),
+        subjects: subjects.iter().map(|s| s.to_string()).collect(),
+        duplicate_window: Duration::from_secs(120),
+        ..Default::default()
+    })
+    .await
+    .expect("creating stream");
+}
+
+/// Publishes `payloads` to `subject` with `Weir-Key` headers (key = `keys[i]` if given),
+/// keeping many acks in flight.
+pub async fn publish_all(
+    js: &jetstream::Context,
+    subject: &str,
+    events: &[(Option<String>, Vec<u8>)],
+) {
+    let mut window = std::collections::VecDeque::new();
+    for (key, payload) in events {
+        let mut h = HeaderMap::new();
+        if let Some(k) = key {
+            h.insert("Weir-Key", k.as_str());
+        }
+        let fut = js
+            .publish_with_headers(subject.to_string(), h, payload.clone().into())
+            .await
+            .expect("publish");
+        window.push_back(fut);
+        if window.len() >= 1000 {
+            window.pop_front().unwrap().await.expect("publish ack");
+        }
+    }
+    for f in window {
+        f.await.expect("publish ack");
+    }
+}
+
+/// A received message: subject, headers, payload.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub subject: String,
+    pub headers: HeaderMap,
+    pub payload: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|v| v.as_str().to_owned())
+    }
+}
+
+/// Reads every message of `stream` matching `subject` until `expected` arrived or `timeout`
+/// passes, then waits `settle` for extra (duplicate) messages.
+pub async fn collect(
+    js: &jetstream::Context,
+    stream: &str,
+    subject: &str,
+    expected: usize,
+    timeout: Duration,
+) -> Vec<Received> {
+    let s = js.get_stream(stream).await.expect("stream");
+    let consumer = s
+        .create_consumer(pull::Config {
+            filter_subject: subject.into(),
+            ack_policy: jetstream::consumer::AckPolicy::None,
+            ..Default::default()
+        })
+        .await
+        .expect("consumer");
+    let mut msgs = consumer.messages().await.expect("messages");
+    let mut out = Vec::new();
+    let deadline = Instant::now() + timeout;
+    let mut settle_until: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let until = match settle_until {
+            Some(t) => t,
+            None => deadline,
+        };
+        if now >= until {
+            break;
+        }
+        match tokio::time::timeout(until - now, msgs.next()).await {
+            Ok(Some(Ok(m))) => {
+                out.push(Received {
+                    subject: m.subject.to_string(),
+                    headers: m.headers.clone().unwrap_or_default(),
+                    payload: m.payload.to_vec(),
+                });
+                if out.len() >= expected && settle_until.is_none() {
+                    settle_until = Some(Instant::now() + Duration::from_millis(500));
+                }
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Writes a pipeline file into `dir` and returns its path.
+pub fn write_pipeline(dir: &Path, text: &str) -> PathBuf {
+    let p = dir.join("pipeline.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `weir` with the shared compile cache.
+pub fn weir() -> Command {
+    let mut c = Command::new(weir_bin());
+    c.env("WEIR_CACHE_DIR", cache_dir());
+    c.env("WEIR_LOG", "info");
+    c
+}
+
+/// Escapes a path for a TOML string.
+pub fn toml_path(p: &Path) -> String {
+    p.display().to_string().replace('\\', "\\\\")
+}
+
+/// A running `weir run` child process.
+pub struct WeirProcess {
+    pub child: Child,
+    pub stderr_path: PathBuf,
+}
+
+impl WeirProcess {
+    /// Starts `weir run PIPELINE --nats-url URL`, logging to `log`.
+    pub fn start(pipeline: &Path, url: &str, log: &Path) -> Self {
+        let stderr = std::fs::File::create(log).unwrap();
+        let child = weir()
+            .arg("run")
+            .arg(pipeline)
+            .args(["--nats-url", url])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("starting weir");
+        WeirProcess {
+            child,
+            stderr_path: log.to_owned(),
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGTERM, then waits; returns the exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s.code();
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                let _ = self.child.kill();
+                panic!("weir did not stop within 30 s of SIGTERM:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL (`kill -9`).
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for WeirProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A pipeline file over streams IN (subjects `in.>`) → OUT (`out`, `dlq`) with `operators`
+/// (TOML `[[operators]]` blocks) and extra `[source]` lines.
+pub fn pipeline_text(name: &str, source_extra: &str, operators: &str) -> String {
+    format!(
+        r#"name = "{name}"
+[source]
+stream = "IN"
+batch_size = 200
+max_wait = "50ms"
+{source_extra}
+
+{operators}
+
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#
+    )
+}
+
+/// An `[[operators]]` block.
+pub fn operator(name: &str, plugin_name: &str, config: &str) -> String {
+    format!(
+        "[[operators]]\nname = \"{name}\"\nplugin = \"{}\"\nconfig = {config}\n",
+        toml_path(&plugin(plugin_name))
+    )
+}
+
+/// Starts a server with streams IN and OUT.
+pub async fn server_with_streams() -> (NatsServer, jetstream::Context) {
+    let server = NatsServer::start();
+    let js = server.jetstream().await;
+    create_stream(&js, "IN", &["in.>"]).await;
+    create_stream(&js, "OUT", &["out", "dlq"]).await;
+    (server, js)
+}
