@@ -14,5 +14,7 @@ for dir in plugins/rust/*/; do
   name=$(basename "$dir")
   pkgs+=(-p "weir-plugin-$name")
 done
-CARGO_TARGET_DIR="$root/target/plugins" cargo build --quiet --release --target wasm32-wasip2 "${pkgs[@]}" >&2
+# Components carry no debug info: smaller files, faster compiles.
+CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+  CARGO_TARGET_DIR="$root/target/plugins" cargo build --quiet --release --target wasm32-wasip2 "${pkgs[@]}" >&2
 echo "$root/target/plugins/wasm32-wasip2/release"

@@ -174,3 +174,62 @@ async fn poison_events_are_dead_lettered_and_all_others_arrive() {
     assert_eq!(seqs, want);
     assert_eq!(weir.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn event_time_from_a_header_and_malformed_times_are_dead_lettered() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ops = operator("pass", "json_map", "{}");
+    let source = "time = { header = \"Event-Time\" }\nkey = \"subject\"";
+    let pipeline = write_pipeline(dir.path(), &pipeline_text("times", source, &ops));
+    let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+
+    for (i, t) in ["1700000000123", "soon", "", "42"].iter().enumerate() {
+        let mut h = async_nats::HeaderMap::new();
+        if i != 2 {
+            h.insert("Event-Time", *t);
+        }
+        js.publish_with_headers(format!("in.s{i}"), h, json!({"i": i}).to_string().into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let out = collect(&js, "OUT", "out", 2, Duration::from_secs(30)).await;
+    let times: Vec<(String, String)> = out
+        .iter()
+        .map(|m| {
+            (
+                m.header("Weir-Key").unwrap(),
+                m.header("Weir-Time").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        times,
+        [
+            ("in.s0".to_string(), "1700000000123".to_string()),
+            ("in.s3".into(), "42".into())
+        ]
+    );
+    let dlq = collect(&js, "OUT", "dlq", 2, Duration::from_secs(10)).await;
+    let mut errors: Vec<String> = dlq
+        .iter()
+        .map(|m| m.header("Weir-Error").unwrap())
+        .collect();
+    errors.sort();
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(
+        errors[0].contains("\"Event-Time\" is \"soon\""),
+        "{errors:?}"
+    );
+    assert!(
+        errors[1].contains("\"Event-Time\" is missing"),
+        "{errors:?}"
+    );
+    assert!(
+        dlq.iter()
+            .all(|m| m.header("Weir-Operator").as_deref() == Some("source"))
+    );
+    assert_eq!(weir.terminate(), Some(0));
+}

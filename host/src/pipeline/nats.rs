@@ -1,25 +1,35 @@
 //! `weir run`: JetStream in, operator chain, JetStream out.
 //!
 //! The loop, per batch: fetch → run the chain (on a blocking thread; plugins are synchronous) →
-//! publish results and dead letters and wait for the sink stream's acks → acknowledge the
-//! source batch with one ack of its last message (AckPolicy::All). A crash anywhere before the
-//! ack makes the server redeliver the batch; the replay republishes the same message ids,
-//! which the sink stream's duplicate window drops: at-least-once delivery into the stream,
-//! without duplicates inside the window.
+//! publish results and dead letters → once the sink stream has acknowledged all of them,
+//! acknowledge the source batch with one ack of its last message (AckPolicy::All). Publishing
+//! a batch overlaps with fetching and processing the next ones (up to [`PIPELINE_DEPTH`]
+//! batches awaiting their acks); source acks are still sent strictly in batch order, so an
+//! ack never covers a message whose outputs are not stored. A crash anywhere before the ack
+//! makes the batch replay on restart; the replay republishes the same message ids, which the
+//! sink stream's duplicate window drops: at-least-once into the stream, without duplicates
+//! inside the window.
 //!
-//! Shutdown (SIGINT/SIGTERM, or the `shutdown` future): stop fetching, finish the batch in
-//! hand, acknowledge it, return.
+//! Shutdown (SIGINT/SIGTERM, or the `shutdown` future): stop fetching, finish the batches in
+//! hand, acknowledge them, return.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use async_nats::jetstream::message::Message;
+use tokio::task::JoinHandle;
 
 use crate::config::Pipeline;
 use crate::operator::chain::ChainOutput;
 use crate::runtime::Runtime;
-use crate::sink::jetstream::JetStreamSink;
+use crate::sink::jetstream::{JetStreamSink, Published};
 use crate::source::jetstream::JetStreamSource;
+
+/// Batches whose outputs may be awaiting the sink's acks at once.
+pub const PIPELINE_DEPTH: usize = 2;
 
 /// Totals of a run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +38,34 @@ pub struct RunSummary {
     pub results: u64,
     pub dead_letters: u64,
     pub batches: u64,
+}
+
+/// A batch whose outputs are being published.
+struct InFlight {
+    publishing: JoinHandle<anyhow::Result<()>>,
+    last: Option<Message>,
+    inputs: u64,
+    published: Published,
+}
+
+/// Waits for the oldest batch's outputs to be stored, then acknowledges its source messages.
+async fn complete(batch: InFlight, summary: &mut RunSummary) -> anyhow::Result<()> {
+    batch
+        .publishing
+        .await
+        .context("the publishing task panicked")??;
+    if let Some(last) = &batch.last {
+        // One ack covers the whole batch (AckPolicy::All). A lost ack only causes a replay,
+        // whose republished ids the sink stream deduplicates.
+        if let Err(e) = last.ack().await {
+            tracing::warn!(error = %e, "acknowledging a batch failed; it will be replayed");
+        }
+    }
+    summary.inputs += batch.inputs;
+    summary.batches += 1;
+    summary.results += batch.published.results as u64;
+    summary.dead_letters += batch.published.dead_letters as u64;
+    Ok(())
 }
 
 /// Runs `pipeline` against the NATS server at `url` until `shutdown` completes.
@@ -48,23 +86,28 @@ pub async fn run(
         .connect(url)
         .await
         .with_context(|| format!("connecting to NATS at {url}"))?;
-    let js = async_nats::jetstream::new(client);
-    let mut source = JetStreamSource::connect(&js, pipeline).await?;
     let sink_cfg = &pipeline.config.sink;
-    let sink = JetStreamSink::new(
+    // Every batch in the pipeline may hold `max_in_flight` un-awaited publish acks; the
+    // client's limit must exceed their sum or publishing would wait on itself.
+    let js = async_nats::jetstream::ContextBuilder::new()
+        .max_ack_inflight(sink_cfg.max_in_flight * (PIPELINE_DEPTH + 1) + 64)
+        .build(client);
+    let mut source = JetStreamSource::connect(&js, pipeline).await?;
+    let sink = Arc::new(JetStreamSink::new(
         js.clone(),
         pipeline.config.name.get_ref(),
         source.stream_name(),
         &sink_cfg.subject,
         &sink_cfg.dead_letter,
         sink_cfg.max_in_flight,
-    );
+    ));
     sink.check_streams()
         .await
         .map_err(|e| anyhow::anyhow!("{}: {e:#}", pipeline.file.display()))?;
 
     tracing::info!(pipeline = %pipeline.config.name.get_ref(), "running");
     let mut summary = RunSummary::default();
+    let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let started = Instant::now();
     let mut last_report = Instant::now();
     tokio::pin!(shutdown);
@@ -74,6 +117,14 @@ pub async fn run(
             _ = &mut shutdown => break,
             b = source.next_batch() => b?,
         };
+        // Acknowledge batches whose outputs are already stored, in order.
+        while in_flight
+            .front()
+            .is_some_and(|b| b.publishing.is_finished())
+        {
+            let done = in_flight.pop_front().expect("front exists");
+            complete(done, &mut summary).await?;
+        }
         if batch.origins.is_empty() {
             continue;
         }
@@ -86,18 +137,18 @@ pub async fn run(
         .await
         .context("the operator thread panicked")?;
         chain = returned;
-        let published = sink.publish(output, batch.refused, &batch.origins).await?;
-        if let Some(last) = &batch.last {
-            // One ack covers the whole batch (AckPolicy::All). A lost ack only causes a
-            // redelivery, whose republished ids the sink stream deduplicates.
-            if let Err(e) = last.ack().await {
-                tracing::warn!(error = %e, "acknowledging the batch failed; it will be redelivered");
-            }
+        let (msgs, published) = sink.prepare(output, batch.refused, &batch.origins)?;
+        while in_flight.len() >= PIPELINE_DEPTH {
+            let oldest = in_flight.pop_front().expect("queue is not empty");
+            complete(oldest, &mut summary).await?;
         }
-        summary.inputs += inputs;
-        summary.batches += 1;
-        summary.results += published.results as u64;
-        summary.dead_letters += published.dead_letters as u64;
+        let sink = sink.clone();
+        in_flight.push_back(InFlight {
+            publishing: tokio::spawn(async move { sink.publish_all(msgs).await }),
+            last: batch.last,
+            inputs,
+            published,
+        });
         if last_report.elapsed() >= Duration::from_secs(5) {
             last_report = Instant::now();
             let secs = started.elapsed().as_secs_f64().max(1e-9);
@@ -109,6 +160,9 @@ pub async fn run(
                 "progress"
             );
         }
+    }
+    while let Some(b) = in_flight.pop_front() {
+        complete(b, &mut summary).await?;
     }
     tracing::info!(
         inputs = summary.inputs,

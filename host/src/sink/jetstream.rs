@@ -8,9 +8,10 @@
 //! letters carry `Weir-Error`, `Weir-Operator`, `Weir-Plugin`, `Weir-Source-Stream`,
 //! `Weir-Source-Subject` and `Weir-Source-Sequence`.
 //!
-//! [`JetStreamSink::publish`] returns only when the stream has acknowledged every message of
-//! the batch; failed publishes are retried (same ids) with backoff until they succeed or the
-//! host is shut down, so that the source is never acknowledged for data that was not stored.
+//! [`JetStreamSink::publish_all`] returns only when the stream has acknowledged every message of
+//! the batch; failed publishes are retried (same ids) with backoff, logged at each attempt,
+//! until they succeed, so that the source is never acknowledged for data that was not stored.
+//! (During a NATS outage the host waits here; `kill` it and the batch replays on restart.)
 
 use std::collections::VecDeque;
 use std::str::FromStr;
@@ -27,9 +28,22 @@ use crate::operator::chain::ChainOutput;
 use crate::operator::{DeadLetter, EventBatch};
 use crate::source::jetstream::SourceRef;
 
+/// The messages of one batch, ready to publish.
+pub struct Outgoing(Vec<Message>);
+
+impl Outgoing {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// One message to publish.
 #[derive(Clone)]
-struct Outgoing {
+struct Message {
     subject: String,
     headers: HeaderMap,
     payload: Bytes,
@@ -51,8 +65,15 @@ pub struct JetStreamSink {
     max_in_flight: usize,
 }
 
+/// Headers the sink sets itself from the event (its key and time); copies arriving with the
+/// event's headers are dropped, so a re-keyed or key-less event never carries a stale key.
+const RESERVED: [&[u8]; 2] = [b"weir-key", b"weir-time"];
+
 fn header_map_from_packed(packed: &[u8], h: &mut HeaderMap) -> Result<(), String> {
     for (name, value) in Headers::new(packed) {
+        if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            continue;
+        }
         let name = std::str::from_utf8(name)
             .ok()
             .and_then(|n| HeaderName::from_str(n).ok())
@@ -102,7 +123,7 @@ impl JetStreamSink {
         Ok(())
     }
 
-    fn dead_letter_message(&self, d: &DeadLetter, src: &SourceRef, n: usize) -> Outgoing {
+    fn dead_letter_message(&self, d: &DeadLetter, src: &SourceRef, n: usize) -> Message {
         let mut h = HeaderMap::new();
         // The event's own headers first; if they are unusable the dead letter still goes out.
         let _ = header_map_from_packed(&d.headers, &mut h);
@@ -127,20 +148,20 @@ impl JetStreamSink {
                 sanitize(&String::from_utf8_lossy(&d.key)).as_str(),
             );
         }
-        Outgoing {
+        Message {
             subject: self.dead_letter.clone(),
             headers: h,
             payload: Bytes::from(d.payload.clone()),
         }
     }
 
-    /// Publishes a batch's results and dead letters and waits until all are stored.
-    pub async fn publish(
+    /// Turns a batch's results and dead letters into messages with their ids (no I/O).
+    pub fn prepare(
         &self,
         output: ChainOutput,
         mut refused: Vec<DeadLetter>,
         origins: &[SourceRef],
-    ) -> anyhow::Result<Published> {
+    ) -> anyhow::Result<(Outgoing, Published)> {
         let ChainOutput { events, dead } = output;
         refused.extend(dead);
         let mut dead = refused;
@@ -194,7 +215,7 @@ impl JetStreamSink {
                 }
             }
             let (s, end) = view.payload_range(i);
-            msgs.push(Outgoing {
+            msgs.push(Message {
                 subject: self.subject.clone(),
                 headers: h,
                 payload: payloads.slice(s..end),
@@ -207,15 +228,19 @@ impl JetStreamSink {
             per_source[d.source as usize] += 1;
             msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n));
         }
-        self.publish_all(msgs).await?;
-        Ok(Published {
-            results,
-            dead_letters: dead.len(),
-        })
+        Ok((
+            Outgoing(msgs),
+            Published {
+                results,
+                dead_letters: dead.len(),
+            },
+        ))
     }
 
-    /// Publishes `msgs` keeping up to `max_in_flight` acks outstanding, retrying failures.
-    async fn publish_all(&self, mut msgs: Vec<Outgoing>) -> anyhow::Result<()> {
+    /// Publishes `msgs` keeping up to `max_in_flight` acks outstanding, retrying failures
+    /// (with the same ids) until the stream has stored every message.
+    pub async fn publish_all(&self, msgs: Outgoing) -> anyhow::Result<()> {
+        let mut msgs = msgs.0;
         let mut attempt = 0u32;
         while !msgs.is_empty() {
             let mut failed = Vec::new();
