@@ -13,3 +13,4 @@ pub mod runtime;
 pub mod sink;
 pub mod source;
 pub mod telemetry;
+pub mod window;

@@ -101,11 +101,11 @@ macro_rules! export_transform {
                     $crate::bindings::weir::operator::types::Batch,
                     $crate::bindings::weir::operator::types::EventError,
                 > {
-            __WEIR_STATE
+                    __WEIR_STATE
                         .with(|s| $crate::transform::process::<$t>(&mut s.borrow_mut(), input))
                 }
             }
-            $crate::bindings::__export_transform_world!(__WeirGlue with_types_in $crate::bindings);
+    $crate::bindings::__export_transform_world!(__WeirGlue with_types_in $crate::bindings);
         };
     };
 }

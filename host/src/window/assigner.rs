@@ -1,0 +1,133 @@
+//! Window assignment: the windows `[start, end)` an event time belongs to.
+
+/// A time window `[start, end)`, milliseconds since the Unix epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Window {
+    /// The largest timestamp inside the window; the window fires when the watermark reaches it
+    /// and its results carry it as their event time.
+    pub fn max_timestamp(&self) -> i64 {
+        self.end.saturating_sub(1)
+    }
+
+    /// Whether two session windows merge. Like Flink, windows that only touch
+    /// (`a.end == b.start`) merge too.
+    pub fn intersects(&self, other: &Window) -> bool {
+        self.start <= other.end && self.end >= other.start
+    }
+
+    /// The smallest window covering both.
+    pub fn cover(&self, other: &Window) -> Window {
+        Window {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
+    }
+}
+
+/// How events are grouped in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// Fixed, non-overlapping windows of `size` ms, aligned to `offset`.
+    Tumbling { size: i64, offset: i64 },
+    /// Windows of `size` ms starting every `slide` ms (an event belongs to `size / slide`).
+    Sliding { size: i64, slide: i64, offset: i64 },
+    /// Per key, events closer than `gap` ms form one window `[first, last + gap)`.
+    Session { gap: i64 },
+}
+
+impl WindowSpec {
+    /// Whether windows of this kind merge (sessions).
+    pub fn is_merging(&self) -> bool {
+        matches!(self, WindowSpec::Session { .. })
+    }
+
+    /// Appends the windows `ts` belongs to, most recent start first (as Flink does).
+    pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
+        match *self {
+            WindowSpec::Tumbling { size, offset } => {
+                let start = window_start(ts, offset, size);
+                out.push(Window {
+                    start,
+                    end: start.saturating_add(size),
+                });
+            }
+            WindowSpec::Sliding {
+                size,
+                slide,
+                offset,
+            } => {
+                let mut start = window_start(ts, offset, slide);
+                while start > ts.saturating_sub(size) {
+                    out.push(Window {
+                        start,
+                        end: start.saturating_add(size),
+                    });
+                    start = start.saturating_sub(slide);
+                }
+            }
+            WindowSpec::Session { gap } => out.push(Window {
+                start: ts,
+                end: ts.saturating_add(gap),
+            }),
+        }
+    }
+}
+
+/// Start of the window of length `size` aligned to `offset` that contains `ts`.
+fn window_start(ts: i64, offset: i64, size: i64) -> i64 {
+    ts - (ts - offset).rem_euclid(size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assign(spec: WindowSpec, ts: i64) -> Vec<(i64, i64)> {
+        let mut v = Vec::new();
+        spec.assign(ts, &mut v);
+        v.into_iter().map(|w| (w.start, w.end)).collect()
+    }
+
+    #[test]
+    fn tumbling_windows_align_to_size_and_offset_also_before_the_epoch() {
+        let t = WindowSpec::Tumbling {
+            size: 3000,
+            offset: 0,
+        };
+        assert_eq!(assign(t, 2999), [(0, 3000)]);
+        assert_eq!(assign(t, 3000), [(3000, 6000)]);
+        assert_eq!(assign(t, -1), [(-3000, 0)]);
+        let o = WindowSpec::Tumbling {
+            size: 1000,
+            offset: 250,
+        };
+        assert_eq!(assign(o, 100), [(-750, 250)]);
+    }
+
+    #[test]
+    fn sliding_assigns_size_over_slide_windows() {
+        let s = WindowSpec::Sliding {
+            size: 3000,
+            slide: 1000,
+            offset: 0,
+        };
+        assert_eq!(assign(s, 500), [(0, 3000), (-1000, 2000), (-2000, 1000)]);
+        assert_eq!(assign(s, 1000), [(1000, 4000), (0, 3000), (-1000, 2000)]);
+    }
+
+    #[test]
+    fn touching_session_windows_merge() {
+        let a = Window { start: 0, end: 10 };
+        assert!(a.intersects(&Window { start: 10, end: 20 }));
+        assert!(!a.intersects(&Window { start: 11, end: 20 }));
+        assert_eq!(
+            a.cover(&Window { start: 5, end: 30 }),
+            Window { start: 0, end: 30 }
+        );
+    }
+}

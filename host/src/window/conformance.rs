@@ -1,0 +1,207 @@
+//! The conformance vectors of `tests/conformance/` (from Flink's `WindowOperatorTest` and
+//! Beam's `SessionsTest`), run against [`WindowOperator`] with events fed directly.
+
+use serde::Deserialize;
+use weir_sdk::packed::EventRef;
+
+use super::*;
+
+/// `count` or `sum` of the integer field `v`, accumulator = i64 little-endian.
+pub(crate) struct TestAggregate {
+    pub sum: bool,
+}
+
+fn read(acc: &[u8]) -> i64 {
+    i64::from_le_bytes(acc.try_into().expect("8-byte accumulator"))
+}
+
+impl Aggregator for TestAggregate {
+    fn create(&mut self) -> Result<Vec<u8>, String> {
+        Ok(0i64.to_le_bytes().to_vec())
+    }
+    fn add(&mut self, acc: &mut Vec<u8>, event: &EventRef<'_>) -> Result<(), String> {
+        let inc = if self.sum {
+            let v: serde_json::Value =
+                serde_json::from_slice(event.payload).map_err(|e| e.to_string())?;
+            v["v"].as_i64().ok_or("no integer `v`")?
+        } else {
+            1
+        };
+        *acc = (read(acc) + inc).to_le_bytes().to_vec();
+        Ok(())
+    }
+    fn merge(&mut self, into: &mut Vec<u8>, other: &[u8]) -> Result<(), String> {
+        *into = (read(into) + read(other)).to_le_bytes().to_vec();
+        Ok(())
+    }
+    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<u8>, String> {
+        Ok(read(acc).to_string().into_bytes())
+    }
+}
+
+#[derive(Deserialize)]
+struct Case {
+    name: String,
+    window: WindowDef,
+    allowed_lateness_ms: i64,
+    aggregate: String,
+    steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum WindowDef {
+    Tumbling { size_ms: i64 },
+    Sliding { size_ms: i64, slide_ms: i64 },
+    Session { gap_ms: i64 },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Step {
+    Event { event: StepEvent },
+    Watermark { watermark: i64 },
+    Expect { expect: Vec<Expected> },
+}
+
+#[derive(Deserialize)]
+struct StepEvent {
+    key: String,
+    ts: i64,
+    #[serde(default)]
+    v: i64,
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(untagged)]
+enum Expected {
+    Late {
+        late: LateRef,
+    },
+    Result {
+        key: String,
+        start: i64,
+        end: i64,
+        value: i64,
+    },
+}
+
+#[derive(Deserialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct LateRef {
+    key: String,
+    ts: i64,
+}
+
+fn spec(w: &WindowDef) -> WindowSpec {
+    match *w {
+        WindowDef::Tumbling { size_ms } => WindowSpec::Tumbling {
+            size: size_ms,
+            offset: 0,
+        },
+        WindowDef::Sliding { size_ms, slide_ms } => WindowSpec::Sliding {
+            size: size_ms,
+            slide: slide_ms,
+            offset: 0,
+        },
+        WindowDef::Session { gap_ms } => WindowSpec::Session { gap: gap_ms },
+    }
+}
+
+fn to_expected(e: Emission) -> Expected {
+    match e {
+        Emission::Fired {
+            key,
+            window,
+            payload,
+        } => Expected::Result {
+            key: String::from_utf8(key).unwrap(),
+            start: window.start,
+            end: window.end,
+            value: String::from_utf8(payload).unwrap().parse().unwrap(),
+        },
+        Emission::Late { key, time } => Expected::Late {
+            late: LateRef {
+                key: String::from_utf8(key).unwrap(),
+                ts: time,
+            },
+        },
+        Emission::Failed { error, .. } => panic!("finish failed: {error}"),
+    }
+}
+
+#[test]
+fn window_vectors_pass_against_the_window_operator() {
+    let cases: Vec<Case> =
+        serde_json::from_str(include_str!("../../../tests/conformance/windows.json")).unwrap();
+    assert!(cases.len() >= 8);
+    for case in cases {
+        let mut op = WindowOperator::new(spec(&case.window), case.allowed_lateness_ms);
+        let mut agg = TestAggregate {
+            sum: case.aggregate == "sum",
+        };
+        let mut out = Vec::new();
+        for (i, step) in case.steps.iter().enumerate() {
+            match step {
+                Step::Event { event } => {
+                    let payload = format!("{{\"v\":{}}}", event.v);
+                    let e = EventRef {
+                        key: event.key.as_bytes(),
+                        time: event.ts,
+                        payload: payload.as_bytes(),
+                        headers: &[],
+                        origin: 0,
+                    };
+                    op.process_event(event.key.as_bytes(), &e, &mut agg, &mut out)
+                        .unwrap();
+                }
+                Step::Watermark { watermark } => {
+                    op.advance_watermark(*watermark, &mut agg, &mut out)
+                }
+                Step::Expect { expect } => {
+                    let mut got: Vec<Expected> = out.drain(..).map(to_expected).collect();
+                    let mut want = expect.clone();
+                    got.sort();
+                    want.sort();
+                    assert_eq!(got, want, "case {} step {i}", case.name);
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WatermarkCase {
+    name: String,
+    steps: Vec<WatermarkStep>,
+}
+
+#[derive(Deserialize)]
+struct WatermarkStep {
+    input: String,
+    #[serde(default)]
+    watermark: Option<i64>,
+    #[serde(default)]
+    idle: bool,
+    combined: Option<i64>,
+}
+
+#[test]
+fn watermark_vectors_pass_against_the_multiplexer() {
+    let cases: Vec<WatermarkCase> =
+        serde_json::from_str(include_str!("../../../tests/conformance/watermarks.json")).unwrap();
+    for case in cases {
+        let mut inputs: Vec<&str> = case.steps.iter().map(|s| s.input.as_str()).collect();
+        inputs.sort();
+        inputs.dedup();
+        let mut m = WatermarkMultiplexer::new(inputs.len());
+        for (i, step) in case.steps.iter().enumerate() {
+            let idx = inputs.binary_search(&step.input.as_str()).unwrap();
+            let combined = match (step.idle, step.watermark) {
+                (true, _) => m.mark_idle(idx),
+                (false, Some(w)) => m.update(idx, w),
+                (false, None) => panic!("case {} step {i}: neither idle nor watermark", case.name),
+            };
+            assert_eq!(combined, step.combined, "case {} step {i}", case.name);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Event time and windows, owned by the host.
+//!
+//! - [`assigner`]: which windows an event belongs to (tumbling, sliding, session, global);
+//! - [`watermark`]: watermark generation (bounded out-of-orderness) and the combination of
+//!   per-input watermarks (minimum over non-idle inputs, never moving back);
+//! - [`operator`]: the keyed window operator — per (key, window) accumulators as bytes, event
+//!   time timers, firing, allowed lateness, late side output, session merging.
+//!
+//! Semantics follow Flink's event-time `WindowOperator` with `EventTimeTrigger`; the choices
+//! where Flink and Beam differ are written in `docs/semantics.md`.
+
+pub mod assigner;
+pub mod operator;
+pub mod watermark;
+
+pub use assigner::{Window, WindowSpec};
+pub use operator::{Aggregator, Emission, WindowOperator};
+pub use watermark::{BoundedOutOfOrderness, WatermarkMultiplexer};
+
+#[cfg(test)]
+mod conformance;
