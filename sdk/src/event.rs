@@ -1,20 +1,22 @@
 //! What a plugin author touches: a zero-copy view of one input event and a builder that writes
 //! output events straight into the packed output batch.
 
-use crate::packed::{BatchBuilder, EventRef, Headers, push_header};
+use crate::packed::{BatchBuilder, BatchView, EventRef, Headers, push_header};
 use serde::{Serialize, de::DeserializeOwned};
 
-/// One input event, borrowed from the packed input batch.
+/// One input event, borrowed from the packed input batch. Fields are read on access, so an
+/// operator pays only for what it looks at.
 #[derive(Debug, Clone, Copy)]
 pub struct Event<'a> {
-    pub(crate) raw: EventRef<'a>,
+    pub(crate) view: BatchView<'a>,
     pub(crate) index: u32,
 }
 
 impl<'a> Event<'a> {
     /// The key as bytes; `None` when the event has no key.
     pub fn key_bytes(&self) -> Option<&'a [u8]> {
-        (!self.raw.key.is_empty()).then_some(self.raw.key)
+        let k = self.view.key(self.index as usize);
+        (!k.is_empty()).then_some(k)
     }
 
     /// The key as UTF-8 text; `None` when the event has no key or it is not UTF-8.
@@ -24,23 +26,23 @@ impl<'a> Event<'a> {
 
     /// Event time in milliseconds since the Unix epoch.
     pub fn time(&self) -> i64 {
-        self.raw.time
+        self.view.time(self.index as usize)
     }
 
     /// The payload bytes.
     pub fn payload(&self) -> &'a [u8] {
-        self.raw.payload
+        self.view.payload(self.index as usize)
     }
 
     /// The payload parsed as JSON into `T` (`serde_json::Value` for untyped access).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
-        serde_json::from_slice(self.raw.payload)
+        serde_json::from_slice(self.payload())
             .map_err(|e| format!("payload is not the expected JSON: {e}"))
     }
 
     /// The headers as `(name, value)` byte pairs.
     pub fn headers(&self) -> Headers<'a> {
-        Headers::new(self.raw.headers)
+        Headers::new(self.view.headers(self.index as usize))
     }
 
     /// The first value of header `name`.
@@ -62,23 +64,54 @@ impl<'a> Event<'a> {
 /// builder to change them.
 pub struct Output<'o> {
     pub(crate) batch: &'o mut BatchBuilder,
-    pub(crate) input: EventRef<'o>,
+    pub(crate) run: &'o mut ForwardRun,
+    pub(crate) view: BatchView<'o>,
     pub(crate) origin: u32,
+}
+
+/// Consecutive input events forwarded unchanged and not yet copied to the output; copied as
+/// one run per column when something else is emitted or the batch ends.
+#[derive(Debug, Default)]
+pub(crate) struct ForwardRun {
+    lo: usize,
+    hi: usize,
+}
+
+impl ForwardRun {
+    pub(crate) fn flush(&mut self, batch: &mut BatchBuilder, view: &BatchView<'_>) {
+        batch.extend_from_view(view, self.lo, self.hi);
+        self.lo = self.hi;
+    }
 }
 
 impl<'o> Output<'o> {
     /// Re-emits the input event unchanged.
     pub fn forward(&mut self) {
-        let i = self.input;
+        let i = self.origin as usize;
+        if self.run.hi == i && self.run.hi > self.run.lo {
+            self.run.hi += 1;
+        } else {
+            self.run.flush(self.batch, &self.view);
+            *self.run = ForwardRun { lo: i, hi: i + 1 };
+        }
+    }
+
+    /// The input event this output belongs to.
+    fn input(&self) -> EventRef<'o> {
+        self.view.get(self.origin as usize)
+    }
+
+    /// The output buffer for an emission other than `forward`, forwarded events flushed first
+    /// so that the output keeps its order.
+    fn batch(&mut self) -> &mut BatchBuilder {
+        self.run.flush(self.batch, &self.view);
         self.batch
-            .push(i.key, i.time, i.headers, i.payload, self.origin);
     }
 
     /// Emits `payload` with the input's key, time and headers.
     pub fn bytes(&mut self, payload: &[u8]) {
-        let i = self.input;
-        self.batch
-            .push(i.key, i.time, i.headers, payload, self.origin);
+        let (i, origin) = (self.input(), self.origin);
+        self.batch().push(i.key, i.time, i.headers, payload, origin);
     }
 
     /// Emits `value` serialized as JSON (written in place) with the input's key, time and headers.
@@ -90,7 +123,7 @@ impl<'o> Output<'o> {
     pub fn event(&mut self) -> EventBuilder<'_, 'o> {
         EventBuilder {
             key: None,
-            time: self.input.time,
+            time: self.view.time(self.origin as usize),
             extra_headers: None,
             keep_headers: true,
             out: self,
@@ -138,14 +171,15 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
 
     /// Emits the event with `payload`.
     pub fn bytes(self, payload: &[u8]) {
-        self.out.batch.payloads.extend_from_slice(payload);
+        self.out.batch().payloads.extend_from_slice(payload);
         self.finish();
     }
 
     /// Emits the event with `value` serialized as JSON straight into the output batch.
     pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Result<(), String> {
-        if let Err(e) = serde_json::to_writer(&mut self.out.batch.payloads, value) {
-            self.out.batch.truncate_payload();
+        let batch = self.out.batch();
+        if let Err(e) = serde_json::to_writer(&mut batch.payloads, value) {
+            batch.truncate_payload();
             return Err(format!("cannot serialize output as JSON: {e}"));
         }
         self.finish();
@@ -153,9 +187,10 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
     }
 
     fn finish(self) {
-        let input = self.out.input;
+        let input = self.out.input();
         let key = self.key.unwrap_or(input.key);
-        let b = &mut *self.out.batch;
+        let origin = self.out.origin;
+        let b = self.out.batch();
         // Headers: the inherited ones (if kept) followed by the added ones.
         let inherited: &[u8] = if self.keep_headers {
             input.headers
@@ -163,12 +198,12 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
             &[]
         };
         match &self.extra_headers {
-            None => b.finish_event(key, self.time, inherited, self.out.origin),
+            None => b.finish_event(key, self.time, inherited, origin),
             Some(extra) => {
                 let mut all = Vec::with_capacity(inherited.len() + extra.len());
                 all.extend_from_slice(inherited);
                 all.extend_from_slice(extra);
-                b.finish_event(key, self.time, &all, self.out.origin)
+                b.finish_event(key, self.time, &all, origin)
             }
         }
     }

@@ -75,8 +75,8 @@ fn check_ends(name: &str, ends: &[u8], data_len: usize, n: usize) -> Result<(), 
         )));
     }
     let mut prev = 0u32;
-    for i in 0..n {
-        let end = u32_at(ends, i);
+    for (i, b) in ends.chunks_exact(4).enumerate() {
+        let end = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         if end < prev {
             return Err(LayoutError(format!(
                 "column `{name}`: end offset of event {i} ({end}) is before the previous one ({prev})"
@@ -115,8 +115,8 @@ impl<'a> BatchView<'a> {
         }
         if let Some(max) = max_origin {
             let mut prev = 0u32;
-            for i in 0..n {
-                let o = u32_at(cols.origins, i);
+            for (i, b) in cols.origins.chunks_exact(4).enumerate() {
+                let o = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
                 if o < prev || o as usize >= max {
                     return Err(LayoutError(format!(
                         "origin of output event {i} is {o}: origins must be non-decreasing and below the {max} input events"
@@ -128,9 +128,25 @@ impl<'a> BatchView<'a> {
         Ok(BatchView { cols, len: n })
     }
 
+    /// A view of columns already checked by [`BatchView::new`] (e.g. kept by the host after
+    /// checking them once). Not checking again is only a matter of cost: on malformed columns
+    /// `get` panics on a bounds check, it never reads out of bounds.
+    pub fn new_prechecked(cols: Columns<'a>) -> Self {
+        BatchView {
+            len: cols.times.len() / 8,
+            cols,
+        }
+    }
+
     /// Number of events.
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Origin of event `i` (see `origins` in the WIT).
+    #[inline]
+    pub fn origin(&self, i: usize) -> u32 {
+        u32_at(self.cols.origins, i)
     }
 
     /// True when the batch holds no event.
@@ -157,6 +173,33 @@ impl<'a> BatchView<'a> {
     #[inline]
     pub fn payload_range(&self, i: usize) -> (usize, usize) {
         Self::range(self.cols.payload_ends, i)
+    }
+
+    /// Key of event `i` (empty: no key).
+    #[inline]
+    pub fn key(&self, i: usize) -> &'a [u8] {
+        let (s, e) = Self::range(self.cols.key_ends, i);
+        &self.cols.keys[s..e]
+    }
+
+    /// Event time of event `i`.
+    #[inline]
+    pub fn time(&self, i: usize) -> i64 {
+        i64_at(self.cols.times, i)
+    }
+
+    /// Payload of event `i`.
+    #[inline]
+    pub fn payload(&self, i: usize) -> &'a [u8] {
+        let (s, e) = Self::range(self.cols.payload_ends, i);
+        &self.cols.payloads[s..e]
+    }
+
+    /// Packed headers of event `i`.
+    #[inline]
+    pub fn headers(&self, i: usize) -> &'a [u8] {
+        let (s, e) = Self::range(self.cols.header_ends, i);
+        &self.cols.headers[s..e]
     }
 
     /// Event `i`. Panics if `i >= len()` (an index bug of the caller, not bad input).
@@ -317,17 +360,62 @@ impl BatchBuilder {
         self.finish_event(key, time, headers, origin);
     }
 
+    /// Appends events `lo..hi` of `input` unchanged, with origins `lo..hi`: one copy per
+    /// column for the whole run instead of one per event and column (the fast path of
+    /// filters and of any operator forwarding its input).
+    pub fn extend_from_view(&mut self, input: &BatchView<'_>, lo: usize, hi: usize) {
+        if lo >= hi {
+            return;
+        }
+        let c = input.columns();
+        append_run(
+            &mut self.payloads,
+            &mut self.payload_ends,
+            c.payloads,
+            c.payload_ends,
+            lo,
+            hi,
+        );
+        append_run(
+            &mut self.keys,
+            &mut self.key_ends,
+            c.keys,
+            c.key_ends,
+            lo,
+            hi,
+        );
+        append_run(
+            &mut self.headers,
+            &mut self.header_ends,
+            c.headers,
+            c.header_ends,
+            lo,
+            hi,
+        );
+        self.times.extend_from_slice(&c.times[lo * 8..hi * 8]);
+        self.origins.reserve((hi - lo) * 4);
+        for o in lo..hi {
+            self.origins.extend_from_slice(&(o as u32).to_le_bytes());
+        }
+    }
+
     /// Appends an event whose payload the caller has already written at the end of
     /// `self.payloads` (for instance with `serde_json::to_writer`).
     #[inline]
     pub fn finish_event(&mut self, key: &[u8], time: i64, headers: &[u8], origin: u32) {
         self.payload_ends
             .extend_from_slice(&(self.payloads.len() as u32).to_le_bytes());
-        self.keys.extend_from_slice(key);
+        // Empty slices are skipped: in Wasm every copy is a `memory.copy`, which costs a call
+        // into the engine even for zero bytes.
+        if !key.is_empty() {
+            self.keys.extend_from_slice(key);
+        }
         self.key_ends
             .extend_from_slice(&(self.keys.len() as u32).to_le_bytes());
         self.times.extend_from_slice(&time.to_le_bytes());
-        self.headers.extend_from_slice(headers);
+        if !headers.is_empty() {
+            self.headers.extend_from_slice(headers);
+        }
         self.header_ends
             .extend_from_slice(&(self.headers.len() as u32).to_le_bytes());
         self.origins.extend_from_slice(&origin.to_le_bytes());
@@ -365,6 +453,32 @@ impl BatchBuilder {
     }
 }
 
+/// Appends the data of events `lo..hi` (one copy) and their end offsets rebased onto `data`.
+fn append_run(
+    data: &mut Vec<u8>,
+    ends: &mut Vec<u8>,
+    src: &[u8],
+    src_ends: &[u8],
+    lo: usize,
+    hi: usize,
+) {
+    let start = if lo == 0 { 0 } else { u32_at(src_ends, lo - 1) };
+    let end = u32_at(src_ends, hi - 1);
+    let delta = (data.len() as u32).wrapping_sub(start);
+    if end > start {
+        data.extend_from_slice(&src[start as usize..end as usize]);
+    }
+    let old = ends.len();
+    ends.resize(old + (hi - lo) * 4, 0);
+    for (dst, src) in ends[old..]
+        .chunks_exact_mut(4)
+        .zip(src_ends[lo * 4..hi * 4].chunks_exact(4))
+    {
+        let v = u32::from_le_bytes([src[0], src[1], src[2], src[3]]).wrapping_add(delta);
+        dst.copy_from_slice(&v.to_le_bytes());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +505,35 @@ mod tests {
         assert_eq!(v.get(1).time, -5);
         assert!(v.get(1).payload.is_empty());
         assert_eq!(v.get(2).origin, 2);
+    }
+
+    #[test]
+    fn forwarded_runs_equal_event_by_event_copies() {
+        let mut input = BatchBuilder::new();
+        let mut h = Vec::new();
+        push_header(&mut h, b"x", b"y");
+        for i in 0..6u32 {
+            let hdr: &[u8] = if i % 2 == 0 { &h } else { &[] };
+            input.push(
+                format!("k{i}").as_bytes(),
+                i as i64,
+                hdr,
+                format!("p{i}").as_bytes(),
+                i,
+            );
+        }
+        let view = input.view();
+        let (mut runs, mut single) = (BatchBuilder::new(), BatchBuilder::new());
+        single.push(b"new", 9, &[], b"first", 0);
+        runs.push(b"new", 9, &[], b"first", 0);
+        for i in [1usize, 2, 3, 5] {
+            let e = view.get(i);
+            single.push(e.key, e.time, e.headers, e.payload, i as u32);
+        }
+        runs.extend_from_view(&view, 1, 4);
+        runs.extend_from_view(&view, 5, 6);
+        assert_eq!(runs, single);
+        assert!(BatchView::new(runs.columns(), Some(6)).is_ok());
     }
 
     #[test]

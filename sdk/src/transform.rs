@@ -2,7 +2,7 @@
 //! turns one packed batch call into per-event calls.
 
 use crate::bindings::weir::operator::types::{Batch, EventError};
-use crate::event::{Event, Output};
+use crate::event::{Event, ForwardRun, Output};
 use crate::packed::{BatchBuilder, BatchView, Columns};
 
 /// A stateless (per-event) operator: filter, map, flat-map, re-key, re-time.
@@ -42,30 +42,27 @@ pub fn process<T: Transform>(state: &mut Option<T>, input: Batch) -> Result<Batc
         header_ends: &input.header_ends,
         origins: &input.origins,
     };
-    let view = BatchView::new(cols, None).map_err(|e| EventError {
-        index: 0,
-        message: e.to_string(),
-    })?;
+    // The host guarantees the layout of the batches it sends (wit/types.wit); checking again
+    // would cost per event. A malformed batch would make an access panic (a trap the host
+    // isolates), never read out of bounds.
+    let view = BatchView::new_prechecked(cols);
     let mut out = BatchBuilder::with_capacity(
         view.len(),
         view.columns().payloads.len() / view.len().max(1),
     );
-    for (i, raw) in view.iter().enumerate() {
-        let event = Event {
-            raw,
-            index: i as u32,
-        };
+    let mut run = ForwardRun::default();
+    for i in 0..view.len() as u32 {
+        let event = Event { view, index: i };
         let mut output = Output {
             batch: &mut out,
-            input: raw,
-            origin: i as u32,
+            run: &mut run,
+            view,
+            origin: i,
         };
         op.process(&event, &mut output)
-            .map_err(|message| EventError {
-                index: i as u32,
-                message,
-            })?;
+            .map_err(|message| EventError { index: i, message })?;
     }
+    run.flush(&mut out, &view);
     Ok(Batch {
         payloads: out.payloads,
         payload_ends: out.payload_ends,

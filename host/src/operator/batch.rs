@@ -89,23 +89,24 @@ impl EventBatch {
         self.lineage.is_empty()
     }
 
-    /// A view of the events (the batch is well-formed by construction).
+    /// A view of the events (checked when the batch was made).
     pub fn view(&self) -> BatchView<'_> {
-        // Checked when the batch was made; re-checking is cheap and keeps this total.
-        BatchView::new(columns(&self.packed), None)
-            .unwrap_or_else(|e| unreachable!("EventBatch holds a checked layout: {e}"))
+        BatchView::new_prechecked(columns(&self.packed))
     }
 
     /// Accepts a plugin's output for `input`: checks its layout against the input, maps its
     /// origins to lineage and resets origins to `0..n` for the next operator.
     pub fn from_plugin_output(out: Batch, input_lineage: &[u32]) -> Result<Self, LayoutError> {
         let view = BatchView::new(columns(&out), Some(input_lineage.len()))?;
-        for e in view.iter() {
-            weir_sdk::packed::validate_headers(e.headers)?;
+        if !out.headers.is_empty() {
+            for e in view.iter() {
+                weir_sdk::packed::validate_headers(e.headers)?;
+            }
         }
-        let lineage: Vec<u32> = view
-            .iter()
-            .map(|e| input_lineage[e.origin as usize])
+        let lineage: Vec<u32> = out
+            .origins
+            .chunks_exact(4)
+            .map(|o| input_lineage[u32::from_le_bytes([o[0], o[1], o[2], o[3]]) as usize])
             .collect();
         let mut packed = out;
         reset_origins(&mut packed.origins, lineage.len());
@@ -143,9 +144,8 @@ impl EventBatch {
 }
 
 fn reset_origins(origins: &mut Vec<u8>, n: usize) {
-    origins.clear();
-    origins.reserve(n * 4);
-    for i in 0..n as u32 {
-        origins.extend_from_slice(&i.to_le_bytes());
+    origins.resize(n * 4, 0);
+    for (i, o) in origins.chunks_exact_mut(4).enumerate() {
+        o.copy_from_slice(&(i as u32).to_le_bytes());
     }
 }

@@ -176,7 +176,7 @@ impl JetStreamSink {
         let payloads = Bytes::from(std::mem::take(&mut packed.payloads));
         let mut cols = columns(&packed);
         cols.payloads = &payloads;
-        let view = BatchView::new(cols, None).context("chain output")?;
+        let view = BatchView::new_prechecked(cols);
         for (i, e) in view.iter().enumerate() {
             let source = lineage[i] as usize;
             let src = &origins[source];
