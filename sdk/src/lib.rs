@@ -27,20 +27,24 @@
 
 pub mod packed;
 
+#[cfg(feature = "aggregate")]
+pub mod aggregate;
 #[cfg(feature = "guest")]
 pub mod event;
 #[cfg(feature = "guest")]
 pub mod log;
-#[cfg(feature = "guest")]
+#[cfg(feature = "transform")]
 pub mod transform;
 
+#[cfg(feature = "aggregate")]
+pub use aggregate::Aggregate;
 #[cfg(feature = "guest")]
 pub use event::{Event, Output};
-#[cfg(feature = "guest")]
+#[cfg(feature = "transform")]
 pub use transform::Transform;
 
 /// Generated bindings of the `transform` world. Plugin authors do not use these directly.
-#[cfg(feature = "guest")]
+#[cfg(feature = "transform")]
 #[doc(hidden)]
 #[allow(clippy::too_many_arguments)]
 pub mod bindings {
@@ -53,6 +57,16 @@ pub mod bindings {
     });
 }
 
-#[cfg(feature = "guest")]
+/// Generated bindings of the `aggregate` world. Plugin authors do not use these directly.
+#[cfg(feature = "aggregate")]
 #[doc(hidden)]
-pub use serde_json as __serde_json;
+#[allow(clippy::too_many_arguments)]
+pub mod bindings_aggregate {
+    wit_bindgen::generate!({
+        world: "aggregate",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_aggregate_world",
+        default_bindings_module: "weir_sdk::bindings_aggregate",
+    });
+}

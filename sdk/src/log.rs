@@ -1,6 +1,9 @@
 //! Plugin logging: messages go to the host's structured logs, tagged with the plugin's name.
 
+#[cfg(feature = "transform")]
 use crate::bindings::weir::operator::log::{Level, log as host_log};
+#[cfg(all(feature = "aggregate", not(feature = "transform")))]
+use crate::bindings_aggregate::weir::operator::log::{Level, log as host_log};
 
 pub fn trace(message: &str) {
     host_log(Level::Trace, message)

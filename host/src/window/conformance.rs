@@ -2,7 +2,7 @@
 //! Beam's `SessionsTest`), run against [`WindowOperator`] with events fed directly.
 
 use serde::Deserialize;
-use weir_sdk::packed::EventRef;
+use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::*;
 
@@ -19,23 +19,38 @@ impl Aggregator for TestAggregate {
     fn create(&mut self) -> Result<Vec<u8>, String> {
         Ok(0i64.to_le_bytes().to_vec())
     }
-    fn add(&mut self, acc: &mut Vec<u8>, event: &EventRef<'_>) -> Result<(), String> {
-        let inc = if self.sum {
-            let v: serde_json::Value =
-                serde_json::from_slice(event.payload).map_err(|e| e.to_string())?;
-            v["v"].as_i64().ok_or("no integer `v`")?
-        } else {
-            1
-        };
-        *acc = (read(acc) + inc).to_le_bytes().to_vec();
+    fn add(
+        &mut self,
+        accs: &mut [Vec<u8>],
+        targets: &[u32],
+        events: &BatchView<'_>,
+    ) -> Result<(), AddError> {
+        let mut updated = accs.to_vec();
+        for (index, &t) in targets.iter().enumerate() {
+            let inc = if self.sum {
+                let v: serde_json::Value =
+                    serde_json::from_slice(events.payload(index)).map_err(|e| AddError {
+                        index,
+                        message: e.to_string(),
+                    })?;
+                v["v"].as_i64().ok_or(AddError {
+                    index,
+                    message: "no integer `v`".into(),
+                })?
+            } else {
+                1
+            };
+            let acc = &mut updated[t as usize];
+            *acc = (read(acc) + inc).to_le_bytes().to_vec();
+        }
+        accs.clone_from_slice(&updated);
         Ok(())
     }
-    fn merge(&mut self, into: &mut Vec<u8>, other: &[u8]) -> Result<(), String> {
-        *into = (read(into) + read(other)).to_le_bytes().to_vec();
-        Ok(())
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+        Ok((read(a) + read(b)).to_le_bytes().to_vec())
     }
-    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<u8>, String> {
-        Ok(read(acc).to_string().into_bytes())
+    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        Ok(vec![read(acc).to_string().into_bytes()])
     }
 }
 
@@ -107,7 +122,8 @@ fn spec(w: &WindowDef) -> WindowSpec {
     }
 }
 
-fn to_expected(e: Emission) -> Expected {
+/// The expected-form of an emission; `times[i]`/`keys[i]` describe event `i` of the batch.
+fn to_expected(e: Emission, key: &str, time: i64) -> Expected {
     match e {
         Emission::Fired {
             key,
@@ -119,13 +135,13 @@ fn to_expected(e: Emission) -> Expected {
             end: window.end,
             value: String::from_utf8(payload).unwrap().parse().unwrap(),
         },
-        Emission::Late { key, time } => Expected::Late {
+        Emission::Late { .. } => Expected::Late {
             late: LateRef {
-                key: String::from_utf8(key).unwrap(),
+                key: key.to_owned(),
                 ts: time,
             },
         },
-        Emission::Failed { error, .. } => panic!("finish failed: {error}"),
+        other => panic!("unexpected emission {other:?}"),
     }
 }
 
@@ -144,21 +160,23 @@ fn window_vectors_pass_against_the_window_operator() {
             match step {
                 Step::Event { event } => {
                     let payload = format!("{{\"v\":{}}}", event.v);
-                    let e = EventRef {
-                        key: event.key.as_bytes(),
-                        time: event.ts,
-                        payload: payload.as_bytes(),
-                        headers: &[],
-                        origin: 0,
-                    };
-                    op.process_event(event.key.as_bytes(), &e, &mut agg, &mut out)
-                        .unwrap();
+                    let mut b = BatchBuilder::new();
+                    b.push(event.key.as_bytes(), event.ts, &[], payload.as_bytes(), 0);
+                    let mut emitted = Vec::new();
+                    op.process_batch(&b.view(), &mut agg, &mut emitted);
+                    out.extend(
+                        emitted
+                            .into_iter()
+                            .map(|e| to_expected(e, &event.key, event.ts)),
+                    );
                 }
                 Step::Watermark { watermark } => {
-                    op.advance_watermark(*watermark, &mut agg, &mut out)
+                    let mut emitted = Vec::new();
+                    op.advance_watermark(*watermark, &mut agg, &mut emitted);
+                    out.extend(emitted.into_iter().map(|e| to_expected(e, "", 0)));
                 }
                 Step::Expect { expect } => {
-                    let mut got: Vec<Expected> = out.drain(..).map(to_expected).collect();
+                    let mut got: Vec<Expected> = std::mem::take(&mut out);
                     let mut want = expect.clone();
                     got.sort();
                     want.sort();

@@ -14,8 +14,10 @@ pub mod operator;
 pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
-pub use operator::{Aggregator, Emission, WindowOperator};
+pub use operator::{AddError, Aggregator, Emission, WindowOperator};
 pub use watermark::{BoundedOutOfOrderness, WatermarkMultiplexer};
 
 #[cfg(test)]
 mod conformance;
+#[cfg(test)]
+mod properties;

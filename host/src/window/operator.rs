@@ -8,26 +8,45 @@
 //! - a window is *late* when `E - 1 + allowed_lateness <= watermark`; its state is then dropped;
 //! - an event is sent to the late side output only when every window it belongs to is late;
 //! - an event for a window that already fired but is not late updates it and fires it again
-//!   at once with the full contents;
+//!   with the full contents (once per batch: late events of one batch fire their window once);
 //! - session windows merge when they intersect or touch; a late-but-allowed event that bridges
 //!   two sessions merges them and fires the merged window.
+//!
+//! Events arrive in batches and accumulators are updated with **one `add` call per batch**:
+//! every event is first assigned to its windows' slots (creating and merging slots as needed),
+//! then all touched accumulators go to the aggregator together. This relies on the aggregate
+//! being consistent (`add(merge(a, b), e) == merge(add(a, e), b)`), as Flink and Beam require
+//! of merging aggregates.
 
 use std::collections::{BTreeSet, HashMap};
 
-use weir_sdk::packed::EventRef;
+use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::assigner::{Window, WindowSpec};
 
-/// Builds, updates and finishes accumulators. The operator stores them as bytes.
+/// An aggregator's report that event `index` of an `add` batch failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddError {
+    pub index: usize,
+    pub message: String,
+}
+
+/// Builds, updates, merges and finishes accumulators. The operator stores them as bytes.
 pub trait Aggregator {
     /// A new, empty accumulator.
     fn create(&mut self) -> Result<Vec<u8>, String>;
-    /// Adds `event` to `acc`.
-    fn add(&mut self, acc: &mut Vec<u8>, event: &EventRef<'_>) -> Result<(), String>;
-    /// Merges `other` into `into` (session merges).
-    fn merge(&mut self, into: &mut Vec<u8>, other: &[u8]) -> Result<(), String>;
-    /// The result payload of a window.
-    fn finish(&mut self, key: &[u8], window: Window, acc: &[u8]) -> Result<Vec<u8>, String>;
+    /// Adds event `i` of `events` to `accs[targets[i]]` for every `i`. On an error no
+    /// accumulator may have changed.
+    fn add(
+        &mut self,
+        accs: &mut [Vec<u8>],
+        targets: &[u32],
+        events: &BatchView<'_>,
+    ) -> Result<(), AddError>;
+    /// Merges two accumulators into one.
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
+    /// The result payloads of a window (usually one).
+    fn finish(&mut self, key: &[u8], window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String>;
 }
 
 /// What the operator emits.
@@ -39,10 +58,13 @@ pub enum Emission {
         window: Window,
         payload: Vec<u8>,
     },
-    /// An event that arrived after all its windows were late (the late side output).
-    Late { key: Vec<u8>, time: i64 },
-    /// `finish` failed for a window; its state is kept.
-    Failed {
+    /// Event `index` of the batch arrived after all its windows were late (the late side
+    /// output).
+    Late { index: usize },
+    /// Event `index` of the batch could not be aggregated (to be dead-lettered).
+    Failed { index: usize, error: String },
+    /// `finish` (or `create`/`merge`) failed for a window; its state is kept.
+    WindowFailed {
         key: Vec<u8>,
         window: Window,
         error: String,
@@ -51,6 +73,7 @@ pub enum Emission {
 
 #[derive(Debug, Clone)]
 struct Slot {
+    id: u64,
     window: Window,
     acc: Vec<u8>,
 }
@@ -68,9 +91,28 @@ pub struct WindowOperator {
     /// (time, key, window): drop the window's state when the watermark reaches `time`.
     cleanup_timers: BTreeSet<Timer>,
     watermark: i64,
+    next_id: u64,
     scratch: Vec<Window>,
     /// Events sent to the late side output so far.
     pub late_events: u64,
+}
+
+/// Events of a batch assigned to slots, waiting for the batch's `add` call.
+#[derive(Default)]
+struct Pending {
+    /// (event index, slot id)
+    entries: Vec<(u32, u64)>,
+    /// Slots merged away during the batch: old id → the id that absorbed it.
+    merged_into: HashMap<u64, u64>,
+}
+
+impl Pending {
+    fn resolve(&self, mut id: u64) -> u64 {
+        while let Some(&next) = self.merged_into.get(&id) {
+            id = next;
+        }
+        id
+    }
 }
 
 impl WindowOperator {
@@ -82,6 +124,7 @@ impl WindowOperator {
             fire_timers: BTreeSet::new(),
             cleanup_timers: BTreeSet::new(),
             watermark: i64::MIN,
+            next_id: 0,
             scratch: Vec::with_capacity(8),
             late_events: 0,
         }
@@ -101,48 +144,6 @@ impl WindowOperator {
         w.max_timestamp().saturating_add(self.lateness) <= self.watermark
     }
 
-    /// Processes one event of `key`. An aggregator error is returned for the caller to
-    /// dead-letter the event (windows already updated by it keep the update).
-    pub fn process_event(
-        &mut self,
-        key: &[u8],
-        event: &EventRef<'_>,
-        agg: &mut impl Aggregator,
-        out: &mut Vec<Emission>,
-    ) -> Result<(), String> {
-        if self.spec.is_merging() {
-            return self.process_session_event(key, event, agg, out);
-        }
-        let mut windows = std::mem::take(&mut self.scratch);
-        windows.clear();
-        self.spec.assign(event.time, &mut windows);
-        let mut result = Ok(());
-        let mut all_late = true;
-        for w in &windows {
-            if self.is_late(w) {
-                continue;
-            }
-            all_late = false;
-            if let Err(e) = self.add_to_window(key, *w, event, agg, out) {
-                result = Err(e);
-                break;
-            }
-        }
-        self.scratch = windows;
-        if all_late {
-            self.late(key, event.time, out);
-        }
-        result
-    }
-
-    fn late(&mut self, key: &[u8], time: i64, out: &mut Vec<Emission>) {
-        self.late_events += 1;
-        out.push(Emission::Late {
-            key: key.to_vec(),
-            time,
-        });
-    }
-
     fn register_timers(&mut self, key: &[u8], w: Window) {
         let fire_at = w.max_timestamp();
         if fire_at > self.watermark {
@@ -152,84 +153,228 @@ impl WindowOperator {
             .insert((fire_at.saturating_add(self.lateness), key.into(), w));
     }
 
-    fn add_to_window(
-        &mut self,
-        key: &[u8],
-        w: Window,
-        event: &EventRef<'_>,
-        agg: &mut impl Aggregator,
-        out: &mut Vec<Emission>,
-    ) -> Result<(), String> {
+    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.register_timers(key, window);
         let slots = match self.keys.get_mut(key) {
             Some(s) => s,
             None => self.keys.entry(key.into()).or_default(),
         };
-        let i = match slots.iter().position(|s| s.window == w) {
-            Some(i) => i,
-            None => {
-                let acc = agg.create()?;
-                slots.push(Slot { window: w, acc });
-                let i = slots.len() - 1;
-                self.register_timers(key, w);
-                i
-            }
-        };
-        let slots = self.keys.get_mut(key).expect("slot was just ensured");
-        agg.add(&mut slots[i].acc, event)?;
-        if w.max_timestamp() <= self.watermark {
-            // Late but within allowed lateness: fire again with the full contents.
-            self.fire(key, w, agg, out);
-        }
-        Ok(())
+        slots.push(Slot { id, window, acc });
+        id
     }
 
-    fn process_session_event(
+    /// Processes a batch of events (key and time read from the batch): assigns them to
+    /// windows, updates accumulators with one `add` call, and fires windows that are already
+    /// complete (late but allowed).
+    pub fn process_batch(
         &mut self,
-        key: &[u8],
-        event: &EventRef<'_>,
+        batch: &BatchView<'_>,
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
-    ) -> Result<(), String> {
+    ) {
+        let mut pending = Pending::default();
+        for i in 0..batch.len() {
+            let (key, time) = (batch.key(i), batch.time(i));
+            let assigned = if self.spec.is_merging() {
+                self.assign_session(key, time, i as u32, &mut pending, agg)
+            } else {
+                self.assign_fixed(key, time, i as u32, &mut pending, agg)
+            };
+            match assigned {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.late_events += 1;
+                    out.push(Emission::Late { index: i });
+                }
+                Err(error) => out.push(Emission::Failed { index: i, error }),
+            }
+        }
+        self.apply(batch, pending, agg, out);
+    }
+
+    /// Assigns an event to its (tumbling or sliding) windows; `false` when all are late.
+    fn assign_fixed(
+        &mut self,
+        key: &[u8],
+        time: i64,
+        event: u32,
+        pending: &mut Pending,
+        agg: &mut impl Aggregator,
+    ) -> Result<bool, String> {
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
-        self.spec.assign(event.time, &mut windows);
+        self.spec.assign(time, &mut windows);
+        let mut any = false;
+        let mut result = Ok(());
+        for w in &windows {
+            if self.is_late(w) {
+                continue;
+            }
+            any = true;
+            let existing = self
+                .keys
+                .get(key)
+                .and_then(|s| s.iter().find(|s| s.window == *w))
+                .map(|s| s.id);
+            let id = match existing {
+                Some(id) => id,
+                None => match agg.create() {
+                    Ok(acc) => self.new_slot(key, *w, acc),
+                    Err(e) => {
+                        result = Err(format!("creating an accumulator: {e}"));
+                        break;
+                    }
+                },
+            };
+            pending.entries.push((event, id));
+        }
+        self.scratch = windows;
+        result.map(|()| any)
+    }
+
+    /// Assigns an event to its session, merging sessions; `false` when it is late.
+    fn assign_session(
+        &mut self,
+        key: &[u8],
+        time: i64,
+        event: u32,
+        pending: &mut Pending,
+        agg: &mut impl Aggregator,
+    ) -> Result<bool, String> {
+        let mut windows = std::mem::take(&mut self.scratch);
+        windows.clear();
+        self.spec.assign(time, &mut windows);
         let new = windows[0];
         self.scratch = windows;
         if self.is_late(&new) {
-            self.late(key, event.time, out);
-            return Ok(());
+            return Ok(false);
         }
-        let slots = match self.keys.get_mut(key) {
-            Some(s) => s,
-            None => self.keys.entry(key.into()).or_default(),
-        };
-        // Live sessions of a key never intersect, so one pass finds every session the new
-        // window merges with. The merged accumulator is built aside, so that an aggregator
-        // error leaves the state as it was.
+        let slots = self.keys.get(key).map(Vec::as_slice).unwrap_or(&[]);
+        // Live sessions of a key never intersect, so one pass finds all the new one touches.
         let hits: Vec<usize> = (0..slots.len())
             .filter(|&i| slots[i].window.intersects(&new))
             .collect();
-        let mut merged = new;
-        let mut acc = match hits.first() {
-            Some(&i) => slots[i].acc.clone(),
-            None => agg.create()?,
+        let id = match hits.as_slice() {
+            [] => {
+                let acc = agg
+                    .create()
+                    .map_err(|e| format!("creating an accumulator: {e}"))?;
+                self.new_slot(key, new, acc)
+            }
+            [only] if slots[*only].window.cover(&new) == slots[*only].window => slots[*only].id,
+            _ => {
+                // Merge every touched session (and the new window) into one new slot. The
+                // merged accumulator is built aside, so a failing merge changes nothing.
+                let mut acc = slots[hits[0]].acc.clone();
+                let mut window = new;
+                for &h in &hits {
+                    window = window.cover(&slots[h].window);
+                }
+                for &h in &hits[1..] {
+                    acc = agg
+                        .merge(&acc, &slots[h].acc)
+                        .map_err(|e| format!("merging sessions: {e}"))?;
+                }
+                let old_ids: Vec<u64> = hits.iter().map(|&h| slots[h].id).collect();
+                let slots = self.keys.get_mut(key).expect("key has slots");
+                slots.retain(|s| !old_ids.contains(&s.id));
+                let id = self.new_slot(key, window, acc);
+                for old in old_ids {
+                    pending.merged_into.insert(old, id);
+                }
+                id
+            }
         };
-        for &i in hits.iter().skip(1) {
-            agg.merge(&mut acc, &slots[i].acc)?;
+        pending.entries.push((event, id));
+        Ok(true)
+    }
+
+    /// Runs the batch's `add` call over every touched accumulator and fires touched windows
+    /// that are already complete. A failing event is reported and the call repeated without it.
+    fn apply(
+        &mut self,
+        batch: &BatchView<'_>,
+        pending: Pending,
+        agg: &mut impl Aggregator,
+        out: &mut Vec<Emission>,
+    ) {
+        if pending.entries.is_empty() {
+            return;
         }
-        agg.add(&mut acc, event)?;
-        for &i in hits.iter().rev() {
-            merged = merged.cover(&slots.swap_remove(i).window);
+        // Touched slots, in first-touch order: (key, id).
+        let mut order: Vec<(Box<[u8]>, u64)> = Vec::new();
+        let mut position: HashMap<u64, u32> = HashMap::new();
+        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(pending.entries.len());
+        for &(event, id) in &pending.entries {
+            let id = pending.resolve(id);
+            let pos = *position.entry(id).or_insert_with(|| {
+                order.push((batch.key(event as usize).into(), id));
+                (order.len() - 1) as u32
+            });
+            entries.push((event, pos));
         }
-        slots.push(Slot {
-            window: merged,
-            acc,
-        });
-        self.register_timers(key, merged);
-        if merged.max_timestamp() <= self.watermark {
-            self.fire(key, merged, agg, out);
+        let mut accs: Vec<Vec<u8>> = order
+            .iter()
+            .map(|(key, id)| {
+                self.slot_mut(key, *id)
+                    .map(|s| std::mem::take(&mut s.acc))
+                    .unwrap_or_default()
+            })
+            .collect();
+        loop {
+            let mut events = BatchBuilder::with_capacity(entries.len(), 64);
+            let mut targets = Vec::with_capacity(entries.len());
+            for (j, &(event, pos)) in entries.iter().enumerate() {
+                let e = batch.get(event as usize);
+                events.push(e.key, e.time, e.headers, e.payload, j as u32);
+                targets.push(pos);
+            }
+            match agg.add(&mut accs, &targets, &events.view()) {
+                Ok(()) => break,
+                Err(AddError { index, message }) if index < entries.len() => {
+                    let failed = entries[index].0;
+                    out.push(Emission::Failed {
+                        index: failed as usize,
+                        error: message,
+                    });
+                    entries.retain(|&(e, _)| e != failed);
+                    if entries.is_empty() {
+                        break;
+                    }
+                }
+                Err(AddError { message, .. }) => {
+                    // Not attributable to one event: every event of the call fails.
+                    let mut seen = std::collections::HashSet::new();
+                    for &(event, _) in &entries {
+                        if seen.insert(event) {
+                            out.push(Emission::Failed {
+                                index: event as usize,
+                                error: message.clone(),
+                            });
+                        }
+                    }
+                    break;
+                }
+            }
         }
-        Ok(())
+        for ((key, id), acc) in order.iter().zip(accs) {
+            if let Some(slot) = self.slot_mut(key, *id) {
+                slot.acc = acc;
+            }
+        }
+        // Late but allowed: fire the touched windows whose end the watermark already passed.
+        for (key, id) in &order {
+            let window = self.slot_mut(key, *id).map(|s| s.window);
+            if let Some(w) = window.filter(|w| w.max_timestamp() <= self.watermark) {
+                self.fire(key, w, agg, out);
+            }
+        }
+    }
+
+    fn slot_mut(&mut self, key: &[u8], id: u64) -> Option<&mut Slot> {
+        self.keys.get_mut(key)?.iter_mut().find(|s| s.id == id)
     }
 
     fn fire(&mut self, key: &[u8], w: Window, agg: &mut impl Aggregator, out: &mut Vec<Emission>) {
@@ -240,18 +385,18 @@ impl WindowOperator {
         else {
             return; // a stale timer of a window merged away
         };
-        out.push(match agg.finish(key, w, &slot.acc) {
-            Ok(payload) => Emission::Fired {
+        match agg.finish(key, w, &slot.acc) {
+            Ok(payloads) => out.extend(payloads.into_iter().map(|payload| Emission::Fired {
                 key: key.to_vec(),
                 window: w,
                 payload,
-            },
-            Err(error) => Emission::Failed {
+            })),
+            Err(error) => out.push(Emission::WindowFailed {
                 key: key.to_vec(),
                 window: w,
                 error,
-            },
-        });
+            }),
+        }
     }
 
     /// Advances the watermark to `wm` (ignored if not newer): fires windows whose end it

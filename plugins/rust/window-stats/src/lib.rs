@@ -1,0 +1,126 @@
+//! `window-stats`: count, sum, average, minimum and maximum of a numeric JSON field per window.
+//!
+//! Config: `{"field": "amount"}` (a dotted path; omit it to only count events). Events whose
+//! field is missing are counted but do not contribute to sum/min/max; a field that is present
+//! but not a number is an error (dead-lettered). Result payload:
+//! `{"key", "start", "end", "count", "sum", "avg", "min", "max"}`.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use weir_sdk::Event;
+use weir_sdk::aggregate::Aggregate;
+use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default)]
+    field: Option<String>,
+}
+
+struct Stats {
+    path: Option<Vec<String>>,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Acc {
+    count: u64,
+    n: u64,
+    sum: f64,
+    min: Option<f64>,
+    max: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Out<'a> {
+    key: Option<&'a str>,
+    start: i64,
+    end: i64,
+    count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sum: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    avg: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max: Option<f64>,
+}
+
+impl Aggregate for Stats {
+    type Acc = Acc;
+    type Out = Value;
+
+    fn init(config: &str) -> Result<Self, String> {
+        let c: Config =
+            serde_json::from_str(config).map_err(|e| format!("window-stats config: {e}"))?;
+        Ok(Stats {
+            path: c.field.map(|f| f.split('.').map(str::to_owned).collect()),
+        })
+    }
+
+    fn add(&mut self, acc: &mut Acc, event: &Event<'_>) -> Result<(), String> {
+        acc.count += 1;
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let doc: Value = event.json()?;
+        let mut v = Some(&doc);
+        for p in path {
+            v = v.and_then(|v| v.get(p.as_str()));
+        }
+        match v {
+            None | Some(Value::Null) => Ok(()),
+            Some(Value::Number(n)) => {
+                let x = n.as_f64().unwrap_or(0.0);
+                acc.n += 1;
+                acc.sum += x;
+                acc.min = Some(acc.min.map_or(x, |m| m.min(x)));
+                acc.max = Some(acc.max.map_or(x, |m| m.max(x)));
+                Ok(())
+            }
+            Some(other) => Err(format!(
+                "field `{}` is {other}, not a number",
+                path.join(".")
+            )),
+        }
+    }
+
+    fn merge(&mut self, a: Acc, b: Acc) -> Result<Acc, String> {
+        let pick = |x: Option<f64>, y: Option<f64>, f: fn(f64, f64) -> f64| match (x, y) {
+            (Some(x), Some(y)) => Some(f(x, y)),
+            (x, y) => x.or(y),
+        };
+        Ok(Acc {
+            count: a.count + b.count,
+            n: a.n + b.n,
+            sum: a.sum + b.sum,
+            min: pick(a.min, b.min, f64::min),
+            max: pick(a.max, b.max, f64::max),
+        })
+    }
+
+    fn finish(
+        &mut self,
+        key: Option<&str>,
+        window: Window,
+        acc: Acc,
+    ) -> Result<Option<Value>, String> {
+        let numeric = self.path.is_some() && acc.n > 0;
+        let out = Out {
+            key,
+            start: window.start,
+            end: window.end,
+            count: acc.count,
+            sum: numeric.then_some(acc.sum),
+            avg: numeric.then(|| acc.sum / acc.n as f64),
+            min: if numeric { acc.min } else { None },
+            max: if numeric { acc.max } else { None },
+        };
+        serde_json::to_value(out)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
+}
+
+weir_sdk::export_aggregate!(Stats);

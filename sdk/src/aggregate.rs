@@ -1,0 +1,184 @@
+//! The `aggregate` world in Rust: the [`Aggregate`] trait authors implement (typed accumulators
+//! via serde), and the glue between the generated bindings and it.
+//!
+//! The host owns the accumulators (bytes) and stores them per (key, window); this SDK encodes
+//! them as JSON, a stable format that survives plugin upgrades and can be read in checkpoints.
+//! A batch call decodes each touched accumulator once, applies its events, and encodes it once.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::bindings_aggregate::weir::operator::types::{Batch, EventError, Window};
+use crate::event::Event;
+use crate::packed::{BatchView, Columns};
+
+/// A window aggregate over typed accumulators.
+pub trait Aggregate: Sized + 'static {
+    /// The accumulator: what is kept per (key, window). `Default` is the empty one.
+    type Acc: Serialize + DeserializeOwned + Default;
+    /// The result of a window, emitted as the JSON payload of one event.
+    type Out: Serialize;
+
+    /// Builds the aggregate from its JSON configuration (`{}` when the pipeline gives none).
+    fn init(config: &str) -> Result<Self, String>;
+
+    /// Adds one event to an accumulator. An error dead-letters the event.
+    fn add(&mut self, acc: &mut Self::Acc, event: &Event<'_>) -> Result<(), String>;
+
+    /// Merges two accumulators (session windows merging).
+    fn merge(&mut self, a: Self::Acc, b: Self::Acc) -> Result<Self::Acc, String>;
+
+    /// The result of a window of `key` (`None`: emit nothing).
+    fn finish(
+        &mut self,
+        key: Option<&str>,
+        window: Window,
+        acc: Self::Acc,
+    ) -> Result<Option<Self::Out>, String>;
+}
+
+fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
+    if bytes.is_empty() {
+        return Ok(A::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| format!("cannot decode accumulator: {e}"))
+}
+
+fn encode<A: Serialize>(acc: &A) -> Result<Vec<u8>, String> {
+    serde_json::to_vec(acc).map_err(|e| format!("cannot encode accumulator: {e}"))
+}
+
+fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
+    state
+        .as_mut()
+        .ok_or_else(|| "called before a successful `init`".to_owned())
+}
+
+#[doc(hidden)]
+pub fn init<T: Aggregate>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::init(config)?);
+    Ok(())
+}
+
+#[doc(hidden)]
+pub fn create<T: Aggregate>() -> Result<Vec<u8>, String> {
+    encode(&T::Acc::default())
+}
+
+#[doc(hidden)]
+pub fn add<T: Aggregate>(
+    s: &mut Option<T>,
+    accumulators: Vec<Vec<u8>>,
+    targets: Vec<u8>,
+    input: Batch,
+) -> Result<Vec<Vec<u8>>, EventError> {
+    let whole = |message: String| EventError { index: 0, message };
+    let op = state(s).map_err(whole)?;
+    let view = BatchView::new_prechecked(Columns {
+        payloads: &input.payloads,
+        payload_ends: &input.payload_ends,
+        keys: &input.keys,
+        key_ends: &input.key_ends,
+        times: &input.times,
+        headers: &input.headers,
+        header_ends: &input.header_ends,
+        origins: &input.origins,
+    });
+    let mut accs: Vec<Option<T::Acc>> = (0..accumulators.len()).map(|_| None).collect();
+    for (i, t) in targets.chunks_exact(4).enumerate().take(view.len()) {
+        let t = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
+        let err = |message: String| EventError {
+            index: i as u32,
+            message,
+        };
+        let slot = accs
+            .get_mut(t)
+            .ok_or_else(|| err(format!("target {t} is not an accumulator index")))?;
+        if slot.is_none() {
+            *slot = Some(decode(&accumulators[t]).map_err(err)?);
+        }
+        let acc = slot.as_mut().expect("decoded above");
+        op.add(
+            acc,
+            &Event {
+                view,
+                index: i as u32,
+            },
+        )
+        .map_err(err)?;
+    }
+    accs.into_iter()
+        .zip(accumulators)
+        .map(|(acc, old)| match acc {
+            Some(a) => encode(&a).map_err(whole),
+            None => Ok(old),
+        })
+        .collect()
+}
+
+#[doc(hidden)]
+pub fn merge<T: Aggregate>(s: &mut Option<T>, a: Vec<u8>, b: Vec<u8>) -> Result<Vec<u8>, String> {
+    let op = state(s)?;
+    let merged = op.merge(decode(&a)?, decode(&b)?)?;
+    encode(&merged)
+}
+
+#[doc(hidden)]
+pub fn finish<T: Aggregate>(
+    s: &mut Option<T>,
+    key: Vec<u8>,
+    window: Window,
+    acc: Vec<u8>,
+) -> Result<Vec<Vec<u8>>, String> {
+    let op = state(s)?;
+    let key = (!key.is_empty()).then(|| String::from_utf8_lossy(&key).into_owned());
+    match op.finish(key.as_deref(), window, decode(&acc)?)? {
+        None => Ok(Vec::new()),
+        Some(out) => Ok(vec![
+            serde_json::to_vec(&out).map_err(|e| format!("cannot encode result: {e}"))?,
+        ]),
+    }
+}
+
+/// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world.
+#[macro_export]
+macro_rules! export_aggregate {
+    ($t:ty) => {
+        const _: () = {
+            use $crate::bindings_aggregate::weir::operator::types as __t;
+            struct __WeirGlue;
+            ::std::thread_local! {
+                static __WEIR_STATE: ::core::cell::RefCell<::core::option::Option<$t>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+            impl $crate::bindings_aggregate::Guest for __WeirGlue {
+                fn init(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
+                }
+                fn create() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    $crate::aggregate::create::<$t>()
+                }
+                fn add(
+                    accumulators: ::std::vec::Vec<::std::vec::Vec<u8>>,
+                    targets: ::std::vec::Vec<u8>,
+                    input: __t::Batch,
+                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<u8>>, __t::EventError> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
+                }
+                fn merge(
+                    a: ::std::vec::Vec<u8>,
+                    b: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
+                }
+                fn finish(
+                    key: ::std::vec::Vec<u8>,
+                    window: __t::Window,
+                    accumulator: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<u8>>, ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), key, window, accumulator))
+                }
+            }
+            $crate::bindings_aggregate::__export_aggregate_world!(__WeirGlue with_types_in $crate::bindings_aggregate);
+        };
+    };
+}
