@@ -67,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let p = config::load(&pipeline)?;
             let runtime = Runtime::new(Some(cache))?;
             weir::pipeline::build_chain(&runtime, &p)?;
+            weir::pipeline::build_window(&runtime, &p)?;
             println!(
                 "{}: ok ({} operators)",
                 pipeline.display(),

@@ -6,3 +6,4 @@ mod config;
 mod crash;
 mod sandbox;
 mod support;
+mod windows;

@@ -22,9 +22,119 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub nats: NatsConfig,
     pub source: SourceConfig,
+    /// Transform operators, run in order before the window (if any).
     #[serde(default)]
     pub operators: Vec<OperatorConfig>,
+    /// A keyed event-time window with an aggregate plugin, after the operators.
+    #[serde(default)]
+    pub window: Option<WindowConfig>,
     pub sink: SinkConfig,
+}
+
+/// The kind of window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowKind {
+    /// Fixed windows of `size`.
+    Tumbling,
+    /// Windows of `size` every `slide` (`slide` divides `size`).
+    Sliding,
+    /// Per key, events closer than `gap` form one window.
+    Session,
+}
+
+/// `[window]`: events are keyed by their key, assigned to event-time windows and aggregated by
+/// an `aggregate` plugin; results are events.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowConfig {
+    #[serde(rename = "type")]
+    pub kind: WindowKind,
+    /// Window length (tumbling, sliding).
+    #[serde(default, with = "humantime_serde")]
+    pub size: Option<Duration>,
+    /// Distance between window starts (sliding).
+    #[serde(default, with = "humantime_serde")]
+    pub slide: Option<Duration>,
+    /// Inactivity that closes a session (session).
+    #[serde(default, with = "humantime_serde")]
+    pub gap: Option<Duration>,
+    /// How long after a window's end late events still update (and re-fire) it.
+    #[serde(default, with = "humantime_serde")]
+    pub allowed_lateness: Duration,
+    /// The watermark trails the newest event time by this bound.
+    #[serde(default, with = "humantime_serde")]
+    pub out_of_orderness: Duration,
+    /// The aggregate plugin, as an operator.
+    pub aggregate: OperatorConfig,
+}
+
+impl WindowConfig {
+    /// The assigner of this window (sizes checked by [`load`]).
+    pub fn spec(&self) -> crate::window::WindowSpec {
+        let ms =
+            |d: Option<Duration>| d.unwrap_or_default().as_millis().min(i64::MAX as u128) as i64;
+        match self.kind {
+            WindowKind::Tumbling => crate::window::WindowSpec::Tumbling {
+                size: ms(self.size),
+                offset: 0,
+            },
+            WindowKind::Sliding => crate::window::WindowSpec::Sliding {
+                size: ms(self.size),
+                slide: ms(self.slide),
+                offset: 0,
+            },
+            WindowKind::Session => crate::window::WindowSpec::Session { gap: ms(self.gap) },
+        }
+    }
+
+    /// What is wrong with the sizes for this kind of window, naming the field.
+    fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, d: Option<Duration>| match d {
+            None => Err(format!(
+                "field `window.{name}` is required for {:?} windows",
+                self.kind
+            )
+            .to_lowercase()),
+            Some(d) if d.as_millis() == 0 => {
+                Err(format!("field `window.{name}` must be at least 1ms"))
+            }
+            Some(_) => Ok(()),
+        };
+        let unused = |name: &str, d: Option<Duration>| match d {
+            Some(_) => Err(format!(
+                "field `window.{name}` does not apply to {:?} windows",
+                self.kind
+            )
+            .to_lowercase()),
+            None => Ok(()),
+        };
+        match self.kind {
+            WindowKind::Tumbling => {
+                positive("size", self.size)?;
+                unused("slide", self.slide)?;
+                unused("gap", self.gap)
+            }
+            WindowKind::Sliding => {
+                positive("size", self.size)?;
+                positive("slide", self.slide)?;
+                unused("gap", self.gap)?;
+                let (size, slide) = (
+                    self.size.unwrap_or_default(),
+                    self.slide.unwrap_or_default(),
+                );
+                if size.as_millis() % slide.as_millis() != 0 {
+                    return Err("field `window.slide` must divide `window.size`".into());
+                }
+                Ok(())
+            }
+            WindowKind::Session => {
+                positive("gap", self.gap)?;
+                unused("size", self.size)?;
+                unused("slide", self.slide)
+            }
+        }
+    }
 }
 
 /// How to reach NATS. `--nats-url` / `WEIR_NATS_URL` override `url`.
@@ -66,6 +176,9 @@ pub enum TimeFrom {
     /// A header holding milliseconds since the Unix epoch; a missing or malformed value sends
     /// the event to the dead-letter subject.
     Header(String),
+    /// A JSON field of the payload (dotted path) holding milliseconds since the Unix epoch;
+    /// a payload that is not JSON, or a missing or non-integer field, is dead-lettered.
+    Field(String),
 }
 
 /// The JetStream source.
@@ -147,6 +260,10 @@ pub struct SinkConfig {
     pub subject: String,
     /// Subject failed events are published to, with the error in headers.
     pub dead_letter: String,
+    /// Subject for events that arrive after their windows closed (default: the dead-letter
+    /// subject, with the reason in headers).
+    #[serde(default)]
+    pub late: Option<String>,
     /// Publishes awaiting their ack at once (kept below the client's limit).
     #[serde(default = "default_in_flight")]
     pub max_in_flight: usize,
@@ -208,10 +325,15 @@ impl Pipeline {
 
     /// Operator `i`'s config as the JSON text given to `init`.
     pub fn operator_config_json(&self, i: usize) -> String {
-        match &self.config.operators[i].config {
-            None => "{}".into(),
-            Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
-        }
+        config_json(&self.config.operators[i])
+    }
+}
+
+/// An operator's `config` as the JSON text given to `init` (`{}` when absent).
+pub fn config_json(op: &OperatorConfig) -> String {
+    match &op.config {
+        None => "{}".into(),
+        Some(v) => serde_json::to_string(v).unwrap_or_else(|_| "{}".into()),
     }
 }
 
@@ -321,6 +443,19 @@ impl Pipeline {
                     c.sink.max_in_flight
                 ),
             ));
+        }
+        if let Some(w) = &c.window {
+            w.check().map_err(|m| self.error(None, m))?;
+            let path = self.base_dir().join(w.aggregate.plugin.get_ref());
+            if !path.is_file() {
+                return Err(self.error(
+                    Some(w.aggregate.plugin.span().start),
+                    format!(
+                        "field `window.aggregate.plugin`: no such file {}",
+                        path.display()
+                    ),
+                ));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, op) in c.operators.iter().enumerate() {

@@ -109,6 +109,7 @@ fn call(runtime: &Runtime, op: &mut Operator, input: &EventBatch) -> Result<Even
             "plugin reported an error for event {index} of a batch of {}: {message}",
             input.len()
         ))),
+        Err(CallError::Failed(message)) => Err(Failure::Whole(message)),
         Err(CallError::Trap(message)) => Err(Failure::Whole(format!("plugin trapped: {message}"))),
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod chain;
+pub mod window;
 
 pub use batch::EventBatch;
 pub use chain::{Chain, DeadLetter, Operator};

@@ -1,5 +1,11 @@
-//! `weir run --local`: the pipeline's operator chain over a JSON-lines file, without NATS.
-//! Results go to stdout as JSON lines; dead letters to stderr as JSON lines with the error.
+//! `weir run --local`: the pipeline over a JSON-lines file, without NATS.
+//!
+//! Results go to stdout as JSON lines; dead letters and late events to stderr as JSON lines
+//! with the reason and the input line. Events are processed in batches of the source's
+//! `batch_size`. With a `[window]`: if the input holds `{"watermark": W}` lines, only those
+//! advance event time (deterministic tests); otherwise the watermark trails the newest event
+//! time by `out_of_orderness` and advances after each batch. The end of the input closes every
+//! window.
 
 use std::io::Write;
 use std::path::Path;
@@ -7,10 +13,13 @@ use std::path::Path;
 use weir_sdk::packed::BatchBuilder;
 
 use crate::config::Pipeline;
-use crate::operator::EventBatch;
+use crate::operator::DeadLetter;
+use crate::operator::window::{WindowedAggregate, push_result};
+use crate::operator::{Chain, EventBatch};
 use crate::runtime::Runtime;
-use crate::sink::stdout::write_output;
-use crate::source::local::read_events;
+use crate::sink::stdout::{write_dead_letter, write_late, write_result};
+use crate::source::local::{InputLine, JsonEvent, read_events};
+use crate::window::{BoundedOutOfOrderness, Emission};
 
 /// Counts of a local run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +27,121 @@ pub struct LocalSummary {
     pub inputs: usize,
     pub results: usize,
     pub dead_letters: usize,
+    pub late: usize,
 }
 
-/// Runs `pipeline` over the events in `input`, writing results to `out` and dead letters to
-/// `err`.
+struct Runner<'a, O: Write, E: Write> {
+    runtime: &'a Runtime,
+    chain: Chain,
+    window: Option<WindowedAggregate>,
+    generator: Option<BoundedOutOfOrderness>,
+    summary: LocalSummary,
+    out: &'a mut O,
+    err: &'a mut E,
+}
+
+impl<O: Write, E: Write> Runner<'_, O, E> {
+    /// Runs one batch of events (`lines[i]`: input line of event `i`).
+    fn batch(&mut self, events: &[&JsonEvent], lines: &[usize]) -> anyhow::Result<()> {
+        let mut b = BatchBuilder::with_capacity(events.len(), 128);
+        let mut scratch = Vec::new();
+        for (i, ev) in events.iter().enumerate() {
+            ev.push_to(&mut b, i as u32, &mut scratch);
+        }
+        let output = self.chain.run(EventBatch::from_source(b));
+        for d in &output.dead {
+            write_dead_letter(d, lines[d.source as usize], self.err)?;
+        }
+        self.summary.dead_letters += output.dead.len();
+        let view = output.events.view();
+        let Some(window) = &mut self.window else {
+            for e in view.iter() {
+                write_result(&e, self.out)?;
+            }
+            self.summary.results += view.len();
+            return Ok(());
+        };
+        let mut emitted = Vec::new();
+        window.process_batch(self.runtime, &view, &mut emitted);
+        if let Some(g) = &mut self.generator {
+            for i in 0..view.len() {
+                g.observe(view.time(i));
+            }
+            if let Some(wm) = g.watermark() {
+                window.advance_watermark(self.runtime, wm, &mut emitted);
+            }
+        }
+        let name = window.name.clone();
+        let plugin = window.instance.plugin().label();
+        for e in emitted {
+            match e {
+                Emission::Late { index } => {
+                    let line = lines[output.events.lineage[index] as usize];
+                    write_late(&view.get(index), line, self.err)?;
+                    self.summary.late += 1;
+                }
+                Emission::Failed { index, error } => {
+                    let ev = view.get(index);
+                    let d = DeadLetter {
+                        source: output.events.lineage[index],
+                        operator: name.clone(),
+                        plugin: plugin.clone(),
+                        error,
+                        key: ev.key.to_vec(),
+                        time: ev.time,
+                        headers: ev.headers.to_vec(),
+                        payload: ev.payload.to_vec(),
+                    };
+                    write_dead_letter(&d, lines[d.source as usize], self.err)?;
+                    self.summary.dead_letters += 1;
+                }
+                other => self.window_output(other)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a result or a window failure that came from firing.
+    fn window_output(&mut self, e: Emission) -> anyhow::Result<()> {
+        match e {
+            Emission::Fired {
+                key,
+                window,
+                payload,
+            } => {
+                let mut b = BatchBuilder::new();
+                push_result(&mut b, &key, window, &payload, 0);
+                write_result(&b.view().get(0), self.out)?;
+                self.summary.results += 1;
+            }
+            Emission::WindowFailed { key, window, error } => {
+                tracing::error!(
+                    key = %String::from_utf8_lossy(&key),
+                    start = window.start,
+                    end = window.end,
+                    error = %error,
+                    "window result failed; its state is kept"
+                );
+            }
+            Emission::Late { .. } | Emission::Failed { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn watermark(&mut self, wm: i64) -> anyhow::Result<()> {
+        let mut emitted = Vec::new();
+        if let Some(window) = &mut self.window {
+            window.advance_watermark(self.runtime, wm, &mut emitted);
+        }
+        for e in emitted {
+            self.window_output(e)?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `pipeline` over the events in `input`, writing results to `out` and dead letters and
+/// late events to `err`.
 pub fn run(
     runtime: &Runtime,
     pipeline: &Pipeline,
@@ -29,23 +149,53 @@ pub fn run(
     out: &mut impl Write,
     err: &mut impl Write,
 ) -> anyhow::Result<LocalSummary> {
-    let mut chain = super::build_chain(runtime, pipeline)?;
-    let events = read_events(input)?;
-    let mut summary = LocalSummary {
-        inputs: events.len(),
-        ..Default::default()
+    let chain = super::build_chain(runtime, pipeline)?;
+    let window = super::build_window(runtime, pipeline)?;
+    let lines = read_events(input)?;
+    let punctuated = lines
+        .iter()
+        .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
+    let generator = match (&pipeline.config.window, punctuated) {
+        (Some(w), false) => Some(BoundedOutOfOrderness::new(
+            w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
+        )),
+        _ => None,
     };
-    let mut scratch = Vec::new();
-    for chunk in events.chunks(pipeline.config.source.batch_size) {
-        let mut b = BatchBuilder::with_capacity(chunk.len(), 128);
-        for (i, (_, ev)) in chunk.iter().enumerate() {
-            ev.push_to(&mut b, i as u32, &mut scratch);
+    let mut runner = Runner {
+        runtime,
+        chain,
+        window,
+        generator,
+        summary: LocalSummary::default(),
+        out,
+        err,
+    };
+    let batch_size = pipeline.config.source.batch_size;
+    let (mut events, mut numbers): (Vec<&JsonEvent>, Vec<usize>) = (Vec::new(), Vec::new());
+    for (line, l) in &lines {
+        match l {
+            InputLine::Event(ev) => {
+                events.push(ev);
+                numbers.push(*line);
+                runner.summary.inputs += 1;
+                if events.len() == batch_size {
+                    runner.batch(&events, &numbers)?;
+                    (events, numbers) = (Vec::new(), Vec::new());
+                }
+            }
+            InputLine::Watermark(w) => {
+                if !events.is_empty() {
+                    runner.batch(&events, &numbers)?;
+                    (events, numbers) = (Vec::new(), Vec::new());
+                }
+                runner.watermark(w.watermark)?;
+            }
         }
-        let lines: Vec<usize> = chunk.iter().map(|(l, _)| *l).collect();
-        let output = chain.run(EventBatch::from_source(b));
-        summary.results += output.events.len();
-        summary.dead_letters += write_output(&output, &lines, out, err)?;
     }
-    out.flush()?;
-    Ok(summary)
+    if !events.is_empty() {
+        runner.batch(&events, &numbers)?;
+    }
+    runner.watermark(i64::MAX)?;
+    runner.out.flush()?;
+    Ok(runner.summary)
 }

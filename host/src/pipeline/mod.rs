@@ -7,9 +7,11 @@
 pub mod local;
 pub mod nats;
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, config_json};
+use crate::operator::window::WindowedAggregate;
 use crate::operator::{Chain, Operator};
-use crate::runtime::{Limits, Plugin, Runtime, TransformInstance};
+use crate::runtime::{AggregateInstance, Limits, Plugin, Runtime, TransformInstance, World};
+use crate::window::WindowOperator;
 
 /// Loads and initialises every operator of `pipeline`.
 pub fn build_chain(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Chain> {
@@ -40,4 +42,36 @@ pub fn build_chain(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Cha
         runtime: runtime.clone(),
         operators,
     })
+}
+
+/// Loads and initialises the pipeline's window aggregate, if it has a `[window]`.
+pub fn build_window(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<WindowedAggregate>> {
+    let Some(w) = &pipeline.config.window else {
+        return Ok(None);
+    };
+    let op = &w.aggregate;
+    let at = Some(op.plugin.span().start);
+    let limits = Limits {
+        memory_bytes: op.memory_limit_mib << 20,
+        deadline: op.deadline,
+    };
+    let path = pipeline.base_dir().join(op.plugin.get_ref());
+    let plugin = Plugin::load(runtime, &path, World::Aggregate, limits, op.grants.clone())
+        .map_err(|e| pipeline.error(at, format!("field `window.aggregate.plugin`: {e}")))?;
+    let instance = AggregateInstance::new(runtime, plugin, &config_json(op)).map_err(|e| {
+        pipeline.error(
+            at,
+            format!("window aggregate `{}`: {e:#}", op.name.get_ref()),
+        )
+    })?;
+    tracing::info!(aggregate = %op.name.get_ref(), plugin = %instance.plugin().label(), "window ready");
+    let lateness = w.allowed_lateness.as_millis().min(i64::MAX as u128) as i64;
+    Ok(Some(WindowedAggregate {
+        name: op.name.get_ref().clone(),
+        instance,
+        windows: WindowOperator::new(w.spec(), lateness),
+    }))
 }

@@ -23,10 +23,12 @@ use async_nats::jetstream::message::Message;
 use tokio::task::JoinHandle;
 
 use crate::config::Pipeline;
-use crate::operator::chain::ChainOutput;
+use crate::operator::window::WindowedAggregate;
+use crate::operator::{Chain, DeadLetter, EventBatch};
 use crate::runtime::Runtime;
-use crate::sink::jetstream::{JetStreamSink, Published};
+use crate::sink::jetstream::{BatchOutput, JetStreamSink, Published, WindowResult};
 use crate::source::jetstream::JetStreamSource;
+use crate::window::{BoundedOutOfOrderness, Emission};
 
 /// Batches whose outputs may be awaiting the sink's acks at once.
 pub const PIPELINE_DEPTH: usize = 2;
@@ -37,7 +39,107 @@ pub struct RunSummary {
     pub inputs: u64,
     pub results: u64,
     pub dead_letters: u64,
+    pub late: u64,
     pub batches: u64,
+}
+
+/// The processing stages of a pipeline, moved to a blocking thread for each batch.
+struct Stages {
+    runtime: Runtime,
+    chain: Chain,
+    window: Option<(WindowedAggregate, BoundedOutOfOrderness)>,
+}
+
+impl Stages {
+    fn build(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Self> {
+        let chain = super::build_chain(runtime, pipeline)?;
+        let window = super::build_window(runtime, pipeline)?.map(|w| {
+            let bound = pipeline.config.window.as_ref().map_or(0, |c| {
+                c.out_of_orderness.as_millis().min(i64::MAX as u128) as i64
+            });
+            (w, BoundedOutOfOrderness::new(bound))
+        });
+        Ok(Stages {
+            runtime: runtime.clone(),
+            chain,
+            window,
+        })
+    }
+
+    /// Runs a batch through the chain and, if any, the window (advancing the watermark by the
+    /// batch's event times).
+    fn run(&mut self, events: EventBatch, refused: Vec<DeadLetter>) -> BatchOutput {
+        let out = self.chain.run(events);
+        let mut dead = refused;
+        dead.extend(out.dead);
+        let Some((window, generator)) = &mut self.window else {
+            return BatchOutput {
+                events: out.events,
+                dead,
+                ..Default::default()
+            };
+        };
+        let view = out.events.view();
+        let mut emitted = Vec::new();
+        window.process_batch(&self.runtime, &view, &mut emitted);
+        for i in 0..view.len() {
+            generator.observe(view.time(i));
+        }
+        if let Some(wm) = generator.watermark() {
+            window.advance_watermark(&self.runtime, wm, &mut emitted);
+        }
+        let mut result = BatchOutput {
+            dead,
+            ..Default::default()
+        };
+        let plugin = window.instance.plugin().label();
+        let as_letter = |index: usize, operator: &str, error: String| {
+            let e = view.get(index);
+            DeadLetter {
+                source: out.events.lineage[index],
+                operator: operator.to_owned(),
+                plugin: plugin.clone(),
+                error,
+                key: e.key.to_vec(),
+                time: e.time,
+                headers: e.headers.to_vec(),
+                payload: e.payload.to_vec(),
+            }
+        };
+        for e in emitted {
+            match e {
+                Emission::Fired {
+                    key,
+                    window,
+                    payload,
+                } => result.windows.push(WindowResult {
+                    key,
+                    window,
+                    payload,
+                }),
+                Emission::Late { index } => result.late.push(as_letter(
+                    index,
+                    &window.name,
+                    "late: every window of the event is past its allowed lateness".into(),
+                )),
+                Emission::Failed { index, error } => {
+                    result.dead.push(as_letter(index, &window.name, error))
+                }
+                Emission::WindowFailed {
+                    key,
+                    window: w,
+                    error,
+                } => tracing::error!(
+                    key = %String::from_utf8_lossy(&key),
+                    start = w.start,
+                    end = w.end,
+                    error = %error,
+                    "window result failed; its state is kept"
+                ),
+            }
+        }
+        result
+    }
 }
 
 /// A batch whose outputs are being published.
@@ -65,6 +167,7 @@ async fn complete(batch: InFlight, summary: &mut RunSummary) -> anyhow::Result<(
     summary.batches += 1;
     summary.results += batch.published.results as u64;
     summary.dead_letters += batch.published.dead_letters as u64;
+    summary.late += batch.published.late as u64;
     Ok(())
 }
 
@@ -75,9 +178,9 @@ pub async fn run(
     url: &str,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<RunSummary> {
-    let mut chain = {
+    let mut stages = {
         let (rt, p) = (runtime.clone(), pipeline.clone());
-        tokio::task::spawn_blocking(move || super::build_chain(&rt, &p)).await??
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &p)).await??
     };
     let client = async_nats::ConnectOptions::new()
         .name(format!("weir {}", pipeline.config.name.get_ref()))
@@ -99,6 +202,7 @@ pub async fn run(
         source.stream_name(),
         &sink_cfg.subject,
         &sink_cfg.dead_letter,
+        sink_cfg.late.as_deref(),
         sink_cfg.max_in_flight,
     ));
     sink.check_streams()
@@ -129,15 +233,15 @@ pub async fn run(
             continue;
         }
         let inputs = batch.origins.len() as u64;
-        let events = batch.events;
-        let (returned, output): (_, ChainOutput) = tokio::task::spawn_blocking(move || {
-            let out = chain.run(events);
-            (chain, out)
+        let (events, refused) = (batch.events, batch.refused);
+        let (returned, output) = tokio::task::spawn_blocking(move || {
+            let out = stages.run(events, refused);
+            (stages, out)
         })
         .await
         .context("the operator thread panicked")?;
-        chain = returned;
-        let (msgs, published) = sink.prepare(output, batch.refused, &batch.origins)?;
+        stages = returned;
+        let (msgs, published) = sink.prepare(output, &batch.origins)?;
         while in_flight.len() >= PIPELINE_DEPTH {
             let oldest = in_flight.pop_front().expect("queue is not empty");
             complete(oldest, &mut summary).await?;

@@ -1,6 +1,6 @@
-//! A live instance of a `transform` plugin: its store (sandbox state), the generated bindings,
-//! and the config it was initialised with, so that a trapped instance can be replaced by a
-//! fresh one transparently.
+//! Live plugin instances: a store (sandbox state), the generated bindings of the plugin's
+//! world, and the config the plugin was initialised with, so that a trapped instance can be
+//! replaced by a fresh one transparently.
 
 use std::sync::Arc;
 
@@ -8,37 +8,92 @@ use wasmtime::{Store, Trap};
 
 use super::Runtime;
 use super::bindings::Transform;
-use super::bindings::weir::operator::types::Batch;
-use super::plugin::Plugin;
+use super::bindings::weir::operator::types::{Batch, Window};
+use super::bindings_aggregate::Aggregate;
+use super::plugin::{Plugin, Pre};
 use super::sandbox::{Limits, StoreState};
 
-/// Why a call into a plugin did not produce a batch.
+/// Why a call into a plugin did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     /// The plugin reported that event `index` of the input failed (an error value).
     #[error("event {index} failed: {message}")]
     Event { index: u32, message: String },
+    /// The plugin returned an error value not tied to one event.
+    #[error("{0}")]
+    Failed(String),
     /// The plugin trapped (panic, deadline, memory cap, stack overflow, ...). The instance has
     /// been replaced; which event caused it is unknown.
     #[error("plugin trapped: {0}")]
     Trap(String),
 }
 
-/// An initialised plugin instance.
-pub struct TransformInstance {
+/// The generated bindings of one world.
+pub trait WorldBindings: Sized {
+    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self>;
+    fn call_init(
+        &self,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>>;
+}
+
+impl WorldBindings for Transform {
+    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
+        match &plugin.pre {
+            Pre::Transform(pre) => pre.instantiate(store),
+            Pre::Aggregate(_) => Err(wasmtime::Error::msg(
+                "plugin implements `aggregate`, not `transform`",
+            )),
+        }
+    }
+    fn call_init(
+        &self,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Transform::call_init(self, store, config)
+    }
+}
+
+impl WorldBindings for Aggregate {
+    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
+        match &plugin.pre {
+            Pre::Aggregate(pre) => pre.instantiate(store),
+            Pre::Transform(_) => Err(wasmtime::Error::msg(
+                "plugin implements `transform`, not `aggregate`",
+            )),
+        }
+    }
+    fn call_init(
+        &self,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Aggregate::call_init(self, store, config)
+    }
+}
+
+/// An initialised plugin instance of world `B`.
+pub struct Instance<B> {
     plugin: Arc<Plugin>,
     config: String,
     store: Store<StoreState>,
-    bindings: Transform,
-    /// Instances replaced after a trap, for metrics and tests.
+    bindings: B,
+    /// Instances replaced after a trap (or upgrade), for metrics and tests.
     pub restarts: u64,
 }
 
-impl TransformInstance {
+/// An instance of a `transform` plugin.
+pub type TransformInstance = Instance<Transform>;
+/// An instance of an `aggregate` plugin.
+pub type AggregateInstance = Instance<Aggregate>;
+
+impl<B: WorldBindings> Instance<B> {
     /// Instantiates `plugin` and calls its `init` with `config` (JSON).
     pub fn new(runtime: &Runtime, plugin: Arc<Plugin>, config: &str) -> anyhow::Result<Self> {
         let (store, bindings) = Self::start(runtime, &plugin, config)?;
-        Ok(TransformInstance {
+        Ok(Instance {
             plugin,
             config: config.to_owned(),
             store,
@@ -51,13 +106,13 @@ impl TransformInstance {
         runtime: &Runtime,
         plugin: &Arc<Plugin>,
         config: &str,
-    ) -> anyhow::Result<(Store<StoreState>, Transform)> {
+    ) -> anyhow::Result<(Store<StoreState>, B)> {
         let state = StoreState::new(&plugin.label(), &plugin.limits, &plugin.grants);
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
         store.epoch_deadline_trap();
-        let bindings = plugin.pre.instantiate(&mut store).map_err(|e| {
+        let bindings = B::instantiate(plugin, &mut store).map_err(|e| {
             anyhow::anyhow!(
                 "instantiating plugin {}: {}",
                 plugin.path.display(),
@@ -83,17 +138,18 @@ impl TransformInstance {
         &self.plugin
     }
 
-    /// Transforms `input`. On a trap the instance is replaced before returning.
-    pub fn process(&mut self, runtime: &Runtime, input: &Batch) -> Result<Batch, CallError> {
+    /// Calls into the plugin with a fresh deadline. On a trap the instance is replaced before
+    /// returning [`CallError::Trap`].
+    fn call<R>(
+        &mut self,
+        runtime: &Runtime,
+        f: impl FnOnce(&B, &mut Store<StoreState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         self.store
             .set_epoch_deadline(Runtime::deadline_ticks(self.plugin.limits.deadline));
         self.store.data_mut().memory.hit = false;
-        match self.bindings.call_process(&mut self.store, input) {
-            Ok(Ok(batch)) => Ok(batch),
-            Ok(Err(e)) => Err(CallError::Event {
-                index: e.index,
-                message: e.message,
-            }),
+        match f(&self.bindings, &mut self.store) {
+            Ok(r) => Ok(r),
             Err(e) => {
                 let message = describe_trap(&e, &self.store, &self.plugin.limits);
                 tracing::warn!(plugin = %self.plugin.label(), error = %message, "plugin trapped; replacing its instance");
@@ -119,6 +175,62 @@ impl TransformInstance {
         self.plugin = plugin;
         self.restarts += 1;
         Ok(())
+    }
+}
+
+impl Instance<Transform> {
+    /// Transforms `input`. On a trap the instance is replaced before returning.
+    pub fn process(&mut self, runtime: &Runtime, input: &Batch) -> Result<Batch, CallError> {
+        match self.call(runtime, |b, s| b.call_process(s, input))? {
+            Ok(batch) => Ok(batch),
+            Err(e) => Err(CallError::Event {
+                index: e.index,
+                message: e.message,
+            }),
+        }
+    }
+}
+
+impl Instance<Aggregate> {
+    /// A new, empty accumulator.
+    pub fn create(&mut self, runtime: &Runtime) -> Result<Vec<u8>, CallError> {
+        self.call(runtime, |b, s| b.call_create(s))?
+            .map_err(CallError::Failed)
+    }
+
+    /// Adds the events of `input` to `accumulators` (see `add` in the WIT).
+    pub fn add(
+        &mut self,
+        runtime: &Runtime,
+        accumulators: &[Vec<u8>],
+        targets: &[u8],
+        input: &Batch,
+    ) -> Result<Vec<Vec<u8>>, CallError> {
+        match self.call(runtime, |b, s| b.call_add(s, accumulators, targets, input))? {
+            Ok(accs) => Ok(accs),
+            Err(e) => Err(CallError::Event {
+                index: e.index,
+                message: e.message,
+            }),
+        }
+    }
+
+    /// Merges two accumulators.
+    pub fn merge(&mut self, runtime: &Runtime, a: &[u8], b: &[u8]) -> Result<Vec<u8>, CallError> {
+        self.call(runtime, |bind, s| bind.call_merge(s, a, b))?
+            .map_err(CallError::Failed)
+    }
+
+    /// The result payloads of a window.
+    pub fn finish(
+        &mut self,
+        runtime: &Runtime,
+        key: &[u8],
+        window: Window,
+        acc: &[u8],
+    ) -> Result<Vec<Vec<u8>>, CallError> {
+        self.call(runtime, |b, s| b.call_finish(s, key, window, acc))?
+            .map_err(CallError::Failed)
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`cache`]: compiled components keyed by content hash, so large components compile once;
 //! - [`sandbox`]: what a plugin may touch (memory cap, deadline, WASI grants) and import checks;
 //! - [`plugin`]: a loaded plugin version (`InstancePre`) and the world it implements;
-//! - [`instance`]: a live, initialised instance of a `transform` plugin.
+//! - [`instance`]: a live, initialised plugin instance (`transform` or `aggregate`), replaced
+//!   transparently after a trap.
 //!
 //! A plugin version is an `Arc<Plugin>`; an operator holds one and can swap it for another
 //! between two batches (hot reload builds on that).
@@ -17,8 +18,8 @@ pub mod plugin;
 pub mod sandbox;
 
 pub use engine::Runtime;
-pub use instance::{CallError, TransformInstance};
-pub use plugin::{Plugin, PluginError};
+pub use instance::{AggregateInstance, CallError, TransformInstance};
+pub use plugin::{Plugin, PluginError, World};
 pub use sandbox::{Grants, Limits};
 
 /// Generated host bindings of the `transform` world (from `wit/`).
@@ -26,5 +27,18 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         world: "transform",
         path: "../wit",
+    });
+}
+
+/// Generated host bindings of the `aggregate` world, sharing the types and the log interface
+/// of [`bindings`].
+pub mod bindings_aggregate {
+    wasmtime::component::bindgen!({
+        world: "aggregate",
+        path: "../wit",
+        with: {
+            "weir:operator/types": super::bindings::weir::operator::types,
+            "weir:operator/log": super::bindings::weir::operator::log,
+        },
     });
 }

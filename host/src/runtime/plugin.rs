@@ -9,6 +9,7 @@ use wasmtime::component::{Component, Linker};
 
 use super::Runtime;
 use super::bindings::TransformPre;
+use super::bindings_aggregate::AggregatePre;
 use super::cache::content_hash;
 use super::sandbox::{Grants, Limits, StoreState, check_imports};
 
@@ -35,6 +36,35 @@ pub enum PluginError {
     },
 }
 
+/// The world a plugin implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    Transform,
+    Aggregate,
+}
+
+impl World {
+    pub fn name(self) -> &'static str {
+        match self {
+            World::Transform => "transform",
+            World::Aggregate => "aggregate",
+        }
+    }
+
+    fn exports(self) -> &'static [&'static str] {
+        match self {
+            World::Transform => &["init", "process"],
+            World::Aggregate => &["init", "create", "add", "merge", "finish"],
+        }
+    }
+}
+
+/// Pre-linked instantiation of a plugin, by world.
+pub(crate) enum Pre {
+    Transform(TransformPre<StoreState>),
+    Aggregate(AggregatePre<StoreState>),
+}
+
 /// One version of one plugin, ready to instantiate.
 pub struct Plugin {
     pub path: PathBuf,
@@ -42,7 +72,8 @@ pub struct Plugin {
     pub hash: String,
     pub limits: Limits,
     pub grants: Grants,
-    pub(crate) pre: TransformPre<StoreState>,
+    pub world: World,
+    pub(crate) pre: Pre,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -55,11 +86,23 @@ impl std::fmt::Debug for Plugin {
 }
 
 impl Plugin {
-    /// Loads the `transform` plugin at `path`: reads it, compiles it (or loads it from the
-    /// compile cache), checks its imports against `grants` and its exports against the world.
+    /// Loads the `transform` plugin at `path`; see [`Plugin::load`].
     pub fn load_transform(
         runtime: &Runtime,
         path: &Path,
+        limits: Limits,
+        grants: Grants,
+    ) -> Result<Arc<Plugin>, PluginError> {
+        Self::load(runtime, path, World::Transform, limits, grants)
+    }
+
+    /// Loads the plugin at `path`, which must implement `world`: reads it, compiles it (or
+    /// loads it from the compile cache), checks its imports against `grants` and its exports
+    /// against the world.
+    pub fn load(
+        runtime: &Runtime,
+        path: &Path,
+        world: World,
         limits: Limits,
         grants: Grants,
     ) -> Result<Arc<Plugin>, PluginError> {
@@ -85,11 +128,12 @@ impl Plugin {
                 message,
             }
         })?;
-        check_transform_exports(&component, engine).map_err(|message| PluginError::WrongWorld {
+        let wrong_world = |message: String| PluginError::WrongWorld {
             path: path.to_owned(),
-            expected: "transform",
+            expected: world.name(),
             message,
-        })?;
+        };
+        check_exports(&component, engine, world).map_err(wrong_world)?;
 
         let mut linker: Linker<StoreState> = Linker::new(engine);
         let link = |e: wasmtime::Error| PluginError::Invalid {
@@ -109,16 +153,17 @@ impl Plugin {
                     path: path.to_owned(),
                     message: format!("cannot be linked: {e:#}"),
                 })?;
-        let pre = TransformPre::new(instance_pre).map_err(|e| PluginError::WrongWorld {
-            path: path.to_owned(),
-            expected: "transform",
-            message: format!("{e:#}"),
-        })?;
+        let pre = match world {
+            World::Transform => TransformPre::new(instance_pre).map(Pre::Transform),
+            World::Aggregate => AggregatePre::new(instance_pre).map(Pre::Aggregate),
+        }
+        .map_err(|e| wrong_world(format!("{e:#}")))?;
         Ok(Arc::new(Plugin {
             path: path.to_owned(),
             hash,
             limits,
             grants,
+            world,
             pre,
         }))
     }
@@ -134,9 +179,13 @@ impl Plugin {
     }
 }
 
-/// Checks that the component exports `init` and `process` functions; names what is missing and
-/// what it does export (e.g. another world's functions).
-fn check_transform_exports(component: &Component, engine: &wasmtime::Engine) -> Result<(), String> {
+/// Checks that the component exports the functions of `world`; names what is missing and what
+/// it does export (e.g. another world's functions).
+fn check_exports(
+    component: &Component,
+    engine: &wasmtime::Engine,
+    world: World,
+) -> Result<(), String> {
     let exports: Vec<(String, bool)> = component
         .component_type()
         .exports(engine)
@@ -147,8 +196,10 @@ fn check_transform_exports(component: &Component, engine: &wasmtime::Engine) -> 
             )
         })
         .collect();
-    let missing: Vec<&str> = ["init", "process"]
-        .into_iter()
+    let missing: Vec<&str> = world
+        .exports()
+        .iter()
+        .copied()
         .filter(|want| !exports.iter().any(|(n, is_fn)| n == want && *is_fn))
         .collect();
     if missing.is_empty() {

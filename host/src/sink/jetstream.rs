@@ -21,10 +21,12 @@ use anyhow::Context;
 use async_nats::jetstream::{self, context::PublishAckFuture};
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use bytes::Bytes;
+use sha2::{Digest, Sha256};
 use weir_sdk::packed::{BatchView, Headers};
 
+use crate::window::Window;
+
 use crate::operator::batch::columns;
-use crate::operator::chain::ChainOutput;
 use crate::operator::{DeadLetter, EventBatch};
 use crate::source::jetstream::SourceRef;
 
@@ -54,6 +56,26 @@ struct Message {
 pub struct Published {
     pub results: usize,
     pub dead_letters: usize,
+    pub late: usize,
+}
+
+/// A fired window's result.
+#[derive(Debug, Clone)]
+pub struct WindowResult {
+    pub key: Vec<u8>,
+    pub window: Window,
+    pub payload: Vec<u8>,
+}
+
+/// Everything one source batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutput {
+    /// Results of the operator chain (when the pipeline has no window).
+    pub events: EventBatch,
+    pub dead: Vec<DeadLetter>,
+    /// Events past their windows' allowed lateness.
+    pub late: Vec<DeadLetter>,
+    pub windows: Vec<WindowResult>,
 }
 
 pub struct JetStreamSink {
@@ -62,6 +84,7 @@ pub struct JetStreamSink {
     source_stream: String,
     subject: String,
     dead_letter: String,
+    late: Option<String>,
     max_in_flight: usize,
 }
 
@@ -94,6 +117,7 @@ impl JetStreamSink {
         source_stream: &str,
         subject: &str,
         dead_letter: &str,
+        late: Option<&str>,
         max_in_flight: usize,
     ) -> Self {
         JetStreamSink {
@@ -102,6 +126,7 @@ impl JetStreamSink {
             source_stream: source_stream.to_owned(),
             subject: subject.to_owned(),
             dead_letter: dead_letter.to_owned(),
+            late: late.map(str::to_owned),
             max_in_flight,
         }
     }
@@ -109,10 +134,14 @@ impl JetStreamSink {
     /// Checks that streams capture the result and dead-letter subjects, so that a
     /// misconfiguration is reported at start rather than as publish timeouts.
     pub async fn check_streams(&self) -> anyhow::Result<()> {
+        let late = self.late.as_ref().map(|l| ("sink.late", l));
         for (field, subject) in [
             ("sink.subject", &self.subject),
             ("sink.dead_letter", &self.dead_letter),
-        ] {
+        ]
+        .into_iter()
+        .chain(late)
+        {
             self.js
                 .stream_by_subject(subject.as_str())
                 .await
@@ -123,12 +152,51 @@ impl JetStreamSink {
         Ok(())
     }
 
-    fn dead_letter_message(&self, d: &DeadLetter, src: &SourceRef, n: usize) -> Message {
+    /// A window result: deterministic id from the window and a hash of key and payload, so a
+    /// replayed firing is deduplicated and a re-firing with new contents is not.
+    fn window_result_message(&self, r: &WindowResult) -> Message {
+        let mut h = HeaderMap::new();
+        let mut hasher = Sha256::new();
+        hasher.update((r.key.len() as u64).to_le_bytes());
+        hasher.update(&r.key);
+        hasher.update(&r.payload);
+        let digest = hasher.finalize();
+        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let id = format!(
+            "{}/w/{}/{}/{tag}",
+            self.pipeline, r.window.start, r.window.end
+        );
+        h.insert("Nats-Msg-Id", id.as_str());
+        h.insert("Weir-Time", r.window.max_timestamp().to_string().as_str());
+        h.insert("Weir-Window-Start", r.window.start.to_string().as_str());
+        h.insert("Weir-Window-End", r.window.end.to_string().as_str());
+        if !r.key.is_empty() {
+            h.insert(
+                "Weir-Key",
+                sanitize(&String::from_utf8_lossy(&r.key)).as_str(),
+            );
+        }
+        Message {
+            subject: self.subject.clone(),
+            headers: h,
+            payload: Bytes::from(r.payload.clone()),
+        }
+    }
+
+    /// A dead letter (or, with `subject`, a late event) with the reason in headers.
+    fn dead_letter_message(
+        &self,
+        d: &DeadLetter,
+        src: &SourceRef,
+        n: usize,
+        subject: Option<&str>,
+    ) -> Message {
         let mut h = HeaderMap::new();
         // The event's own headers first; if they are unusable the dead letter still goes out.
         let _ = header_map_from_packed(&d.headers, &mut h);
+        let kind = if subject.is_some() { "late" } else { "dlq" };
         let id = format!(
-            "{}/dlq/{}/{}/{n}",
+            "{}/{kind}/{}/{}/{n}",
             self.pipeline, self.source_stream, src.stream_sequence
         );
         h.insert("Nats-Msg-Id", id.as_str());
@@ -149,22 +217,25 @@ impl JetStreamSink {
             );
         }
         Message {
-            subject: self.dead_letter.clone(),
+            subject: subject.unwrap_or(&self.dead_letter).to_owned(),
             headers: h,
             payload: Bytes::from(d.payload.clone()),
         }
     }
 
-    /// Turns a batch's results and dead letters into messages with their ids (no I/O).
+    /// Turns a batch's outputs into messages with their ids (no I/O): `events` (results with
+    /// lineage), `dead` letters, `late` events and window results.
     pub fn prepare(
         &self,
-        output: ChainOutput,
-        mut refused: Vec<DeadLetter>,
+        batch: BatchOutput,
         origins: &[SourceRef],
     ) -> anyhow::Result<(Outgoing, Published)> {
-        let ChainOutput { events, dead } = output;
-        refused.extend(dead);
-        let mut dead = refused;
+        let BatchOutput {
+            events,
+            mut dead,
+            late,
+            windows,
+        } = batch;
         let mut msgs = Vec::with_capacity(events.len() + dead.len());
         let mut emitted = vec![0u32; origins.len()];
 
@@ -221,18 +292,29 @@ impl JetStreamSink {
                 payload: payloads.slice(s..end),
             });
         }
+        for r in &windows {
+            msgs.push(self.window_result_message(r));
+        }
         let results = msgs.len();
         let mut per_source = vec![0usize; origins.len()];
         for d in &dead {
             let n = per_source[d.source as usize];
             per_source[d.source as usize] += 1;
-            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n));
+            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n, None));
+        }
+        let mut per_source = vec![0usize; origins.len()];
+        for d in &late {
+            let n = per_source[d.source as usize];
+            per_source[d.source as usize] += 1;
+            let subject = self.late.as_deref().unwrap_or(&self.dead_letter);
+            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n, Some(subject)));
         }
         Ok((
             Outgoing(msgs),
             Published {
                 results,
                 dead_letters: dead.len(),
+                late: late.len(),
             },
         ))
     }

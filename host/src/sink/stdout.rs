@@ -1,9 +1,12 @@
-//! The stdout sink of `weir run --local`: one JSON line per result; dead letters are reported
-//! on stderr (as a JSON line with the error) so stdout holds only results.
+//! The stdout sink of `weir run --local`: one JSON line per result on stdout; dead letters and
+//! late events are reported on stderr (JSON lines with the reason and the input line number),
+//! so stdout holds only results.
 
 use std::io::Write;
 
-use crate::operator::chain::ChainOutput;
+use weir_sdk::packed::EventRef;
+
+use crate::operator::DeadLetter;
 use crate::source::local::JsonEvent;
 
 /// A dead letter in the local runner's report.
@@ -17,35 +20,47 @@ struct DeadLetterLine<'a> {
     line: usize,
 }
 
-/// Writes results to `out` and dead letters to `err`; `lines[i]` is the input line of source
-/// event `i`. Returns the number of dead letters.
-pub fn write_output(
-    output: &ChainOutput,
-    lines: &[usize],
-    out: &mut impl Write,
-    err: &mut impl Write,
-) -> std::io::Result<usize> {
-    for e in output.events.view().iter() {
-        serde_json::to_writer(&mut *out, &JsonEvent::from_event(&e))?;
-        out.write_all(b"\n")?;
-    }
-    for d in &output.dead {
-        let ev = weir_sdk::packed::EventRef {
-            key: &d.key,
-            time: d.time,
-            payload: &d.payload,
-            headers: &d.headers,
-            origin: 0,
-        };
-        let line = DeadLetterLine {
-            dead_letter: JsonEvent::from_event(&ev),
-            operator: &d.operator,
-            plugin: &d.plugin,
-            error: &d.error,
-            line: lines.get(d.source as usize).copied().unwrap_or(0),
-        };
-        serde_json::to_writer(&mut *err, &line)?;
-        err.write_all(b"\n")?;
-    }
-    Ok(output.dead.len())
+/// A late event in the local runner's report.
+#[derive(serde::Serialize)]
+struct LateLine {
+    late: JsonEvent,
+    line: usize,
+}
+
+/// Writes one result event as a JSON line.
+pub fn write_result(e: &EventRef<'_>, out: &mut impl Write) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, &JsonEvent::from_event(e))?;
+    out.write_all(b"\n")
+}
+
+/// Writes a dead letter as a JSON line; `line` is its input line.
+pub fn write_dead_letter(d: &DeadLetter, line: usize, err: &mut impl Write) -> std::io::Result<()> {
+    let ev = EventRef {
+        key: &d.key,
+        time: d.time,
+        payload: &d.payload,
+        headers: &d.headers,
+        origin: 0,
+    };
+    let record = DeadLetterLine {
+        dead_letter: JsonEvent::from_event(&ev),
+        operator: &d.operator,
+        plugin: &d.plugin,
+        error: &d.error,
+        line,
+    };
+    serde_json::to_writer(&mut *err, &record)?;
+    err.write_all(b"\n")
+}
+
+/// Writes a late event (past its windows' allowed lateness) as a JSON line.
+pub fn write_late(e: &EventRef<'_>, line: usize, err: &mut impl Write) -> std::io::Result<()> {
+    serde_json::to_writer(
+        &mut *err,
+        &LateLine {
+            late: JsonEvent::from_event(e),
+            line,
+        },
+    )?;
+    err.write_all(b"\n")
 }

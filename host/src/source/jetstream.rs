@@ -210,6 +210,7 @@ impl JetStreamSource {
             };
             let time = match &self.time {
                 TimeFrom::Ingest => Ok(published_ms),
+                TimeFrom::Field(path) => super::time::time_from_json_field(&msg.payload, path),
                 TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
                     None => Err(format!("event time header {h:?} is missing")),
                     Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {

@@ -74,8 +74,23 @@ impl JsonEvent {
     }
 }
 
-/// Reads all events of a JSON-lines file, with their line numbers.
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<(usize, JsonEvent)>> {
+/// A line of a JSON-lines input: an event, or `{"watermark": W}` — an explicit watermark
+/// (punctuation) that advances event time for windows.
+#[derive(Debug, Clone)]
+pub enum InputLine {
+    Watermark(WatermarkLine),
+    Event(JsonEvent),
+}
+
+/// `{"watermark": W}`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkLine {
+    pub watermark: i64,
+}
+
+/// Reads all lines of a JSON-lines file, with their line numbers.
+pub fn read_events(path: &Path) -> anyhow::Result<Vec<(usize, InputLine)>> {
     let file =
         std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut events = Vec::new();
@@ -84,13 +99,18 @@ pub fn read_events(path: &Path) -> anyhow::Result<Vec<(usize, JsonEvent)>> {
         if line.trim().is_empty() {
             continue;
         }
-        let ev: JsonEvent = serde_json::from_str(&line).with_context(|| {
-            format!(
-                "{}:{}: not an event object {{\"key\", \"time\", \"payload\", \"headers\"}}",
-                path.display(),
-                i + 1
-            )
-        })?;
+        // Not an untagged serde enum: `RawValue` payloads cannot go through serde's buffering.
+        let ev = match serde_json::from_str::<WatermarkLine>(&line) {
+            Ok(w) => InputLine::Watermark(w),
+            Err(_) => InputLine::Event(serde_json::from_str::<JsonEvent>(&line).with_context(|| {
+                format!(
+                    "{}:{}: not an event object {{\"key\", \"time\", \"payload\", \"headers\"}} \
+                     nor a {{\"watermark\": ms}} line",
+                    path.display(),
+                    i + 1
+                )
+            })?),
+        };
         events.push((i + 1, ev));
     }
     Ok(events)

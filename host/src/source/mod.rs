@@ -7,3 +7,4 @@
 
 pub mod jetstream;
 pub mod local;
+pub mod time;

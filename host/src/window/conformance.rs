@@ -2,7 +2,7 @@
 //! Beam's `SessionsTest`), run against [`WindowOperator`] with events fed directly.
 
 use serde::Deserialize;
-use weir_sdk::packed::{BatchBuilder, BatchView};
+use weir_sdk::packed::BatchBuilder;
 
 use super::*;
 
@@ -23,8 +23,9 @@ impl Aggregator for TestAggregate {
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        events: &BatchView<'_>,
+        events: &mut BatchBuilder,
     ) -> Result<(), AddError> {
+        let events = events.view();
         let mut updated = accs.to_vec();
         for (index, &t) in targets.iter().enumerate() {
             let inc = if self.sum {

@@ -36,12 +36,13 @@ pub trait Aggregator {
     /// A new, empty accumulator.
     fn create(&mut self) -> Result<Vec<u8>, String>;
     /// Adds event `i` of `events` to `accs[targets[i]]` for every `i`. On an error no
-    /// accumulator may have changed.
+    /// accumulator may have changed. (`events` is lent mutably so that its buffers can be
+    /// handed to a plugin without copying; it must be left as it was.)
     fn add(
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        events: &BatchView<'_>,
+        events: &mut BatchBuilder,
     ) -> Result<(), AddError>;
     /// Merges two accumulators into one.
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
@@ -331,7 +332,7 @@ impl WindowOperator {
                 events.push(e.key, e.time, e.headers, e.payload, j as u32);
                 targets.push(pos);
             }
-            match agg.add(&mut accs, &targets, &events.view()) {
+            match agg.add(&mut accs, &targets, &mut events) {
                 Ok(()) => break,
                 Err(AddError { index, message }) if index < entries.len() => {
                     let failed = entries[index].0;

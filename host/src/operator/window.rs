@@ -1,0 +1,135 @@
+//! The windowed aggregate operator: the host's [`WindowOperator`] (window state, timers,
+//! lateness) driving an `aggregate` plugin, which only creates, updates, merges and finishes
+//! accumulators. Window results become events: the window's key, time `end - 1`, the plugin's
+//! payload, and `Weir-Window-Start` / `Weir-Window-End` headers.
+
+use weir_sdk::packed::{BatchBuilder, push_header};
+
+use crate::runtime::bindings::weir::operator::types::Window as WitWindow;
+use crate::runtime::{AggregateInstance, CallError, Runtime};
+use crate::window::{AddError, Aggregator, Emission, Window, WindowOperator};
+
+use super::batch::{into_builder, into_packed};
+
+/// An `aggregate` plugin seen as an [`Aggregator`].
+struct PluginAggregator<'a> {
+    runtime: &'a Runtime,
+    instance: &'a mut AggregateInstance,
+}
+
+fn whole(e: CallError) -> String {
+    e.to_string()
+}
+
+impl Aggregator for PluginAggregator<'_> {
+    fn create(&mut self) -> Result<Vec<u8>, String> {
+        self.instance.create(self.runtime).map_err(whole)
+    }
+
+    fn add(
+        &mut self,
+        accs: &mut [Vec<u8>],
+        targets: &[u32],
+        events: &mut BatchBuilder,
+    ) -> Result<(), AddError> {
+        let mut target_bytes = Vec::with_capacity(targets.len() * 4);
+        for t in targets {
+            target_bytes.extend_from_slice(&t.to_le_bytes());
+        }
+        let batch = into_packed(std::mem::take(events));
+        let result = self.instance.add(self.runtime, accs, &target_bytes, &batch);
+        *events = into_builder(batch);
+        match result {
+            Ok(new) if new.len() == accs.len() => {
+                for (acc, n) in accs.iter_mut().zip(new) {
+                    *acc = n;
+                }
+                Ok(())
+            }
+            Ok(new) => Err(AddError {
+                index: usize::MAX,
+                message: format!(
+                    "plugin returned {} accumulators for {} given",
+                    new.len(),
+                    accs.len()
+                ),
+            }),
+            Err(CallError::Event { index, message }) => Err(AddError {
+                index: index as usize,
+                message,
+            }),
+            Err(e) => Err(AddError {
+                index: usize::MAX,
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+        self.instance.merge(self.runtime, a, b).map_err(whole)
+    }
+
+    fn finish(&mut self, key: &[u8], window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        let w = WitWindow {
+            start: window.start,
+            end: window.end,
+        };
+        self.instance
+            .finish(self.runtime, key, w, acc)
+            .map_err(whole)
+    }
+}
+
+/// A window operator and the aggregate plugin it drives.
+pub struct WindowedAggregate {
+    pub name: String,
+    pub instance: AggregateInstance,
+    pub windows: WindowOperator,
+}
+
+impl WindowedAggregate {
+    /// Adds a batch of events to their windows; emissions (late-but-allowed re-fires, late
+    /// events, failures) are appended to `out`.
+    pub fn process_batch(
+        &mut self,
+        runtime: &Runtime,
+        events: &weir_sdk::packed::BatchView<'_>,
+        out: &mut Vec<Emission>,
+    ) {
+        let mut agg = PluginAggregator {
+            runtime,
+            instance: &mut self.instance,
+        };
+        self.windows.process_batch(events, &mut agg, out);
+    }
+
+    /// Advances the watermark, firing and dropping windows.
+    pub fn advance_watermark(
+        &mut self,
+        runtime: &Runtime,
+        watermark: i64,
+        out: &mut Vec<Emission>,
+    ) {
+        let mut agg = PluginAggregator {
+            runtime,
+            instance: &mut self.instance,
+        };
+        self.windows.advance_watermark(watermark, &mut agg, out);
+    }
+}
+
+/// Appends a window result to `b` as an event: the key, time `end - 1`, window headers.
+pub fn push_result(b: &mut BatchBuilder, key: &[u8], window: Window, payload: &[u8], origin: u32) {
+    let mut headers = Vec::with_capacity(64);
+    push_header(
+        &mut headers,
+        b"Weir-Window-Start",
+        window.start.to_string().as_bytes(),
+    );
+    push_header(
+        &mut headers,
+        b"Weir-Window-End",
+        window.end.to_string().as_bytes(),
+    );
+    b.push(key, window.max_timestamp(), &headers, payload, origin);
+}

@@ -1,0 +1,211 @@
+//! Window conformance end to end: every vector of `tests/conformance/windows.json` through
+//! `weir run --local` with the real `window-stats` aggregate plugin.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+fn window_block(w: &Value, lateness: i64) -> String {
+    let kind = match w["type"].as_str().unwrap() {
+        "tumbling" => format!("type = \"tumbling\"\nsize = \"{}ms\"", w["size_ms"]),
+        "sliding" => format!(
+            "type = \"sliding\"\nsize = \"{}ms\"\nslide = \"{}ms\"",
+            w["size_ms"], w["slide_ms"]
+        ),
+        "session" => format!("type = \"session\"\ngap = \"{}ms\"", w["gap_ms"]),
+        other => panic!("unknown window type {other}"),
+    };
+    format!(
+        "[window]\n{kind}\nallowed_lateness = \"{lateness}ms\"\n\n[window.aggregate]\nname = \"stats\"\nplugin = \"{}\"\nconfig = {{ field = \"v\" }}\n",
+        toml_path(&plugin("window_stats"))
+    )
+}
+
+#[test]
+fn window_vectors_pass_end_to_end_through_weir_run_local() {
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("../conformance/windows.json")).unwrap();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lateness = case["allowed_lateness_ms"].as_i64().unwrap();
+        let text = pipeline_text("conf", "", "").replace("batch_size = 200", "batch_size = 1")
+            + &window_block(&case["window"], lateness);
+        let pipeline = write_pipeline(dir.path(), &text);
+        let mut input = String::new();
+        let (mut want_results, mut want_late) = (BTreeMap::new(), Vec::new());
+        for step in case["steps"].as_array().unwrap() {
+            if let Some(e) = step.get("event") {
+                let v = e.get("v").and_then(Value::as_i64).unwrap_or(0);
+                let line = json!({"key": e["key"], "time": e["ts"], "payload": {"v": v}});
+                input.push_str(&format!("{line}\n"));
+            } else if let Some(w) = step.get("watermark") {
+                input.push_str(&format!("{{\"watermark\": {w}}}\n"));
+            } else {
+                for x in step["expect"].as_array().unwrap() {
+                    if let Some(l) = x.get("late") {
+                        want_late.push((
+                            l["key"].as_str().unwrap().to_owned(),
+                            l["ts"].as_i64().unwrap(),
+                        ));
+                    } else {
+                        // A window re-fired within allowed lateness appears again: keep the last value.
+                        let k = (
+                            x["key"].as_str().unwrap().to_owned(),
+                            x["start"].as_i64().unwrap(),
+                            x["end"].as_i64().unwrap(),
+                        );
+                        want_results
+                            .entry(k)
+                            .or_insert_with(Vec::new)
+                            .push(x["value"].as_i64().unwrap());
+                    }
+                }
+            }
+        }
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, input).unwrap();
+        let out = weir()
+            .args(["run", "--local", "--input"])
+            .arg(&events)
+            .arg(&pipeline)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+
+        let measure = if case["aggregate"] == "sum" {
+            "sum"
+        } else {
+            "count"
+        };
+        let mut got_results: BTreeMap<(String, i64, i64), Vec<i64>> = BTreeMap::new();
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            let r: Value = serde_json::from_str(line).unwrap();
+            let p = &r["payload"];
+            assert_eq!(
+                r["time"].as_i64().unwrap(),
+                p["end"].as_i64().unwrap() - 1,
+                "{name}: result time"
+            );
+            let value = p[measure].as_f64().unwrap_or(0.0) as i64;
+            got_results
+                .entry((
+                    r["key"].as_str().unwrap().to_owned(),
+                    p["start"].as_i64().unwrap(),
+                    p["end"].as_i64().unwrap(),
+                ))
+                .or_default()
+                .push(value);
+        }
+        let mut got_late: Vec<(String, i64)> = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.get("late").cloned())
+            .map(|l| {
+                (
+                    l["key"].as_str().unwrap().to_owned(),
+                    l["time"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        want_late.sort();
+        got_late.sort();
+        assert_eq!(got_results, want_results, "{name}: results");
+        assert_eq!(got_late, want_late, "{name}: late events");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tumbling_counts_over_nats_with_event_time_from_a_field_and_a_late_event() {
+    let (server, js) = server_with_streams().await;
+    crate::support::create_stream(&js, "LATE", &["late"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"name = "win"
+[source]
+stream = "IN"
+batch_size = 200
+max_wait = "50ms"
+time = {{ field = "ts" }}
+
+[window]
+type = "tumbling"
+size = "1s"
+out_of_orderness = "200ms"
+
+[window.aggregate]
+name = "stats"
+plugin = "{}"
+config = {{ field = "v" }}
+
+[sink]
+subject = "out"
+dead_letter = "dlq"
+late = "late"
+"#,
+        toml_path(&plugin("window_stats"))
+    );
+    let pipeline = write_pipeline(dir.path(), &text);
+    let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+
+    // 3 keys, times 0..6000 ms in steps of 10 (slightly out of order), then one far event that
+    // closes every window, then an event for the long-closed window [0, 1000).
+    let mut events = Vec::new();
+    let mut want: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for i in 0..600i64 {
+        let ts = i * 10 - if i % 5 == 0 { 150 } else { 0 };
+        let ts = ts.max(0);
+        let key = format!("k{}", i % 3);
+        *want.entry((key.clone(), ts - ts % 1000)).or_default() += 1;
+        events.push((
+            Some(key),
+            json!({"ts": ts, "v": 1}).to_string().into_bytes(),
+        ));
+    }
+    events.push((
+        Some("k0".into()),
+        json!({"ts": 100_000, "v": 1}).to_string().into_bytes(),
+    ));
+    publish_all(&js, "in.w", &events).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    publish_all(
+        &js,
+        "in.w",
+        &[(
+            Some("k1".into()),
+            json!({"ts": 5, "v": 1}).to_string().into_bytes(),
+        )],
+    )
+    .await;
+
+    let out = collect(
+        &js,
+        "OUT",
+        "out",
+        want.len(),
+        std::time::Duration::from_secs(60),
+    )
+    .await;
+    let mut got: BTreeMap<(String, i64), u64> = BTreeMap::new();
+    for m in &out {
+        let p: Value = serde_json::from_slice(&m.payload).unwrap();
+        let key = m.header("Weir-Key").unwrap();
+        assert_eq!(p["key"].as_str(), Some(key.as_str()));
+        assert_eq!(
+            m.header("Weir-Window-Start").unwrap(),
+            p["start"].to_string()
+        );
+        got.insert(
+            (key, p["start"].as_i64().unwrap()),
+            p["count"].as_u64().unwrap(),
+        );
+    }
+    assert_eq!(got, want, "log:\n{}", weir.log());
+    let late = collect(&js, "LATE", "late", 1, std::time::Duration::from_secs(20)).await;
+    assert_eq!(late.len(), 1);
+    assert!(late[0].header("Weir-Error").unwrap().starts_with("late"));
+    assert_eq!(weir.terminate(), Some(0));
+}
