@@ -6,4 +6,5 @@ mod config;
 mod crash;
 mod sandbox;
 mod support;
+mod usecases;
 mod windows;

@@ -1,0 +1,219 @@
+//! Window operator throughput, in process (no NATS): events generated in memory, keyed by one of
+//! 10,000 keys, event time increasing with small disorder, in batches of 1024, the watermark
+//! advancing after each batch. Each case runs twice in the same process: with a native Rust
+//! count aggregator (the baseline: the host's window operator alone) and with the
+//! `window-stats` aggregate plugin (the real path, one plugin call per batch). Also reports the
+//! memory held by 1,000,000 live keys.
+//!
+//! Run: `bash plugins/build.sh && cargo bench -p weir-host --bench windows`
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use weir::operator::window::WindowedAggregate;
+use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
+use weir::window::{
+    AddError, Aggregator, BoundedOutOfOrderness, Emission, Window, WindowOperator, WindowSpec,
+};
+use weir_sdk::packed::BatchBuilder;
+
+/// Count in an 8-byte accumulator: the baseline without a plugin.
+struct NativeCount;
+
+impl Aggregator for NativeCount {
+    fn create(&mut self) -> Result<Vec<u8>, String> {
+        Ok(vec![0; 8])
+    }
+    fn add(
+        &mut self,
+        accs: &mut [Vec<u8>],
+        targets: &[u32],
+        _events: &mut BatchBuilder,
+    ) -> Result<(), AddError> {
+        for &t in targets {
+            let a = &mut accs[t as usize];
+            let n = u64::from_le_bytes(a[..8].try_into().unwrap()) + 1;
+            a.copy_from_slice(&n.to_le_bytes());
+        }
+        Ok(())
+    }
+    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+        let n =
+            u64::from_le_bytes(a.try_into().unwrap()) + u64::from_le_bytes(b.try_into().unwrap());
+        Ok(n.to_le_bytes().to_vec())
+    }
+    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+        Ok(vec![acc.to_vec()])
+    }
+}
+
+fn batches(n: usize, keys: usize, batch: usize, step_us: i64) -> Vec<BatchBuilder> {
+    let key_names: Vec<Vec<u8>> = (0..keys)
+        .map(|k| format!("user-{k:06}").into_bytes())
+        .collect();
+    let payload = br#"{"v":1,"page":"/index.html","ref":"search"}"#;
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::new();
+    let mut b = BatchBuilder::with_capacity(batch, payload.len());
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let t = (i as i64 * step_us) / 1000 - (x % 50) as i64;
+        b.push(
+            &key_names[(x as usize) % keys],
+            t,
+            &[],
+            payload,
+            b.len() as u32,
+        );
+        if b.len() == batch {
+            out.push(std::mem::take(&mut b));
+        }
+    }
+    if !b.is_empty() {
+        out.push(b);
+    }
+    out
+}
+
+enum Agg<'a> {
+    Native,
+    Plugin(&'a Runtime, &'a Arc<Plugin>),
+}
+
+/// Runs all batches; returns (events/s, results).
+fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) {
+    let mut out: Vec<Emission> = Vec::new();
+    let mut wm = BoundedOutOfOrderness::new(100);
+    let events: usize = input.iter().map(BatchBuilder::len).sum();
+    let mut results = 0;
+    let started;
+    match agg {
+        Agg::Native => {
+            let mut op = WindowOperator::new(spec, 0);
+            let mut a = NativeCount;
+            started = Instant::now();
+            for b in input {
+                let view = b.view();
+                op.process_batch(&view, &mut a, &mut out);
+                wm.observe(view.time(view.len() - 1));
+                op.advance_watermark(wm.watermark().unwrap_or(i64::MIN), &mut a, &mut out);
+                results += out.len();
+                out.clear();
+            }
+        }
+        Agg::Plugin(rt, plugin) => {
+            let instance = AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap();
+            let mut w = WindowedAggregate {
+                name: "count".into(),
+                instance,
+                windows: WindowOperator::new(spec, 0),
+            };
+            started = Instant::now();
+            for b in input {
+                let view = b.view();
+                w.process_batch(rt, &view, &mut out);
+                wm.observe(view.time(view.len() - 1));
+                w.advance_watermark(rt, wm.watermark().unwrap_or(i64::MIN), &mut out);
+                results += out.len();
+                out.clear();
+            }
+        }
+    }
+    (events as f64 / started.elapsed().as_secs_f64(), results)
+}
+
+fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}
+
+fn main() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/plugins/wasm32-wasip2/release/weir_plugin_window_stats.wasm");
+    assert!(path.is_file(), "run `bash plugins/build.sh` first");
+    let rt = Runtime::new(Some(std::env::temp_dir().join("weir-bench-cache"))).unwrap();
+    let plugin = Plugin::load(
+        &rt,
+        &path,
+        World::Aggregate,
+        Limits::default(),
+        Grants::default(),
+    )
+    .unwrap();
+
+    let n = 2_000_000;
+    // 2 M events over ~200 s of event time: 10 k keys, ~10 events per key per 10 s window.
+    let input = batches(n, 10_000, 1024, 100);
+    println!(
+        "| case | native count (events/s) | window-stats plugin (events/s) | plugin / native |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (label, spec) in [
+        (
+            "tumbling 10 s",
+            WindowSpec::Tumbling {
+                size: 10_000,
+                offset: 0,
+            },
+        ),
+        (
+            "sliding 10 s / 2 s",
+            WindowSpec::Sliding {
+                size: 10_000,
+                slide: 2_000,
+                offset: 0,
+            },
+        ),
+        ("session gap 5 s", WindowSpec::Session { gap: 5_000 }),
+    ] {
+        let (native, r1) = run(spec, &input, &Agg::Native);
+        let (wasm, r2) = run(spec, &input, &Agg::Plugin(&rt, &plugin));
+        assert_eq!(r1, r2, "both aggregators fire the same windows");
+        println!(
+            "| {label} | {native:.0} | {wasm:.0} | {:.2} |",
+            wasm / native
+        );
+    }
+
+    // Memory: 1 M keys with one live tumbling window each (native 8-byte accumulators).
+    let before = rss_bytes();
+    let mut op = WindowOperator::new(
+        WindowSpec::Tumbling {
+            size: 3_600_000,
+            offset: 0,
+        },
+        0,
+    );
+    let mut a = NativeCount;
+    let mut out = Vec::new();
+    let mut b = BatchBuilder::with_capacity(1024, 8);
+    for k in 0..1_000_000u32 {
+        b.push(
+            format!("user-{k:07}").as_bytes(),
+            1_000,
+            &[],
+            b"{}",
+            b.len() as u32,
+        );
+        if b.len() == 1024 {
+            op.process_batch(&b.view(), &mut a, &mut out);
+            b.clear();
+        }
+    }
+    op.process_batch(&b.view(), &mut a, &mut out);
+    let held = rss_bytes().saturating_sub(before);
+    println!(
+        "\n1,000,000 live keys × 1 window: {} live windows, {:.0} MiB resident ({:.0} bytes per key, 12-byte keys, 8-byte accumulators)",
+        op.live_windows(),
+        held as f64 / (1 << 20) as f64,
+        held as f64 / 1e6
+    );
+}
