@@ -18,6 +18,6 @@ pub use operator::{AddError, Aggregator, Emission, WindowOperator};
 pub use watermark::{BoundedOutOfOrderness, WatermarkMultiplexer};
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 #[cfg(test)]
 mod properties;
