@@ -68,6 +68,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let runtime = Runtime::new(Some(cache))?;
             weir::pipeline::build_chain(&runtime, &p)?;
             weir::pipeline::build_window(&runtime, &p)?;
+            weir::pipeline::build_process(&runtime, &p)?;
             println!(
                 "{}: ok ({} operators)",
                 pipeline.display(),

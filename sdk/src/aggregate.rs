@@ -8,8 +8,8 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings_aggregate::weir::operator::types::{Batch, EventError, Window};
-use crate::event::Event;
-use crate::packed::{BatchView, Columns};
+use crate::event::{Event, columns_of};
+use crate::packed::BatchView;
 
 /// A window aggregate over typed accumulators.
 pub trait Aggregate: Sized + 'static {
@@ -73,16 +73,7 @@ pub fn add<T: Aggregate>(
 ) -> Result<Vec<Vec<u8>>, EventError> {
     let whole = |message: String| EventError { index: 0, message };
     let op = state(s).map_err(whole)?;
-    let view = BatchView::new_prechecked(Columns {
-        payloads: &input.payloads,
-        payload_ends: &input.payload_ends,
-        keys: &input.keys,
-        key_ends: &input.key_ends,
-        times: &input.times,
-        headers: &input.headers,
-        header_ends: &input.header_ends,
-        origins: &input.origins,
-    });
+    let view = BatchView::new_prechecked(columns_of!(input));
     let mut accs: Vec<Option<T::Acc>> = (0..accumulators.len()).map(|_| None).collect();
     for (i, t) in targets.chunks_exact(4).enumerate().take(view.len()) {
         let t = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;

@@ -208,3 +208,67 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
         }
     }
 }
+
+/// Runs `f` over every event of the packed batch `cols`, collecting what it emits. Returns the
+/// output columns, or the index and message of the first event `f` failed on.
+pub(crate) fn each_event(
+    cols: crate::packed::Columns<'_>,
+    mut f: impl FnMut(&Event<'_>, &mut Output<'_>) -> Result<(), String>,
+) -> Result<BatchBuilder, (u32, String)> {
+    // The host guarantees the layout of the batches it sends (wit/types.wit); checking again
+    // would cost per event. A malformed batch would make an access panic (a trap the host
+    // isolates), never read out of bounds.
+    let view = BatchView::new_prechecked(cols);
+    let mut out = BatchBuilder::with_capacity(
+        view.len(),
+        view.columns().payloads.len() / view.len().max(1),
+    );
+    let mut run = ForwardRun::default();
+    for i in 0..view.len() as u32 {
+        let event = Event { view, index: i };
+        let mut output = Output {
+            batch: &mut out,
+            run: &mut run,
+            view,
+            origin: i,
+        };
+        f(&event, &mut output).map_err(|message| (i, message))?;
+    }
+    run.flush(&mut out, &view);
+    Ok(out)
+}
+
+/// The borrowed columns of a generated `Batch` record (any world's bindings).
+macro_rules! columns_of {
+    ($b:expr) => {
+        $crate::packed::Columns {
+            payloads: &$b.payloads,
+            payload_ends: &$b.payload_ends,
+            keys: &$b.keys,
+            key_ends: &$b.key_ends,
+            times: &$b.times,
+            headers: &$b.headers,
+            header_ends: &$b.header_ends,
+            origins: &$b.origins,
+        }
+    };
+}
+
+/// A generated `Batch` record of type `$t` from a [`BatchBuilder`] (moves the buffers).
+macro_rules! batch_from {
+    ($t:path, $b:expr) => {{
+        let b = $b;
+        $t {
+            payloads: b.payloads,
+            payload_ends: b.payload_ends,
+            keys: b.keys,
+            key_ends: b.key_ends,
+            times: b.times,
+            headers: b.headers,
+            header_ends: b.header_ends,
+            origins: b.origins,
+        }
+    }};
+}
+
+pub(crate) use {batch_from, columns_of};

@@ -33,6 +33,8 @@ pub mod aggregate;
 pub mod event;
 #[cfg(feature = "guest")]
 pub mod log;
+#[cfg(feature = "process")]
+pub mod process;
 #[cfg(feature = "transform")]
 pub mod transform;
 
@@ -40,6 +42,8 @@ pub mod transform;
 pub use aggregate::Aggregate;
 #[cfg(feature = "guest")]
 pub use event::{Event, Output};
+#[cfg(feature = "process")]
+pub use process::{Keyed, Process};
 #[cfg(feature = "transform")]
 pub use transform::Transform;
 
@@ -68,5 +72,19 @@ pub mod bindings_aggregate {
         pub_export_macro: true,
         export_macro_name: "__export_aggregate_world",
         default_bindings_module: "weir_sdk::bindings_aggregate",
+    });
+}
+
+/// Generated bindings of the `process` world. Plugin authors do not use these directly.
+#[cfg(feature = "process")]
+#[doc(hidden)]
+#[allow(clippy::too_many_arguments)]
+pub mod bindings_process {
+    wit_bindgen::generate!({
+        world: "process",
+        path: "../wit",
+        pub_export_macro: true,
+        export_macro_name: "__export_process_world",
+        default_bindings_module: "weir_sdk::bindings_process",
     });
 }

@@ -4,6 +4,11 @@
 use crate::bindings::weir::operator::log::{Level, log as host_log};
 #[cfg(all(feature = "aggregate", not(feature = "transform")))]
 use crate::bindings_aggregate::weir::operator::log::{Level, log as host_log};
+#[cfg(all(
+    feature = "process",
+    not(any(feature = "transform", feature = "aggregate"))
+))]
+use crate::bindings_process::weir::operator::log::{Level, log as host_log};
 
 pub fn trace(message: &str) {
     host_log(Level::Trace, message)

@@ -2,8 +2,7 @@
 //! turns one packed batch call into per-event calls.
 
 use crate::bindings::weir::operator::types::{Batch, EventError};
-use crate::event::{Event, ForwardRun, Output};
-use crate::packed::{BatchBuilder, BatchView, Columns};
+use crate::event::{Event, Output, batch_from, columns_of, each_event};
 
 /// A stateless (per-event) operator: filter, map, flat-map, re-key, re-time.
 pub trait Transform: Sized + 'static {
@@ -32,47 +31,9 @@ pub fn process<T: Transform>(state: &mut Option<T>, input: Batch) -> Result<Batc
             message: "`process` called before a successful `init`".into(),
         });
     };
-    let cols = Columns {
-        payloads: &input.payloads,
-        payload_ends: &input.payload_ends,
-        keys: &input.keys,
-        key_ends: &input.key_ends,
-        times: &input.times,
-        headers: &input.headers,
-        header_ends: &input.header_ends,
-        origins: &input.origins,
-    };
-    // The host guarantees the layout of the batches it sends (wit/types.wit); checking again
-    // would cost per event. A malformed batch would make an access panic (a trap the host
-    // isolates), never read out of bounds.
-    let view = BatchView::new_prechecked(cols);
-    let mut out = BatchBuilder::with_capacity(
-        view.len(),
-        view.columns().payloads.len() / view.len().max(1),
-    );
-    let mut run = ForwardRun::default();
-    for i in 0..view.len() as u32 {
-        let event = Event { view, index: i };
-        let mut output = Output {
-            batch: &mut out,
-            run: &mut run,
-            view,
-            origin: i,
-        };
-        op.process(&event, &mut output)
-            .map_err(|message| EventError { index: i, message })?;
-    }
-    run.flush(&mut out, &view);
-    Ok(Batch {
-        payloads: out.payloads,
-        payload_ends: out.payload_ends,
-        keys: out.keys,
-        key_ends: out.key_ends,
-        times: out.times,
-        headers: out.headers,
-        header_ends: out.header_ends,
-        origins: out.origins,
-    })
+    let out = each_event(columns_of!(input), |event, out| op.process(event, out))
+        .map_err(|(index, message)| EventError { index, message })?;
+    Ok(batch_from!(Batch, out))
 }
 
 /// Exports a [`Transform`] implementation as the plugin's `transform` world.

@@ -167,3 +167,121 @@ async fn sessions_pipeline_gives_one_result_per_user_session() {
     assert_eq!(results, want, "log:\n{}", weir.log());
     assert_eq!(weir.terminate(), Some(0));
 }
+
+/// Transactions of 60 cards over 10 minutes: cards 0..6 show the fraud pattern (4 large
+/// transactions within 40 s from two countries), others show near misses: one country, spread
+/// over more than 60 s, only three large ones, or small amounts. One malformed transaction.
+fn card_transactions() -> (Vec<(i64, Value)>, Vec<String>) {
+    let t0 = 1_700_000_000_000i64;
+    let mut txs = Vec::new();
+    let mut fraud = Vec::new();
+    for card in 0..60i64 {
+        let id = format!("card-{card:03}");
+        let base = t0 + card * 5_000;
+        let (amount, countries, step, n): (f64, [&str; 4], i64, usize) = match card % 10 {
+            0 => (600.0, ["FR", "FR", "US", "FR"], 10_000, 4),
+            1 => (600.0, ["FR", "FR", "FR", "FR"], 10_000, 4),
+            2 => (600.0, ["FR", "US", "FR", "US"], 25_000, 4),
+            3 => (600.0, ["FR", "US", "FR", "US"], 10_000, 3),
+            _ => (20.0, ["FR", "US", "DE", "IT"], 5_000, 4),
+        };
+        if card % 10 == 0 {
+            fraud.push(id.clone());
+        }
+        for (i, country) in countries.iter().take(n).enumerate() {
+            let ts = base + i as i64 * step;
+            txs.push((
+                ts,
+                json!({"card": id, "amount": amount, "country": country, "ts": ts}),
+            ));
+        }
+    }
+    txs.push((
+        t0 + 1,
+        json!({"card": "card-999", "amount": "lots", "country": "FR", "ts": t0 + 1}),
+    ));
+    txs.sort_by_key(|(ts, _)| *ts);
+    (txs, fraud)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fraud_pipeline_alerts_exactly_the_fraudulent_cards() {
+    plugins_dir();
+    let server = NatsServer::start();
+    let js = server.jetstream().await;
+    create_stream(&js, "CARDS", &["cards.in.>"]).await;
+    create_stream(&js, "CARDS_OUT", &["cards.alerts", "cards.dead"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let weir = WeirProcess::start(
+        &shipped("fraud.toml"),
+        &server.url(),
+        &dir.path().join("weir.log"),
+    );
+
+    let (txs, fraud) = card_transactions();
+    let events: Vec<_> = txs
+        .iter()
+        .map(|(_, v)| (None, v.to_string().into_bytes()))
+        .collect();
+    publish_all(&js, "cards.in.pos", &events).await;
+
+    let alerts = collect(
+        &js,
+        "CARDS_OUT",
+        "cards.alerts",
+        fraud.len(),
+        Duration::from_secs(60),
+    )
+    .await;
+    let mut cards: Vec<String> = alerts
+        .iter()
+        .map(|m| {
+            let a: Value = serde_json::from_slice(&m.payload).unwrap();
+            assert_eq!(a["count"], 4);
+            assert_eq!(a["countries"], json!(["FR", "US"]));
+            assert_eq!(m.header("Weir-Key"), a["card"].as_str().map(str::to_owned));
+            a["card"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    cards.sort();
+    assert_eq!(cards, fraud, "log:\n{}", weir.log());
+    let dead = collect(&js, "CARDS_OUT", "cards.dead", 1, Duration::from_secs(10)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].header("Weir-Operator").as_deref(), Some("rules"));
+    assert!(dead[0].header("Weir-Error").unwrap().contains("amount"));
+    assert_eq!(weir.terminate(), Some(0));
+}
+
+#[test]
+fn fraud_pipeline_gives_the_same_alerts_with_weir_run_local() {
+    let (txs, fraud) = card_transactions();
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("txs.jsonl");
+    let lines: Vec<String> = txs
+        .iter()
+        .map(|(ts, v)| json!({"time": ts, "payload": v}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = weir()
+        .args(["run", "--local", "--input"])
+        .arg(&input)
+        .arg(shipped("fraud.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut cards: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["payload"]["card"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    cards.sort();
+    assert_eq!(cards, fraud);
+}

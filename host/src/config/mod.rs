@@ -28,7 +28,21 @@ pub struct PipelineConfig {
     /// A keyed event-time window with an aggregate plugin, after the operators.
     #[serde(default)]
     pub window: Option<WindowConfig>,
+    /// A keyed process function with per-key state and timers, after the operators.
+    #[serde(default)]
+    pub process: Option<ProcessConfig>,
     pub sink: SinkConfig,
+}
+
+/// `[process]`: events (after the operators) go, key by key, to a `process` plugin.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessConfig {
+    /// The watermark (which fires event-time timers) trails the newest event time by this bound.
+    #[serde(default, with = "humantime_serde")]
+    pub out_of_orderness: Duration,
+    /// The process plugin, as an operator.
+    pub function: OperatorConfig,
 }
 
 /// The kind of window.
@@ -443,6 +457,24 @@ impl Pipeline {
                     c.sink.max_in_flight
                 ),
             ));
+        }
+        if let Some(p) = &c.process {
+            if c.window.is_some() {
+                return Err(self.error(
+                    None,
+                    "`[window]` and `[process]` cannot both end one pipeline; use two pipelines",
+                ));
+            }
+            let path = self.base_dir().join(p.function.plugin.get_ref());
+            if !path.is_file() {
+                return Err(self.error(
+                    Some(p.function.plugin.span().start),
+                    format!(
+                        "field `process.function.plugin`: no such file {}",
+                        path.display()
+                    ),
+                ));
+            }
         }
         if let Some(w) = &c.window {
             w.check().map_err(|m| self.error(None, m))?;

@@ -127,6 +127,20 @@ impl EventBatch {
         }
     }
 
+    /// The events at `indices` (in that order) as a new batch (origins `0..n`).
+    pub fn select(&self, indices: &[usize]) -> EventBatch {
+        let view = self.view();
+        let mut b = BatchBuilder::with_capacity(indices.len(), 64);
+        for (j, &i) in indices.iter().enumerate() {
+            let e = view.get(i);
+            b.push(e.key, e.time, e.headers, e.payload, j as u32);
+        }
+        EventBatch {
+            packed: into_packed(b),
+            lineage: indices.iter().map(|&i| self.lineage[i]).collect(),
+        }
+    }
+
     /// Appends all events of `other`.
     pub fn append(&mut self, other: &EventBatch) {
         if self.is_empty() {

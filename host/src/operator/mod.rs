@@ -5,6 +5,7 @@
 
 pub mod batch;
 pub mod chain;
+pub mod process;
 pub mod window;
 
 pub use batch::EventBatch;

@@ -5,7 +5,8 @@
 //! `batch_size`. With a `[window]`: if the input holds `{"watermark": W}` lines, only those
 //! advance event time (deterministic tests); otherwise the watermark trails the newest event
 //! time by `out_of_orderness` and advances after each batch. The end of the input closes every
-//! window.
+//! window. A `[process]` function is driven the same way (its event-time timers fire as the
+//! watermark passes them).
 
 use std::io::Write;
 use std::path::Path;
@@ -14,6 +15,7 @@ use weir_sdk::packed::BatchBuilder;
 
 use crate::config::Pipeline;
 use crate::operator::DeadLetter;
+use crate::operator::process::{KeyedProcess, push_timer_events};
 use crate::operator::window::{WindowedAggregate, push_result};
 use crate::operator::{Chain, EventBatch};
 use crate::runtime::Runtime;
@@ -34,6 +36,7 @@ struct Runner<'a, O: Write, E: Write> {
     runtime: &'a Runtime,
     chain: Chain,
     window: Option<WindowedAggregate>,
+    process: Option<KeyedProcess>,
     generator: Option<BoundedOutOfOrderness>,
     summary: LocalSummary,
     out: &'a mut O,
@@ -53,6 +56,28 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
             write_dead_letter(d, lines[d.source as usize], self.err)?;
         }
         self.summary.dead_letters += output.dead.len();
+        if let Some(process) = &mut self.process {
+            let mut dead = Vec::new();
+            let events = process.process_batch(self.runtime, &output.events, &mut dead);
+            for d in &dead {
+                write_dead_letter(d, lines[d.source as usize], self.err)?;
+            }
+            self.summary.dead_letters += dead.len();
+            for e in events.view().iter() {
+                write_result(&e, self.out)?;
+            }
+            self.summary.results += events.len();
+            if let Some(g) = &mut self.generator {
+                let view = output.events.view();
+                for i in 0..view.len() {
+                    g.observe(view.time(i));
+                }
+                if let Some(wm) = g.watermark() {
+                    self.watermark(wm)?;
+                }
+            }
+            return Ok(());
+        }
         let view = output.events.view();
         let Some(window) = &mut self.window else {
             for e in view.iter() {
@@ -129,6 +154,15 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
     }
 
     fn watermark(&mut self, wm: i64) -> anyhow::Result<()> {
+        if let Some(process) = &mut self.process {
+            let timers = process.advance_watermark(self.runtime, wm);
+            let mut b = BatchBuilder::new();
+            push_timer_events(&mut b, &timers);
+            for e in b.view().iter() {
+                write_result(&e, self.out)?;
+            }
+            self.summary.results += timers.len();
+        }
         let mut emitted = Vec::new();
         if let Some(window) = &mut self.window {
             window.advance_watermark(self.runtime, wm, &mut emitted);
@@ -155,16 +189,20 @@ pub fn run(
     let punctuated = lines
         .iter()
         .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
-    let generator = match (&pipeline.config.window, punctuated) {
-        (Some(w), false) => Some(BoundedOutOfOrderness::new(
-            w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
-        )),
-        _ => None,
+    let bound = match (&pipeline.config.window, &pipeline.config.process) {
+        (Some(w), _) => Some(w.out_of_orderness),
+        (None, Some(p)) => Some(p.out_of_orderness),
+        (None, None) => None,
     };
+    let generator = bound
+        .filter(|_| !punctuated)
+        .map(|b| BoundedOutOfOrderness::new(b.as_millis().min(i64::MAX as u128) as i64));
+    let process = super::build_process(runtime, pipeline)?;
     let mut runner = Runner {
         runtime,
         chain,
         window,
+        process,
         generator,
         summary: LocalSummary::default(),
         out,

@@ -8,9 +8,12 @@ pub mod local;
 pub mod nats;
 
 use crate::config::{Pipeline, config_json};
+use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
 use crate::operator::{Chain, Operator};
-use crate::runtime::{AggregateInstance, Limits, Plugin, Runtime, TransformInstance, World};
+use crate::runtime::{
+    AggregateInstance, Limits, Plugin, ProcessInstance, Runtime, TransformInstance, World,
+};
 use crate::window::WindowOperator;
 
 /// Loads and initialises every operator of `pipeline`.
@@ -74,4 +77,31 @@ pub fn build_window(
         instance,
         windows: WindowOperator::new(w.spec(), lateness),
     }))
+}
+
+/// Loads and initialises the pipeline's keyed process function, if it has a `[process]`.
+pub fn build_process(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Option<KeyedProcess>> {
+    let Some(p) = &pipeline.config.process else {
+        return Ok(None);
+    };
+    let op = &p.function;
+    let at = Some(op.plugin.span().start);
+    let limits = Limits {
+        memory_bytes: op.memory_limit_mib << 20,
+        deadline: op.deadline,
+    };
+    let path = pipeline.base_dir().join(op.plugin.get_ref());
+    let plugin = Plugin::load(runtime, &path, World::Process, limits, op.grants.clone())
+        .map_err(|e| pipeline.error(at, format!("field `process.function.plugin`: {e}")))?;
+    let instance = ProcessInstance::new(runtime, plugin, &config_json(op)).map_err(|e| {
+        pipeline.error(
+            at,
+            format!("process function `{}`: {e:#}", op.name.get_ref()),
+        )
+    })?;
+    tracing::info!(function = %op.name.get_ref(), plugin = %instance.plugin().label(), "keyed process ready");
+    Ok(Some(KeyedProcess::new(op.name.get_ref().clone(), instance)))
 }

@@ -23,6 +23,7 @@ use async_nats::jetstream::message::Message;
 use tokio::task::JoinHandle;
 
 use crate::config::Pipeline;
+use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
 use crate::operator::{Chain, DeadLetter, EventBatch};
 use crate::runtime::Runtime;
@@ -48,6 +49,7 @@ struct Stages {
     runtime: Runtime,
     chain: Chain,
     window: Option<(WindowedAggregate, BoundedOutOfOrderness)>,
+    process: Option<(KeyedProcess, BoundedOutOfOrderness)>,
 }
 
 impl Stages {
@@ -59,10 +61,17 @@ impl Stages {
             });
             (w, BoundedOutOfOrderness::new(bound))
         });
+        let process = super::build_process(runtime, pipeline)?.map(|p| {
+            let bound = pipeline.config.process.as_ref().map_or(0, |c| {
+                c.out_of_orderness.as_millis().min(i64::MAX as u128) as i64
+            });
+            (p, BoundedOutOfOrderness::new(bound))
+        });
         Ok(Stages {
             runtime: runtime.clone(),
             chain,
             window,
+            process,
         })
     }
 
@@ -72,6 +81,23 @@ impl Stages {
         let out = self.chain.run(events);
         let mut dead = refused;
         dead.extend(out.dead);
+        if let Some((process, generator)) = &mut self.process {
+            let events = process.process_batch(&self.runtime, &out.events, &mut dead);
+            let view = out.events.view();
+            for i in 0..view.len() {
+                generator.observe(view.time(i));
+            }
+            let timers = match generator.watermark() {
+                Some(wm) => process.advance_watermark(&self.runtime, wm),
+                None => Vec::new(),
+            };
+            return BatchOutput {
+                events,
+                dead,
+                timers,
+                ..Default::default()
+            };
+        }
         let Some((window, generator)) = &mut self.window else {
             return BatchOutput {
                 events: out.events,

@@ -10,6 +10,7 @@ use super::Runtime;
 use super::bindings::Transform;
 use super::bindings::weir::operator::types::{Batch, Window};
 use super::bindings_aggregate::Aggregate;
+use super::bindings_process::Process;
 use super::plugin::{Plugin, Pre};
 use super::sandbox::{Limits, StoreState};
 
@@ -42,8 +43,8 @@ impl WorldBindings for Transform {
     fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
         match &plugin.pre {
             Pre::Transform(pre) => pre.instantiate(store),
-            Pre::Aggregate(_) => Err(wasmtime::Error::msg(
-                "plugin implements `aggregate`, not `transform`",
+            _ => Err(wasmtime::Error::msg(
+                "plugin does not implement `transform`",
             )),
         }
     }
@@ -60,8 +61,8 @@ impl WorldBindings for Aggregate {
     fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
         match &plugin.pre {
             Pre::Aggregate(pre) => pre.instantiate(store),
-            Pre::Transform(_) => Err(wasmtime::Error::msg(
-                "plugin implements `transform`, not `aggregate`",
+            _ => Err(wasmtime::Error::msg(
+                "plugin does not implement `aggregate`",
             )),
         }
     }
@@ -71,6 +72,22 @@ impl WorldBindings for Aggregate {
         config: &str,
     ) -> wasmtime::Result<Result<(), String>> {
         Aggregate::call_init(self, store, config)
+    }
+}
+
+impl WorldBindings for Process {
+    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
+        match &plugin.pre {
+            Pre::Process(pre) => pre.instantiate(store),
+            _ => Err(wasmtime::Error::msg("plugin does not implement `process`")),
+        }
+    }
+    fn call_init(
+        &self,
+        store: &mut Store<StoreState>,
+        config: &str,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Process::call_init(self, store, config)
     }
 }
 
@@ -88,6 +105,8 @@ pub struct Instance<B> {
 pub type TransformInstance = Instance<Transform>;
 /// An instance of an `aggregate` plugin.
 pub type AggregateInstance = Instance<Aggregate>;
+/// An instance of a keyed `process` plugin; it holds the keys' state (kept across restarts).
+pub type ProcessInstance = Instance<Process>;
 
 impl<B: WorldBindings> Instance<B> {
     /// Instantiates `plugin` and calls its `init` with `config` (JSON).
@@ -169,7 +188,9 @@ impl<B: WorldBindings> Instance<B> {
         plugin: Option<Arc<Plugin>>,
     ) -> anyhow::Result<()> {
         let plugin = plugin.unwrap_or_else(|| self.plugin.clone());
-        let (store, bindings) = Self::start(runtime, &plugin, &self.config)?;
+        let (mut store, bindings) = Self::start(runtime, &plugin, &self.config)?;
+        // Keyed state belongs to the host, not to the instance: carry it over.
+        store.data_mut().keyed = std::mem::take(&mut self.store.data_mut().keyed);
         self.store = store;
         self.bindings = bindings;
         self.plugin = plugin;
@@ -261,4 +282,40 @@ fn first_line(e: &wasmtime::Error) -> String {
         .map(|c| c.to_string().lines().next().unwrap_or_default().to_owned())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+impl Instance<Process> {
+    /// The keys' state and timers.
+    pub fn keyed(&mut self) -> &mut crate::state::KeyedState {
+        &mut self.store.data_mut().keyed
+    }
+
+    /// Handles events of `key`.
+    pub fn on_events(
+        &mut self,
+        runtime: &Runtime,
+        key: &[u8],
+        input: &Batch,
+    ) -> Result<Batch, CallError> {
+        self.store.data_mut().keyed.current = key.to_vec();
+        match self.call(runtime, |b, s| b.call_on_events(s, key, input))? {
+            Ok(batch) => Ok(batch),
+            Err(e) => Err(CallError::Event {
+                index: e.index,
+                message: e.message,
+            }),
+        }
+    }
+
+    /// Fires the event-time timer of `key` at `time`.
+    pub fn on_timer(
+        &mut self,
+        runtime: &Runtime,
+        key: &[u8],
+        time: i64,
+    ) -> Result<Batch, CallError> {
+        self.store.data_mut().keyed.current = key.to_vec();
+        self.call(runtime, |b, s| b.call_on_timer(s, key, time))?
+            .map_err(CallError::Failed)
+    }
 }

@@ -18,7 +18,7 @@ pub mod plugin;
 pub mod sandbox;
 
 pub use engine::Runtime;
-pub use instance::{AggregateInstance, CallError, TransformInstance};
+pub use instance::{AggregateInstance, CallError, ProcessInstance, TransformInstance};
 pub use plugin::{Plugin, PluginError, World};
 pub use sandbox::{Grants, Limits};
 
@@ -35,6 +35,19 @@ pub mod bindings {
 pub mod bindings_aggregate {
     wasmtime::component::bindgen!({
         world: "aggregate",
+        path: "../wit",
+        with: {
+            "weir:operator/types": super::bindings::weir::operator::types,
+            "weir:operator/log": super::bindings::weir::operator::log,
+        },
+    });
+}
+
+/// Generated host bindings of the `process` world, sharing the types and the log interface of
+/// [`bindings`].
+pub mod bindings_process {
+    wasmtime::component::bindgen!({
+        world: "process",
         path: "../wit",
         with: {
             "weir:operator/types": super::bindings::weir::operator::types,

@@ -10,6 +10,7 @@ use wasmtime::component::{Component, Linker};
 use super::Runtime;
 use super::bindings::TransformPre;
 use super::bindings_aggregate::AggregatePre;
+use super::bindings_process::ProcessPre;
 use super::cache::content_hash;
 use super::sandbox::{Grants, Limits, StoreState, check_imports};
 
@@ -41,6 +42,7 @@ pub enum PluginError {
 pub enum World {
     Transform,
     Aggregate,
+    Process,
 }
 
 impl World {
@@ -48,6 +50,7 @@ impl World {
         match self {
             World::Transform => "transform",
             World::Aggregate => "aggregate",
+            World::Process => "process",
         }
     }
 
@@ -55,6 +58,7 @@ impl World {
         match self {
             World::Transform => &["init", "process"],
             World::Aggregate => &["init", "create", "add", "merge", "finish"],
+            World::Process => &["init", "on-events", "on-timer"],
         }
     }
 }
@@ -63,6 +67,7 @@ impl World {
 pub(crate) enum Pre {
     Transform(TransformPre<StoreState>),
     Aggregate(AggregatePre<StoreState>),
+    Process(ProcessPre<StoreState>),
 }
 
 /// One version of one plugin, ready to instantiate.
@@ -141,10 +146,15 @@ impl Plugin {
             message: format!("linking host interfaces: {e:#}"),
         };
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
-        super::bindings::Transform::add_to_linker::<_, wasmtime::component::HasSelf<StoreState>>(
-            &mut linker,
-            |s| s,
-        )
+        type Data = wasmtime::component::HasSelf<StoreState>;
+        match world {
+            World::Process => {
+                super::bindings_process::Process::add_to_linker::<_, Data>(&mut linker, |s| s)
+            }
+            World::Transform | World::Aggregate => {
+                super::bindings::Transform::add_to_linker::<_, Data>(&mut linker, |s| s)
+            }
+        }
         .map_err(link)?;
         let instance_pre =
             linker
@@ -156,6 +166,7 @@ impl Plugin {
         let pre = match world {
             World::Transform => TransformPre::new(instance_pre).map(Pre::Transform),
             World::Aggregate => AggregatePre::new(instance_pre).map(Pre::Aggregate),
+            World::Process => ProcessPre::new(instance_pre).map(Pre::Process),
         }
         .map_err(|e| wrong_world(format!("{e:#}")))?;
         Ok(Arc::new(Plugin {

@@ -122,6 +122,8 @@ pub struct StoreState {
     pub table: ResourceTable,
     pub memory: MemoryCap,
     pub label: String,
+    /// Per-key state of a keyed `process` operator (empty for other worlds).
+    pub keyed: crate::state::KeyedState,
 }
 
 impl StoreState {
@@ -146,6 +148,7 @@ impl StoreState {
                 hit: false,
             },
             label: label.to_owned(),
+            keyed: crate::state::KeyedState::default(),
         }
     }
 }
@@ -160,6 +163,24 @@ impl WasiView for StoreState {
 }
 
 impl super::bindings::weir::operator::types::Host for StoreState {}
+
+impl super::bindings_process::weir::operator::keyed::Host for StoreState {
+    fn get(&mut self, name: String) -> Option<Vec<u8>> {
+        self.keyed.get(&name)
+    }
+    fn set(&mut self, name: String, value: Vec<u8>) {
+        self.keyed.set(name, value)
+    }
+    fn delete(&mut self, name: String) {
+        self.keyed.delete(&name)
+    }
+    fn register_event_timer(&mut self, time: i64) {
+        self.keyed.register_timer(time)
+    }
+    fn delete_event_timer(&mut self, time: i64) {
+        self.keyed.delete_timer(time)
+    }
+}
 
 impl super::bindings::weir::operator::log::Host for StoreState {
     fn log(&mut self, level: super::bindings::weir::operator::log::Level, message: String) {

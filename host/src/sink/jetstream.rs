@@ -27,6 +27,7 @@ use weir_sdk::packed::{BatchView, Headers};
 use crate::window::Window;
 
 use crate::operator::batch::columns;
+use crate::operator::process::TimerEvent;
 use crate::operator::{DeadLetter, EventBatch};
 use crate::source::jetstream::SourceRef;
 
@@ -76,6 +77,20 @@ pub struct BatchOutput {
     /// Events past their windows' allowed lateness.
     pub late: Vec<DeadLetter>,
     pub windows: Vec<WindowResult>,
+    /// Events emitted by keyed-process timers.
+    pub timers: Vec<TimerEvent>,
+}
+
+/// 16 hex digits of SHA-256 over a key and a payload: part of deterministic message ids.
+fn content_tag(key: &[u8], payload: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update((key.len() as u64).to_le_bytes());
+    hasher.update(key);
+    hasher.update(payload);
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 pub struct JetStreamSink {
@@ -156,12 +171,7 @@ impl JetStreamSink {
     /// replayed firing is deduplicated and a re-firing with new contents is not.
     fn window_result_message(&self, r: &WindowResult) -> Message {
         let mut h = HeaderMap::new();
-        let mut hasher = Sha256::new();
-        hasher.update((r.key.len() as u64).to_le_bytes());
-        hasher.update(&r.key);
-        hasher.update(&r.payload);
-        let digest = hasher.finalize();
-        let tag: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let tag = content_tag(&r.key, &r.payload);
         let id = format!(
             "{}/w/{}/{}/{tag}",
             self.pipeline, r.window.start, r.window.end
@@ -180,6 +190,32 @@ impl JetStreamSink {
             subject: self.subject.clone(),
             headers: h,
             payload: Bytes::from(r.payload.clone()),
+        }
+    }
+
+    /// An event emitted by a timer: id from the timer's time and a hash of key and payload.
+    fn timer_event_message(&self, e: &TimerEvent) -> Message {
+        let mut h = HeaderMap::new();
+        // Unusable headers from the plugin are dropped rather than losing the event.
+        let _ = header_map_from_packed(&e.headers, &mut h);
+        let id = format!(
+            "{}/t/{}/{}",
+            self.pipeline,
+            e.time,
+            content_tag(&e.key, &e.payload)
+        );
+        h.insert("Nats-Msg-Id", id.as_str());
+        h.insert("Weir-Time", e.time.to_string().as_str());
+        if !e.key.is_empty() {
+            h.insert(
+                "Weir-Key",
+                sanitize(&String::from_utf8_lossy(&e.key)).as_str(),
+            );
+        }
+        Message {
+            subject: self.subject.clone(),
+            headers: h,
+            payload: Bytes::from(e.payload.clone()),
         }
     }
 
@@ -235,6 +271,7 @@ impl JetStreamSink {
             mut dead,
             late,
             windows,
+            timers,
         } = batch;
         let mut msgs = Vec::with_capacity(events.len() + dead.len());
         let mut emitted = vec![0u32; origins.len()];
@@ -294,6 +331,9 @@ impl JetStreamSink {
         }
         for r in &windows {
             msgs.push(self.window_result_message(r));
+        }
+        for e in &timers {
+            msgs.push(self.timer_event_message(e));
         }
         let results = msgs.len();
         let mut per_source = vec![0usize; origins.len()];

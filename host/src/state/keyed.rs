@@ -1,0 +1,138 @@
+//! Per-key named values and event-time timers of a keyed `process` operator.
+//!
+//! A plugin call is about one key ([`KeyedState::current`]); the host implements the WIT
+//! `keyed` interface over this store. Before a call the operator takes a [`KeySnapshot`] of
+//! that key, and restores it if the call fails, so a failed call leaves no partial update.
+
+use std::collections::{BTreeSet, HashMap};
+
+/// All keys' values and timers.
+#[derive(Debug, Default)]
+pub struct KeyedState {
+    /// The key the current call is about.
+    pub current: Vec<u8>,
+    values: HashMap<Box<[u8]>, HashMap<String, Vec<u8>>>,
+    /// (time, key): fire `on-timer` when the watermark reaches `time`.
+    timers: BTreeSet<(i64, Box<[u8]>)>,
+}
+
+/// One key's values and timers, to undo a failed call.
+#[derive(Debug, Clone)]
+pub struct KeySnapshot {
+    key: Box<[u8]>,
+    values: Option<HashMap<String, Vec<u8>>>,
+    timers: Vec<i64>,
+}
+
+impl KeyedState {
+    pub fn get(&self, name: &str) -> Option<Vec<u8>> {
+        self.values.get(self.current.as_slice())?.get(name).cloned()
+    }
+
+    pub fn set(&mut self, name: String, value: Vec<u8>) {
+        match self.values.get_mut(self.current.as_slice()) {
+            Some(m) => {
+                m.insert(name, value);
+            }
+            None => {
+                self.values.insert(
+                    self.current.as_slice().into(),
+                    HashMap::from([(name, value)]),
+                );
+            }
+        }
+    }
+
+    pub fn delete(&mut self, name: &str) {
+        if let Some(m) = self.values.get_mut(self.current.as_slice()) {
+            m.remove(name);
+            if m.is_empty() {
+                self.values.remove(self.current.as_slice());
+            }
+        }
+    }
+
+    pub fn register_timer(&mut self, time: i64) {
+        self.timers.insert((time, self.current.as_slice().into()));
+    }
+
+    pub fn delete_timer(&mut self, time: i64) {
+        self.timers.remove(&(time, self.current.as_slice().into()));
+    }
+
+    /// Keys with values.
+    pub fn keys(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Pending timers.
+    pub fn timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Removes and returns the earliest timer at or before `watermark`.
+    pub fn pop_due_timer(&mut self, watermark: i64) -> Option<(i64, Box<[u8]>)> {
+        if self.timers.first()?.0 <= watermark {
+            self.timers.pop_first()
+        } else {
+            None
+        }
+    }
+
+    /// A copy of `key`'s values and timers.
+    pub fn snapshot(&self, key: &[u8]) -> KeySnapshot {
+        KeySnapshot {
+            key: key.into(),
+            values: self.values.get(key).cloned(),
+            timers: self
+                .timers
+                .iter()
+                .filter(|(_, k)| **k == *key)
+                .map(|(t, _)| *t)
+                .collect(),
+        }
+    }
+
+    /// Puts `key`'s values and timers back as they were in `snap`.
+    pub fn restore(&mut self, snap: KeySnapshot) {
+        match snap.values {
+            Some(v) => {
+                self.values.insert(snap.key.clone(), v);
+            }
+            None => {
+                self.values.remove(&snap.key);
+            }
+        }
+        self.timers.retain(|(_, k)| *k != snap.key);
+        for t in snap.timers {
+            self.timers.insert((t, snap.key.clone()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_and_timers_are_scoped_to_the_current_key_and_restorable() {
+        let mut s = KeyedState {
+            current: b"a".to_vec(),
+            ..Default::default()
+        };
+        s.set("n".into(), b"1".to_vec());
+        s.register_timer(10);
+        let snap = s.snapshot(b"a");
+        s.set("n".into(), b"2".to_vec());
+        s.register_timer(20);
+        s.current = b"b".to_vec();
+        assert_eq!(s.get("n"), None);
+        s.restore(snap);
+        s.current = b"a".to_vec();
+        assert_eq!(s.get("n"), Some(b"1".to_vec()));
+        assert_eq!(s.pop_due_timer(15), Some((10, b"a"[..].into())));
+        assert_eq!(s.pop_due_timer(100), None);
+        s.delete("n");
+        assert_eq!(s.keys(), 0);
+    }
+}

@@ -1,0 +1,180 @@
+//! The keyed `process` world in Rust: the [`Process`] trait authors implement, with per-key
+//! state (typed, JSON-encoded, kept by the host) and event-time timers through [`Keyed`].
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::bindings_process::weir::operator::keyed;
+use crate::bindings_process::weir::operator::types::{Batch, EventError};
+use crate::event::{Event, Output, batch_from, columns_of, each_event};
+use crate::packed::BatchBuilder;
+
+/// The current key's state and timers. Everything here is kept by the host: it survives plugin
+/// restarts and upgrades, and a call that fails leaves it as it was.
+pub struct Keyed<'k> {
+    key: &'k [u8],
+}
+
+impl Keyed<'_> {
+    /// The key as UTF-8 text (`None` when empty or not UTF-8).
+    pub fn key(&self) -> Option<&str> {
+        (!self.key.is_empty())
+            .then(|| std::str::from_utf8(self.key).ok())
+            .flatten()
+    }
+
+    /// The key's bytes.
+    pub fn key_bytes(&self) -> &[u8] {
+        self.key
+    }
+
+    /// State `name` of this key, decoded from JSON.
+    pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, String> {
+        match keyed::get(name) {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("state {name:?} cannot be decoded: {e}")),
+        }
+    }
+
+    /// Sets state `name` of this key (JSON-encoded).
+    pub fn set<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| format!("state {name:?} cannot be encoded: {e}"))?;
+        keyed::set(name, &bytes);
+        Ok(())
+    }
+
+    /// Deletes state `name` of this key.
+    pub fn delete(&mut self, name: &str) {
+        keyed::delete(name)
+    }
+
+    /// Calls `on_timer` for this key when the watermark reaches `time`.
+    pub fn register_event_timer(&mut self, time: i64) {
+        keyed::register_event_timer(time)
+    }
+
+    /// Cancels this key's timer at `time`.
+    pub fn delete_event_timer(&mut self, time: i64) {
+        keyed::delete_event_timer(time)
+    }
+}
+
+/// Where `on_timer` emits events: the key is the timer's, the time the timer's.
+pub struct TimerOutput<'k> {
+    key: &'k [u8],
+    time: i64,
+    batch: BatchBuilder,
+}
+
+impl TimerOutput<'_> {
+    /// Emits `payload`.
+    pub fn bytes(&mut self, payload: &[u8]) {
+        self.batch.push(self.key, self.time, &[], payload, 0);
+    }
+
+    /// Emits `value` as JSON.
+    pub fn json<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| format!("cannot serialize output as JSON: {e}"))?;
+        self.bytes(&bytes);
+        Ok(())
+    }
+}
+
+/// A keyed process function.
+pub trait Process: Sized + 'static {
+    /// Builds the operator from its JSON configuration (`{}` when the pipeline gives none).
+    fn init(config: &str) -> Result<Self, String>;
+
+    /// Handles one event of the key; emits 0..n events. An error dead-letters the event (and
+    /// undoes the state changes of the call).
+    fn on_event(
+        &mut self,
+        keyed: &mut Keyed<'_>,
+        event: &Event<'_>,
+        out: &mut Output<'_>,
+    ) -> Result<(), String>;
+
+    /// An event-time timer of the key registered for `time` fired.
+    fn on_timer(
+        &mut self,
+        keyed: &mut Keyed<'_>,
+        time: i64,
+        out: &mut TimerOutput<'_>,
+    ) -> Result<(), String> {
+        let _ = (keyed, time, out);
+        Ok(())
+    }
+}
+
+fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
+    state
+        .as_mut()
+        .ok_or_else(|| "called before a successful `init`".to_owned())
+}
+
+#[doc(hidden)]
+pub fn init<T: Process>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::init(config)?);
+    Ok(())
+}
+
+#[doc(hidden)]
+pub fn on_events<T: Process>(
+    s: &mut Option<T>,
+    key: Vec<u8>,
+    input: Batch,
+) -> Result<Batch, EventError> {
+    let op = state(s).map_err(|message| EventError { index: 0, message })?;
+    let mut keyed = Keyed { key: &key };
+    let out = each_event(columns_of!(input), |event, out| {
+        op.on_event(&mut keyed, event, out)
+    })
+    .map_err(|(index, message)| EventError { index, message })?;
+    Ok(batch_from!(Batch, out))
+}
+
+#[doc(hidden)]
+pub fn on_timer<T: Process>(s: &mut Option<T>, key: Vec<u8>, time: i64) -> Result<Batch, String> {
+    let op = state(s)?;
+    let mut keyed = Keyed { key: &key };
+    let mut out = TimerOutput {
+        key: &key,
+        time,
+        batch: BatchBuilder::new(),
+    };
+    op.on_timer(&mut keyed, time, &mut out)?;
+    Ok(batch_from!(Batch, out.batch))
+}
+
+/// Exports a [`Process`] implementation as the plugin's `process` world.
+#[macro_export]
+macro_rules! export_process {
+    ($t:ty) => {
+        const _: () = {
+            use $crate::bindings_process::weir::operator::types as __t;
+            struct __WeirGlue;
+            ::std::thread_local! {
+                static __WEIR_STATE: ::core::cell::RefCell<::core::option::Option<$t>> =
+                    const { ::core::cell::RefCell::new(::core::option::Option::None) };
+            }
+            impl $crate::bindings_process::Guest for __WeirGlue {
+                fn init(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::process::init::<$t>(&mut s.borrow_mut(), &config))
+                }
+                fn on_events(
+                    key: ::std::vec::Vec<u8>,
+                    input: __t::Batch,
+                ) -> ::core::result::Result<__t::Batch, __t::EventError> {
+                    __WEIR_STATE.with(|s| $crate::process::on_events::<$t>(&mut s.borrow_mut(), key, input))
+                }
+                fn on_timer(key: ::std::vec::Vec<u8>, time: i64) -> ::core::result::Result<__t::Batch, ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::process::on_timer::<$t>(&mut s.borrow_mut(), key, time))
+                }
+            }
+            $crate::bindings_process::__export_process_world!(__WeirGlue with_types_in $crate::bindings_process);
+        };
+    };
+}
