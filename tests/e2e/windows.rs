@@ -23,6 +23,116 @@ fn window_block(w: &Value, lateness: i64) -> String {
     )
 }
 
+type Results = BTreeMap<(String, i64, i64), Vec<i64>>;
+
+/// The union of a case's `expect` steps: results per window (in firing order) and late events.
+fn expected(case: &Value) -> (Results, Vec<(String, i64)>) {
+    let (mut results, mut late) = (Results::new(), Vec::new());
+    for step in case["steps"].as_array().unwrap() {
+        for x in step
+            .get("expect")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(l) = x.get("late") {
+                late.push((
+                    l["key"].as_str().unwrap().to_owned(),
+                    l["ts"].as_i64().unwrap(),
+                ));
+            } else {
+                let k = (
+                    x["key"].as_str().unwrap().to_owned(),
+                    x["start"].as_i64().unwrap(),
+                    x["end"].as_i64().unwrap(),
+                );
+                results
+                    .entry(k)
+                    .or_default()
+                    .push(x["value"].as_i64().unwrap());
+            }
+        }
+    }
+    late.sort();
+    (results, late)
+}
+
+/// A window-stats result payload as (key, start, end) → the case's measure.
+fn measured(case: &Value, p: &Value) -> ((String, i64, i64), i64) {
+    let measure = if case["aggregate"] == "sum" {
+        "sum"
+    } else {
+        "count"
+    };
+    (
+        (
+            p["key"].as_str().unwrap().to_owned(),
+            p["start"].as_i64().unwrap(),
+            p["end"].as_i64().unwrap(),
+        ),
+        p[measure].as_f64().unwrap_or(0.0) as i64,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn window_vectors_pass_end_to_end_through_nats_with_punctuated_watermarks() {
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("../conformance/windows.json")).unwrap();
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let (server, js) = server_with_streams().await;
+        create_stream(&js, "LATE", &["late"]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let lateness = case["allowed_lateness_ms"].as_i64().unwrap();
+        let text = pipeline_text("conf", "time = { field = \"ts\" }", "").replace(
+            "dead_letter = \"dlq\"\n",
+            "dead_letter = \"dlq\"\nlate = \"late\"\n",
+        ) + &window_block(&case["window"], lateness)
+            .replace("[window]\n", "[window]\nwatermark = \"punctuated\"\n");
+        let pipeline = write_pipeline(dir.path(), &text);
+        let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+        for step in case["steps"].as_array().unwrap() {
+            let mut h = async_nats::HeaderMap::new();
+            let payload = if let Some(e) = step.get("event") {
+                h.insert("Weir-Key", e["key"].as_str().unwrap());
+                json!({"ts": e["ts"], "v": e.get("v").and_then(Value::as_i64).unwrap_or(0)})
+                    .to_string()
+            } else if let Some(w) = step.get("watermark") {
+                h.insert("Weir-Watermark", w.to_string().as_str());
+                String::new()
+            } else {
+                continue;
+            };
+            js.publish_with_headers("in.conf", h, payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+        let (want_results, want_late) = expected(&case);
+        let n: usize = want_results.values().map(Vec::len).sum();
+        let out = collect(&js, "OUT", "out", n, std::time::Duration::from_secs(30)).await;
+        let mut got = Results::new();
+        for m in &out {
+            let (k, v) = measured(&case, &serde_json::from_slice(&m.payload).unwrap());
+            got.entry(k).or_default().push(v);
+        }
+        let wait = std::time::Duration::from_secs(if want_late.is_empty() { 1 } else { 10 });
+        let late = collect(&js, "LATE", "late", want_late.len(), wait).await;
+        let mut got_late: Vec<(String, i64)> = late
+            .iter()
+            .map(|m| {
+                let p: Value = serde_json::from_slice(&m.payload).unwrap();
+                (m.header("Weir-Key").unwrap(), p["ts"].as_i64().unwrap())
+            })
+            .collect();
+        got_late.sort();
+        assert_eq!(got, want_results, "{name}: results\n{}", weir.log());
+        assert_eq!(got_late, want_late, "{name}: late events");
+        assert_eq!(weir.terminate(), Some(0), "{name}");
+    }
+}
+
 #[test]
 fn window_vectors_pass_end_to_end_through_weir_run_local() {
     let cases: Vec<Value> =
@@ -35,7 +145,6 @@ fn window_vectors_pass_end_to_end_through_weir_run_local() {
             + &window_block(&case["window"], lateness);
         let pipeline = write_pipeline(dir.path(), &text);
         let mut input = String::new();
-        let (mut want_results, mut want_late) = (BTreeMap::new(), Vec::new());
         for step in case["steps"].as_array().unwrap() {
             if let Some(e) = step.get("event") {
                 let v = e.get("v").and_then(Value::as_i64).unwrap_or(0);
@@ -43,26 +152,6 @@ fn window_vectors_pass_end_to_end_through_weir_run_local() {
                 input.push_str(&format!("{line}\n"));
             } else if let Some(w) = step.get("watermark") {
                 input.push_str(&format!("{{\"watermark\": {w}}}\n"));
-            } else {
-                for x in step["expect"].as_array().unwrap() {
-                    if let Some(l) = x.get("late") {
-                        want_late.push((
-                            l["key"].as_str().unwrap().to_owned(),
-                            l["ts"].as_i64().unwrap(),
-                        ));
-                    } else {
-                        // A window re-fired within allowed lateness appears again: keep the last value.
-                        let k = (
-                            x["key"].as_str().unwrap().to_owned(),
-                            x["start"].as_i64().unwrap(),
-                            x["end"].as_i64().unwrap(),
-                        );
-                        want_results
-                            .entry(k)
-                            .or_insert_with(Vec::new)
-                            .push(x["value"].as_i64().unwrap());
-                    }
-                }
             }
         }
         let events = dir.path().join("events.jsonl");
@@ -76,12 +165,8 @@ fn window_vectors_pass_end_to_end_through_weir_run_local() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{name}: {stderr}");
 
-        let measure = if case["aggregate"] == "sum" {
-            "sum"
-        } else {
-            "count"
-        };
-        let mut got_results: BTreeMap<(String, i64, i64), Vec<i64>> = BTreeMap::new();
+        let (want_results, want_late) = expected(&case);
+        let mut got_results = Results::new();
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let r: Value = serde_json::from_str(line).unwrap();
             let p = &r["payload"];
@@ -90,15 +175,8 @@ fn window_vectors_pass_end_to_end_through_weir_run_local() {
                 p["end"].as_i64().unwrap() - 1,
                 "{name}: result time"
             );
-            let value = p[measure].as_f64().unwrap_or(0.0) as i64;
-            got_results
-                .entry((
-                    r["key"].as_str().unwrap().to_owned(),
-                    p["start"].as_i64().unwrap(),
-                    p["end"].as_i64().unwrap(),
-                ))
-                .or_default()
-                .push(value);
+            let (k, v) = measured(&case, p);
+            got_results.entry(k).or_default().push(v);
         }
         let mut got_late: Vec<(String, i64)> = stderr
             .lines()
@@ -111,7 +189,6 @@ fn window_vectors_pass_end_to_end_through_weir_run_local() {
                 )
             })
             .collect();
-        want_late.sort();
         got_late.sort();
         assert_eq!(got_results, want_results, "{name}: results");
         assert_eq!(got_late, want_late, "{name}: late events");

@@ -41,6 +41,8 @@ pub struct ProcessConfig {
     /// The watermark (which fires event-time timers) trails the newest event time by this bound.
     #[serde(default, with = "humantime_serde")]
     pub out_of_orderness: Duration,
+    #[serde(default)]
+    pub watermark: WatermarkStrategy,
     /// The process plugin, as an operator.
     pub function: OperatorConfig,
 }
@@ -55,6 +57,18 @@ pub enum WindowKind {
     Sliding,
     /// Per key, events closer than `gap` form one window.
     Session,
+}
+
+/// How a pipeline's watermark advances.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WatermarkStrategy {
+    /// Trails the newest event time by `out_of_orderness`.
+    #[default]
+    Bounded,
+    /// Only explicit markers advance it: messages with a `Weir-Watermark` header (JetStream)
+    /// or `{"watermark": W}` lines (`--local`).
+    Punctuated,
 }
 
 /// `[window]`: events are keyed by their key, assigned to event-time windows and aggregated by
@@ -79,8 +93,25 @@ pub struct WindowConfig {
     /// The watermark trails the newest event time by this bound.
     #[serde(default, with = "humantime_serde")]
     pub out_of_orderness: Duration,
+    #[serde(default)]
+    pub watermark: WatermarkStrategy,
     /// The aggregate plugin, as an operator.
     pub aggregate: OperatorConfig,
+}
+
+impl PipelineConfig {
+    /// The watermark generator of the window or process stage: `None` when there is none or
+    /// when watermarks are punctuated.
+    pub fn watermark_generator(&self) -> Option<crate::window::BoundedOutOfOrderness> {
+        let (bound, strategy) = match (&self.window, &self.process) {
+            (Some(w), _) => (w.out_of_orderness, w.watermark),
+            (None, Some(p)) => (p.out_of_orderness, p.watermark),
+            (None, None) => return None,
+        };
+        (strategy == WatermarkStrategy::Bounded).then(|| {
+            crate::window::BoundedOutOfOrderness::new(bound.as_millis().min(i64::MAX as u128) as i64)
+        })
+    }
 }
 
 impl WindowConfig {

@@ -189,14 +189,10 @@ pub fn run(
     let punctuated = lines
         .iter()
         .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
-    let bound = match (&pipeline.config.window, &pipeline.config.process) {
-        (Some(w), _) => Some(w.out_of_orderness),
-        (None, Some(p)) => Some(p.out_of_orderness),
-        (None, None) => None,
-    };
-    let generator = bound
-        .filter(|_| !punctuated)
-        .map(|b| BoundedOutOfOrderness::new(b.as_millis().min(i64::MAX as u128) as i64));
+    let generator = pipeline
+        .config
+        .watermark_generator()
+        .filter(|_| !punctuated);
     let process = super::build_process(runtime, pipeline)?;
     let mut runner = Runner {
         runtime,

@@ -48,123 +48,152 @@ pub struct RunSummary {
 struct Stages {
     runtime: Runtime,
     chain: Chain,
-    window: Option<(WindowedAggregate, BoundedOutOfOrderness)>,
-    process: Option<(KeyedProcess, BoundedOutOfOrderness)>,
+    window: Option<WindowedAggregate>,
+    process: Option<KeyedProcess>,
+    /// Bounded out-of-orderness watermarks (`None`: no stateful stage, or punctuated).
+    generator: Option<BoundedOutOfOrderness>,
 }
 
 impl Stages {
     fn build(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Self> {
-        let chain = super::build_chain(runtime, pipeline)?;
-        let window = super::build_window(runtime, pipeline)?.map(|w| {
-            let bound = pipeline.config.window.as_ref().map_or(0, |c| {
-                c.out_of_orderness.as_millis().min(i64::MAX as u128) as i64
-            });
-            (w, BoundedOutOfOrderness::new(bound))
-        });
-        let process = super::build_process(runtime, pipeline)?.map(|p| {
-            let bound = pipeline.config.process.as_ref().map_or(0, |c| {
-                c.out_of_orderness.as_millis().min(i64::MAX as u128) as i64
-            });
-            (p, BoundedOutOfOrderness::new(bound))
-        });
         Ok(Stages {
             runtime: runtime.clone(),
-            chain,
-            window,
-            process,
+            chain: super::build_chain(runtime, pipeline)?,
+            window: super::build_window(runtime, pipeline)?,
+            process: super::build_process(runtime, pipeline)?,
+            generator: pipeline.config.watermark_generator(),
         })
     }
 
-    /// Runs a batch through the chain and, if any, the window (advancing the watermark by the
-    /// batch's event times).
-    fn run(&mut self, events: EventBatch, refused: Vec<DeadLetter>) -> BatchOutput {
+    /// Runs a batch through the chain and then the window or process stage, if any: the
+    /// events in order, split at watermark markers (`(source index, watermark)`), then the
+    /// generated watermark.
+    fn run(
+        &mut self,
+        events: EventBatch,
+        refused: Vec<DeadLetter>,
+        markers: &[(u32, i64)],
+    ) -> BatchOutput {
         let out = self.chain.run(events);
-        let mut dead = refused;
-        dead.extend(out.dead);
-        if let Some((process, generator)) = &mut self.process {
-            let events = process.process_batch(&self.runtime, &out.events, &mut dead);
-            let view = out.events.view();
-            for i in 0..view.len() {
-                generator.observe(view.time(i));
-            }
-            let timers = match generator.watermark() {
-                Some(wm) => process.advance_watermark(&self.runtime, wm),
-                None => Vec::new(),
-            };
-            return BatchOutput {
-                events,
-                dead,
-                timers,
-                ..Default::default()
-            };
-        }
-        let Some((window, generator)) = &mut self.window else {
-            return BatchOutput {
-                events: out.events,
-                dead,
-                ..Default::default()
-            };
-        };
-        let view = out.events.view();
-        let mut emitted = Vec::new();
-        window.process_batch(&self.runtime, &view, &mut emitted);
-        for i in 0..view.len() {
-            generator.observe(view.time(i));
-        }
-        if let Some(wm) = generator.watermark() {
-            window.advance_watermark(&self.runtime, wm, &mut emitted);
-        }
         let mut result = BatchOutput {
-            dead,
+            dead: refused,
             ..Default::default()
         };
-        let plugin = window.instance.plugin().label();
-        let as_letter = |index: usize, operator: &str, error: String| {
-            let e = view.get(index);
-            DeadLetter {
-                source: out.events.lineage[index],
-                operator: operator.to_owned(),
-                plugin: plugin.clone(),
-                error,
-                key: e.key.to_vec(),
-                time: e.time,
-                headers: e.headers.to_vec(),
-                payload: e.payload.to_vec(),
+        result.dead.extend(out.dead);
+        if self.window.is_none() && self.process.is_none() {
+            result.events = out.events;
+            return result;
+        }
+        let events = out.events;
+        let mut start = 0;
+        for &(source, wm) in markers {
+            let end = start + events.lineage[start..].partition_point(|&l| l < source);
+            self.segment(&events, start, end, &mut result);
+            self.advance(wm, &mut result);
+            start = end;
+        }
+        self.segment(&events, start, events.len(), &mut result);
+        if let Some(g) = &mut self.generator {
+            let view = events.view();
+            for i in 0..view.len() {
+                g.observe(view.time(i));
             }
-        };
-        for e in emitted {
-            match e {
-                Emission::Fired {
-                    key,
-                    window,
-                    payload,
-                } => result.windows.push(WindowResult {
-                    key,
-                    window,
-                    payload,
-                }),
-                Emission::Late { index } => result.late.push(as_letter(
-                    index,
-                    &window.name,
-                    "late: every window of the event is past its allowed lateness".into(),
-                )),
-                Emission::Failed { index, error } => {
-                    result.dead.push(as_letter(index, &window.name, error))
-                }
-                Emission::WindowFailed {
-                    key,
-                    window: w,
-                    error,
-                } => tracing::error!(
-                    key = %String::from_utf8_lossy(&key),
-                    start = w.start,
-                    end = w.end,
-                    error = %error,
-                    "window result failed; its state is kept"
-                ),
+            if let Some(wm) = g.watermark() {
+                self.advance(wm, &mut result);
             }
         }
         result
+    }
+
+    /// Events `lo..hi` into the window or process stage.
+    fn segment(&mut self, events: &EventBatch, lo: usize, hi: usize, result: &mut BatchOutput) {
+        if lo >= hi {
+            return;
+        }
+        let sliced;
+        let part = if lo == 0 && hi == events.len() {
+            events
+        } else {
+            sliced = events.slice(lo, hi);
+            &sliced
+        };
+        if let Some(process) = &mut self.process {
+            let emitted = process.process_batch(&self.runtime, part, &mut result.dead);
+            result.events.append(&emitted);
+        }
+        if let Some(window) = &mut self.window {
+            let mut emitted = Vec::new();
+            window.process_batch(&self.runtime, &part.view(), &mut emitted);
+            absorb(window, emitted, Some(part), result);
+        }
+    }
+
+    /// Advances the watermark of the window or process stage.
+    fn advance(&mut self, wm: i64, result: &mut BatchOutput) {
+        if let Some(process) = &mut self.process {
+            result
+                .timers
+                .extend(process.advance_watermark(&self.runtime, wm));
+        }
+        if let Some(window) = &mut self.window {
+            let mut emitted = Vec::new();
+            window.advance_watermark(&self.runtime, wm, &mut emitted);
+            absorb(window, emitted, None, result);
+        }
+    }
+}
+
+/// Sorts window emissions into results, late events and dead letters. `part` is the batch the
+/// event indices of `Late`/`Failed` refer to.
+fn absorb(
+    window: &WindowedAggregate,
+    emitted: Vec<Emission>,
+    part: Option<&EventBatch>,
+    result: &mut BatchOutput,
+) {
+    let plugin = window.instance.plugin().label();
+    let letter = |index: usize, error: String| {
+        let part = part.expect("event emissions come with their batch");
+        let e = part.view().get(index);
+        DeadLetter {
+            source: part.lineage[index],
+            operator: window.name.clone(),
+            plugin: plugin.clone(),
+            error,
+            key: e.key.to_vec(),
+            time: e.time,
+            headers: e.headers.to_vec(),
+            payload: e.payload.to_vec(),
+        }
+    };
+    for e in emitted {
+        match e {
+            Emission::Fired {
+                key,
+                window,
+                payload,
+            } => result.windows.push(WindowResult {
+                key,
+                window,
+                payload,
+            }),
+            Emission::Late { index } => result.late.push(letter(
+                index,
+                "late: every window of the event is past its allowed lateness".into(),
+            )),
+            Emission::Failed { index, error } => result.dead.push(letter(index, error)),
+            Emission::WindowFailed {
+                key,
+                window: w,
+                error,
+            } => tracing::error!(
+                key = %String::from_utf8_lossy(&key),
+                start = w.start,
+                end = w.end,
+                error = %error,
+                "window result failed; its state is kept"
+            ),
+        }
     }
 }
 
@@ -259,9 +288,9 @@ pub async fn run(
             continue;
         }
         let inputs = batch.origins.len() as u64;
-        let (events, refused) = (batch.events, batch.refused);
+        let (events, refused, markers) = (batch.events, batch.refused, batch.watermarks);
         let (returned, output) = tokio::task::spawn_blocking(move || {
-            let out = stages.run(events, refused);
+            let out = stages.run(events, refused, &markers);
             (stages, out)
         })
         .await

@@ -15,6 +15,9 @@ use weir_sdk::packed::{BatchBuilder, push_header};
 use crate::config::{KeyFrom, Pipeline, TimeFrom};
 use crate::operator::{DeadLetter, EventBatch};
 
+/// The header that makes a message a watermark marker (value: milliseconds since the epoch).
+pub const WATERMARK_HEADER: &str = "Weir-Watermark";
+
 /// Where one event of a fetched batch came from.
 #[derive(Debug, Clone)]
 pub struct SourceRef {
@@ -28,6 +31,9 @@ pub struct SourceBatch {
     pub events: EventBatch,
     pub origins: Vec<SourceRef>,
     pub refused: Vec<DeadLetter>,
+    /// Watermark markers: (index in `origins` of the marker message, watermark). A message
+    /// with a `Weir-Watermark` header is a marker, not an event (punctuated watermarks).
+    pub watermarks: Vec<(u32, i64)>,
     /// The last message of the batch: acknowledging it acknowledges all (AckPolicy::All).
     pub last: Option<Message>,
 }
@@ -144,6 +150,7 @@ impl JetStreamSource {
         let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
         let mut origins = Vec::with_capacity(self.batch_size);
         let mut refused = Vec::new();
+        let mut watermarks = Vec::new();
         let mut lineage = Vec::with_capacity(self.batch_size);
         let mut last = None;
         let mut headers = Vec::new();
@@ -185,6 +192,26 @@ impl JetStreamSource {
                 stream_sequence: info.stream_sequence,
             });
             let published_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+            if let Some(w) = msg.headers.as_ref().and_then(|h| h.get(WATERMARK_HEADER)) {
+                match w.as_str().trim().parse::<i64>() {
+                    Ok(w) => watermarks.push((source, w)),
+                    Err(_) => refused.push(DeadLetter {
+                        source,
+                        operator: "source".into(),
+                        plugin: String::new(),
+                        error: format!(
+                            "{WATERMARK_HEADER} is {:?}, not milliseconds since the epoch",
+                            w.as_str()
+                        ),
+                        key: Vec::new(),
+                        time: published_ms,
+                        headers: Vec::new(),
+                        payload: msg.payload.to_vec(),
+                    }),
+                }
+                last = Some(msg);
+                continue;
+            }
 
             headers.clear();
             if let Some(h) = &msg.headers {
@@ -245,6 +272,7 @@ impl JetStreamSource {
             events,
             origins,
             refused,
+            watermarks,
             last,
         })
     }
