@@ -84,11 +84,11 @@ async fn window_vectors_pass_end_to_end_through_nats_with_punctuated_watermarks(
         create_stream(&js, "LATE", &["late"]).await;
         let dir = tempfile::tempdir().unwrap();
         let lateness = case["allowed_lateness_ms"].as_i64().unwrap();
-        let text = pipeline_text("conf", "time = { field = \"ts\" }", "").replace(
+        let source = "time = { field = \"ts\" }\nwatermarks = { strategy = \"punctuated\" }";
+        let text = pipeline_text("conf", source, "").replace(
             "dead_letter = \"dlq\"\n",
             "dead_letter = \"dlq\"\nlate = \"late\"\n",
-        ) + &window_block(&case["window"], lateness)
-            .replace("[window]\n", "[window]\nwatermark = \"punctuated\"\n");
+        ) + &window_block(&case["window"], lateness);
         let pipeline = write_pipeline(dir.path(), &text);
         let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
         for step in case["steps"].as_array().unwrap() {
@@ -207,11 +207,11 @@ stream = "IN"
 batch_size = 200
 max_wait = "50ms"
 time = {{ field = "ts" }}
+watermarks = {{ out_of_orderness = "200ms" }}
 
 [window]
 type = "tumbling"
 size = "1s"
-out_of_orderness = "200ms"
 
 [window.aggregate]
 name = "stats"
@@ -284,5 +284,146 @@ late = "late"
     let late = collect(&js, "LATE", "late", 1, std::time::Duration::from_secs(20)).await;
     assert_eq!(late.len(), 1);
     assert!(late[0].header("Weir-Error").unwrap().starts_with("late"));
+    assert_eq!(weir.terminate(), Some(0));
+}
+
+#[test]
+fn top_k_pages_per_site_and_minute_with_weir_run_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"name = "top"
+[source]
+stream = "IN"
+[window]
+type = "tumbling"
+size = "1m"
+[window.aggregate]
+name = "top-pages"
+plugin = "{}"
+config = {{ field = "page", k = 2 }}
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#,
+        toml_path(&plugin("top_k"))
+    );
+    let pipeline = write_pipeline(dir.path(), &text);
+    let views = [
+        ("a", 1_000, "/home"),
+        ("a", 2_000, "/cart"),
+        ("a", 3_000, "/home"),
+        ("a", 4_000, "/buy"),
+        ("a", 5_000, "/cart"),
+        ("a", 6_000, "/home"),
+        ("b", 7_000, "/x"),
+        ("a", 61_000, "/buy"),
+    ];
+    let lines: Vec<String> = views
+        .iter()
+        .map(|(site, t, page)| {
+            json!({"key": site, "time": t, "payload": {"page": page}}).to_string()
+        })
+        .collect();
+    let input = dir.path().join("views.jsonl");
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let out = weir()
+        .args(["run", "--local", "--input"])
+        .arg(&input)
+        .arg(&pipeline)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut results: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["payload"].clone())
+        .collect();
+    results.sort_by_key(|p| {
+        (
+            p["key"].as_str().unwrap().to_owned(),
+            p["start"].as_i64().unwrap(),
+        )
+    });
+    assert_eq!(
+        results,
+        [
+            json!({"key": "a", "start": 0, "end": 60_000, "top": [{"value": "/home", "count": 3}, {"value": "/cart", "count": 2}]}),
+            json!({"key": "a", "start": 60_000, "end": 120_000, "top": [{"value": "/buy", "count": 1}]}),
+            json!({"key": "b", "start": 0, "end": 60_000, "top": [{"value": "/x", "count": 1}]}),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_idle_partition_stops_holding_the_watermark_back() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"name = "idle"
+[source]
+stream = "IN"
+subjects = ["in.fast", "in.slow"]
+max_wait = "20ms"
+time = {{ field = "ts" }}
+watermarks = {{ idle_timeout = "1s", interval = "100ms" }}
+
+[window]
+type = "tumbling"
+size = "1s"
+
+[window.aggregate]
+name = "stats"
+plugin = "{}"
+
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#,
+        toml_path(&plugin("window_stats"))
+    );
+    let pipeline = write_pipeline(dir.path(), &text);
+    let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+    let slow = [(
+        Some("s".to_string()),
+        json!({"ts": 100}).to_string().into_bytes(),
+    )];
+    publish_all(&js, "in.slow", &slow).await;
+    // The fast partition keeps sending (one event every 40 ms of wall time, for 2 s).
+    for i in 0..50 {
+        let e = [(
+            Some("f".to_string()),
+            json!({"ts": i * 100}).to_string().into_bytes(),
+        )];
+        publish_all(&js, "in.fast", &e).await;
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+
+    // While both partitions are active the slow one (at 100 ms) holds the watermark at 99: no
+    // window can fire. Once it has been idle for 1 s, the fast partition's watermark alone
+    // moves on; it ends at 4899, closing [0, 1000) .. [3000, 4000).
+    let out = collect(&js, "OUT", "out", 5, std::time::Duration::from_secs(20)).await;
+    let mut got: Vec<(String, i64, u64)> = out
+        .iter()
+        .map(|m| {
+            let p: Value = serde_json::from_slice(&m.payload).unwrap();
+            (
+                p["key"].as_str().unwrap().to_owned(),
+                p["start"].as_i64().unwrap(),
+                p["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want = vec![
+        ("f".to_string(), 0, 10),
+        ("f".to_string(), 1000, 10),
+        ("f".to_string(), 2000, 10),
+        ("f".to_string(), 3000, 10),
+        ("s".to_string(), 0, 1),
+    ];
+    assert_eq!(got, want, "log:\n{}", weir.log());
     assert_eq!(weir.terminate(), Some(0));
 }

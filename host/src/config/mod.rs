@@ -38,11 +38,6 @@ pub struct PipelineConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessConfig {
-    /// The watermark (which fires event-time timers) trails the newest event time by this bound.
-    #[serde(default, with = "humantime_serde")]
-    pub out_of_orderness: Duration,
-    #[serde(default)]
-    pub watermark: WatermarkStrategy,
     /// The process plugin, as an operator.
     pub function: OperatorConfig,
 }
@@ -57,6 +52,42 @@ pub enum WindowKind {
     Sliding,
     /// Per key, events closer than `gap` form one window.
     Session,
+}
+
+/// `[source.watermarks]`: how event time advances (for `[window]` and `[process]`).
+///
+/// Each entry of `source.subjects` is a partition with its own watermark; the pipeline's
+/// watermark is the minimum over partitions that are not idle (no event for `idle_timeout`),
+/// never moving back, recomputed at least every `interval`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatermarkConfig {
+    #[serde(default)]
+    pub strategy: WatermarkStrategy,
+    /// Bounded strategy: the watermark trails the newest event time by this much.
+    #[serde(default, with = "humantime_serde")]
+    pub out_of_orderness: Duration,
+    /// A partition without events for this long stops holding the watermark back.
+    #[serde(default, with = "humantime_serde")]
+    pub idle_timeout: Option<Duration>,
+    /// How often the watermark is recomputed while no events arrive.
+    #[serde(default = "default_watermark_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        WatermarkConfig {
+            strategy: WatermarkStrategy::Bounded,
+            out_of_orderness: Duration::ZERO,
+            idle_timeout: None,
+            interval: default_watermark_interval(),
+        }
+    }
+}
+
+fn default_watermark_interval() -> Duration {
+    Duration::from_millis(200)
 }
 
 /// How a pipeline's watermark advances.
@@ -90,28 +121,8 @@ pub struct WindowConfig {
     /// How long after a window's end late events still update (and re-fire) it.
     #[serde(default, with = "humantime_serde")]
     pub allowed_lateness: Duration,
-    /// The watermark trails the newest event time by this bound.
-    #[serde(default, with = "humantime_serde")]
-    pub out_of_orderness: Duration,
-    #[serde(default)]
-    pub watermark: WatermarkStrategy,
     /// The aggregate plugin, as an operator.
     pub aggregate: OperatorConfig,
-}
-
-impl PipelineConfig {
-    /// The watermark generator of the window or process stage: `None` when there is none or
-    /// when watermarks are punctuated.
-    pub fn watermark_generator(&self) -> Option<crate::window::BoundedOutOfOrderness> {
-        let (bound, strategy) = match (&self.window, &self.process) {
-            (Some(w), _) => (w.out_of_orderness, w.watermark),
-            (None, Some(p)) => (p.out_of_orderness, p.watermark),
-            (None, None) => return None,
-        };
-        (strategy == WatermarkStrategy::Bounded).then(|| {
-            crate::window::BoundedOutOfOrderness::new(bound.as_millis().min(i64::MAX as u128) as i64)
-        })
-    }
 }
 
 impl WindowConfig {
@@ -251,6 +262,8 @@ pub struct SourceConfig {
     pub key: KeyFrom,
     #[serde(default = "default_time")]
     pub time: TimeFrom,
+    #[serde(default)]
+    pub watermarks: WatermarkConfig,
 }
 
 fn default_batch_size() -> usize {
@@ -488,6 +501,9 @@ impl Pipeline {
                     c.sink.max_in_flight
                 ),
             ));
+        }
+        if c.source.watermarks.interval.is_zero() {
+            return Err(self.error(None, "field `source.watermarks.interval` must be positive"));
         }
         if let Some(p) = &c.process {
             if c.window.is_some() {

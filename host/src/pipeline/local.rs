@@ -3,8 +3,9 @@
 //! Results go to stdout as JSON lines; dead letters and late events to stderr as JSON lines
 //! with the reason and the input line. Events are processed in batches of the source's
 //! `batch_size`. With a `[window]`: if the input holds `{"watermark": W}` lines, only those
-//! advance event time (deterministic tests); otherwise the watermark trails the newest event
-//! time by `out_of_orderness` and advances after each batch. The end of the input closes every
+//! advance event time (deterministic tests); otherwise, with bounded watermarks
+//! (`[source.watermarks]`), it trails the newest event time by `out_of_orderness` and advances
+//! after each batch (one partition: the input has no subjects). The end of the input closes every
 //! window. A `[process]` function is driven the same way (its event-time timers fire as the
 //! watermark passes them).
 
@@ -13,7 +14,7 @@ use std::path::Path;
 
 use weir_sdk::packed::BatchBuilder;
 
-use crate::config::Pipeline;
+use crate::config::{Pipeline, WatermarkStrategy};
 use crate::operator::DeadLetter;
 use crate::operator::process::{KeyedProcess, push_timer_events};
 use crate::operator::window::{WindowedAggregate, push_result};
@@ -189,10 +190,12 @@ pub fn run(
     let punctuated = lines
         .iter()
         .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
-    let generator = pipeline
-        .config
-        .watermark_generator()
-        .filter(|_| !punctuated);
+    let w = &pipeline.config.source.watermarks;
+    let stateful = pipeline.config.window.is_some() || pipeline.config.process.is_some();
+    let generator =
+        (stateful && !punctuated && w.strategy == WatermarkStrategy::Bounded).then(|| {
+            BoundedOutOfOrderness::new(w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64)
+        });
     let process = super::build_process(runtime, pipeline)?;
     let mut runner = Runner {
         runtime,

@@ -23,13 +23,14 @@ use async_nats::jetstream::message::Message;
 use tokio::task::JoinHandle;
 
 use crate::config::Pipeline;
+use crate::config::WatermarkStrategy;
 use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
 use crate::operator::{Chain, DeadLetter, EventBatch};
 use crate::runtime::Runtime;
 use crate::sink::jetstream::{BatchOutput, JetStreamSink, Published, WindowResult};
 use crate::source::jetstream::JetStreamSource;
-use crate::window::{BoundedOutOfOrderness, Emission};
+use crate::window::{Emission, SourceWatermarks};
 
 /// Batches whose outputs may be awaiting the sink's acks at once.
 pub const PIPELINE_DEPTH: usize = 2;
@@ -50,8 +51,8 @@ struct Stages {
     chain: Chain,
     window: Option<WindowedAggregate>,
     process: Option<KeyedProcess>,
-    /// Bounded out-of-orderness watermarks (`None`: no stateful stage, or punctuated).
-    generator: Option<BoundedOutOfOrderness>,
+    /// Per-partition bounded watermarks (`None`: no stateful stage, or punctuated).
+    watermarks: Option<SourceWatermarks>,
 }
 
 impl Stages {
@@ -61,7 +62,7 @@ impl Stages {
             chain: super::build_chain(runtime, pipeline)?,
             window: super::build_window(runtime, pipeline)?,
             process: super::build_process(runtime, pipeline)?,
-            generator: pipeline.config.watermark_generator(),
+            watermarks: source_watermarks(pipeline),
         })
     }
 
@@ -73,6 +74,7 @@ impl Stages {
         events: EventBatch,
         refused: Vec<DeadLetter>,
         markers: &[(u32, i64)],
+        subjects: &[String],
     ) -> BatchOutput {
         let out = self.chain.run(events);
         let mut result = BatchOutput {
@@ -93,14 +95,29 @@ impl Stages {
             start = end;
         }
         self.segment(&events, start, events.len(), &mut result);
-        if let Some(g) = &mut self.generator {
+        if let Some(w) = &mut self.watermarks {
+            let now = std::time::Instant::now();
             let view = events.view();
             for i in 0..view.len() {
-                g.observe(view.time(i));
+                let partition = w.partition(&subjects[events.lineage[i] as usize]);
+                w.observe(partition, view.time(i), now);
             }
-            if let Some(wm) = g.watermark() {
+            if let Some(wm) = w.update(now) {
                 self.advance(wm, &mut result);
             }
+        }
+        result
+    }
+
+    /// Periodic work while no events arrive: idle partitions stop holding the watermark back.
+    fn tick(&mut self) -> BatchOutput {
+        let mut result = BatchOutput::default();
+        if let Some(wm) = self
+            .watermarks
+            .as_mut()
+            .and_then(|w| w.update(std::time::Instant::now()))
+        {
+            self.advance(wm, &mut result);
         }
         result
     }
@@ -141,6 +158,21 @@ impl Stages {
             absorb(window, emitted, None, result);
         }
     }
+}
+
+/// The per-partition watermarks of a pipeline with a `[window]` or `[process]` and bounded
+/// watermarks.
+fn source_watermarks(pipeline: &Pipeline) -> Option<SourceWatermarks> {
+    let c = &pipeline.config;
+    let w = &c.source.watermarks;
+    let stateful = c.window.is_some() || c.process.is_some();
+    (stateful && w.strategy == WatermarkStrategy::Bounded).then(|| {
+        SourceWatermarks::new(
+            &c.source.subjects,
+            w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
+            w.idle_timeout,
+        )
+    })
 }
 
 /// Sorts window emissions into results, late events and dead letters. `part` is the batch the
@@ -269,12 +301,17 @@ pub async fn run(
     let mut in_flight: VecDeque<InFlight> = VecDeque::new();
     let started = Instant::now();
     let mut last_report = Instant::now();
+    // With watermarks to keep moving, wake up at least every `interval` on a quiet stream.
+    let tick = stages
+        .watermarks
+        .as_ref()
+        .map(|_| pipeline.config.source.watermarks.interval);
     tokio::pin!(shutdown);
     loop {
         let batch = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            b = source.next_batch() => b?,
+            b = source.next_batch(tick) => b?,
         };
         // Acknowledge batches whose outputs are already stored, in order.
         while in_flight
@@ -285,12 +322,32 @@ pub async fn run(
             complete(done, &mut summary).await?;
         }
         if batch.origins.is_empty() {
+            // A quiet moment: let the watermark advance over idle partitions.
+            let (returned, output) = tokio::task::spawn_blocking(move || {
+                let out = stages.tick();
+                (stages, out)
+            })
+            .await
+            .context("the operator thread panicked")?;
+            stages = returned;
+            if output.windows.is_empty() && output.timers.is_empty() {
+                continue;
+            }
+            let (msgs, published) = sink.prepare(output, &[])?;
+            let sink = sink.clone();
+            in_flight.push_back(InFlight {
+                publishing: tokio::spawn(async move { sink.publish_all(msgs).await }),
+                last: None,
+                inputs: 0,
+                published,
+            });
             continue;
         }
         let inputs = batch.origins.len() as u64;
         let (events, refused, markers) = (batch.events, batch.refused, batch.watermarks);
+        let subjects: Vec<String> = batch.origins.iter().map(|o| o.subject.clone()).collect();
         let (returned, output) = tokio::task::spawn_blocking(move || {
-            let out = stages.run(events, refused, &markers);
+            let out = stages.run(events, refused, &markers, &subjects);
             (stages, out)
         })
         .await

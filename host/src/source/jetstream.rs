@@ -146,7 +146,14 @@ impl JetStreamSource {
 
     /// Waits for the next batch: up to `batch_size` messages, returning early once messages
     /// stop arriving for `max_wait`. An empty batch means nothing arrived.
-    pub async fn next_batch(&mut self) -> anyhow::Result<SourceBatch> {
+    ///
+    /// `first_wait` bounds the wait for the first message: when it passes, an empty batch is
+    /// returned, so the caller can do periodic work (watermarks) on a quiet stream. Nothing is
+    /// pulled from the consumer when that happens.
+    pub async fn next_batch(
+        &mut self,
+        first_wait: Option<Duration>,
+    ) -> anyhow::Result<SourceBatch> {
         let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
         let mut origins = Vec::with_capacity(self.batch_size);
         let mut refused = Vec::new();
@@ -157,8 +164,14 @@ impl JetStreamSource {
         let deadline = tokio::time::Instant::now() + self.max_wait;
         while origins.len() < self.batch_size {
             let next = if origins.is_empty() {
-                // Wait as long as it takes for the first message of a batch.
-                self.consumer.next().await
+                // Wait for the first message of a batch, at most `first_wait`.
+                match first_wait {
+                    None => self.consumer.next().await,
+                    Some(w) => match tokio::time::timeout(w, self.consumer.next()).await {
+                        Ok(m) => m,
+                        Err(_) => break,
+                    },
+                }
             } else {
                 match tokio::time::timeout_at(deadline, self.consumer.next()).await {
                     Ok(m) => m,

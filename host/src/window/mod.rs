@@ -15,7 +15,7 @@ pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
 pub use operator::{AddError, Aggregator, Emission, WindowOperator};
-pub use watermark::{BoundedOutOfOrderness, WatermarkMultiplexer};
+pub use watermark::{BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer};
 
 #[cfg(test)]
 pub(crate) mod conformance;

@@ -2,7 +2,10 @@
 //!
 //! A watermark `W` asserts that every event with time `<= W` has arrived. Each input
 //! (partition) has a [`BoundedOutOfOrderness`] generator; a [`WatermarkMultiplexer`] combines
-//! the inputs' watermarks into the operator's.
+//! the inputs' watermarks into the operator's; [`SourceWatermarks`] ties them to a source's
+//! subject filters and detects idle partitions.
+
+use std::time::{Duration, Instant};
 
 /// Watermark generation for events at most `bound` ms out of order: `max_ts - bound - 1`
 /// (Flink's `BoundedOutOfOrdernessWatermarks`; an event exactly `bound` ms behind the newest is
@@ -90,6 +93,75 @@ impl WatermarkMultiplexer {
     }
 }
 
+/// Whether NATS subject `subject` matches `filter` (`*` one token, `>` the rest).
+pub fn subject_matches(filter: &str, subject: &str) -> bool {
+    let mut s = subject.split('.');
+    for f in filter.split('.') {
+        match (f, s.next()) {
+            (">", Some(_)) => return true,
+            ("*", Some(_)) => {}
+            (f, Some(t)) if f == t => {}
+            _ => return false,
+        }
+    }
+    s.next().is_none()
+}
+
+/// Per-partition watermarks of a source: partition `i` is the events whose subject matches
+/// subject filter `i` (one partition when there are no filters).
+#[derive(Debug)]
+pub struct SourceWatermarks {
+    filters: Vec<String>,
+    generators: Vec<BoundedOutOfOrderness>,
+    last_event: Vec<Option<Instant>>,
+    mux: WatermarkMultiplexer,
+    idle_timeout: Option<Duration>,
+}
+
+impl SourceWatermarks {
+    pub fn new(filters: &[String], bound_ms: i64, idle_timeout: Option<Duration>) -> Self {
+        let n = filters.len().max(1);
+        SourceWatermarks {
+            filters: filters.to_vec(),
+            generators: vec![BoundedOutOfOrderness::new(bound_ms); n],
+            last_event: vec![None; n],
+            mux: WatermarkMultiplexer::new(n),
+            idle_timeout,
+        }
+    }
+
+    /// The partition of an event from `subject`.
+    pub fn partition(&self, subject: &str) -> usize {
+        self.filters
+            .iter()
+            .position(|f| subject_matches(f, subject))
+            .unwrap_or(0)
+    }
+
+    /// Notes an event of `partition` at event time `ts`, seen at `now`.
+    pub fn observe(&mut self, partition: usize, ts: i64, now: Instant) {
+        self.generators[partition].observe(ts);
+        self.last_event[partition] = Some(now);
+    }
+
+    /// Updates the combined watermark (marking partitions idle past the timeout) and returns it.
+    pub fn update(&mut self, now: Instant) -> Option<i64> {
+        for p in 0..self.generators.len() {
+            let idle = match (self.idle_timeout, self.last_event[p]) {
+                (Some(t), Some(seen)) => now.duration_since(seen) >= t,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if idle {
+                self.mux.mark_idle(p);
+            } else if let Some(w) = self.generators[p].watermark() {
+                self.mux.update(p, w);
+            }
+        }
+        self.mux.combined()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +173,33 @@ mod tests {
         g.observe(5000);
         g.observe(3000);
         assert_eq!(g.watermark(), Some(3999));
+    }
+}
+
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+
+    #[test]
+    fn subjects_match_filters_with_wildcards() {
+        assert!(subject_matches("a.*.c", "a.b.c"));
+        assert!(subject_matches("a.>", "a.b.c"));
+        assert!(!subject_matches("a.>", "a"));
+        assert!(!subject_matches("a.*", "a.b.c"));
+        assert!(subject_matches("a.b", "a.b"));
+    }
+
+    #[test]
+    fn a_slow_partition_holds_the_watermark_until_it_goes_idle() {
+        let filters = vec!["in.fast".to_string(), "in.slow".to_string()];
+        let mut w = SourceWatermarks::new(&filters, 0, Some(Duration::from_secs(10)));
+        let t0 = Instant::now();
+        w.observe(w.partition("in.fast"), 5_000, t0);
+        w.observe(w.partition("in.slow"), 1_000, t0);
+        assert_eq!(w.update(t0), Some(999));
+        w.observe(0, 9_000, t0 + Duration::from_secs(11));
+        assert_eq!(w.update(t0 + Duration::from_secs(5)), Some(999));
+        // The slow partition has been silent for 11 s: idle, no longer holding back.
+        assert_eq!(w.update(t0 + Duration::from_secs(11)), Some(8_999));
     }
 }
