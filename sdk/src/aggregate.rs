@@ -2,12 +2,13 @@
 //! via serde), and the glue between the generated bindings and it.
 //!
 //! The host owns the accumulators (bytes) and stores them per (key, window); this SDK encodes
-//! them as JSON, a stable format that survives plugin upgrades and can be read in checkpoints.
-//! A batch call decodes each touched accumulator once, applies its events, and encodes it once.
+//! them with `postcard` — compact, fast, and with a stable, documented wire format, so
+//! accumulators survive plugin upgrades that keep the type. A batch call decodes each touched
+//! accumulator once, applies its events, and encodes it once.
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::bindings_aggregate::weir::operator::types::{Batch, EventError, Window};
+use crate::bindings_aggregate::weir::operator::types::{Accumulators, Batch, EventError, Window};
 use crate::event::{Event, columns_of};
 use crate::packed::BatchView;
 
@@ -40,11 +41,11 @@ fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
     if bytes.is_empty() {
         return Ok(A::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("cannot decode accumulator: {e}"))
+    postcard::from_bytes(bytes).map_err(|e| format!("cannot decode accumulator: {e}"))
 }
 
 fn encode<A: Serialize>(acc: &A) -> Result<Vec<u8>, String> {
-    serde_json::to_vec(acc).map_err(|e| format!("cannot encode accumulator: {e}"))
+    postcard::to_allocvec(acc).map_err(|e| format!("cannot encode accumulator: {e}"))
 }
 
 fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
@@ -67,14 +68,27 @@ pub fn create<T: Aggregate>() -> Result<Vec<u8>, String> {
 #[doc(hidden)]
 pub fn add<T: Aggregate>(
     s: &mut Option<T>,
-    accumulators: Vec<Vec<u8>>,
+    accumulators: Accumulators,
     targets: Vec<u8>,
     input: Batch,
-) -> Result<Vec<Vec<u8>>, EventError> {
+) -> Result<Accumulators, EventError> {
     let whole = |message: String| EventError { index: 0, message };
     let op = state(s).map_err(whole)?;
     let view = BatchView::new_prechecked(columns_of!(input));
-    let mut accs: Vec<Option<T::Acc>> = (0..accumulators.len()).map(|_| None).collect();
+    // Accumulator `i` is data[start(i)..end(i)].
+    let ends: Vec<usize> = accumulators
+        .ends
+        .chunks_exact(4)
+        .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize)
+        .collect();
+    let bytes_of = |i: usize| -> Result<&[u8], String> {
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        accumulators
+            .data
+            .get(start..ends[i])
+            .ok_or_else(|| format!("accumulator {i} is out of bounds"))
+    };
+    let mut accs: Vec<Option<T::Acc>> = (0..ends.len()).map(|_| None).collect();
     for (i, t) in targets.chunks_exact(4).enumerate().take(view.len()) {
         let t = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
         let err = |message: String| EventError {
@@ -85,7 +99,7 @@ pub fn add<T: Aggregate>(
             .get_mut(t)
             .ok_or_else(|| err(format!("target {t} is not an accumulator index")))?;
         if slot.is_none() {
-            *slot = Some(decode(&accumulators[t]).map_err(err)?);
+            *slot = Some(bytes_of(t).and_then(decode).map_err(err)?);
         }
         let acc = slot.as_mut().expect("decoded above");
         op.add(
@@ -97,13 +111,22 @@ pub fn add<T: Aggregate>(
         )
         .map_err(err)?;
     }
-    accs.into_iter()
-        .zip(accumulators)
-        .map(|(acc, old)| match acc {
-            Some(a) => encode(&a).map_err(whole),
-            None => Ok(old),
-        })
-        .collect()
+    let mut out = Accumulators {
+        data: Vec::with_capacity(accumulators.data.len() + 16 * ends.len()),
+        ends: Vec::with_capacity(ends.len() * 4),
+    };
+    for (i, acc) in accs.iter().enumerate() {
+        match acc {
+            Some(a) => {
+                out.data = postcard::to_extend(a, out.data)
+                    .map_err(|e| whole(format!("cannot encode accumulator: {e}")))?;
+            }
+            None => out.data.extend_from_slice(bytes_of(i).map_err(whole)?),
+        }
+        out.ends
+            .extend_from_slice(&(out.data.len() as u32).to_le_bytes());
+    }
+    Ok(out)
 }
 
 #[doc(hidden)]
@@ -149,10 +172,10 @@ macro_rules! export_aggregate {
                     $crate::aggregate::create::<$t>()
                 }
                 fn add(
-                    accumulators: ::std::vec::Vec<::std::vec::Vec<u8>>,
+                    accumulators: __t::Accumulators,
                     targets: ::std::vec::Vec<u8>,
                     input: __t::Batch,
-                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<u8>>, __t::EventError> {
+                ) -> ::core::result::Result<__t::Accumulators, __t::EventError> {
                     __WEIR_STATE.with(|s| $crate::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
                 }
                 fn merge(

@@ -5,7 +5,7 @@
 
 use weir_sdk::packed::{BatchBuilder, push_header};
 
-use crate::runtime::bindings::weir::operator::types::Window as WitWindow;
+use crate::runtime::bindings::weir::operator::types::{Accumulators, Window as WitWindow};
 use crate::runtime::{AggregateInstance, CallError, Runtime};
 use crate::window::{AddError, Aggregator, Emission, Window, WindowOperator};
 
@@ -36,23 +36,25 @@ impl Aggregator for PluginAggregator<'_> {
         for t in targets {
             target_bytes.extend_from_slice(&t.to_le_bytes());
         }
+        let mut packed = Accumulators {
+            data: Vec::with_capacity(accs.iter().map(Vec::len).sum()),
+            ends: Vec::with_capacity(accs.len() * 4),
+        };
+        for acc in accs.iter() {
+            packed.data.extend_from_slice(acc);
+            packed
+                .ends
+                .extend_from_slice(&(packed.data.len() as u32).to_le_bytes());
+        }
         let batch = into_packed(std::mem::take(events));
-        let result = self.instance.add(self.runtime, accs, &target_bytes, &batch);
+        let result = self
+            .instance
+            .add(self.runtime, &packed, &target_bytes, &batch);
         *events = into_builder(batch);
         match result {
-            Ok(new) if new.len() == accs.len() => {
-                for (acc, n) in accs.iter_mut().zip(new) {
-                    *acc = n;
-                }
-                Ok(())
-            }
-            Ok(new) => Err(AddError {
+            Ok(new) => unpack(&new, accs).map_err(|message| AddError {
                 index: usize::MAX,
-                message: format!(
-                    "plugin returned {} accumulators for {} given",
-                    new.len(),
-                    accs.len()
-                ),
+                message,
             }),
             Err(CallError::Event { index, message }) => Err(AddError {
                 index: index as usize,
@@ -78,6 +80,37 @@ impl Aggregator for PluginAggregator<'_> {
             .finish(self.runtime, key, w, acc)
             .map_err(whole)
     }
+}
+
+/// Writes packed accumulators back into `accs`, checking their layout (plugin output is
+/// untrusted).
+fn unpack(packed: &Accumulators, accs: &mut [Vec<u8>]) -> Result<(), String> {
+    if packed.ends.len() != accs.len() * 4 {
+        return Err(format!(
+            "plugin returned {} accumulators for {} given",
+            packed.ends.len() / 4,
+            accs.len()
+        ));
+    }
+    // Check every range before writing any, so that a malformed reply changes nothing.
+    let mut ranges = Vec::with_capacity(accs.len());
+    let mut start = 0usize;
+    for end in packed.ends.chunks_exact(4) {
+        let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
+        if end < start || end > packed.data.len() {
+            return Err(format!(
+                "plugin returned malformed accumulators (end {end} after {start}, {} bytes)",
+                packed.data.len()
+            ));
+        }
+        ranges.push(start..end);
+        start = end;
+    }
+    for (acc, range) in accs.iter_mut().zip(ranges) {
+        acc.clear();
+        acc.extend_from_slice(&packed.data[range]);
+    }
+    Ok(())
 }
 
 /// A window operator and the aggregate plugin it drives.

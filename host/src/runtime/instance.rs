@@ -8,7 +8,7 @@ use wasmtime::{Store, Trap};
 
 use super::Runtime;
 use super::bindings::Transform;
-use super::bindings::weir::operator::types::{Batch, Window};
+use super::bindings::weir::operator::types::{Accumulators, Batch, Window};
 use super::bindings_aggregate::Aggregate;
 use super::bindings_process::Process;
 use super::plugin::{Plugin, Pre};
@@ -223,10 +223,10 @@ impl Instance<Aggregate> {
     pub fn add(
         &mut self,
         runtime: &Runtime,
-        accumulators: &[Vec<u8>],
+        accumulators: &Accumulators,
         targets: &[u8],
         input: &Batch,
-    ) -> Result<Vec<Vec<u8>>, CallError> {
+    ) -> Result<Accumulators, CallError> {
         match self.call(runtime, |b, s| b.call_add(s, accumulators, targets, input))? {
             Ok(accs) => Ok(accs),
             Err(e) => Err(CallError::Event {

@@ -18,7 +18,11 @@
 //! being consistent (`add(merge(a, b), e) == merge(add(a, e), b)`), as Flink and Beam require
 //! of merging aggregates.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
@@ -79,18 +83,23 @@ struct Slot {
     acc: Vec<u8>,
 }
 
-type Timer = (i64, Box<[u8]>, Window);
+/// Keys are shared between the state map and the timers (one allocation per key).
+type Key = Arc<[u8]>;
+
+/// Timers by time: the (key, window) pairs due then. Grouping by time keeps registration an
+/// append (no ordering of keys) — all keys' tumbling windows share their end.
+type Timers = BTreeMap<i64, Vec<(Key, Window)>>;
 
 /// Keyed window state and timers.
 #[derive(Debug)]
 pub struct WindowOperator {
     spec: WindowSpec,
     lateness: i64,
-    keys: HashMap<Box<[u8]>, Vec<Slot>>,
-    /// (time, key, window): fire when the watermark reaches `time`.
-    fire_timers: BTreeSet<Timer>,
-    /// (time, key, window): drop the window's state when the watermark reaches `time`.
-    cleanup_timers: BTreeSet<Timer>,
+    keys: FxHashMap<Key, Vec<Slot>>,
+    /// Fire these windows when the watermark reaches the time.
+    fire_timers: Timers,
+    /// Drop these windows' state when the watermark reaches the time.
+    cleanup_timers: Timers,
     watermark: i64,
     next_id: u64,
     scratch: Vec<Window>,
@@ -121,9 +130,9 @@ impl WindowOperator {
         WindowOperator {
             spec,
             lateness: allowed_lateness_ms.max(0),
-            keys: HashMap::new(),
-            fire_timers: BTreeSet::new(),
-            cleanup_timers: BTreeSet::new(),
+            keys: FxHashMap::default(),
+            fire_timers: Timers::new(),
+            cleanup_timers: Timers::new(),
             watermark: i64::MIN,
             next_id: 0,
             scratch: Vec::with_capacity(8),
@@ -145,24 +154,32 @@ impl WindowOperator {
         w.max_timestamp().saturating_add(self.lateness) <= self.watermark
     }
 
-    fn register_timers(&mut self, key: &[u8], w: Window) {
+    fn register_timers(&mut self, key: &Key, w: Window) {
         let fire_at = w.max_timestamp();
         if fire_at > self.watermark {
-            self.fire_timers.insert((fire_at, key.into(), w));
+            self.fire_timers
+                .entry(fire_at)
+                .or_default()
+                .push((key.clone(), w));
         }
         self.cleanup_timers
-            .insert((fire_at.saturating_add(self.lateness), key.into(), w));
+            .entry(fire_at.saturating_add(self.lateness))
+            .or_default()
+            .push((key.clone(), w));
     }
 
     fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
-        self.register_timers(key, window);
-        let slots = match self.keys.get_mut(key) {
-            Some(s) => s,
-            None => self.keys.entry(key.into()).or_default(),
+        let key: Key = match self.keys.get_key_value(key) {
+            Some((k, _)) => k.clone(),
+            None => key.into(),
         };
-        slots.push(Slot { id, window, acc });
+        self.register_timers(&key, window);
+        self.keys
+            .entry(key)
+            .or_default()
+            .push(Slot { id, window, acc });
         id
     }
 
@@ -304,39 +321,42 @@ impl WindowOperator {
         if pending.entries.is_empty() {
             return;
         }
-        // Touched slots, in first-touch order: (key, id).
-        let mut order: Vec<(Box<[u8]>, u64)> = Vec::new();
-        let mut position: HashMap<u64, u32> = HashMap::new();
-        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(pending.entries.len());
+        // Touched slots, in first-touch order: (an event of the slot's key, slot id).
+        let mut order: Vec<(u32, u64)> = Vec::new();
+        let mut position: FxHashMap<u64, u32> = FxHashMap::default();
         // (event index in `batch`, accumulator position)
+        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(pending.entries.len());
         for &(event, id) in &pending.entries {
             let id = pending.resolve(id);
             let pos = *position.entry(id).or_insert_with(|| {
-                order.push((batch.key(event as usize).into(), id));
+                order.push((event, id));
                 (order.len() - 1) as u32
             });
             entries.push((event, pos));
         }
         let mut accs: Vec<Vec<u8>> = order
             .iter()
-            .map(|(key, id)| {
-                self.slot_mut(key, *id)
+            .map(|&(event, id)| {
+                self.slot_mut(batch.key(event as usize), id)
                     .map(|s| std::mem::take(&mut s.acc))
                     .unwrap_or_default()
             })
             .collect();
         add_isolating(batch, &entries, &mut accs, agg, out);
-        for ((key, id), acc) in order.iter().zip(accs) {
-            if let Some(slot) = self.slot_mut(key, *id) {
+        let mut due = Vec::new();
+        let watermark = self.watermark;
+        for (&(event, id), acc) in order.iter().zip(accs) {
+            let key = batch.key(event as usize);
+            if let Some(slot) = self.slot_mut(key, id) {
                 slot.acc = acc;
+                // Late but allowed: the window's end already passed; fire it again.
+                if slot.window.max_timestamp() <= watermark {
+                    due.push((key, slot.window));
+                }
             }
         }
-        // Late but allowed: fire the touched windows whose end the watermark already passed.
-        for (key, id) in &order {
-            let window = self.slot_mut(key, *id).map(|s| s.window);
-            if let Some(w) = window.filter(|w| w.max_timestamp() <= self.watermark) {
-                self.fire(key, w, agg, out);
-            }
+        for (key, w) in due {
+            self.fire(key, w, agg, out);
         }
     }
 
@@ -378,22 +398,24 @@ impl WindowOperator {
             return;
         }
         self.watermark = wm;
-        while let Some(first) = self.fire_timers.first() {
-            if first.0 > wm {
+        while let Some(due) = self.fire_timers.first_entry() {
+            if *due.key() > wm {
                 break;
             }
-            let (_, key, w) = self.fire_timers.pop_first().expect("first exists");
-            self.fire(&key, w, agg, out);
+            for (key, w) in due.remove() {
+                self.fire(&key, w, agg, out);
+            }
         }
-        while let Some(first) = self.cleanup_timers.first() {
-            if first.0 > wm {
+        while let Some(due) = self.cleanup_timers.first_entry() {
+            if *due.key() > wm {
                 break;
             }
-            let (_, key, w) = self.cleanup_timers.pop_first().expect("first exists");
-            if let Some(slots) = self.keys.get_mut(&key) {
-                slots.retain(|s| s.window != w);
-                if slots.is_empty() {
-                    self.keys.remove(&key);
+            for (key, w) in due.remove() {
+                if let Some(slots) = self.keys.get_mut(&key) {
+                    slots.retain(|s| s.window != w);
+                    if slots.is_empty() {
+                        self.keys.remove(&key);
+                    }
                 }
             }
         }
