@@ -65,7 +65,7 @@ fn a_plugin_refusing_its_config_exits_1_naming_the_operator() {
     let ops = operator("f", "json_filter", r#"{ fild = "a" }"#);
     let (code, err) = validate(&pipeline_text("bad", "", &ops));
     assert_eq!(code, 1);
-    assert!(err.contains("operator `f`"), "{err}");
+    assert!(err.contains("transform `f` (operators[0])"), "{err}");
     assert!(err.contains("unknown field `fild`"), "{err}");
 }
 

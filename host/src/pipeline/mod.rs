@@ -1,44 +1,61 @@
 //! Running a pipeline: wiring source → operator chain → sink, and the run loop.
 //!
-//! - [`build_chain`] loads the operators' plugins (errors name the operator field and line);
+//! - [`build_chain`], [`build_window`], [`build_process`] load the stages' plugins (errors
+//!   name the field and line);
 //! - [`nats::run`] is `weir run`: JetStream in, JetStream out, at-least-once;
 //! - [`local::run`] is `weir run --local`: JSON lines in, JSON lines out, no NATS.
 
 pub mod local;
 pub mod nats;
 
-use crate::config::{Pipeline, config_json};
+use crate::config::{OperatorConfig, Pipeline, config_json};
 use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
 use crate::operator::{Chain, Operator};
-use crate::runtime::{
-    AggregateInstance, Limits, Plugin, ProcessInstance, Runtime, TransformInstance, World,
-};
+use crate::runtime::instance::{Instance, WorldBindings};
+use crate::runtime::{Limits, Plugin, Runtime, World};
 use crate::window::WindowOperator;
+
+/// Loads the plugin of operator block `op` (named `field` in errors, e.g.
+/// `operators[0]`) as a plugin of `world`, and starts an instance with its config.
+fn start_instance<B: WorldBindings>(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    op: &OperatorConfig,
+    field: &str,
+    world: World,
+) -> anyhow::Result<Instance<B>> {
+    let at = Some(op.plugin.span().start);
+    let limits = Limits {
+        memory_bytes: op.memory_limit_mib << 20,
+        deadline: op.deadline,
+    };
+    let path = pipeline.base_dir().join(op.plugin.get_ref());
+    let plugin = Plugin::load(runtime, &path, world, limits, op.grants.clone())
+        .map_err(|e| pipeline.error(at, format!("field `{field}.plugin`: {e}")))?;
+    let instance = Instance::<B>::new(runtime, plugin, &config_json(op)).map_err(|e| {
+        pipeline.error(
+            at,
+            format!("{} `{}` ({field}): {e:#}", world.name(), op.name.get_ref()),
+        )
+    })?;
+    tracing::info!(
+        operator = %op.name.get_ref(),
+        world = world.name(),
+        plugin = %instance.plugin().label(),
+        "plugin ready"
+    );
+    Ok(instance)
+}
 
 /// Loads and initialises every operator of `pipeline`.
 pub fn build_chain(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Chain> {
     let mut operators = Vec::new();
     for (i, op) in pipeline.config.operators.iter().enumerate() {
-        let at = Some(op.plugin.span().start);
-        let limits = Limits {
-            memory_bytes: op.memory_limit_mib << 20,
-            deadline: op.deadline,
-        };
-        let path = pipeline.plugin_path(i);
-        let plugin = Plugin::load_transform(runtime, &path, limits, op.grants.clone())
-            .map_err(|e| pipeline.error(at, format!("field `operators[{i}].plugin`: {e}")))?;
-        let config = pipeline.operator_config_json(i);
-        let instance = TransformInstance::new(runtime, plugin, &config).map_err(|e| {
-            pipeline.error(
-                at,
-                format!("operator `{}` (operators[{i}]): {e:#}", op.name.get_ref()),
-            )
-        })?;
-        tracing::info!(operator = %op.name.get_ref(), plugin = %instance.plugin().label(), "operator ready");
+        let field = format!("operators[{i}]");
         operators.push(Operator {
             name: op.name.get_ref().clone(),
-            instance,
+            instance: start_instance(runtime, pipeline, op, &field, World::Transform)?,
         });
     }
     Ok(Chain {
@@ -56,25 +73,10 @@ pub fn build_window(
         return Ok(None);
     };
     let op = &w.aggregate;
-    let at = Some(op.plugin.span().start);
-    let limits = Limits {
-        memory_bytes: op.memory_limit_mib << 20,
-        deadline: op.deadline,
-    };
-    let path = pipeline.base_dir().join(op.plugin.get_ref());
-    let plugin = Plugin::load(runtime, &path, World::Aggregate, limits, op.grants.clone())
-        .map_err(|e| pipeline.error(at, format!("field `window.aggregate.plugin`: {e}")))?;
-    let instance = AggregateInstance::new(runtime, plugin, &config_json(op)).map_err(|e| {
-        pipeline.error(
-            at,
-            format!("window aggregate `{}`: {e:#}", op.name.get_ref()),
-        )
-    })?;
-    tracing::info!(aggregate = %op.name.get_ref(), plugin = %instance.plugin().label(), "window ready");
     let lateness = w.allowed_lateness.as_millis().min(i64::MAX as u128) as i64;
     Ok(Some(WindowedAggregate {
         name: op.name.get_ref().clone(),
-        instance,
+        instance: start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
         windows: WindowOperator::new(w.spec(), lateness),
     }))
 }
@@ -88,20 +90,6 @@ pub fn build_process(
         return Ok(None);
     };
     let op = &p.function;
-    let at = Some(op.plugin.span().start);
-    let limits = Limits {
-        memory_bytes: op.memory_limit_mib << 20,
-        deadline: op.deadline,
-    };
-    let path = pipeline.base_dir().join(op.plugin.get_ref());
-    let plugin = Plugin::load(runtime, &path, World::Process, limits, op.grants.clone())
-        .map_err(|e| pipeline.error(at, format!("field `process.function.plugin`: {e}")))?;
-    let instance = ProcessInstance::new(runtime, plugin, &config_json(op)).map_err(|e| {
-        pipeline.error(
-            at,
-            format!("process function `{}`: {e:#}", op.name.get_ref()),
-        )
-    })?;
-    tracing::info!(function = %op.name.get_ref(), plugin = %instance.plugin().label(), "keyed process ready");
+    let instance = start_instance(runtime, pipeline, op, "process.function", World::Process)?;
     Ok(Some(KeyedProcess::new(op.name.get_ref().clone(), instance)))
 }

@@ -261,11 +261,14 @@ impl WindowOperator {
         pending: &mut Pending,
         agg: &mut impl Aggregator,
     ) -> Result<bool, String> {
-        let mut windows = std::mem::take(&mut self.scratch);
-        windows.clear();
-        self.spec.assign(time, &mut windows);
-        let new = windows[0];
-        self.scratch = windows;
+        // A session assigner gives exactly one window: `[time, time + gap)`.
+        let WindowSpec::Session { gap } = self.spec else {
+            unreachable!("assign_session is only called for session windows")
+        };
+        let new = Window {
+            start: time,
+            end: time.saturating_add(gap),
+        };
         if self.is_late(&new) {
             return Ok(false);
         }
