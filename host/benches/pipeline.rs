@@ -40,9 +40,16 @@ async fn run_case(
     let (rt2, url) = (rt.clone(), server.url());
     let started = Instant::now();
     let task = tokio::spawn(async move {
-        weir::pipeline::nats::run(&rt2, &pipeline, &url, async {
-            let _ = stop_rx.await;
-        })
+        let metrics = weir::admin::Metrics::new("bench");
+        weir::pipeline::nats::run(
+            &rt2,
+            &pipeline,
+            &url,
+            async {
+                let _ = stop_rx.await;
+            },
+            metrics,
+        )
         .await
     });
     while out_count(js, &out_stream).await < n {

@@ -6,6 +6,7 @@
 //! deterministic ids, dead letters, stdout). [`config`] reads pipeline files; [`pipeline`]
 //! wires the parts and runs them; [`telemetry`] sets up logs.
 
+pub mod admin;
 pub mod config;
 pub mod operator;
 pub mod pipeline;

@@ -40,6 +40,9 @@ enum Command {
         /// NATS server URL (overrides `nats.url` of the pipeline).
         #[arg(long, env = "WEIR_NATS_URL")]
         nats_url: Option<String>,
+        /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464.
+        #[arg(long)]
+        admin: Option<std::net::SocketAddr>,
     },
     /// Check a pipeline file and load its plugins; exit 1 with the reason when it is invalid.
     Validate {
@@ -100,7 +103,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Run {
-            pipeline, nats_url, ..
+            pipeline,
+            nats_url,
+            admin,
+            ..
         } => {
             let p = config::load(&pipeline)?;
             let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
@@ -109,7 +115,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(async {
-                weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal()).await?;
+                let metrics = weir::admin::Metrics::new(p.config.name.get_ref());
+                if let Some(addr) = admin {
+                    let m = metrics.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = weir::admin::serve(addr, m).await {
+                            tracing::error!(error = %format!("{e:#}"), "admin endpoint stopped");
+                        }
+                    });
+                }
+                weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal(), metrics).await?;
                 Ok(())
             })
         }

@@ -278,11 +278,17 @@ pub struct WeirProcess {
 impl WeirProcess {
     /// Starts `weir run PIPELINE --nats-url URL`, logging to `log`.
     pub fn start(pipeline: &Path, url: &str, log: &Path) -> Self {
+        Self::start_with(pipeline, url, log, &[])
+    }
+
+    /// Like [`WeirProcess::start`] with extra arguments.
+    pub fn start_with(pipeline: &Path, url: &str, log: &Path, extra: &[&str]) -> Self {
         let stderr = std::fs::File::create(log).unwrap();
         let child = weir()
             .arg("run")
             .arg(pipeline)
             .args(["--nats-url", url])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(stderr)
             .spawn()
@@ -363,4 +369,31 @@ pub async fn server_with_streams() -> (NatsServer, jetstream::Context) {
     create_stream(&js, "IN", &["in.>"]).await;
     create_stream(&js, "OUT", &["out", "dlq"]).await;
     (server, js)
+}
+
+/// A free loopback address for a server of the test.
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// `GET path` on `addr` over plain HTTP/1.0; the response body.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    loop {
+        match std::net::TcpStream::connect(addr) {
+            Ok(mut s) => {
+                write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+                let mut response = String::new();
+                s.read_to_string(&mut response).unwrap();
+                return response
+                    .split("\r\n\r\n")
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_owned();
+            }
+            Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{addr}: {e}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
 }

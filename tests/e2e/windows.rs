@@ -226,7 +226,13 @@ late = "late"
         toml_path(&plugin("window_stats"))
     );
     let pipeline = write_pipeline(dir.path(), &text);
-    let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+    let admin = free_addr();
+    let weir = WeirProcess::start_with(
+        &pipeline,
+        &server.url(),
+        &dir.path().join("weir.log"),
+        &["--admin", &admin],
+    );
 
     // 3 keys, times 0..6000 ms in steps of 10 (slightly out of order), then one far event that
     // closes every window, then an event for the long-closed window [0, 1000).
@@ -284,6 +290,33 @@ late = "late"
     let late = collect(&js, "LATE", "late", 1, std::time::Duration::from_secs(20)).await;
     assert_eq!(late.len(), 1);
     assert!(late[0].header("Weir-Error").unwrap().starts_with("late"));
+    // The admin endpoint reports what happened, and the event-time watermark.
+    assert_eq!(http_get(&admin, "/health"), "ok\n");
+    let metrics = http_get(&admin, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "weir_results_total{{pipeline=\"win\"}} {}",
+            want.len()
+        )),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_late_events_total{pipeline=\"win\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_input_events_total{pipeline=\"win\"} 602"),
+        "{metrics}"
+    );
+    // The far event at 100 s moved the watermark to 100000 - 200 - 1.
+    assert!(
+        metrics.contains("weir_watermark_ms{pipeline=\"win\"} 99799"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_watermark_lag_ms{pipeline=\"win\"}"),
+        "{metrics}"
+    );
     assert_eq!(weir.terminate(), Some(0));
 }
 

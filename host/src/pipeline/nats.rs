@@ -22,6 +22,7 @@ use anyhow::Context;
 use async_nats::jetstream::message::Message;
 use tokio::task::JoinHandle;
 
+use crate::admin::Metrics;
 use crate::config::Pipeline;
 use crate::config::WatermarkStrategy;
 use crate::operator::process::KeyedProcess;
@@ -31,6 +32,9 @@ use crate::runtime::Runtime;
 use crate::sink::jetstream::{BatchOutput, JetStreamSink, Published, WindowResult};
 use crate::source::jetstream::JetStreamSource;
 use crate::window::{Emission, SourceWatermarks};
+
+/// How soon a quiet loop looks again at batches awaiting their acks.
+const ACK_POLL: Duration = Duration::from_millis(20);
 
 /// Batches whose outputs may be awaiting the sink's acks at once.
 pub const PIPELINE_DEPTH: usize = 2;
@@ -48,6 +52,7 @@ pub struct RunSummary {
 /// The processing stages of a pipeline, moved to a blocking thread for each batch.
 struct Stages {
     runtime: Runtime,
+    metrics: Arc<Metrics>,
     chain: Chain,
     window: Option<WindowedAggregate>,
     process: Option<KeyedProcess>,
@@ -56,9 +61,14 @@ struct Stages {
 }
 
 impl Stages {
-    fn build(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Self> {
+    fn build(
+        runtime: &Runtime,
+        pipeline: &Pipeline,
+        metrics: Arc<Metrics>,
+    ) -> anyhow::Result<Self> {
         Ok(Stages {
             runtime: runtime.clone(),
+            metrics,
             chain: super::build_chain(runtime, pipeline)?,
             window: super::build_window(runtime, pipeline)?,
             process: super::build_process(runtime, pipeline)?,
@@ -147,6 +157,9 @@ impl Stages {
 
     /// Advances the watermark of the window or process stage.
     fn advance(&mut self, wm: i64, result: &mut BatchOutput) {
+        self.metrics
+            .watermark
+            .fetch_max(wm, std::sync::atomic::Ordering::Relaxed);
         if let Some(process) = &mut self.process {
             result
                 .timers
@@ -238,7 +251,11 @@ struct InFlight {
 }
 
 /// Waits for the oldest batch's outputs to be stored, then acknowledges its source messages.
-async fn complete(batch: InFlight, summary: &mut RunSummary) -> anyhow::Result<()> {
+async fn complete(
+    batch: InFlight,
+    summary: &mut RunSummary,
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
     batch
         .publishing
         .await
@@ -255,6 +272,16 @@ async fn complete(batch: InFlight, summary: &mut RunSummary) -> anyhow::Result<(
     summary.results += batch.published.results as u64;
     summary.dead_letters += batch.published.dead_letters as u64;
     summary.late += batch.published.late as u64;
+    use std::sync::atomic::Ordering::Relaxed;
+    metrics.inputs.fetch_add(batch.inputs, Relaxed);
+    metrics.batches.fetch_add(1, Relaxed);
+    metrics
+        .results
+        .fetch_add(batch.published.results as u64, Relaxed);
+    metrics
+        .dead_letters
+        .fetch_add(batch.published.dead_letters as u64, Relaxed);
+    metrics.late.fetch_add(batch.published.late as u64, Relaxed);
     Ok(())
 }
 
@@ -264,10 +291,11 @@ pub async fn run(
     pipeline: &Pipeline,
     url: &str,
     shutdown: impl Future<Output = ()>,
+    metrics: Arc<Metrics>,
 ) -> anyhow::Result<RunSummary> {
     let mut stages = {
-        let (rt, p) = (runtime.clone(), pipeline.clone());
-        tokio::task::spawn_blocking(move || Stages::build(&rt, &p)).await??
+        let (rt, p, m) = (runtime.clone(), pipeline.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m)).await??
     };
     let client = async_nats::ConnectOptions::new()
         .name(format!("weir {}", pipeline.config.name.get_ref()))
@@ -311,7 +339,9 @@ pub async fn run(
         let batch = tokio::select! {
             biased;
             _ = &mut shutdown => break,
-            b = source.next_batch(tick) => b?,
+            // With batches awaiting their acks, wake up soon to acknowledge them even when
+            // no further message arrives.
+            b = source.next_batch(if in_flight.is_empty() { tick } else { Some(ACK_POLL) }) => b?,
         };
         // Acknowledge batches whose outputs are already stored, in order.
         while in_flight
@@ -319,7 +349,7 @@ pub async fn run(
             .is_some_and(|b| b.publishing.is_finished())
         {
             let done = in_flight.pop_front().expect("front exists");
-            complete(done, &mut summary).await?;
+            complete(done, &mut summary, &metrics).await?;
         }
         if batch.origins.is_empty() {
             // A quiet moment: let the watermark advance over idle partitions.
@@ -356,7 +386,7 @@ pub async fn run(
         let (msgs, published) = sink.prepare(output, &batch.origins)?;
         while in_flight.len() >= PIPELINE_DEPTH {
             let oldest = in_flight.pop_front().expect("queue is not empty");
-            complete(oldest, &mut summary).await?;
+            complete(oldest, &mut summary, &metrics).await?;
         }
         let sink = sink.clone();
         in_flight.push_back(InFlight {
@@ -378,7 +408,7 @@ pub async fn run(
         }
     }
     while let Some(b) = in_flight.pop_front() {
-        complete(b, &mut summary).await?;
+        complete(b, &mut summary, &metrics).await?;
     }
     tracing::info!(
         inputs = summary.inputs,
