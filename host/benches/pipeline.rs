@@ -49,6 +49,7 @@ async fn run_case(
                 let _ = stop_rx.await;
             },
             metrics,
+            weir::checkpoint::StartFrom::Fresh,
         )
         .await
     });

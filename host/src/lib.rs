@@ -7,6 +7,7 @@
 //! wires the parts and runs them; [`telemetry`] sets up logs.
 
 pub mod admin;
+pub mod checkpoint;
 pub mod config;
 pub mod operator;
 pub mod pipeline;

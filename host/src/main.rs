@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cli;
+
 use weir::config;
 use weir::runtime::{Runtime, cache::CompileCache};
 
@@ -43,12 +45,31 @@ enum Command {
         /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464.
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
+        /// Checkpoint to start from: `latest` (default), a checkpoint id, or `none` (empty
+        /// state, the source from its beginning).
+        #[arg(long, default_value = "latest", value_parser = parse_start)]
+        from_checkpoint: weir::checkpoint::StartFrom,
     },
+    /// Inspect or delete a pipeline's checkpoints.
+    #[command(subcommand)]
+    Checkpoint(cli::checkpoint::CheckpointCommand),
     /// Check a pipeline file and load its plugins; exit 1 with the reason when it is invalid.
     Validate {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
     },
+}
+
+fn parse_start(s: &str) -> Result<weir::checkpoint::StartFrom, String> {
+    use weir::checkpoint::StartFrom;
+    match s {
+        "latest" => Ok(StartFrom::Latest),
+        "none" => Ok(StartFrom::Fresh),
+        id => id
+            .parse()
+            .map(StartFrom::Id)
+            .map_err(|_| format!("{id:?} is not `latest`, `none` or a checkpoint id")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -66,6 +87,10 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cache = cli.cache_dir.unwrap_or_else(CompileCache::default_dir);
     match cli.command {
+        Command::Checkpoint(cmd) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline } => {
             let p = config::load(&pipeline)?;
             let runtime = Runtime::new(Some(cache))?;
@@ -106,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pipeline,
             nats_url,
             admin,
+            from_checkpoint,
             ..
         } => {
             let p = config::load(&pipeline)?;
@@ -124,7 +150,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         }
                     });
                 }
-                weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal(), metrics).await?;
+                weir::pipeline::nats::run(
+                    &runtime,
+                    &p,
+                    &url,
+                    shutdown_signal(),
+                    metrics,
+                    from_checkpoint,
+                )
+                .await?;
                 Ok(())
             })
         }

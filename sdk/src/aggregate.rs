@@ -35,6 +35,22 @@ pub trait Aggregate: Sized + 'static {
         window: Window,
         acc: Self::Acc,
     ) -> Result<Option<Self::Out>, String>;
+
+    /// The version of the accumulator's encoding. Raise it when a change of `Acc` makes
+    /// accumulators in existing checkpoints unreadable as they are, and implement
+    /// [`Aggregate::migrate`] to convert them.
+    const STATE_VERSION: u32 = 0;
+
+    /// Reads an accumulator written by state version `from` (lower than
+    /// [`Aggregate::STATE_VERSION`]) when an older checkpoint is restored. The default refuses,
+    /// which makes the restore fail with a clear message instead of misreading state.
+    fn migrate(&mut self, from: u32, old: &[u8]) -> Result<Self::Acc, String> {
+        let _ = old;
+        Err(format!(
+            "cannot migrate accumulators from state version {from} to {}",
+            Self::STATE_VERSION
+        ))
+    }
 }
 
 fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
@@ -153,6 +169,19 @@ pub fn finish<T: Aggregate>(
     }
 }
 
+#[doc(hidden)]
+pub fn migrate<T: Aggregate>(
+    s: &mut Option<T>,
+    from: u32,
+    acc: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let op = state(s)?;
+    if from == T::STATE_VERSION {
+        return Ok(acc);
+    }
+    encode(&op.migrate(from, &acc)?)
+}
+
 /// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world.
 #[macro_export]
 macro_rules! export_aggregate {
@@ -190,6 +219,15 @@ macro_rules! export_aggregate {
                     accumulator: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<u8>>, ::std::string::String> {
                     __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), key, window, accumulator))
+                }
+                fn state_version() -> u32 {
+                    <$t as $crate::aggregate::Aggregate>::STATE_VERSION
+                }
+                fn migrate(
+                    version: u32,
+                    accumulator: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::migrate::<$t>(&mut s.borrow_mut(), version, accumulator))
                 }
             }
             $crate::bindings_aggregate::__export_aggregate_world!(__WeirGlue with_types_in $crate::bindings_aggregate);

@@ -22,6 +22,16 @@ pub struct Metrics {
     pub batches: AtomicU64,
     /// Event-time watermark, ms since the epoch (`i64::MIN`: none yet).
     pub watermark: AtomicI64,
+    /// Checkpoints committed.
+    pub checkpoints: AtomicU64,
+    /// Source sequence of the last committed checkpoint.
+    pub checkpoint_sequence: AtomicU64,
+    /// The last checkpoint's pause of processing (state snapshot), µs.
+    pub checkpoint_pause_us: AtomicU64,
+    /// The last checkpoint's time from snapshot to commit, ms.
+    pub checkpoint_write_ms: AtomicU64,
+    /// The last checkpoint's state blob size.
+    pub checkpoint_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -34,6 +44,11 @@ impl Metrics {
             late: AtomicU64::new(0),
             batches: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
+            checkpoints: AtomicU64::new(0),
+            checkpoint_sequence: AtomicU64::new(0),
+            checkpoint_pause_us: AtomicU64::new(0),
+            checkpoint_write_ms: AtomicU64::new(0),
+            checkpoint_bytes: AtomicU64::new(0),
         })
     }
 
@@ -71,6 +86,38 @@ impl Metrics {
             "Source batches completed.",
             self.batches.load(Ordering::Relaxed),
         );
+        counter(
+            "weir_checkpoints_total",
+            "Checkpoints committed.",
+            self.checkpoints.load(Ordering::Relaxed),
+        );
+        for (name, help, v) in [
+            (
+                "weir_checkpoint_sequence",
+                "Source stream sequence covered by the last checkpoint.",
+                &self.checkpoint_sequence,
+            ),
+            (
+                "weir_checkpoint_pause_us",
+                "Processing pause of the last checkpoint (state snapshot), microseconds.",
+                &self.checkpoint_pause_us,
+            ),
+            (
+                "weir_checkpoint_write_ms",
+                "Time from snapshot to commit of the last checkpoint, milliseconds.",
+                &self.checkpoint_write_ms,
+            ),
+            (
+                "weir_checkpoint_bytes",
+                "State blob size of the last checkpoint.",
+                &self.checkpoint_bytes,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{pipeline=\"{p}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
         let wm = self.watermark.load(Ordering::Relaxed);
         if wm != i64::MIN {
             let now = std::time::SystemTime::now()

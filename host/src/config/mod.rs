@@ -13,6 +13,9 @@ use toml::Spanned;
 
 use crate::runtime::Grants;
 
+mod checkpoint;
+pub use checkpoint::{CheckpointConfig, Guarantee};
+
 /// A whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,9 @@ pub struct PipelineConfig {
     #[serde(default)]
     pub process: Option<ProcessConfig>,
     pub sink: SinkConfig,
+    /// Checkpoints and the delivery guarantee.
+    #[serde(default)]
+    pub checkpoint: CheckpointConfig,
 }
 
 /// `[process]`: events (after the operators) go, key by key, to a `process` plugin.
@@ -501,6 +507,32 @@ impl Pipeline {
                     c.sink.max_in_flight
                 ),
             ));
+        }
+        let cp = &c.checkpoint;
+        if cp.interval < Duration::from_millis(10) {
+            return Err(self.error(
+                None,
+                format!(
+                    "field `checkpoint.interval`: {:?} is too short (at least 10ms)",
+                    cp.interval
+                ),
+            ));
+        }
+        if cp.retain == 0 {
+            return Err(self.error(None, "field `checkpoint.retain` must be at least 1"));
+        }
+        for (field, bucket) in [
+            ("checkpoint.bucket", &cp.bucket),
+            ("checkpoint.state_bucket", &cp.state_bucket),
+        ] {
+            if !valid_name(bucket) {
+                return Err(self.error(
+                    None,
+                    format!(
+                        "field `{field}`: {bucket:?} must be 1-64 characters of A-Z a-z 0-9 - _"
+                    ),
+                ));
+            }
         }
         if c.source.watermarks.interval.is_zero() {
             return Err(self.error(None, "field `source.watermarks.interval` must be positive"));

@@ -25,6 +25,13 @@ pub struct TimerEvent {
     pub payload: Vec<u8>,
 }
 
+/// A keyed process operator's state in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessState {
+    pub watermark: i64,
+    pub keyed: crate::state::keyed::KeyedStateSnapshot,
+}
+
 /// A keyed process operator.
 pub struct KeyedProcess {
     pub name: String,
@@ -125,6 +132,20 @@ impl KeyedProcess {
             headers: e.headers.to_vec(),
             payload: e.payload.to_vec(),
         }
+    }
+
+    /// The operator's state for a checkpoint: watermark, every key's values and timers.
+    pub fn snapshot(&mut self) -> ProcessState {
+        ProcessState {
+            watermark: self.watermark,
+            keyed: self.instance.keyed().checkpoint(),
+        }
+    }
+
+    /// Restores checkpointed state.
+    pub fn restore(&mut self, state: ProcessState) {
+        self.watermark = state.watermark;
+        self.instance.keyed().restore_all(state.keyed);
     }
 
     /// Advances the watermark to `wm`, firing due event-time timers in time order; returns the

@@ -7,6 +7,7 @@
 
 pub mod local;
 pub mod nats;
+pub mod stages;
 
 use crate::config::{OperatorConfig, Pipeline, config_json};
 use crate::operator::process::KeyedProcess;

@@ -253,6 +253,22 @@ impl Instance<Aggregate> {
         self.call(runtime, |b, s| b.call_finish(s, key, window, acc))?
             .map_err(CallError::Failed)
     }
+
+    /// The version of the plugin's accumulator encoding.
+    pub fn state_version(&mut self, runtime: &Runtime) -> Result<u32, CallError> {
+        self.call(runtime, |b, s| b.call_state_version(s))
+    }
+
+    /// Converts an accumulator of state version `from` into the plugin's current encoding.
+    pub fn migrate(
+        &mut self,
+        runtime: &Runtime,
+        from: u32,
+        acc: &[u8],
+    ) -> Result<Vec<u8>, CallError> {
+        self.call(runtime, |b, s| b.call_migrate(s, from, acc))?
+            .map_err(CallError::Failed)
+    }
 }
 
 /// Turns a wasmtime error into a sentence naming the limit that was hit, if any.

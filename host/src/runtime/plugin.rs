@@ -57,7 +57,15 @@ impl World {
     fn exports(self) -> &'static [&'static str] {
         match self {
             World::Transform => &["init", "process"],
-            World::Aggregate => &["init", "create", "add", "merge", "finish"],
+            World::Aggregate => &[
+                "init",
+                "create",
+                "add",
+                "merge",
+                "finish",
+                "state-version",
+                "migrate",
+            ],
             World::Process => &["init", "on-events", "on-timer"],
         }
     }

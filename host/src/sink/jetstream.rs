@@ -26,6 +26,7 @@ use weir_sdk::packed::{BatchView, Headers};
 
 use crate::window::Window;
 
+use crate::checkpoint::PendingMessage;
 use crate::operator::batch::columns;
 use crate::operator::process::TimerEvent;
 use crate::operator::{DeadLetter, EventBatch};
@@ -35,6 +36,56 @@ use crate::source::jetstream::SourceRef;
 pub struct Outgoing(Vec<Message>);
 
 impl Outgoing {
+    /// The messages in the form checkpoints hold them (published after the commit).
+    pub fn into_pending(self) -> Vec<PendingMessage> {
+        self.0
+            .into_iter()
+            .map(|m| PendingMessage {
+                subject: m.subject,
+                headers: m
+                    .headers
+                    .iter()
+                    .flat_map(|(name, values)| {
+                        let name: &str = name.as_ref();
+                        values
+                            .iter()
+                            .map(move |v| (name.to_owned(), v.as_str().to_owned()))
+                    })
+                    .collect(),
+                payload: m.payload.to_vec(),
+            })
+            .collect()
+    }
+
+    /// Messages held by a checkpoint, to publish. Headers that are no longer valid (they
+    /// were valid when stored) are dropped.
+    pub fn from_pending(pending: Vec<PendingMessage>) -> Self {
+        Outgoing(
+            pending
+                .into_iter()
+                .map(|p| {
+                    let mut headers = HeaderMap::new();
+                    for (n, v) in &p.headers {
+                        if let (Ok(n), Ok(v)) = (HeaderName::from_str(n), HeaderValue::from_str(v))
+                        {
+                            headers.append(n, v);
+                        }
+                    }
+                    Message {
+                        subject: p.subject,
+                        headers,
+                        payload: Bytes::from(p.payload),
+                    }
+                })
+                .collect(),
+        )
+    }
+
+    /// Appends `other`'s messages.
+    pub fn append(&mut self, other: Outgoing) {
+        self.0.extend(other.0);
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -101,6 +152,8 @@ pub struct JetStreamSink {
     dead_letter: String,
     late: Option<String>,
     max_in_flight: usize,
+    /// Whether messages carry `Nats-Msg-Id` (effectively-once).
+    ids: bool,
 }
 
 /// Headers the sink sets itself from the event (its key and time); copies arriving with the
@@ -126,23 +179,24 @@ fn header_map_from_packed(packed: &[u8], h: &mut HeaderMap) -> Result<(), String
 }
 
 impl JetStreamSink {
+    /// A sink for `pipeline`'s `[sink]` section; `ids`: whether messages carry
+    /// `Nats-Msg-Id` (effectively-once).
     pub fn new(
         js: jetstream::Context,
         pipeline: &str,
         source_stream: &str,
-        subject: &str,
-        dead_letter: &str,
-        late: Option<&str>,
-        max_in_flight: usize,
+        config: &crate::config::SinkConfig,
+        ids: bool,
     ) -> Self {
         JetStreamSink {
             js,
             pipeline: pipeline.to_owned(),
             source_stream: source_stream.to_owned(),
-            subject: subject.to_owned(),
-            dead_letter: dead_letter.to_owned(),
-            late: late.map(str::to_owned),
-            max_in_flight,
+            subject: config.subject.clone(),
+            dead_letter: config.dead_letter.clone(),
+            late: config.late.clone(),
+            max_in_flight: config.max_in_flight,
+            ids,
         }
     }
 
@@ -167,6 +221,41 @@ impl JetStreamSink {
         Ok(())
     }
 
+    /// Checks that the sink streams' duplicate windows are at least `min` long (with
+    /// message ids, a replay older than the window would not be deduplicated).
+    pub async fn check_duplicate_windows(&self, min: Duration) -> anyhow::Result<()> {
+        let late = self.late.as_ref().map(|l| ("sink.late", l));
+        for (field, subject) in [
+            ("sink.subject", &self.subject),
+            ("sink.dead_letter", &self.dead_letter),
+        ]
+        .into_iter()
+        .chain(late)
+        {
+            let name = self.js.stream_by_subject(subject.as_str()).await?;
+            let mut stream = self.js.get_stream(&name).await?;
+            let window = stream.info().await?.config.duplicate_window;
+            if window < min {
+                anyhow::bail!(
+                    "field `{field}`: stream {name:?} (capturing {subject:?}) deduplicates \
+                     message ids for {window:?}, but effectively-once delivery needs at least \
+                     {min:?} (checkpoint.interval + checkpoint.recovery_time) so that outputs \
+                     replayed after a crash are dropped; raise the stream's duplicate_window, \
+                     lower checkpoint.recovery_time, or choose checkpoint.guarantee = \
+                     \"at-least-once\""
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the message id of `h` (when the delivery guarantee uses ids).
+    fn set_id(&self, h: &mut HeaderMap, id: &str) {
+        if self.ids {
+            h.insert("Nats-Msg-Id", id);
+        }
+    }
+
     /// A window result: deterministic id from the window and a hash of key and payload, so a
     /// replayed firing is deduplicated and a re-firing with new contents is not.
     fn window_result_message(&self, r: &WindowResult) -> Message {
@@ -176,7 +265,7 @@ impl JetStreamSink {
             "{}/w/{}/{}/{tag}",
             self.pipeline, r.window.start, r.window.end
         );
-        h.insert("Nats-Msg-Id", id.as_str());
+        self.set_id(&mut h, &id);
         h.insert("Weir-Time", r.window.max_timestamp().to_string().as_str());
         h.insert("Weir-Window-Start", r.window.start.to_string().as_str());
         h.insert("Weir-Window-End", r.window.end.to_string().as_str());
@@ -204,7 +293,7 @@ impl JetStreamSink {
             e.time,
             content_tag(&e.key, &e.payload)
         );
-        h.insert("Nats-Msg-Id", id.as_str());
+        self.set_id(&mut h, &id);
         h.insert("Weir-Time", e.time.to_string().as_str());
         if !e.key.is_empty() {
             h.insert(
@@ -225,6 +314,7 @@ impl JetStreamSink {
         d: &DeadLetter,
         src: &SourceRef,
         n: usize,
+        scope: &str,
         subject: Option<&str>,
     ) -> Message {
         let mut h = HeaderMap::new();
@@ -232,10 +322,10 @@ impl JetStreamSink {
         let _ = header_map_from_packed(&d.headers, &mut h);
         let kind = if subject.is_some() { "late" } else { "dlq" };
         let id = format!(
-            "{}/{kind}/{}/{}/{n}",
+            "{}/{scope}{kind}/{}/{}/{n}",
             self.pipeline, self.source_stream, src.stream_sequence
         );
-        h.insert("Nats-Msg-Id", id.as_str());
+        self.set_id(&mut h, &id);
         h.insert("Weir-Error", sanitize(&d.error).as_str());
         h.insert("Weir-Operator", sanitize(&d.operator).as_str());
         h.insert("Weir-Plugin", sanitize(&d.plugin).as_str());
@@ -261,10 +351,14 @@ impl JetStreamSink {
 
     /// Turns a batch's outputs into messages with their ids (no I/O): `events` (results with
     /// lineage), `dead` letters, `late` events and window results.
+    ///
+    /// `scope` keeps the ids of different stages of one source message apart: `""` for the
+    /// operator chain, `"s/"` for the window or process stage.
     pub fn prepare(
         &self,
         batch: BatchOutput,
         origins: &[SourceRef],
+        scope: &str,
     ) -> anyhow::Result<(Outgoing, Published)> {
         let BatchOutput {
             events,
@@ -305,10 +399,10 @@ impl JetStreamSink {
             let n = emitted[source];
             emitted[source] += 1;
             let id = format!(
-                "{}/{}/{}/{n}",
+                "{}/{scope}{}/{}/{n}",
                 self.pipeline, self.source_stream, src.stream_sequence
             );
-            h.insert("Nats-Msg-Id", id.as_str());
+            self.set_id(&mut h, &id);
             h.insert("Weir-Time", e.time.to_string().as_str());
             if !e.key.is_empty() {
                 match std::str::from_utf8(e.key)
@@ -340,14 +434,20 @@ impl JetStreamSink {
         for d in &dead {
             let n = per_source[d.source as usize];
             per_source[d.source as usize] += 1;
-            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n, None));
+            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n, scope, None));
         }
         let mut per_source = vec![0usize; origins.len()];
         for d in &late {
             let n = per_source[d.source as usize];
             per_source[d.source as usize] += 1;
             let subject = self.late.as_deref().unwrap_or(&self.dead_letter);
-            msgs.push(self.dead_letter_message(d, &origins[d.source as usize], n, Some(subject)));
+            msgs.push(self.dead_letter_message(
+                d,
+                &origins[d.source as usize],
+                n,
+                scope,
+                Some(subject),
+            ));
         }
         Ok((
             Outgoing(msgs),

@@ -1,9 +1,9 @@
 //! The JetStream source: a durable pull consumer with `AckPolicy::All`.
 //!
-//! One fetch is one batch. Message bytes are appended straight into the batch columns. The
-//! batch's messages are acknowledged with a single ack of the last one, by the pipeline, once
-//! the sink has confirmed every output and dead letter they produced; after a crash the server
-//! redelivers whatever was not acknowledged (at-least-once).
+//! One fetch is one batch. Message bytes are appended straight into the batch columns.
+//! Messages are acknowledged by the pipeline with one ack per checkpoint (the last message it
+//! covers); after a crash the pipeline restarts the consumer right after the checkpoint's
+//! position, so nothing depends on the server redelivering.
 
 use std::time::Duration;
 
@@ -17,6 +17,21 @@ use crate::operator::{DeadLetter, EventBatch};
 
 /// The header that makes a message a watermark marker (value: milliseconds since the epoch).
 pub const WATERMARK_HEADER: &str = "Weir-Watermark";
+
+/// Unacknowledged messages the consumer may have out (per checkpoint interval).
+const MAX_ACK_PENDING: i64 = 1_000_000;
+
+/// Where the source starts delivering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// After this stream sequence (a checkpoint's position).
+    After(u64),
+    /// After the consumer's acknowledgement floor (no checkpoint; from the start if there is
+    /// no consumer yet).
+    AckFloor,
+    /// After the later of the two (`at-most-once`: fetched messages were acknowledged).
+    AfterOrAckFloor(u64),
+}
 
 /// Where one event of a fetched batch came from.
 #[derive(Debug, Clone)]
@@ -49,19 +64,25 @@ pub struct JetStreamSource {
     /// The consumer sequence the next delivery must have; a gap means a delivery was lost
     /// and acknowledging past it would lose data.
     next_consumer_sequence: u64,
+    /// The newest stream sequence delivered: a redelivery (after `ack_wait` expired while a
+    /// checkpoint was slow) is at or below it and is skipped, as it was processed already.
+    last_stream_sequence: u64,
     inner: jetstream::consumer::Consumer<pull::Config>,
 }
 
 impl JetStreamSource {
-    /// Creates the durable consumer of `pipeline` on its source stream, resuming after the
-    /// last acknowledged message.
+    /// Creates the durable consumer of `pipeline` on its source stream, delivering from
+    /// `resume`.
     ///
-    /// With `AckPolicy::All`, acknowledging message `n` acknowledges everything before it. If
-    /// a previous run died holding unacknowledged messages and this run simply continued the
-    /// old consumer, its first ack would also acknowledge those messages before they were
-    /// redelivered, losing them. So at start the consumer is recreated to deliver from its ack
-    /// floor + 1: nothing unacknowledged is skipped, and no wait for `ack_wait` is needed.
-    pub async fn connect(js: &jetstream::Context, pipeline: &Pipeline) -> anyhow::Result<Self> {
+    /// The consumer is always recreated: with `AckPolicy::All`, acknowledging message `n`
+    /// acknowledges everything before it, so continuing an old consumer whose unacknowledged
+    /// messages are awaiting redelivery could acknowledge them unseen. Starting at an explicit
+    /// sequence also means correctness never depends on `ack_wait` redeliveries.
+    pub async fn connect(
+        js: &jetstream::Context,
+        pipeline: &Pipeline,
+        resume: Resume,
+    ) -> anyhow::Result<Self> {
         let src = &pipeline.config.source;
         let stream = js.get_stream(&src.stream).await.with_context(|| {
             format!(
@@ -71,7 +92,7 @@ impl JetStreamSource {
             )
         })?;
         let name = pipeline.consumer_name();
-        let resume_after = match stream.consumer_info(&name).await {
+        let ack_floor = match stream.consumer_info(&name).await {
             Ok(info) => {
                 let floor = info.ack_floor.stream_sequence;
                 stream
@@ -82,11 +103,18 @@ impl JetStreamSource {
             }
             Err(_) => None,
         };
+        let resume_after = match resume {
+            Resume::After(seq) => Some(seq),
+            Resume::AckFloor => ack_floor,
+            Resume::AfterOrAckFloor(seq) => Some(ack_floor.map_or(seq, |f| f.max(seq))),
+        };
         let mut config = pull::Config {
             durable_name: Some(name.clone()),
             ack_policy: jetstream::consumer::AckPolicy::All,
             ack_wait: src.ack_wait,
-            max_ack_pending: (src.batch_size as i64 * 4).max(1000),
+            // Messages are acknowledged per checkpoint, so a checkpoint interval's worth
+            // may be pending; the limit only guards the server.
+            max_ack_pending: MAX_ACK_PENDING,
             description: Some(format!("weir pipeline {}", pipeline.config.name.get_ref())),
             ..Default::default()
         };
@@ -131,6 +159,7 @@ impl JetStreamSource {
             batch_size: src.batch_size,
             max_wait: src.max_wait,
             next_consumer_sequence: 1,
+            last_stream_sequence: resume_after.unwrap_or(0),
             inner,
         })
     }
@@ -199,6 +228,14 @@ impl JetStreamSource {
                 );
             }
             self.next_consumer_sequence += 1;
+            if info.stream_sequence <= self.last_stream_sequence {
+                tracing::debug!(
+                    stream_sequence = info.stream_sequence,
+                    "skipping a redelivered message (already processed)"
+                );
+                continue;
+            }
+            self.last_stream_sequence = info.stream_sequence;
             let source = origins.len() as u32;
             origins.push(SourceRef {
                 subject: msg.subject.to_string(),

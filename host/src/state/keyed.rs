@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use serde::{Deserialize, Serialize};
+
 /// All keys' values and timers.
 #[derive(Debug, Default)]
 pub struct KeyedState {
@@ -24,7 +26,57 @@ pub struct KeySnapshot {
     timers: Vec<i64>,
 }
 
+/// All keys' values and timers, as stored in checkpoint blobs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyedStateSnapshot {
+    /// (key, [(name, value)])
+    pub values: Vec<(serde_bytes::ByteBuf, Vec<(String, serde_bytes::ByteBuf)>)>,
+    /// (time, key)
+    pub timers: Vec<(i64, serde_bytes::ByteBuf)>,
+}
+
 impl KeyedState {
+    /// A copy of every key's values and timers.
+    pub fn checkpoint(&self) -> KeyedStateSnapshot {
+        use serde_bytes::ByteBuf;
+        KeyedStateSnapshot {
+            values: self
+                .values
+                .iter()
+                .map(|(k, m)| {
+                    let mut named: Vec<_> = m
+                        .iter()
+                        .map(|(n, v)| (n.clone(), ByteBuf::from(v.clone())))
+                        .collect();
+                    named.sort();
+                    (ByteBuf::from(k.to_vec()), named)
+                })
+                .collect(),
+            timers: self
+                .timers
+                .iter()
+                .map(|(t, k)| (*t, ByteBuf::from(k.to_vec())))
+                .collect(),
+        }
+    }
+
+    /// Replaces every key's values and timers with those of `snap`.
+    pub fn restore_all(&mut self, snap: KeyedStateSnapshot) {
+        self.values = snap
+            .values
+            .into_iter()
+            .map(|(k, named)| {
+                let m = named.into_iter().map(|(n, v)| (n, v.into_vec())).collect();
+                (k.into_vec().into_boxed_slice(), m)
+            })
+            .collect();
+        self.timers = snap
+            .timers
+            .into_iter()
+            .map(|(t, k)| (t, k.into_vec().into_boxed_slice()))
+            .collect();
+    }
+
     pub fn get(&self, name: &str) -> Option<Vec<u8>> {
         self.values.get(self.current.as_slice())?.get(name).cloned()
     }

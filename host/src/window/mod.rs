@@ -14,8 +14,10 @@ pub mod operator;
 pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
-pub use operator::{AddError, Aggregator, Emission, WindowOperator};
-pub use watermark::{BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer};
+pub use operator::{AddError, Aggregator, Emission, WindowOperator, WindowState};
+pub use watermark::{
+    BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer, WatermarksState,
+};
 
 #[cfg(test)]
 pub(crate) mod conformance;

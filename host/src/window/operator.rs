@@ -28,6 +28,9 @@ use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::assigner::{Window, WindowSpec};
 
+mod snapshot;
+pub use snapshot::{KeyWindows, WindowAcc, WindowState};
+
 /// An aggregator's report that event `index` of an `add` batch failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddError {

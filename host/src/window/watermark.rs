@@ -118,7 +118,48 @@ pub struct SourceWatermarks {
     idle_timeout: Option<Duration>,
 }
 
+/// [`SourceWatermarks`] in a checkpoint: each partition's newest event time and the combined
+/// watermark.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WatermarksState {
+    pub max_ts: Vec<Option<i64>>,
+    pub combined: Option<i64>,
+}
+
 impl SourceWatermarks {
+    /// The state to checkpoint.
+    pub fn snapshot(&self) -> WatermarksState {
+        WatermarksState {
+            max_ts: self.generators.iter().map(|g| g.max_ts).collect(),
+            combined: self.mux.combined,
+        }
+    }
+
+    /// Restores checkpointed state taken with the same subject filters. Partitions that had
+    /// seen events count as active from `now` (idleness restarts with the host).
+    pub fn restore(&mut self, state: &WatermarksState, now: Instant) -> Result<(), String> {
+        if state.max_ts.len() != self.generators.len() {
+            return Err(format!(
+                "the checkpoint has watermarks of {} source partitions, the pipeline has {} \
+                 (source.subjects changed)",
+                state.max_ts.len(),
+                self.generators.len()
+            ));
+        }
+        for (p, ts) in state.max_ts.iter().enumerate() {
+            self.generators[p].max_ts = *ts;
+            self.last_event[p] = ts.map(|_| now);
+            if let Some(w) = self.generators[p].watermark() {
+                self.mux.update(p, w);
+            }
+        }
+        self.mux.combined = match (self.mux.combined, state.combined) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(())
+    }
+
     pub fn new(filters: &[String], bound_ms: i64, idle_timeout: Option<Duration>) -> Self {
         let n = filters.len().max(1);
         SourceWatermarks {

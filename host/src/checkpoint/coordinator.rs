@@ -1,0 +1,320 @@
+//! Taking checkpoints while a pipeline runs, and choosing one to restore at start.
+//!
+//! The run loop calls [`Checkpointer::due`] between batches. When a checkpoint is due it
+//! snapshots the stages on the operator thread (the only pause) and hands the snapshot to
+//! [`Checkpointer::start`], which runs the rest in a task: wait until every output of the
+//! covered batches is stored by the sink, write the blob, commit the manifest, publish the
+//! outputs the checkpoint held back, and acknowledge the source up to the checkpoint. One
+//! checkpoint is in progress at a time; processing continues meanwhile.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::message::Message;
+use tokio::task::JoinHandle;
+
+use super::format::{CheckpointError, FORMAT_VERSION, Manifest, PluginVersion, SourcePosition};
+use super::store::CheckpointStore;
+use super::{PendingMessage, StateBlob};
+use crate::config::{CheckpointConfig, Guarantee};
+use crate::sink::jetstream::{JetStreamSink, Outgoing};
+
+/// Which checkpoint `weir run` starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartFrom {
+    /// The latest complete one (falling back to older ones when its blob is unusable).
+    Latest,
+    /// Exactly this one.
+    Id(u64),
+    /// None: empty state, the source from its beginning (or the consumer's ack floor).
+    Fresh,
+}
+
+/// The checkpoint to restore, if any.
+pub struct Restored {
+    pub manifest: Manifest,
+    pub blob: StateBlob,
+}
+
+/// Loads the checkpoint to start from and returns it with the id the next checkpoint gets.
+pub async fn restore_point(
+    store: &mut CheckpointStore,
+    from: StartFrom,
+) -> anyhow::Result<(Option<Restored>, u64)> {
+    let head = store.head().await?;
+    let listed = store.list().await?;
+    let next_id = listed
+        .iter()
+        .map(|m| m.id)
+        .chain(head.as_ref().map(|h| h.id))
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let candidates: Vec<Manifest> = match from {
+        StartFrom::Fresh => return Ok((None, next_id)),
+        StartFrom::Id(id) => {
+            let m = listed
+                .into_iter()
+                .chain(head)
+                .find(|m| m.id == id)
+                .ok_or_else(|| anyhow::anyhow!("checkpoint {id} does not exist"))?;
+            let blob = store
+                .load_blob(&m)
+                .await
+                .map_err(|e| anyhow::anyhow!("checkpoint {id}: {e}"))?;
+            return Ok((Some(Restored { manifest: m, blob }), next_id));
+        }
+        StartFrom::Latest => {
+            let Some(head) = head else {
+                return Ok((None, next_id));
+            };
+            let mut c = vec![head.clone()];
+            c.extend(listed.into_iter().rev().filter(|m| m.id < head.id));
+            c
+        }
+    };
+    let mut errors = Vec::new();
+    for m in candidates {
+        match store.load_blob(&m).await {
+            Ok(blob) => {
+                if !errors.is_empty() {
+                    tracing::warn!(
+                        checkpoint = m.id,
+                        "restoring an older checkpoint because newer ones are unusable"
+                    );
+                }
+                return Ok((Some(Restored { manifest: m, blob }), next_id));
+            }
+            Err(e) => {
+                tracing::error!(checkpoint = m.id, error = %e, "checkpoint unusable");
+                errors.push(format!("checkpoint {}: {e}", m.id));
+            }
+        }
+    }
+    anyhow::bail!(
+        "no usable checkpoint ({}); to start with empty state run `weir checkpoint delete \
+         --all` or `weir run --from-checkpoint none`",
+        errors.join("; ")
+    )
+}
+
+/// What a finished checkpoint task reports.
+struct Outcome {
+    store: CheckpointStore,
+    result: Result<Committed, CheckpointError>,
+    /// Held-back outputs that were not published (the commit failed): they go into the next
+    /// checkpoint.
+    unpublished: Vec<PendingMessage>,
+}
+
+/// A committed checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub struct Committed {
+    pub id: u64,
+    pub sequence: u64,
+    pub blob_bytes: u64,
+    /// From the snapshot to the commit.
+    pub write: Duration,
+}
+
+/// Everything the run loop hands over for one checkpoint.
+pub struct Snapshot {
+    pub blob: StateBlob,
+    /// Last source stream sequence reflected in `blob`.
+    pub sequence: u64,
+    pub watermark: Option<i64>,
+    pub plugins: Vec<PluginVersion>,
+    pub state_entries: u64,
+    /// Publishing tasks of the covered batches' outputs: the checkpoint waits for them.
+    pub publishing: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// The last covered message: acknowledging it acknowledges all (AckPolicy::All).
+    pub ack: Option<Message>,
+}
+
+/// Takes a pipeline's checkpoints.
+pub struct Checkpointer {
+    store: Option<CheckpointStore>,
+    config: CheckpointConfig,
+    pipeline: String,
+    stream: String,
+    window: Option<String>,
+    sink: Arc<JetStreamSink>,
+    next_id: u64,
+    next_due: Instant,
+    task: Option<JoinHandle<Outcome>>,
+    started: Option<Instant>,
+    /// Outputs returned by a failed checkpoint, for the next one.
+    pub returned: Vec<PendingMessage>,
+    /// The last committed checkpoint.
+    pub last: Option<Committed>,
+}
+
+impl Checkpointer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        store: CheckpointStore,
+        config: CheckpointConfig,
+        pipeline: &str,
+        stream: &str,
+        window: Option<String>,
+        sink: Arc<JetStreamSink>,
+        next_id: u64,
+    ) -> Self {
+        Checkpointer {
+            store: Some(store),
+            next_due: Instant::now() + config.interval,
+            config,
+            pipeline: pipeline.to_owned(),
+            stream: stream.to_owned(),
+            window,
+            sink,
+            next_id,
+            task: None,
+            started: None,
+            returned: Vec::new(),
+            last: None,
+        }
+    }
+
+    pub fn guarantee(&self) -> Guarantee {
+        self.config.guarantee
+    }
+
+    /// Whether a checkpoint should start now (the interval passed and none is in progress).
+    pub fn due(&self, now: Instant) -> bool {
+        self.task.is_none() && now >= self.next_due
+    }
+
+    /// How long until the next checkpoint is due (zero when overdue), for quiet loops.
+    pub fn until_due(&self, now: Instant) -> Duration {
+        self.next_due.saturating_duration_since(now)
+    }
+
+    /// Whether a checkpoint is being written.
+    pub fn in_progress(&self) -> bool {
+        self.task.is_some()
+    }
+
+    /// Starts writing checkpoint `snap` in a task.
+    pub fn start(&mut self, mut snap: Snapshot) {
+        let Some(mut store) = self.store.take() else {
+            return;
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let started = Instant::now();
+        self.started = Some(started);
+        self.next_due = started + self.config.interval;
+        snap.blob
+            .pending
+            .splice(0..0, std::mem::take(&mut self.returned));
+        let mut manifest = Manifest {
+            format: FORMAT_VERSION,
+            pipeline: self.pipeline.clone(),
+            id,
+            created_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+            guarantee: self.config.guarantee.name().into(),
+            source: SourcePosition {
+                stream: self.stream.clone(),
+                sequence: snap.sequence,
+            },
+            watermark: snap.watermark,
+            plugins: snap.plugins,
+            window: self.window.clone(),
+            blob: None,
+            pending_outputs: snap.blob.pending.len() as u64,
+            state_entries: snap.state_entries,
+        };
+        let sink = self.sink.clone();
+        self.task = Some(tokio::spawn(async move {
+            for p in snap.publishing {
+                let done = match p.await {
+                    Ok(r) => r.map_err(|e| format!("{e:#}")),
+                    Err(e) => Err(format!("publishing task failed: {e}")),
+                };
+                if let Err(e) = done {
+                    return Outcome {
+                        store,
+                        result: Err(CheckpointError::nats(
+                            "publishing outputs",
+                            std::io::Error::other(e),
+                        )),
+                        unpublished: snap.blob.pending,
+                    };
+                }
+            }
+            let blob = snap.blob;
+            // Encoding takes milliseconds even for large state; it runs here, off the
+            // operator thread.
+            let bytes = (!blob.is_empty()).then(|| blob.encode());
+            let blob_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
+            if let Err(e) = store.commit(&mut manifest, bytes).await {
+                return Outcome {
+                    store,
+                    result: Err(e),
+                    unpublished: blob.pending,
+                };
+            }
+            let write = started.elapsed();
+            if !blob.pending.is_empty()
+                && let Err(e) = sink.publish_all(Outgoing::from_pending(blob.pending)).await
+            {
+                // publish_all retries until stored; an error here is not a NATS refusal.
+                tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");
+            }
+            if let Some(ack) = &snap.ack
+                && let Err(e) = ack.ack().await
+            {
+                tracing::warn!(checkpoint = id, error = %e, "acknowledging the source failed");
+            }
+            Outcome {
+                store,
+                result: Ok(Committed {
+                    id,
+                    sequence: manifest.source.sequence,
+                    blob_bytes,
+                    write,
+                }),
+                unpublished: Vec::new(),
+            }
+        }));
+    }
+
+    /// Collects a finished checkpoint task. A conflict (another host committed) is fatal;
+    /// other failures are logged and retried at the next interval.
+    pub async fn poll(&mut self, wait: bool) -> Result<Option<Committed>, CheckpointError> {
+        let Some(task) = &self.task else {
+            return Ok(None);
+        };
+        if !wait && !task.is_finished() {
+            return Ok(None);
+        }
+        let task = self.task.take().expect("checked above");
+        let outcome = task.await.map_err(|e| {
+            CheckpointError::nats("checkpoint task", std::io::Error::other(e.to_string()))
+        })?;
+        self.store = Some(outcome.store);
+        match outcome.result {
+            Ok(c) => {
+                tracing::debug!(
+                    checkpoint = c.id,
+                    sequence = c.sequence,
+                    bytes = c.blob_bytes,
+                    ms = c.write.as_millis() as u64,
+                    "checkpoint committed"
+                );
+                self.last = Some(c);
+                Ok(Some(c))
+            }
+            Err(e @ CheckpointError::Conflict { .. }) => Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "checkpoint failed; retrying at the next interval");
+                self.returned = outcome.unpublished;
+                Ok(None)
+            }
+        }
+    }
+}

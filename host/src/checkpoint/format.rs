@@ -1,0 +1,214 @@
+//! The checkpoint format, version 1 (documented for operators in `docs/checkpoints.md`).
+//!
+//! A checkpoint is a **manifest** (JSON, in the key-value bucket) and, when the pipeline has
+//! state or outputs waiting to be published, a **state blob** (in the object store) that the
+//! manifest names together with its size and SHA-256.
+//!
+//! The blob is `MAGIC` (16 bytes), the format version (u32 little-endian), then a
+//! [`postcard`]-encoded [`StateBlob`]. Readers refuse other magics and newer versions.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::operator::process::ProcessState;
+use crate::window::{WatermarksState, WindowState};
+
+/// The first bytes of every state blob.
+pub const MAGIC: &[u8; 16] = b"weir-checkpoint\0";
+/// The format this host writes (and the newest it reads).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// What went wrong reading or writing a checkpoint.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("state blob {object} is missing from bucket {bucket}")]
+    MissingBlob { bucket: String, object: String },
+    #[error("state blob {object} is corrupt: {reason}")]
+    CorruptBlob { object: String, reason: String },
+    #[error(
+        "checkpoint {id} of pipeline {pipeline} was written by format version {version}; \
+         this host reads up to {FORMAT_VERSION}"
+    )]
+    NewerFormat {
+        pipeline: String,
+        id: u64,
+        version: u32,
+    },
+    #[error(
+        "another host committed checkpoint {their_id} of pipeline {pipeline} while this host \
+         was running it; this host stops so that only one writes (was about to commit {our_id})"
+    )]
+    Conflict {
+        pipeline: String,
+        our_id: u64,
+        their_id: u64,
+    },
+    #[error("{what}: {source}")]
+    Nats {
+        what: String,
+        #[source]
+        source: async_nats::Error,
+    },
+}
+
+impl CheckpointError {
+    pub fn nats(what: impl Into<String>, source: impl Into<async_nats::Error>) -> Self {
+        CheckpointError::Nats {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// A checkpoint's manifest: what it covers and where its state is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format: u32,
+    pub pipeline: String,
+    /// 1, 2, 3, … per pipeline.
+    pub id: u64,
+    /// When it was taken, ms since the Unix epoch (wall clock of the host).
+    pub created_ms: i64,
+    /// The delivery guarantee the pipeline ran with.
+    pub guarantee: String,
+    /// The source position: every message up to `sequence` is reflected in the state and
+    /// outputs, none after it.
+    pub source: SourcePosition,
+    /// The pipeline's combined watermark, if any.
+    pub watermark: Option<i64>,
+    /// The plugins that produced the state (content hashes).
+    pub plugins: Vec<PluginVersion>,
+    /// The window definition the state belongs to (`None`: no window).
+    pub window: Option<String>,
+    /// The state blob (`None`: no state and nothing pending).
+    pub blob: Option<BlobRef>,
+    /// Outputs held in the blob, published once this checkpoint is committed.
+    pub pending_outputs: u64,
+    /// Live (key, window) accumulators, or keys with process state.
+    pub state_entries: u64,
+}
+
+/// A source stream position.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcePosition {
+    pub stream: String,
+    pub sequence: u64,
+}
+
+/// One plugin of the pipeline at checkpoint time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginVersion {
+    /// `operator`, `window` or `process`.
+    pub stage: String,
+    pub name: String,
+    /// SHA-256 of the component file, hex.
+    pub sha256: String,
+    /// The aggregate plugin's accumulator version (window stage only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_version: Option<u32>,
+}
+
+/// Where a state blob is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobRef {
+    pub bucket: String,
+    pub object: String,
+    pub size: u64,
+    /// SHA-256 of the blob, hex.
+    pub sha256: String,
+}
+
+/// An output produced before the checkpoint and published after it is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingMessage {
+    pub subject: String,
+    pub headers: Vec<(String, String)>,
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
+}
+
+/// Everything in a state blob.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateBlob {
+    pub watermarks: Option<WatermarksState>,
+    pub window: Option<WindowState>,
+    pub process: Option<ProcessState>,
+    pub pending: Vec<PendingMessage>,
+}
+
+impl StateBlob {
+    pub fn is_empty(&self) -> bool {
+        self.watermarks.is_none()
+            && self.window.is_none()
+            && self.process.is_none()
+            && self.pending.is_empty()
+    }
+
+    /// The blob's bytes: magic, version, postcard body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 << 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        postcard::to_extend(self, out).expect("encoding into a Vec cannot fail")
+    }
+
+    /// Reads blob `bytes` (from `object`, for errors).
+    pub fn decode(object: &str, bytes: &[u8]) -> Result<Self, CheckpointError> {
+        let corrupt = |reason: String| CheckpointError::CorruptBlob {
+            object: object.to_owned(),
+            reason,
+        };
+        if bytes.len() < 20 || &bytes[..16] != MAGIC {
+            return Err(corrupt(
+                "it does not start with the weir checkpoint magic".into(),
+            ));
+        }
+        let version = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
+        if version != FORMAT_VERSION {
+            return Err(corrupt(format!(
+                "format version {version}, this host reads {FORMAT_VERSION}"
+            )));
+        }
+        postcard::from_bytes(&bytes[20..]).map_err(|e| corrupt(format!("cannot decode: {e}")))
+    }
+}
+
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blobs_round_trip_and_damage_is_detected() {
+        let blob = StateBlob {
+            pending: vec![PendingMessage {
+                subject: "out".into(),
+                headers: vec![("Weir-Key".into(), "k".into())],
+                payload: b"{}".to_vec(),
+            }],
+            ..Default::default()
+        };
+        let bytes = blob.encode();
+        assert_eq!(StateBlob::decode("x", &bytes).unwrap(), blob);
+        let mut bad = bytes.clone();
+        bad[0] ^= 1;
+        assert!(matches!(
+            StateBlob::decode("x", &bad),
+            Err(CheckpointError::CorruptBlob { .. })
+        ));
+        let truncated = &bytes[..bytes.len() - 3];
+        assert!(StateBlob::decode("x", truncated).is_err());
+    }
+}

@@ -1,0 +1,3 @@
+//! Subcommands of the `weir` binary beyond `run` and `validate`.
+
+pub mod checkpoint;

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# sdk/js/build.sh — builds a JavaScript weir plugin folder into a WebAssembly component.
+#
+# Usage: sdk/js/build.sh <plugin-dir> <out.wasm> [--engine quickjs|spidermonkey]
+#
+# <plugin-dir>/weir-plugin.toml (top-level keys, before any [table]):
+#   name  = "my-op"        required
+#   lang  = "js"           required
+#   world = "transform"    required: transform | aggregate | process
+#   main  = "app.js"       optional, the module to build (default app.js)
+#
+# Toolchain: `npm ci --prefix sdk/js` (componentize-qjs, the default QuickJS engine: ~1.6 MB
+# components). The SpiderMonkey engine (~12 MB components, slower per event) is optional:
+# `npm ci --prefix sdk/js/spidermonkey`.
+#
+# What it runs, step by step (the recipe to port into `weir plugin build`):
+#   1. stage=$(mktemp -d)
+#      copy <plugin-dir> (without *.wasm) to $stage/plugin/
+#      copy sdk/js/weir.js to $stage/node_modules/weir/weir.js with a package.json
+#        {"name":"weir","type":"module","exports":"./weir.js"}, so that `import ... from "weir"` resolves
+#   2. write $stage/entry.js: imports the world's host interfaces (log, and keyed for `process`),
+#      passes them to weir.js's bindHost, and re-exports the world functions of plugin/<main>
+#   3. QuickJS:
+#        cp wit/*.wit $stage/wit/ with `export init:` renamed to `export weir-init:` (every
+#          componentize-qjs 0.4.x component exports an `init` of its own; see rename-exports.mjs)
+#        cd $stage && sdk/js/node_modules/.bin/componentize-qjs --wit wit --js entry.js \
+#          -n <world> --sync -o raw.wasm
+#        node sdk/js/rename-exports.mjs raw.wasm <out.wasm> init=componentize-qjs-init weir-init=init
+#      SpiderMonkey:
+#        cd $stage && sdk/js/spidermonkey/node_modules/.bin/componentize-js entry.js --wit <repo>/wit \
+#          -n <world> -d http fetch-event -o <out.wasm>
+set -euo pipefail
+
+sdk="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+wit_dir="$(cd "$sdk/../../wit" && pwd)"
+
+die() {
+  echo "sdk/js/build.sh: $*" >&2
+  exit 1
+}
+
+[[ $# -eq 2 || $# -eq 4 ]] || die "usage: build.sh <plugin-dir> <out.wasm> [--engine quickjs|spidermonkey]"
+plugin_dir="$1"
+out="$2"
+engine="quickjs"
+if [[ $# -eq 4 ]]; then
+  [[ "$3" == "--engine" ]] || die "unknown option $3 (expected --engine quickjs|spidermonkey)"
+  engine="$4"
+fi
+[[ "$engine" == quickjs || "$engine" == spidermonkey ]] || die "unknown engine '$engine' (expected quickjs or spidermonkey)"
+
+[[ -d "$plugin_dir" ]] || die "$plugin_dir: no such plugin folder"
+plugin_dir="$(cd "$plugin_dir" && pwd)"
+manifest="$plugin_dir/weir-plugin.toml"
+[[ -f "$manifest" ]] || die "$manifest: missing (a plugin folder needs a weir-plugin.toml)"
+
+# The value of top-level string key $1 of the manifest, or $2 when absent. Only `key = "value"`
+# lines before the first [table] are read; anything else there is an error naming the line.
+toml_get() {
+  awk -v want="$1" -v file="$manifest" '
+    /^[[:space:]]*(#.*)?$/ { next }
+    /^[[:space:]]*\[/ { exit }
+    {
+      line = $0
+      sub(/[[:space:]]+#[^"]*$/, "", line)
+      if (match(line, /^[[:space:]]*[A-Za-z0-9_-]+[[:space:]]*=[[:space:]]*"[^"]*"[[:space:]]*$/) == 0) {
+        printf "%s:%d: expected key = \"value\", got: %s\n", file, NR, $0 > "/dev/stderr"
+        bad = 1
+        exit
+      }
+      key = line; sub(/^[[:space:]]*/, "", key); sub(/[[:space:]]*=.*/, "", key)
+      val = line; sub(/^[^"]*"/, "", val); sub(/"[[:space:]]*$/, "", val)
+      if (key == want) { print val; found = 1; exit }
+    }
+    END { if (bad) exit 2 }
+  ' "$manifest"
+}
+
+read_key() {
+  local v
+  v="$(toml_get "$1")" || die "$manifest is not valid for this build"
+  if [[ -z "$v" ]]; then
+    [[ $# -eq 2 ]] || die "$manifest: missing key '$1'"
+    v="$2"
+  fi
+  printf '%s' "$v"
+}
+
+name="$(read_key name)"
+lang="$(read_key lang)"
+world="$(read_key world)"
+main="$(read_key main app.js)"
+[[ "$lang" == "js" ]] || die "$manifest: lang = \"$lang\", this builder handles lang = \"js\""
+case "$world" in
+  transform | aggregate | process) ;;
+  *) die "$manifest: world = \"$world\" (expected transform, aggregate or process)" ;;
+esac
+[[ "$main" =~ ^[A-Za-z0-9_./-]+$ && "$main" != /* && "$main" != *..* ]] ||
+  die "$manifest: main = \"$main\" must be a relative path inside the plugin folder"
+[[ -f "$plugin_dir/$main" ]] || die "$manifest: main = \"$main\" but $plugin_dir/$main does not exist"
+
+command -v node >/dev/null || die "node is not installed: install Node.js 18 or newer (e.g. apt-get install nodejs npm)"
+if [[ "$engine" == quickjs ]]; then
+  tool="$sdk/node_modules/.bin/componentize-qjs"
+  [[ -x "$tool" ]] || die "componentize-qjs is not installed: run \`npm ci --prefix sdk/js\` from the repository root"
+else
+  tool="$sdk/spidermonkey/node_modules/.bin/componentize-js"
+  [[ -x "$tool" ]] || die "componentize-js is not installed: run \`npm ci --prefix sdk/js/spidermonkey\` from the repository root"
+fi
+
+stage="$(mktemp -d "${TMPDIR:-/tmp}/weir-js-build.XXXXXX")"
+trap 'rm -rf "$stage"' EXIT
+
+# 1. The plugin and the SDK, where the entry module's imports find them.
+mkdir -p "$stage/plugin" "$stage/node_modules/weir"
+tar -C "$plugin_dir" --exclude='*.wasm' -cf - . | tar -C "$stage/plugin" -xf -
+cp "$sdk/weir.js" "$stage/node_modules/weir/weir.js"
+printf '{"name":"weir","type":"module","exports":"./weir.js"}\n' >"$stage/node_modules/weir/package.json"
+
+# 2. The entry module.
+case "$world" in
+  transform) exports=(init process) ;;
+  aggregate) exports=(init create add merge finish) ;;
+  process) exports=(init onEvents onTimer) ;;
+esac
+{
+  echo "// Generated by sdk/js/build.sh for plugin \"$name\": binds the host imports to the SDK and"
+  echo "// exports the \`$world\` world of $main."
+  if [[ "$engine" == quickjs ]]; then
+    echo 'import log from "weir:operator/log@0.1.0";'
+    [[ "$world" == process ]] && echo 'import keyed from "weir:operator/keyed@0.1.0";'
+    s64=number
+  else
+    echo 'import { log as hostLog } from "weir:operator/log@0.1.0";'
+    echo 'const log = { log: hostLog };'
+    [[ "$world" == process ]] && echo 'import * as keyed from "weir:operator/keyed@0.1.0";'
+    s64=bigint
+  fi
+  echo 'import { bindHost, worldExports } from "weir";'
+  echo "import * as plugin from \"./plugin/$main\";"
+  if [[ "$world" == process ]]; then keyed_arg=keyed; else keyed_arg=null; fi
+  echo "bindHost({ log: (level, message) => log.log(level, message), keyed: $keyed_arg, s64: \"$s64\" });"
+  echo "const impl = worldExports(plugin, \"$world\", \"$main\");"
+  for f in "${exports[@]}"; do
+    if [[ "$f" == init && "$engine" == quickjs ]]; then
+      echo "export const weirInit = impl.init;"
+    else
+      echo "export const $f = impl.$f;"
+    fi
+  done
+} >"$stage/entry.js"
+
+# 3. The component.
+mkdir -p "$(dirname "$out")"
+out_abs="$(cd "$(dirname "$out")" && pwd)/$(basename "$out")"
+if [[ "$engine" == quickjs ]]; then
+  mkdir -p "$stage/wit"
+  for f in "$wit_dir"/*.wit; do
+    sed 's/^\([[:space:]]*\)export init:/\1export weir-init:/' "$f" >"$stage/wit/$(basename "$f")"
+  done
+  (cd "$stage" && "$tool" --wit wit --js entry.js -n "$world" --sync -o raw.wasm >build.log 2>&1) || {
+    grep -v '^ \{2,\}[0-9]*:\|^ \{6\}at \|^stack backtrace\|RUST_BACKTRACE' "$stage/build.log" >&2 || true
+    die "componentize-qjs failed for $plugin_dir/$main (world $world)"
+  }
+  node "$sdk/rename-exports.mjs" "$stage/raw.wasm" "$out_abs" init=componentize-qjs-init weir-init=init
+else
+  (cd "$stage" && "$tool" entry.js --wit "$wit_dir" -n "$world" -d http fetch-event -o "$out_abs" >build.log 2>&1) || {
+    cat "$stage/build.log" >&2
+    die "componentize-js failed for $plugin_dir/$main (world $world)"
+  }
+fi
+echo "built $out ($(wc -c <"$out_abs") bytes, $engine, world $world)" >&2

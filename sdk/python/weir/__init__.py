@@ -1,0 +1,50 @@
+"""weir: write weir stream operators in Python.
+
+A weir operator is a WebAssembly component implementing a world of the `weir:operator` WIT
+package (wit/types.wit). The host calls it once per packed micro-batch; this SDK hides the
+packing, so an operator is written one event at a time:
+
+    import weir
+
+    @weir.transform
+    def process(event, config):
+        doc = event.json
+        if doc.get("amount", 0) < config.get("min", 0):
+            return None              # drop
+        return {"user": doc["user"]}  # one event: this JSON payload, same key/time/headers
+
+`app.py` plus a `weir-plugin.toml` (`name`, `lang = "python"`, `world`) is a plugin; build it
+with `sdk/python/build.sh <plugin-dir> <out.wasm>` (componentize-py, offline).
+
+Module map: `event` (Event, Output, EventError, ConfigError), `transform` (`@weir.transform`,
+`@weir.init`), `aggregate` (`weir.Aggregate`, `@weir.aggregate`), `process` (`weir.Process`,
+`@weir.process`, the `Keyed` state handle), `log` (`weir.log.info(...)`), `jsoncodec` (the
+strict JSON the SDK reads and writes: `weir.loads`, `weir.dumps`), `packed` (the batch codec),
+`bindings` (the door to componentize-py's generated bindings).
+"""
+
+from . import log
+from .aggregate import Aggregate, aggregate
+from .event import ConfigError, Event, EventError, Output
+from .jsoncodec import JSONError, dumps, loads
+from .process import Events, Keyed, Process, process
+from .transform import init, transform
+
+__all__ = [
+    "Aggregate",
+    "ConfigError",
+    "Event",
+    "EventError",
+    "Events",
+    "JSONError",
+    "Keyed",
+    "Output",
+    "Process",
+    "aggregate",
+    "dumps",
+    "init",
+    "loads",
+    "log",
+    "process",
+    "transform",
+]
