@@ -1,4 +1,5 @@
-//! Logging: `tracing` to stderr, filtered by `WEIR_LOG` (or `RUST_LOG`), as text or JSON.
+//! Logging: `tracing` to stderr, filtered by `WEIR_LOG` (or `RUST_LOG`), as text (coloured on a
+//! terminal) or JSON.
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +10,9 @@ pub fn init(json: bool) {
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if json {
         builder.json().try_init()
     } else {

@@ -4,6 +4,7 @@
 mod chain;
 mod config;
 mod crash;
+mod recovery;
 mod sandbox;
 mod support;
 mod usecases;

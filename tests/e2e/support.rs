@@ -303,6 +303,12 @@ impl WeirProcess {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Reads the log later, also after the process is gone.
+    pub fn log_reader(&self) -> impl Fn() -> String + use<> {
+        let path = self.stderr_path.clone();
+        move || std::fs::read_to_string(&path).unwrap_or_default()
+    }
+
     /// SIGTERM, then waits; returns the exit code.
     pub fn terminate(mut self) -> Option<i32> {
         let pid = self.child.id().to_string();
