@@ -26,7 +26,8 @@
 #        cd $stage && sdk/js/node_modules/.bin/componentize-qjs --wit wit --js entry.js \
 #          -n <world> --sync -o raw.wasm
 #        node sdk/js/rename-exports.mjs raw.wasm <out.wasm> init=componentize-qjs-init weir-init=init
-#      SpiderMonkey:
+#      SpiderMonkey (resolves relative imports only, so `from "weir"` in the staged .js files is
+#      first rewritten to a relative path to $stage/node_modules/weir/weir.js):
 #        cd $stage && sdk/js/spidermonkey/node_modules/.bin/componentize-js entry.js --wit <repo>/wit \
 #          -n <world> -d http fetch-event -o <out.wasm>
 set -euo pipefail
@@ -120,7 +121,7 @@ printf '{"name":"weir","type":"module","exports":"./weir.js"}\n' >"$stage/node_m
 # 2. The entry module.
 case "$world" in
   transform) exports=(init process) ;;
-  aggregate) exports=(init create add merge finish) ;;
+  aggregate) exports=(init create add merge finish stateVersion migrate) ;;
   process) exports=(init onEvents onTimer) ;;
 esac
 {
@@ -164,6 +165,13 @@ if [[ "$engine" == quickjs ]]; then
   }
   node "$sdk/rename-exports.mjs" "$stage/raw.wasm" "$out_abs" init=componentize-qjs-init weir-init=init
 else
+  # componentize-js resolves relative imports only: point the staged copies' `from "weir"` at the SDK.
+  sed -i 's#from "weir"#from "./node_modules/weir/weir.js"#' "$stage/entry.js"
+  while IFS= read -r -d '' f; do
+    rel="$(realpath --relative-to="$(dirname "$f")" "$stage/node_modules/weir/weir.js")"
+    [[ "$rel" == .* ]] || rel="./$rel"
+    sed -i -E "s#(from[[:space:]]*|import[[:space:]]*)([\"'])weir([\"'])#\\1\\2$rel\\3#g" "$f"
+  done < <(find "$stage/plugin" -path '*/node_modules' -prune -o \( -name '*.js' -o -name '*.mjs' \) -print0)
   (cd "$stage" && "$tool" entry.js --wit "$wit_dir" -n "$world" -d http fetch-event -o "$out_abs" >build.log 2>&1) || {
     cat "$stage/build.log" >&2
     die "componentize-js failed for $plugin_dir/$main (world $world)"

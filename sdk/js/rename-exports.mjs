@@ -168,6 +168,7 @@ export function rewrite(bytes, rename, what) {
 /** Applies `renames` (`[[old, new], ...]`, in order) to `bytes`; each old name must exist once. */
 export function renameExports(bytes, renames, what) {
   let current = bytes;
+  exportNames(current, what); // refuses a file that is not a component even with nothing to rename
   for (const [from, to] of renames) {
     const names = exportNames(current, what);
     const hits = names.filter((n) => n === from).length;

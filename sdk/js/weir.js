@@ -16,8 +16,9 @@
 //   itself an array is one JSON-array payload). Returning `undefined` is an error, so that a
 //   forgotten `return` cannot silently drop data. Throwing (an `EventError` or any error) sends
 //   that event to the dead-letter subject with the message; the rest of the batch goes on.
-// - `aggregate({ init, create, add, merge, finish })`: window aggregates over JSON accumulators,
-//   mirroring sdk/src/aggregate.rs (there postcard; here JSON text, which the host stores opaquely).
+// - `aggregate({ init, create, add, merge, finish, stateVersion, migrate })`: window aggregates
+//   over JSON accumulators, mirroring sdk/src/aggregate.rs (there postcard; here JSON text, which
+//   the host stores opaquely).
 // - `process({ init, onEvent, onTimer })`: keyed process functions with per-key state and
 //   event-time timers kept by the host (the `keyed` import), through a `KeyedState` handle.
 //
@@ -129,7 +130,8 @@ export const log = Object.freeze({
 const NATIVE_DECODER = typeof TextDecoder === "function" ? new TextDecoder("utf-8", { fatal: true }) : null;
 const NATIVE_ENCODER = typeof TextEncoder === "function" ? new TextEncoder() : null;
 const HAS_BASE64 = typeof Uint8Array.fromBase64 === "function" && typeof Uint8Array.prototype.toBase64 === "function";
-const NON_ASCII = /[^\x00-\x7f]/;
+// Anchored: one match attempt over the whole string, faster in QuickJS than searching for a non-ASCII char.
+const ASCII_ONLY = /^[\0-\x7f]*$/;
 const EMPTY = new Uint8Array(0);
 
 /** The binary string of `bytes[start..end)`. */
@@ -146,7 +148,7 @@ function binaryOf(bytes, start, end) {
 
 /** Text from the binary string of its UTF-8 bytes; throws naming `what` on invalid UTF-8. */
 function textOfBinary(bin, what) {
-  if (!NON_ASCII.test(bin)) return bin;
+  if (ASCII_ONLY.test(bin)) return bin;
   try {
     return decodeURIComponent(escape(bin));
   } catch {
@@ -156,7 +158,7 @@ function textOfBinary(bin, what) {
 
 /** The binary string of `text`'s UTF-8 bytes; throws naming `what` on a lone surrogate. */
 function binaryOfText(text, what) {
-  if (!NON_ASCII.test(text)) return text;
+  if (ASCII_ONLY.test(text)) return text;
   try {
     return unescape(encodeURIComponent(text));
   } catch {
@@ -187,7 +189,13 @@ export function decodeUtf8(bytes, start = 0, end = bytes.length, what = "text") 
 /** Encodes `text` as UTF-8. */
 export function encodeUtf8(text, what = "text") {
   if (typeof text !== "string") throw new TypeError(`${what} must be a string, not ${typeof text}`);
-  if (NATIVE_ENCODER) return NATIVE_ENCODER.encode(text);
+  if (NATIVE_ENCODER) {
+    // TextEncoder would replace a lone surrogate silently; refuse it as the QuickJS path does.
+    if (typeof text.isWellFormed === "function" && !text.isWellFormed()) {
+      throw new EventError(`${what} holds a lone surrogate and cannot be encoded as UTF-8`);
+    }
+    return NATIVE_ENCODER.encode(text);
+  }
   return bytesOfBinary(binaryOfText(text, what));
 }
 
@@ -282,6 +290,7 @@ class BatchIn {
     this.times32 = timeColumn(b.times);
     this.headers = b.headers;
     this.headerEnds = u32Column(b.headerEnds, "header-ends");
+    this.origins = u32Column(b.origins, "origins");
     this.length = b.times.length >> 3;
     // Binary strings of the payload and key columns, made on first use.
     this.payloadBin = null;
@@ -533,89 +542,109 @@ class ByteBuf {
   }
 }
 
-/** A growable u32 column (little-endian in memory, handed over as bytes). */
-class U32Buf {
-  constructor(capacity) {
-    this.words = new Uint32Array(capacity > 16 ? capacity : 16);
-    this.length = 0;
-  }
-  push(v) {
-    if (this.length === this.words.length) {
-      const grown = new Uint32Array(this.words.length * 2);
-      grown.set(this.words);
-      this.words = grown;
-    }
-    this.words[this.length++] = v;
-  }
-  bytes() {
-    return new Uint8Array(this.words.buffer, 0, this.length * 4);
+/** A Uint32Array of at least `min` words holding the first `used` words of `words`. */
+function growU32(words, used, min) {
+  let cap = words.length * 2;
+  while (cap < min) cap *= 2;
+  const grown = new Uint32Array(cap);
+  grown.set(used === words.length ? words : words.subarray(0, used));
+  return grown;
+}
+
+/** The bytes of the first `count` words of a u32 column (little-endian in memory). */
+function u32Bytes(words, count) {
+  return new Uint8Array(words.buffer, words.byteOffset, count * 4);
+}
+
+/** Appends end offsets `srcEnds[lo..hi)` shifted by `delta` at `dst[at..]`. */
+function putEnds(dst, at, srcEnds, lo, hi, delta) {
+  if (delta === 0) {
+    dst.set(srcEnds.subarray(lo, hi), at);
+  } else {
+    for (let i = lo; i < hi; i++) dst[at++] = srcEnds[i] + delta;
   }
 }
 
 /**
  * A column of variable-length values (payloads or accumulators) and its u32 end offsets. Text
  * values are kept as strings and converted to UTF-8 together (one native conversion per batch
- * instead of one per value); bytes are copied in place, after any pending text.
+ * instead of one per value): they are always the last `pending.length` values, since appending
+ * bytes converts pending text first.
  */
 class ValueColumn {
   constructor(bytesHint, countHint) {
     this.data = new ByteBuf(bytesHint);
-    this.ends = new U32Buf(countHint);
-    this.pendingText = [];
-    this.pendingSlots = [];
+    this.ends = new Uint32Array(countHint > 16 ? countHint : 16);
+    this.count = 0;
+    this.pending = [];
   }
   pushBytes(src, start, end) {
-    if (this.pendingText.length > 0) this.flushText();
+    if (this.pending.length > 0) this.flushText();
     this.data.push(src, start, end);
-    this.ends.push(this.data.length);
+    if (this.count === this.ends.length) this.ends = growU32(this.ends, this.count, this.count + 1);
+    this.ends[this.count++] = this.data.length;
   }
   pushText(text) {
-    this.pendingText.push(text);
-    this.pendingSlots.push(this.ends.length);
-    this.ends.push(0); // set by flushText
+    this.pending.push(text);
+    if (this.count === this.ends.length) this.ends = growU32(this.ends, this.count, this.count + 1);
+    this.count++; // its end offset is set by flushText
   }
   /** Appends values `lo..hi` of a packed input column, ends rebased. */
   pushRun(src, srcEnds, lo, hi) {
-    if (this.pendingText.length > 0) this.flushText();
+    if (this.pending.length > 0) this.flushText();
     const start = lo === 0 ? 0 : srcEnds[lo - 1];
     const delta = this.data.length - start;
     this.data.push(src, start, srcEnds[hi - 1]);
-    for (let i = lo; i < hi; i++) this.ends.push(srcEnds[i] + delta);
+    const n = hi - lo;
+    if (this.count + n > this.ends.length) this.ends = growU32(this.ends, this.count, this.count + n);
+    putEnds(this.ends, this.count, srcEnds, lo, hi, delta);
+    this.count += n;
   }
   flushText() {
-    const texts = this.pendingText;
-    const slots = this.pendingSlots;
-    const joined = texts.length === 1 ? texts[0] : texts.join("");
-    const words = this.ends.words;
+    const texts = this.pending;
+    const k = texts.length;
+    const ends = this.ends;
+    let slot = this.count - k;
     let at = this.data.length;
-    if (!NON_ASCII.test(joined)) {
-      this.data.pushBinary(joined);
-      for (let i = 0; i < texts.length; i++) {
-        at += texts[i].length;
-        words[slots[i]] = at;
+    if (NATIVE_ENCODER && !HAS_BASE64) {
+      // SpiderMonkey: encodeInto writes UTF-8 straight into the column.
+      const data = this.data;
+      for (let i = 0; i < k; i++) {
+        const text = texts[i];
+        if (typeof text.isWellFormed === "function" && !text.isWellFormed()) {
+          throw new EventError("output holds a lone surrogate and cannot be encoded as UTF-8");
+        }
+        data.reserve(3 * text.length);
+        data.length += NATIVE_ENCODER.encodeInto(text, data.bytes.subarray(data.length)).written;
+        ends[slot++] = data.length;
       }
+      this.pending = [];
+      return;
+    }
+    const joined = k === 1 ? texts[0] : texts.join("");
+    if (ASCII_ONLY.test(joined)) {
+      this.data.pushBinary(joined);
+      for (let i = 0; i < k; i++) ends[slot++] = at += texts[i].length;
     } else {
-      const bins = new Array(texts.length);
-      for (let i = 0; i < texts.length; i++) {
+      const bins = new Array(k);
+      for (let i = 0; i < k; i++) {
         bins[i] = binaryOfText(texts[i], "output");
-        at += bins[i].length;
-        words[slots[i]] = at;
+        ends[slot++] = at += bins[i].length;
       }
       this.data.pushBinary(bins.join(""));
     }
-    this.pendingText = [];
-    this.pendingSlots = [];
+    this.pending = [];
   }
   finish() {
-    if (this.pendingText.length > 0) this.flushText();
-    return [this.data.view(), this.ends.bytes()];
+    if (this.pending.length > 0) this.flushText();
+    return [this.data.view(), u32Bytes(this.ends, this.count)];
   }
 }
 
 /** Serializes a payload value given by plugin code into `col`: bytes, text, or JSON of anything else. */
 function pushPayload(col, value) {
-  if (value instanceof Uint8Array) return col.pushBytes(value, 0, value.length);
   if (typeof value === "string") return col.pushText(value);
+  if (value instanceof Uint8Array) return col.pushBytes(value, 0, value.length);
   if (ArrayBuffer.isView(value)) {
     const bytes = new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
     return col.pushBytes(bytes, 0, bytes.length);
@@ -637,26 +666,51 @@ function pushPayload(col, value) {
   col.pushText(json);
 }
 
-/** The packed output batch of one call, with the origin of every output event. */
+/**
+ * The packed output batch of one call, with the origin of every output event. The fixed-size
+ * columns are typed arrays written in place (`n` events so far, room for `cap`).
+ */
 class BatchOut {
   constructor(input) {
-    const n = input ? input.length : 4;
+    const cap = input && input.length > 16 ? input.length : 16;
     this.input = input;
-    this.payloads = new ValueColumn(input ? input.payloads.length + 64 : 256, n);
+    this.n = 0;
+    this.cap = cap;
+    this.payloads = new ValueColumn(input ? input.payloads.length + 64 : 256, cap);
     this.keys = new ByteBuf(input ? input.keys.length + 16 : 64);
-    this.keyEnds = new U32Buf(n);
-    this.times = new U32Buf(2 * n);
+    this.keyEnds = new Uint32Array(cap);
+    this.times = new Int32Array(2 * cap);
     this.headers = new ByteBuf(input ? input.headers.length + 16 : 64);
-    this.headerEnds = new U32Buf(n);
-    this.origins = new U32Buf(n);
+    this.headerEnds = new Uint32Array(cap);
+    this.origins = new Uint32Array(cap);
     // Input events lo..hi forwarded unchanged and not yet copied.
     this.runLo = 0;
     this.runHi = 0;
   }
 
+  /** Makes room for `extra` more events. */
+  reserve(extra) {
+    const need = this.n + extra;
+    if (need <= this.cap) return;
+    const n = this.n;
+    this.keyEnds = growU32(this.keyEnds, n, need);
+    this.headerEnds = growU32(this.headerEnds, n, need);
+    this.origins = growU32(this.origins, n, need);
+    this.cap = this.keyEnds.length;
+    const times = new Int32Array(2 * this.cap);
+    times.set(this.times.subarray(0, 2 * n));
+    this.times = times;
+  }
+
   /** Emits what the operator returned for input event `event` (null: nothing). */
   emit(event, result) {
     if (result === null) return;
+    if (result === event) return this.forward(event.index);
+    if (typeof result === "string") {
+      if (this.runHi > this.runLo) this.flushRun();
+      this.payloads.pushText(result);
+      return this.finishEvent(event.index, event.index);
+    }
     if (result === undefined) {
       throw new EventError("the operator returned undefined: return null to drop the event, or the event, a payload or an array of outputs");
     }
@@ -676,10 +730,9 @@ class BatchOut {
     if (r === event) return this.forward(event.index);
     if (r instanceof Output) return this.pushOutput(event, r.base ?? event, r);
     if (r instanceof Event) return this.pushOutput(event, r, null);
-    this.flushRun();
-    const i = event.index;
+    if (this.runHi > this.runLo) this.flushRun();
     pushPayload(this.payloads, r);
-    this.finishEvent(i, null, null, null, i);
+    this.finishEvent(event.index, event.index);
   }
 
   /** Re-emits input event `i` unchanged (copied later, as part of a run). */
@@ -693,54 +746,78 @@ class BatchOut {
     }
   }
 
+  /** Copies the pending run of forwarded input events, column by column. */
   flushRun() {
     const lo = this.runLo;
     const hi = this.runHi;
     if (lo >= hi) return;
     this.runLo = this.runHi = 0;
     const inp = this.input;
+    const count = hi - lo;
+    this.reserve(count);
+    const at = this.n;
     this.payloads.pushRun(inp.payloads, inp.payloadEnds, lo, hi);
-    pushRunInto(this.keys, this.keyEnds, inp.keys, inp.keyEnds, lo, hi);
-    pushRunInto(this.headers, this.headerEnds, inp.headers, inp.headerEnds, lo, hi);
-    const t = inp.times32;
-    for (let i = lo; i < hi; i++) {
-      this.times.push(t[2 * i]);
-      this.times.push(t[2 * i + 1]);
-      this.origins.push(i);
-    }
-  }
-
-  /** Emits output `o` (or a copy of event `base` when `o` is null) produced by input event `origin`. */
-  pushOutput(originEvent, base, o) {
-    this.flushRun();
-    const bb = base._batch;
-    const bi = base.index;
-    if (o !== null && o.hasPayload) pushPayload(this.payloads, o.payload);
-    else this.payloads.pushBytes(bb.payloads, bb.payloadStart(bi), bb.payloadEnds[bi]);
-    const key = o !== null && o.hasKey ? keyBytes(o.key) : null;
-    const time = o !== null && o.hasTime ? timeValue(o.time, "output time") : null;
-    const headers = o !== null && o.hasHeaders ? packHeaders(o.headers) : null;
-    this.finishEvent(bi, key, time, headers, originEvent.index, bb);
+    pushRunInto(this.keys, this.keyEnds, at, inp.keys, inp.keyEnds, lo, hi);
+    pushRunInto(this.headers, this.headerEnds, at, inp.headers, inp.headerEnds, lo, hi);
+    this.times.set(inp.times32.subarray(2 * lo, 2 * hi), 2 * at);
+    this.origins.set(inp.origins.subarray(lo, hi), at);
+    this.n += count;
   }
 
   /**
-   * Ends the output event whose payload was just written: key, time and headers are the given
-   * ones or, when null, those of event `from` of batch `src` (the input by default).
+   * Ends the output event whose payload was just written, with the key, time and headers of
+   * input event `from`.
    */
-  finishEvent(from, key, time, headers, origin, src = this.input) {
-    if (key === null) this.keys.push(src.keys, src.keyStart(from), src.keyEnds[from]);
-    else this.keys.push(key, 0, key.length);
-    this.keyEnds.push(this.keys.length);
-    if (time === null) {
-      this.times.push(src.times32[2 * from]);
-      this.times.push(src.times32[2 * from + 1]);
-    } else {
-      pushTime(this.times, time);
+  finishEvent(from, origin) {
+    if (this.n === this.cap) this.reserve(1);
+    const n = this.n;
+    const inp = this.input;
+    const keys = this.keys;
+    keys.push(inp.keys, from === 0 ? 0 : inp.keyEnds[from - 1], inp.keyEnds[from]);
+    this.keyEnds[n] = keys.length;
+    this.times[2 * n] = inp.times32[2 * from];
+    this.times[2 * n + 1] = inp.times32[2 * from + 1];
+    const hs = from === 0 ? 0 : inp.headerEnds[from - 1];
+    const he = inp.headerEnds[from];
+    if (he > hs) this.headers.push(inp.headers, hs, he);
+    this.headerEnds[n] = this.headers.length;
+    this.origins[n] = origin;
+    this.n = n + 1;
+  }
+
+  /**
+   * Ends the output event whose payload was just written with explicit `key` bytes, `time` (ms)
+   * and packed `headers`.
+   */
+  finishEventWith(key, time, headers, origin) {
+    if (this.n === this.cap) this.reserve(1);
+    const n = this.n;
+    this.keys.push(key, 0, key.length);
+    this.keyEnds[n] = this.keys.length;
+    const hi = Math.floor(time / TWO_32);
+    this.times[2 * n] = (time - hi * TWO_32) | 0;
+    this.times[2 * n + 1] = hi | 0;
+    this.headers.push(headers, 0, headers.length);
+    this.headerEnds[n] = this.headers.length;
+    this.origins[n] = origin;
+    this.n = n + 1;
+  }
+
+  /** Emits output `o` (or a copy of event `base` when `o` is null) produced by input event `originEvent`. */
+  pushOutput(originEvent, base, o) {
+    if (this.runHi > this.runLo) this.flushRun();
+    const bb = base._batch;
+    const bi = base.index;
+    if (o !== null && o.hasPayload) pushPayload(this.payloads, o.payload);
+    else this.payloads.pushBytes(bb.payloads, bi === 0 ? 0 : bb.payloadEnds[bi - 1], bb.payloadEnds[bi]);
+    if (bb === this.input && (o === null || (!o.hasKey && !o.hasTime && !o.hasHeaders))) {
+      return this.finishEvent(bi, originEvent.index);
     }
-    if (headers === null) this.headers.push(src.headers, src.headerStart(from), src.headerEnds[from]);
-    else this.headers.push(headers, 0, headers.length);
-    this.headerEnds.push(this.headers.length);
-    this.origins.push(origin);
+    const key = o !== null && o.hasKey ? keyBytes(o.key) : bb.keys.subarray(bi === 0 ? 0 : bb.keyEnds[bi - 1], bb.keyEnds[bi]);
+    const time = o !== null && o.hasTime ? timeValue(o.time, "output time") : bb.time(bi);
+    const headers =
+      o !== null && o.hasHeaders ? packHeaders(o.headers) : bb.headers.subarray(bi === 0 ? 0 : bb.headerEnds[bi - 1], bb.headerEnds[bi]);
+    this.finishEventWith(key, time, headers, originEvent.index);
   }
 
   /** Emits an output of `onTimer`: defaults are the timer's key and time, no headers, origin 0. */
@@ -750,43 +827,35 @@ class BatchOut {
     if (o !== null && o.base !== null) throw new EventError("onTimer has no input event: use output({...}), not event.with()");
     pushPayload(this.payloads, o === null ? r : o.payload);
     const key = o !== null && o.hasKey ? keyBytes(o.key) : timerKey;
-    this.keys.push(key, 0, key.length);
-    this.keyEnds.push(this.keys.length);
-    pushTime(this.times, o !== null && o.hasTime ? timeValue(o.time, "output time") : timerTime);
+    const time = o !== null && o.hasTime ? timeValue(o.time, "output time") : timerTime;
     const headers = o !== null && o.hasHeaders ? packHeaders(o.headers) : EMPTY;
-    this.headers.push(headers, 0, headers.length);
-    this.headerEnds.push(this.headers.length);
-    this.origins.push(0);
+    this.finishEventWith(key, time, headers, 0);
   }
 
   /** The WIT `batch` record. */
   finish() {
     this.flushRun();
     const [payloads, payloadEnds] = this.payloads.finish();
+    const n = this.n;
     return {
       payloads,
       payloadEnds,
       keys: this.keys.view(),
-      keyEnds: this.keyEnds.bytes(),
-      times: this.times.bytes(),
+      keyEnds: u32Bytes(this.keyEnds, n),
+      times: new Uint8Array(this.times.buffer, 0, n * 8),
       headers: this.headers.view(),
-      headerEnds: this.headerEnds.bytes(),
-      origins: this.origins.bytes(),
+      headerEnds: u32Bytes(this.headerEnds, n),
+      origins: u32Bytes(this.origins, n),
     };
   }
 }
 
-function pushRunInto(data, ends, src, srcEnds, lo, hi) {
+/** Appends the data of input events lo..hi to `data` and their rebased ends at `ends[at..]`. */
+function pushRunInto(data, ends, at, src, srcEnds, lo, hi) {
   const start = lo === 0 ? 0 : srcEnds[lo - 1];
   const delta = data.length - start;
   data.push(src, start, srcEnds[hi - 1]);
-  for (let i = lo; i < hi; i++) ends.push(srcEnds[i] + delta);
-}
-
-function pushTime(times, ms) {
-  const hi = Math.floor(ms / TWO_32);
-  times.push((ms - hi * TWO_32) >>> 0);
-  times.push(hi >>> 0);
+  putEnds(ends, at, srcEnds, lo, hi, delta);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -794,11 +863,13 @@ function pushTime(times, ms) {
 
 const WORLD = Symbol("weir world");
 
-function checkMembers(what, def, allowed, required) {
+function checkMembers(what, def, allowed, required, values = []) {
   if (def === null || typeof def !== "object") throw new TypeError(`${what} takes an object with ${allowed.join(", ")}`);
   for (const k of Object.keys(def)) {
-    if (!allowed.includes(k)) throw new TypeError(`${what}: unknown member \`${k}\` (expected ${allowed.join(", ")})`);
-    if (typeof def[k] !== "function") throw new TypeError(`${what}: \`${k}\` must be a function`);
+    if (!allowed.includes(k) && !values.includes(k)) {
+      throw new TypeError(`${what}: unknown member \`${k}\` (expected ${[...allowed, ...values].join(", ")})`);
+    }
+    if (allowed.includes(k) && typeof def[k] !== "function") throw new TypeError(`${what}: \`${k}\` must be a function`);
   }
   for (const k of required) {
     if (typeof def[k] !== "function") throw new TypeError(`${what}: \`${k}\` is required`);
@@ -868,9 +939,25 @@ export function transform(def) {
  * `window` as `{ start, end }` in ms, and returns the window's result: a payload, an array of
  * payloads, or null for none. Accumulators are stored by the host as JSON text, so they must
  * survive JSON.stringify/parse (keep 64-bit integers as strings).
+ *
+ * Evolving the accumulator: `stateVersion` (an integer, 0 by default) is recorded by checkpoints
+ * next to the accumulators; raise it when accumulators written before can no longer be read as
+ * they are, and give `migrate(fromVersion, oldAcc, ctx)` returning the accumulator in the current
+ * form (`oldAcc` is the old JSON value). Without `migrate`, restoring an older checkpoint fails
+ * with a clear message instead of misreading state (as in sdk/src/aggregate.rs).
  */
 export function aggregate(def) {
-  checkMembers("aggregate()", def, ["init", "create", "add", "merge", "finish"], ["create", "add", "merge", "finish"]);
+  checkMembers(
+    "aggregate()",
+    def,
+    ["init", "create", "add", "merge", "finish", "migrate"],
+    ["create", "add", "merge", "finish"],
+    ["stateVersion"],
+  );
+  const stateVersion = def.stateVersion ?? 0;
+  if (!Number.isInteger(stateVersion) || stateVersion < 0 || stateVersion > 0xffffffff) {
+    throw new TypeError(`aggregate(): stateVersion must be an integer from 0 to 2^32-1, not ${JSON.stringify(def.stateVersion)}`);
+  }
   let ready = false;
   let ctx;
 
@@ -993,6 +1080,19 @@ export function aggregate(def) {
           out.push(col.finish()[0]);
         }
         return out;
+      });
+    },
+    stateVersion() {
+      return stateVersion;
+    },
+    migrate(version, acc) {
+      return whole(() => {
+        const from = version >>> 0; // componentize-qjs hands a u32 >= 2^31 over as a negative number
+        if (from === stateVersion) return acc;
+        if (!def.migrate) throw new Error(`cannot migrate accumulators from state version ${from} to ${stateVersion}: the aggregate defines no migrate`);
+        const migrated = def.migrate(from, decode(acc, 0, acc.length), ctx);
+        if (migrated === undefined) throw new Error("migrate returned undefined: return the accumulator in the current form");
+        return encode(migrated);
       });
     },
   };
@@ -1118,7 +1218,7 @@ export function process(def) {
 
 const WORLD_FUNCTIONS = {
   transform: ["init", "process"],
-  aggregate: ["init", "create", "add", "merge", "finish"],
+  aggregate: ["init", "create", "add", "merge", "finish", "stateVersion", "migrate"],
   process: ["init", "onEvents", "onTimer"],
 };
 
@@ -1132,7 +1232,7 @@ export function worldExports(module, world, main) {
   if (!fns) throw new Error(`weir-plugin.toml: unknown world ${JSON.stringify(world)} (expected ${Object.keys(WORLD_FUNCTIONS).join(", ")})`);
   const defined = impl?.[WORLD];
   if (defined !== undefined && defined !== world) {
-    throw new Error(`${main} defines a ${defined} operator but weir-plugin.toml says world = "${world}"`);
+    throw new Error(`${main} is an operator of world "${defined}" but weir-plugin.toml says world = "${world}"`);
   }
   for (const f of fns) {
     if (typeof impl?.[f] !== "function") {

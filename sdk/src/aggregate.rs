@@ -41,8 +41,14 @@ pub trait Aggregate: Sized + 'static {
     /// [`Aggregate::migrate`] to convert them.
     const STATE_VERSION: u32 = 0;
 
+    /// The state version of this instance (after `init`); [`Aggregate::STATE_VERSION`] unless
+    /// overridden (e.g. chosen by configuration).
+    fn state_version(&self) -> u32 {
+        Self::STATE_VERSION
+    }
+
     /// Reads an accumulator written by state version `from` (lower than
-    /// [`Aggregate::STATE_VERSION`]) when an older checkpoint is restored. The default refuses,
+    /// [`Aggregate::state_version`]) when an older checkpoint is restored. The default refuses,
     /// which makes the restore fail with a clear message instead of misreading state.
     fn migrate(&mut self, from: u32, old: &[u8]) -> Result<Self::Acc, String> {
         let _ = old;
@@ -176,7 +182,7 @@ pub fn migrate<T: Aggregate>(
     acc: Vec<u8>,
 ) -> Result<Vec<u8>, String> {
     let op = state(s)?;
-    if from == T::STATE_VERSION {
+    if from == op.state_version() {
         return Ok(acc);
     }
     encode(&op.migrate(from, &acc)?)
@@ -221,7 +227,13 @@ macro_rules! export_aggregate {
                     __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), key, window, accumulator))
                 }
                 fn state_version() -> u32 {
-                    <$t as $crate::aggregate::Aggregate>::STATE_VERSION
+                    __WEIR_STATE.with(|s| {
+                        s.borrow()
+                            .as_ref()
+                            .map_or(<$t as $crate::aggregate::Aggregate>::STATE_VERSION, |op| {
+                                $crate::aggregate::Aggregate::state_version(op)
+                            })
+                    })
                 }
                 fn migrate(
                     version: u32,

@@ -164,12 +164,27 @@ async fn a_windowed_pipeline_killed_at_random_moments_outputs_exactly_the_expect
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut logs = Vec::new();
         let mut kills_mid_stream = 0;
-        for k in 0..4 {
+        // Kill points: mostly once the output reached a random fraction (so the kills land
+        // mid-stream however fast the machine is), sometimes at a random moment after start
+        // (during restore or before the first checkpoint).
+        let mut fractions: Vec<f64> = (0..4).map(|_| 0.05 + 0.85 * rng.f64()).collect();
+        fractions.sort_by(f64::total_cmp);
+        for (k, fraction) in fractions.into_iter().enumerate() {
             let log = dir.path().join(format!("weir{k}.log"));
             let host = WeirProcess::start(&pipeline, &server.url(), &log);
             logs.push(log);
-            // Up to 2.5 s: the 100,000 events take several such lives.
-            tokio::time::sleep(Duration::from_millis(rng.u64(300..2500))).await;
+            if rng.u8(0..4) == 0 {
+                tokio::time::sleep(Duration::from_millis(rng.u64(50..800))).await;
+            } else {
+                let target = (fraction * expected.len() as f64) as u64;
+                let started = Instant::now();
+                while stream_messages(&js, "OUT").await < target
+                    && started.elapsed() < Duration::from_secs(60)
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(rng.u64(0..150))).await;
+            }
             let done = stream_messages(&js, "OUT").await;
             host.kill9();
             if done < expected.len() as u64 {
@@ -321,12 +336,11 @@ async fn a_sink_stream_with_a_short_duplicate_window_is_refused_for_effectively_
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = windowed_pipeline(dir.path(), "short", "interval = \"1s\"");
-    let out = weir()
-        .arg("run")
+    let mut cmd = weir();
+    cmd.arg("run")
         .arg(&pipeline)
-        .args(["--nats-url", &server.url()])
-        .output()
-        .unwrap();
+        .args(["--nats-url", &server.url()]);
+    let out = output_within(cmd, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -385,4 +399,108 @@ async fn of_two_hosts_committing_the_same_pipeline_only_one_succeeds() {
     let head = b.head().await.unwrap().unwrap();
     assert_eq!(head.id, 2);
     assert_eq!(head.source.sequence, 20);
+}
+
+/// A pipeline counting events per key in 10 s windows with `versioned-count` configured as
+/// `plugin_config`, written into its own folder `dir/version`.
+fn versioned_pipeline(dir: &Path, version: &str, plugin_config: &str) -> PathBuf {
+    let dir = dir.join(version);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        r#"name = "upgrade"
+[source]
+stream = "IN"
+batch_size = 100
+max_wait = "20ms"
+time = {{ header = "T" }}
+watermarks = {{ strategy = "punctuated" }}
+
+[window]
+type = "tumbling"
+size = "10s"
+
+[window.aggregate]
+name = "count"
+plugin = "{}"
+config = {plugin_config}
+
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#,
+        toml_path(&plugin("versioned_count"))
+    );
+    write_pipeline(&dir, &text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aggregate_upgrade_migrates_checkpointed_accumulators_and_a_downgrade_is_refused() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let publish = |range: std::ops::Range<i64>| {
+        let js = js.clone();
+        async move {
+            let events: Vec<_> = range
+                .map(|i| ("k".to_string(), BASE + i * 100, b"{}".to_vec()))
+                .collect();
+            publish_events(&js, &events).await;
+        }
+    };
+    // Version 0 sees 50 events of the first window, then stops (a checkpoint holds them).
+    publish(0..50).await;
+    let v0 = versioned_pipeline(dir.path(), "v0", "{ state_version = 0 }");
+    let host = WeirProcess::start(&v0, &server.url(), &dir.path().join("v0.log"));
+    let log = host.log_reader();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(host.terminate(), Some(0), "{}", log());
+
+    // Version 1 without a migration: refused, naming the versions; the checkpoint stays.
+    let v1_no = versioned_pipeline(dir.path(), "v1-no", "{ state_version = 1 }");
+    let mut cmd = weir();
+    cmd.arg("run")
+        .arg(&v1_no)
+        .args(["--nats-url", &server.url()]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("cannot migrate its accumulators from state version 0 to 1"),
+        "{err}"
+    );
+
+    // Version 1 with a migration: the open window continues from the migrated count.
+    let v1 = versioned_pipeline(dir.path(), "v1", "{ state_version = 1, migrate = true }");
+    let host = WeirProcess::start(&v1, &server.url(), &dir.path().join("v1.log"));
+    let log = host.log_reader();
+    // 50 more events of the first window, and a watermark marker closing it.
+    publish(50..100).await;
+    let mut h = HeaderMap::new();
+    h.insert("Weir-Watermark", (BASE + 20_000).to_string().as_str());
+    js.publish_with_headers("in.e", h, "".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let got = collect(&js, "OUT", "out", 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1, "{}", log());
+    let v: Value = serde_json::from_slice(&got[0].payload).unwrap();
+    assert_eq!(v, json!({"count": 100, "migrated": true}), "{}", log());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(host.terminate(), Some(0), "{}", log());
+
+    // Back to version 0 (a downgrade) over a version-1 checkpoint with state: refused.
+    publish(200..210).await;
+    let host = WeirProcess::start(&v1, &server.url(), &dir.path().join("v1b.log"));
+    let log = host.log_reader();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(host.terminate(), Some(0), "{}", log());
+    let mut cmd = weir();
+    cmd.arg("run").arg(&v0).args(["--nats-url", &server.url()]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("state version 1") && err.contains("downgraded"),
+        "{err}"
+    );
 }

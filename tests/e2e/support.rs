@@ -264,6 +264,29 @@ pub fn weir() -> Command {
     c
 }
 
+/// Runs `cmd` to completion, killing it after `limit` (a hang fails the test with its
+/// output instead of hanging the suite).
+pub fn output_within(mut cmd: Command, limit: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting a command");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} did not finish within {limit:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// Escapes a path for a TOML string.
 pub fn toml_path(p: &Path) -> String {
     p.display().to_string().replace('\\', "\\\\")

@@ -16,19 +16,20 @@ packing, so an operator is written one event at a time:
 `app.py` plus a `weir-plugin.toml` (`name`, `lang = "python"`, `world`) is a plugin; build it
 with `sdk/python/build.sh <plugin-dir> <out.wasm>` (componentize-py, offline).
 
-Module map: `event` (Event, Output, EventError, ConfigError), `transform` (`@weir.transform`,
-`@weir.init`), `aggregate` (`weir.Aggregate`, `@weir.aggregate`), `process` (`weir.Process`,
-`@weir.process`, the `Keyed` state handle), `log` (`weir.log.info(...)`), `jsoncodec` (the
-strict JSON the SDK reads and writes: `weir.loads`, `weir.dumps`), `packed` (the batch codec),
-`bindings` (the door to componentize-py's generated bindings).
+Module map: `event` (Event, Output, EventError, ConfigError); one module of glue per world:
+`transform_world` (`@weir.transform`, `@weir.init`), `aggregate_world` (`weir.Aggregate`,
+`@weir.aggregate`), `process_world` (`weir.Process`, `@weir.process`, the `Keyed` state
+handle); `log` (`weir.log.info(...)`); `jsoncodec` (the strict JSON the SDK reads and writes:
+`weir.loads`, `weir.dumps`); `packed` (the batch codec); `bindings` (the door to
+componentize-py's generated bindings).
 """
 
 from . import log
-from .aggregate import Aggregate, aggregate
+from .aggregate_world import Aggregate, aggregate
 from .event import ConfigError, Event, EventError, Output
 from .jsoncodec import JSONError, dumps, loads
-from .process import Events, Keyed, Process, process
-from .transform import init, transform
+from .process_world import Events, Keyed, Process, process
+from .transform_world import init, transform
 
 __all__ = [
     "Aggregate",

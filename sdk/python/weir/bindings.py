@@ -50,8 +50,19 @@ def export(world, glue_class, module_name, what):
     if building is not None and building != world:
         raise TypeError(
             f"{what} is exported with @weir.{world}, but the component is being built for "
-            f"world `{building}`: set `world = \"{world}\"` in weir-plugin.toml"
+            f'world `{building}`: set `world = "{world}"` in weir-plugin.toml'
         )
+    if wit_world is not None:
+        missing = [
+            name
+            for name in getattr(wit_world.WitWorld, "__abstractmethods__", ())
+            if not hasattr(glue_class, name)
+        ]
+        if missing:
+            raise TypeError(
+                f"the WIT world `{world}` exports {', '.join(sorted(missing))}, which this "
+                f"version of the weir Python SDK does not implement"
+            )
     module = sys.modules[module_name]
     previous = getattr(module, "WitWorld", None)
     if previous is not None and getattr(previous, "_weir_world", None) is not None:

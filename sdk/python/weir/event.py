@@ -1,15 +1,18 @@
 """What a plugin author touches: `Event` (a lazy view of one input event), `Output` (an output
 event that changes key, time or headers) and `EventError` (this event cannot be handled).
 
-An `Event` reads its fields from the packed input batch on access, so an operator pays only for
-what it looks at; `event.json` parses the payload once and caches it. What an operator returns
-for an event is turned into output events by `Emitter` (see `weir.transform` for the rules).
+An `Event` is a view of the packed input batch: payloads and times are split out for the whole
+batch in one C-level pass (nearly every operator reads them), keys and headers are read on
+access, and `event.json` parses the payload once and caches it. What an operator returns for
+an event is turned into output events by `Emitter` (see `weir.transform_world` for the rules).
 """
 
 import os
+from itertools import repeat
+from operator import itemgetter
 
 from . import jsoncodec
-from .packed import pack_header, unpack_headers
+from .packed import pack_header, slices, unpack_headers
 
 __all__ = ["Event", "Output", "EventError", "ConfigError"]
 
@@ -33,7 +36,7 @@ class EventError(Exception):
 
 class ConfigError(ValueError):
     """Raised while starting an operator for a configuration it refuses; the pipeline is refused
-    with `message`, which should name the field (`field \`min\`: expected a number`)."""
+    with `message`, which should name the field: "config field 'min': expected a number"."""
 
     def __init__(self, message):
         super().__init__(message)
@@ -48,8 +51,8 @@ def parse_config(text):
         raise ConfigError(f"config is not valid JSON: {e}") from None
 
 
-class Event:
-    """One input event, borrowed from the packed batch; fields are read on access.
+class Event(tuple):
+    """One input event, borrowed from the packed batch.
 
     - `key`: bytes (`b""` when the event has no key); `key_str`: the key as text, or None when
       there is no key or it is not UTF-8;
@@ -62,31 +65,26 @@ class Event:
 
     Return the event itself from `process` to forward it unchanged, or `event.replace(...)` to
     forward it with some fields changed.
+
+    An event is the tuple `(batch, index, payload, time)`: a tuple subclass, because the SDK
+    makes one per input event and a tuple is made in C (`map(Event, zip(...))`), where a class
+    with `__init__` costs a Python call per event; and reading `payload`, `time` and `index`
+    is then an `itemgetter`, not a Python-level property.
     """
 
-    __slots__ = ("_b", "index", "_json")
+    __slots__ = ()
 
-    def __init__(self, batch, index):
-        self._b = batch
-        self.index = index
-        self._json = _UNSET
-
-    @property
-    def payload(self):
-        b, i = self._b, self.index
-        return b.payloads[b.p_start[i] : b.p_end[i]]
-
-    @property
-    def time(self):
-        return self._b.times[self.index]
+    index = property(itemgetter(1), doc="Position of the event in its batch.")
+    payload = property(itemgetter(2), doc="The payload bytes.")
+    time = property(itemgetter(3), doc="Event time, milliseconds since the Unix epoch.")
 
     @property
     def key(self):
-        return self._b.key(self.index)
+        return self[0].key(self[1])
 
     @property
     def key_str(self):
-        k = self._b.key(self.index)
+        k = self[0].key(self[1])
         if not k:
             return None
         try:
@@ -103,18 +101,22 @@ class Event:
 
     @property
     def json(self):
-        j = self._json
+        cache = self[0].json_cache
+        i = self[1]
+        j = cache.get(i, _UNSET)
         if j is _UNSET:
             try:
-                j = self._json = jsoncodec.loads(self.payload)
+                j = cache[i] = jsoncodec.loads(self[2])
             except jsoncodec.JSONError as e:
                 raise EventError(f"payload is not JSON: {e}") from None
         return j
 
     @property
     def header_items(self):
-        return [(n.decode(errors="surrogateescape"), v.decode(errors="surrogateescape"))
-                for n, v in unpack_headers(self._b.headers(self.index))]  # fmt: skip
+        return [
+            (n.decode(errors="surrogateescape"), v.decode(errors="surrogateescape"))
+            for n, v in unpack_headers(self[0].headers(self[1]))
+        ]
 
     @property
     def headers(self):
@@ -135,8 +137,10 @@ class Event:
         return Output(payload, key=key, time=time, headers=headers, source=self)
 
     def __repr__(self):
-        return (f"Event(index={self.index}, key={self.key!r}, time={self.time}, "
-                f"payload={self.payload[:64]!r})")  # fmt: skip
+        return (
+            f"Event(index={self.index}, key={self.key!r}, time={self.time}, "
+            f"payload={self.payload[:64]!r})"
+        )
 
 
 class Output:
@@ -158,8 +162,18 @@ class Output:
         self.source = source
 
     def __repr__(self):
-        return (f"Output(payload={self.payload!r}, key={self.key!r}, time={self.time!r}, "
-                f"headers={self.headers!r})")  # fmt: skip
+        return (
+            f"Output(payload={self.payload!r}, key={self.key!r}, time={self.time!r}, "
+            f"headers={self.headers!r})"
+        )
+
+
+def events_of(src):
+    """The events of input batch `src`, made in one C-level pass."""
+    return map(
+        Event,
+        zip(repeat(src), range(src.n), slices(src.payloads, src.p_start, src.p_end), src.times),
+    )
 
 
 def payload_bytes(value):
@@ -190,15 +204,21 @@ def pack_headers(headers):
         try:
             name, value = pair
         except (TypeError, ValueError):
-            raise TypeError(f"headers must be a dict or (name, value) pairs, got {pair!r}") from None
-        out.append(pack_header(_as_bytes(name, "a header name"), _as_bytes(value, "a header value")))
+            raise TypeError(
+                f"headers must be a dict or (name, value) pairs, got {pair!r}"
+            ) from None
+        out.append(
+            pack_header(_as_bytes(name, "a header name"), _as_bytes(value, "a header value"))
+        )
     return b"".join(out)
 
 
 def check_time(time):
     """`time` as an event time (an int within i64)."""
     if type(time) is not int or not _I64_MIN <= time <= _I64_MAX:
-        raise TypeError(f"an event time must be an int of milliseconds within 64 bits, not {time!r}")
+        raise TypeError(
+            f"an event time must be an int of milliseconds within 64 bits, not {time!r}"
+        )
     return time
 
 
@@ -221,20 +241,25 @@ class Emitter:
         if t is list or t is tuple:
             for r in result:
                 if type(r) is list or type(r) is tuple:
-                    raise TypeError("a list of outputs cannot hold another list; "
-                                    "wrap a JSON array payload in weir.Output(...)")  # fmt: skip
+                    raise TypeError(
+                        "a list of outputs cannot hold another list; "
+                        "wrap a JSON array payload in weir.Output(...)"
+                    )
                 self.emit(r, origin, source)
             return
         if result is None:
             return
         out = self.out
         if t is Event:
-            if result._b is not self.src:
+            if result[0] is not self.src:
                 raise TypeError("an Event can only be forwarded within the call that received it")
-            out.payloads.append(result.payload)
-            out.origins.append(origin)
-            if result.index != origin:
-                out.overrides[len(out.origins) - 1] = (result.index, None, None, None)
+            if result[1] == origin:
+                out.payloads.append(None)  # forwarded: see OutputBuilder
+                out.origins.append(origin)
+            else:
+                out.payloads.append(result[2])
+                out.origins.append(origin)
+                out.overrides[len(out.origins) - 1] = (result[1], None, None, None)
             return
         if t is Output:
             src_event = result.source

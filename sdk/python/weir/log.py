@@ -1,9 +1,10 @@
 """Plugin logging into the host's structured logs, tagged with the plugin: `weir.log.info(...)`.
 
-Python components are built without WASI (see sdk/python/build.sh), so there is no stdout or
-stderr to write to: importing `weir` points `sys.stdout` at `info` and `sys.stderr` at `warn`,
-one log record per line, so that `print` and stray warnings end up in the host's logs too.
-Outside a component (unit tests) messages go to the real stderr.
+Python components are built without WASI (see sdk/python/build.sh), so at run time there is no
+stdout or stderr to write to: the first call from the host (`init`) points `sys.stdout` at
+`info` and `sys.stderr` at `warn`, one log record per line, so that `print` and stray warnings
+end up in the host's logs too. Before that (componentize-py importing the app at build time)
+and outside a component (unit tests), messages go to the real stderr.
 """
 
 import sys
@@ -11,11 +12,17 @@ import sys
 try:
     from wit_world.imports import log as _wit_log
 
-    _LEVELS = (_wit_log.Level.TRACE, _wit_log.Level.DEBUG, _wit_log.Level.INFO,
-               _wit_log.Level.WARN, _wit_log.Level.ERROR)  # fmt: skip
+    _LEVELS = (
+        _wit_log.Level.TRACE,
+        _wit_log.Level.DEBUG,
+        _wit_log.Level.INFO,
+        _wit_log.Level.WARN,
+        _wit_log.Level.ERROR,
+    )
 except ImportError:  # not inside a component build
     _wit_log = None
-    _LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
+    _LEVELS = None
+_NAMES = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR")
 
 __all__ = ["trace", "debug", "info", "warn", "error"]
 
@@ -27,7 +34,7 @@ def _emit(level, message):
         _wit_log.log(_LEVELS[level], message)
     else:
         # At build time (componentize-py pre-initializing the app) or in tests.
-        sys.__stderr__.write(f"[{_LEVELS[level]}] {message}\n")
+        sys.__stderr__.write(f"[{_NAMES[level]}] {message}\n")
 
 
 def trace(message):
@@ -51,9 +58,15 @@ def error(message):
 
 
 def host_ready():
-    """Called by the world glue on the first call from the host: logging may use the import."""
+    """Called by the world glue on the first call from the host: logging may use the import,
+    and stdout/stderr (stubbed in the component) are pointed at the log."""
     global _host_ready
+    if _host_ready:
+        return
     _host_ready = True
+    if _wit_log is not None and sys.platform == "wasi":
+        sys.stdout = LogWriter(2)
+        sys.stderr = LogWriter(3)
 
 
 class LogWriter:
@@ -76,8 +89,3 @@ class LogWriter:
 
     def isatty(self):
         return False
-
-
-if _wit_log is not None:
-    sys.stdout = LogWriter(2)
-    sys.stderr = LogWriter(3)

@@ -69,7 +69,8 @@ class InputBatch:
     """A batch the host passed in, with its offset and time columns decoded.
 
     Event `i`'s payload is `payloads[p_start[i]:p_end[i]]` and its time `times[i]`; keys and
-    headers are decoded on first use (many operators never look at them).
+    headers are decoded on first use (many operators never look at them). `json_cache` holds
+    the payloads parsed by `Event.json`, by index.
     """
 
     __slots__ = (
@@ -81,8 +82,8 @@ class InputBatch:
         "times",
         "_k_start",
         "_k_end",
-        "_key_list",
         "_header_list",
+        "json_cache",
     )
 
     def __init__(self, batch):
@@ -94,30 +95,48 @@ class InputBatch:
         self.p_start = starts_of(self.p_end)
         self._k_start = None
         self._k_end = None
-        self._key_list = None
         self._header_list = None
+        self.json_cache = {}
 
     def key(self, i):
         """Key of event `i` (empty: no key)."""
-        if self._k_end is None:
-            self._k_end = u32s(self.batch.key_ends)
-            self._k_start = starts_of(self._k_end)
-        return self.batch.keys[self._k_start[i] : self._k_end[i]]
+        starts, ends = self._key_spans()
+        return self.batch.keys[starts[i] : ends[i]]
 
     def payload(self, i):
         """Payload of event `i`."""
         return self.payloads[self.p_start[i] : self.p_end[i]]
 
-    def key_list(self):
-        """The keys of all events, in order."""
-        if self._key_list is None:
-            keys = self.batch.keys
-            if not keys:
-                self._key_list = [b""] * self.n
-            else:
-                ends = u32s(self.batch.key_ends)
-                self._key_list = slices(keys, starts_of(ends), ends)
-        return self._key_list
+    def payloads_of(self, indexes):
+        """The payloads of events `indexes`, as a list (C-level passes)."""
+        p = self.payloads
+        return list(
+            map(
+                p.__getitem__,
+                map(
+                    slice,
+                    map(self.p_start.__getitem__, indexes),
+                    map(self.p_end.__getitem__, indexes),
+                ),
+            )
+        )
+
+    def _key_spans(self):
+        if self._k_end is None:
+            self._k_end = u32s(self.batch.key_ends)
+            self._k_start = starts_of(self._k_end)
+        return self._k_start, self._k_end
+
+    def keys_of(self, indexes):
+        """The keys of events `indexes`, as a list (C-level passes, no per-event Python)."""
+        starts, ends = self._key_spans()
+        keys = self.batch.keys
+        return list(
+            map(
+                keys.__getitem__,
+                map(slice, map(starts.__getitem__, indexes), map(ends.__getitem__, indexes)),
+            )
+        )
 
     def header_list(self):
         """The packed headers of all events, in order."""
@@ -137,6 +156,18 @@ class InputBatch:
         return self.header_list()[i]
 
 
+#: The fields of the WIT `batch` record, in order.
+_FIELDS = (
+    "payloads",
+    "payload_ends",
+    "keys",
+    "key_ends",
+    "times",
+    "headers",
+    "header_ends",
+    "origins",
+)
+
 _identity_cache = {}
 
 
@@ -154,10 +185,13 @@ class OutputBuilder:
     """The events a plugin emits during one call, packed into columns by `columns()`.
 
     Every output event has a payload and an origin (`payloads[j]`, `origins[j]`, appended by the
-    caller for speed). It inherits key, time and headers from input event `origins[j]` unless
-    `overrides[j] = (source, key, time, headers)` says otherwise: `source` is the input event
-    to inherit from and `key`/`time`/`headers` (bytes, int, packed bytes) replace its fields
-    when not None. `source = None` inherits nothing (empty key and headers, time 0).
+    caller for speed); a payload of None means the payload of input event `origins[j]` (a
+    forwarded event: no slice is made unless needed, and when every input event is forwarded
+    unchanged the input columns are returned as they are). It inherits key, time and headers
+    from input event `origins[j]` unless `overrides[j] = (source, key, time, headers)` says
+    otherwise: `source` is the input event to inherit from and `key`/`time`/`headers` (bytes,
+    int, packed bytes) replace its fields when not None. `source = None` inherits nothing
+    (empty key and headers, time 0).
     """
 
     __slots__ = ("src", "payloads", "origins", "overrides")
@@ -172,21 +206,40 @@ class OutputBuilder:
         """The packed columns, in the order of the WIT `batch` record."""
         payloads, origins, overrides, src = self.payloads, self.origins, self.overrides, self.src
         m = len(payloads)
+        if m == 0:
+            return (b"", b"", b"", b"", b"", b"", b"", b"")
+        origins_col = array(U32, origins).tobytes()
+        identity = not overrides and src is not None and origins_col == _identity(src.n)
+        forwarded = payloads.count(None)
+        if forwarded:
+            if identity and forwarded == m:
+                return tuple(getattr(src.batch, f) for f in _FIELDS)
+            payloads = [
+                p if p is not None else s
+                for p, s in zip(payloads, src.payloads_of(origins), strict=True)
+            ]
         payloads_col = b"".join(payloads)
         payload_ends = pack_ends(payloads)
-        origins_col = array(U32, origins).tobytes()
-        if not overrides and src is not None and origins_col == _identity(src.n):
+        if identity:
             # One output per input, nothing changed but payloads: reuse the input columns.
             b = src.batch
-            return (payloads_col, payload_ends, b.keys, b.key_ends, b.times,
-                    b.headers, b.header_ends, origins_col)  # fmt: skip
+            return (
+                payloads_col,
+                payload_ends,
+                b.keys,
+                b.key_ends,
+                b.times,
+                b.headers,
+                b.header_ends,
+                origins_col,
+            )
         if src is not None:
             times = list(map(src.times.__getitem__, origins))
         else:
             times = [0] * m
         src_has_keys = src is not None and bool(src.batch.keys)
         src_has_headers = src is not None and bool(src.batch.headers)
-        keys = list(map(src.key_list().__getitem__, origins)) if src_has_keys else None
+        keys = src.keys_of(origins) if src_has_keys else None
         headers = list(map(src.header_list().__getitem__, origins)) if src_has_headers else None
         for j, (source, key, time, hdrs) in overrides.items():
             if key is None:
@@ -211,5 +264,13 @@ class OutputBuilder:
         else:
             headers_col, header_ends = b"", zeros
         times_col = array(I64, times).tobytes()
-        return (payloads_col, payload_ends, keys_col, key_ends, times_col,
-                headers_col, header_ends, origins_col)  # fmt: skip
+        return (
+            payloads_col,
+            payload_ends,
+            keys_col,
+            key_ends,
+            times_col,
+            headers_col,
+            header_ends,
+            origins_col,
+        )

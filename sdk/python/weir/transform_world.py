@@ -25,18 +25,18 @@ event's origin is its input event, as the WIT requires.
 
 from . import jsoncodec, log
 from .bindings import Err, export, types
-from .event import Emitter, Event, describe, parse_config
+from .event import Emitter, describe, events_of, parse_config
 from .packed import InputBatch, OutputBuilder
 
 __all__ = ["transform", "init"]
 
-_init_hook = None
+#: `@weir.init` hooks by module (a plugin has one; tests load several).
+_init_hooks = {}
 
 
 def init(fn):
     """Registers `fn(config)` to run once when the operator starts (see the module doc)."""
-    global _init_hook
-    _init_hook = fn
+    _init_hooks[fn.__module__] = fn
     return fn
 
 
@@ -50,12 +50,10 @@ def run_transform(fn, config, batch):
     emit = Emitter(out).emit
     append_payload = out.payloads.append
     append_origin = out.origins.append
-    payloads, p_start, p_end = src.payloads, src.p_start, src.p_end
     dumps = jsoncodec.dumps
     i = 0
     try:
-        for i in range(src.n):
-            event = Event(src, i)
+        for i, event in enumerate(events_of(src)):
             r = fn(event, config)
             if r is None:
                 continue
@@ -64,7 +62,7 @@ def run_transform(fn, config, batch):
                 append_payload(r)
                 append_origin(i)
             elif r is event:
-                append_payload(payloads[p_start[i] : p_end[i]])
+                append_payload(None)  # forwarded: see OutputBuilder
                 append_origin(i)
             elif t is dict:
                 append_payload(dumps(r))
@@ -89,8 +87,9 @@ def transform(fn):
             log.host_ready()
             try:
                 value = parse_config(config)
-                if _init_hook is not None:
-                    returned = _init_hook(value)
+                hook = _init_hooks.get(fn.__module__)
+                if hook is not None:
+                    returned = hook(value)
                     if returned is not None:
                         value = returned
             except Exception as e:
@@ -100,7 +99,9 @@ def transform(fn):
 
         def process(self, input):
             if not TransformWorld.ready:
-                raise Err(types.EventError(index=0, message="`process` called before a successful `init`"))
+                raise Err(
+                    types.EventError(index=0, message="`process` called before a successful `init`")
+                )
             return types.Batch(*run_transform(fn, TransformWorld.config, input))
 
     export("transform", TransformWorld, fn.__module__, f"function `{fn.__name__}`")

@@ -13,7 +13,7 @@ key's state and event-time timers (`Keyed`, kept by the host).
         def on_timer(self, key, time, state):        # a timer of `key` fired
             state.delete("seen")
 
-`on_event(event, state)` returns what a `transform` returns (see `weir.transform`). For logic
+`on_event(event, state)` returns what a `transform` returns (see `weir.transform_world`). For logic
 over the whole run of a key's events, override `on_events(key, events, state)` instead and
 yield (or return a list of) outputs while iterating `events`: each output's origin is the event
 most recently taken from `events`, an exception fails that event (or `EventError(msg,
@@ -26,7 +26,7 @@ from types import GeneratorType
 
 from . import jsoncodec, log
 from .bindings import Err, export, types
-from .event import Emitter, Event, EventError, Output, describe, parse_config
+from .event import Emitter, Event, EventError, Output, describe, events_of, parse_config
 from .packed import InputBatch, OutputBuilder
 
 try:
@@ -104,11 +104,10 @@ class Events:
         return self._src.n
 
     def __iter__(self):
-        src = self._src
-        for i in range(src.n):
+        for i, event in enumerate(events_of(self._src)):
             if i > self.cursor:
                 self.cursor = i
-            yield Event(src, i)
+            yield event
 
 
 class Process:
@@ -139,7 +138,7 @@ def _results(result):
     """What a callback returned, as an iterable of single outputs."""
     if result is None:
         return ()
-    if type(result) in (list, tuple, GeneratorType):
+    if type(result) in (list, tuple, GeneratorType) or hasattr(result, "__next__"):
         return result
     return (result,)
 
@@ -164,7 +163,11 @@ def process(cls):
         def on_events(self, key, input):
             op = ProcessWorld.op
             if op is None:
-                raise Err(types.EventError(index=0, message="`on-events` called before a successful `init`"))
+                raise Err(
+                    types.EventError(
+                        index=0, message="`on-events` called before a successful `init`"
+                    )
+                )
             src = InputBatch(input)
             out = OutputBuilder(src)
             emit = Emitter(out).emit
@@ -188,7 +191,9 @@ def process(cls):
             try:
                 for r in _results(op.on_timer(key.decode(errors="replace"), time, Keyed(key))):
                     if isinstance(r, Event):
-                        raise TypeError("on_timer has no input events to forward; return payloads or weir.Output")
+                        raise TypeError(
+                            "on_timer has no input events to forward; return payloads or weir.Output"
+                        )
                     if type(r) is not Output:
                         r = Output(r)
                     if r.key is None:

@@ -1,0 +1,179 @@
+"""Specification of the `aggregate` and `process` glue: accumulators in and out, keyed state
+and timers, which event outputs and errors belong to."""
+
+import unittest
+
+from tests import fake_bindings as fb
+
+fb.install()
+
+COUNTER = """
+import weir
+
+@weir.aggregate
+class Count(weir.Aggregate):
+    def create(self):
+        return {"n": 0}
+    def add(self, acc, event):
+        if event.payload == b"bad":
+            raise weir.EventError("bad payload")
+        acc["n"] += 1
+    def merge(self, a, b):
+        return {"n": a["n"] + b["n"]}
+    def finish(self, key, window, acc):
+        return {"key": key, "start": window.start, "n": acc["n"]}
+"""
+
+
+class AggregateGlue(unittest.TestCase):
+    def setUp(self):
+        self.world = fb.make_app("aggregate", COUNTER).WitWorld()
+        self.world.init("{}")
+
+    def test_add_updates_targets_and_keeps_untouched_accumulators_byte_for_byte(self):
+        accs = fb.pack_accumulators([self.world.create(), b'{"n": 5}', b'{"n":1}'])
+        targets = b"".join(fb._u32(t) for t in [0, 2, 0])
+        batch = fb.pack_batch([{"payload": b"x"}] * 3)
+        out = fb.unpack_accumulators(self.world.add(accs, targets, batch))
+        self.assertEqual(out, [b'{"n":2}', b'{"n": 5}', b'{"n":2}'])
+
+    def test_an_empty_accumulator_is_a_new_one(self):
+        out = fb.unpack_accumulators(
+            self.world.add(
+                fb.pack_accumulators([b""]), fb._u32(0), fb.pack_batch([{"payload": b"x"}])
+            )
+        )
+        self.assertEqual(out, [b'{"n":1}'])
+
+    def test_add_errors_name_the_event(self):
+        accs = fb.pack_accumulators([b'{"n":0}'])
+        batch = fb.pack_batch([{"payload": b"x"}, {"payload": b"bad"}])
+        with self.assertRaises(fb.Err) as cm:
+            self.world.add(accs, fb._u32(0) * 2, batch)
+        self.assertEqual(cm.exception.value, fb.EventError(1, "bad payload"))
+        with self.assertRaises(fb.Err) as cm:
+            self.world.add(accs, fb._u32(3), fb.pack_batch([{"payload": b"x"}]))
+        self.assertIn("target 3 is not an accumulator index", cm.exception.value.message)
+        with self.assertRaises(fb.Err) as cm:
+            self.world.add(
+                fb.pack_accumulators([b"{oops"]), fb._u32(0), fb.pack_batch([{"payload": b"x"}])
+            )
+        self.assertIn("cannot decode accumulator", cm.exception.value.message)
+
+    def test_merge_and_finish(self):
+        merged = self.world.merge(b'{"n":2}', b'{"n":3}')
+        self.assertEqual(merged, b'{"n":5}')
+        out = self.world.finish("é".encode(), fb.Window(10, 20), merged)
+        self.assertEqual(out, ['{"key":"é","start":10,"n":5}'.encode()])
+
+    def test_state_version_and_migrate(self):
+        self.assertEqual(self.world.state_version(), 0)
+        self.assertEqual(self.world.migrate(0, b'{"n":1}'), b'{"n":1}')
+        with self.assertRaises(fb.Err) as cm:
+            self.world.migrate(3, b"old")
+        self.assertIn("cannot migrate accumulators from state version 3 to 0", cm.exception.value)
+        versioned = fb.make_app(
+            "aggregate",
+            COUNTER.replace(
+                "    def create(self):",
+                "    state_version = 2\n"
+                "    def migrate(self, version, old):\n"
+                "        return {'n': weir.loads(old)['count']}\n"
+                "    def create(self):",
+            ),
+        ).WitWorld()
+        self.assertEqual(versioned.state_version(), 2)
+        versioned.init("{}")
+        self.assertEqual(versioned.migrate(1, b'{"count":7}'), b'{"n":7}')
+
+    def test_an_aggregate_must_define_every_method(self):
+        with self.assertRaises(TypeError) as cm:
+            fb.make_app(
+                "aggregate",
+                "import weir\n@weir.aggregate\nclass A(weir.Aggregate):\n    def create(self): return 0\n",
+            )
+        self.assertIn("add, merge, finish", str(cm.exception))
+
+
+DEDUP = """
+import weir
+
+@weir.process
+class Dedup(weir.Process):
+    def on_event(self, event, state):
+        if event.payload == b"boom":
+            raise ValueError("boom")
+        seen = state.get("seen", [])
+        if event.payload.decode() in seen:
+            return None
+        state.set("seen", seen + [event.payload.decode()])
+        state.register_event_timer(event.time + 100)
+        return event
+    def on_timer(self, key, time, state):
+        state.delete("seen")
+        return [{"expired": key}, weir.Output(b"late", time=time + 1)]
+"""
+
+RUNS = """
+import weir
+
+@weir.process
+class Pairs(weir.Process):
+    def on_events(self, key, events, state):
+        previous = None
+        for event in events:
+            if event.payload == b"fail":
+                raise weir.EventError("cannot pair", event=previous)
+            if previous is not None:
+                yield {"pair": [previous.payload.decode(), event.payload.decode()]}
+            previous = event
+"""
+
+
+class ProcessGlue(unittest.TestCase):
+    def setUp(self):
+        fb.keyed_state.clear()
+        fb.keyed_timers.clear()
+
+    def test_on_event_uses_keyed_state_and_timers(self):
+        world = fb.make_app("process", DEDUP).WitWorld()
+        world.init("{}")
+        batch = fb.pack_batch(
+            [{"payload": p, "key": b"k", "time": t} for p, t in [(b"a", 1), (b"b", 2), (b"a", 3)]]
+        )
+        out = fb.unpack_batch(world.on_events(b"k", batch))
+        self.assertEqual([(o["payload"], o["origin"]) for o in out], [(b"a", 0), (b"b", 1)])
+        self.assertEqual(fb.keyed_state, {"seen": b'["a","b"]'})
+        self.assertEqual(fb.keyed_timers, {101, 102})
+        out = fb.unpack_batch(world.on_timer(b"k", 101))
+        self.assertEqual(
+            [(o["payload"], o["key"], o["time"]) for o in out],
+            [(b'{"expired":"k"}', b"k", 101), (b"late", b"k", 102)],
+        )
+        self.assertEqual(fb.keyed_state, {})
+
+    def test_on_event_errors_name_the_event(self):
+        world = fb.make_app("process", DEDUP).WitWorld()
+        world.init("{}")
+        with self.assertRaises(fb.Err) as cm:
+            world.on_events(b"k", fb.pack_batch([{"payload": b"a"}, {"payload": b"boom"}]))
+        self.assertEqual(cm.exception.value.index, 1)
+        self.assertTrue(cm.exception.value.message.startswith("ValueError: boom (at "))
+
+    def test_on_events_outputs_belong_to_the_latest_event_taken(self):
+        world = fb.make_app("process", RUNS).WitWorld()
+        world.init("{}")
+        out = fb.unpack_batch(
+            world.on_events(b"k", fb.pack_batch([{"payload": p} for p in [b"a", b"b", b"c"]]))
+        )
+        self.assertEqual(
+            [(o["payload"], o["origin"]) for o in out],
+            [(b'{"pair":["a","b"]}', 1), (b'{"pair":["b","c"]}', 2)],
+        )
+        with self.assertRaises(fb.Err) as cm:
+            world.on_events(b"k", fb.pack_batch([{"payload": p} for p in [b"a", b"b", b"fail"]]))
+        self.assertEqual(cm.exception.value, fb.EventError(1, "cannot pair"))
+
+
+if __name__ == "__main__":
+    unittest.main()
