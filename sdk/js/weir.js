@@ -908,7 +908,7 @@ export function transform(def) {
   let ctx;
   return {
     [WORLD]: "transform",
-    init(config) {
+    configure(config) {
       ctx = configure(def, config);
       ready = true;
     },
@@ -1001,7 +1001,7 @@ export function aggregate(def) {
 
   return {
     [WORLD]: "aggregate",
-    init(config) {
+    configure(config) {
       ctx = configure(def, config);
       ready = true;
     },
@@ -1172,7 +1172,7 @@ export function process(def) {
   let ctx;
   return {
     [WORLD]: "process",
-    init(config) {
+    configure(config) {
       ctx = configure(def, config);
       ready = true;
     },
@@ -1217,9 +1217,9 @@ export function process(def) {
 }
 
 const WORLD_FUNCTIONS = {
-  transform: ["init", "process"],
-  aggregate: ["init", "create", "add", "merge", "finish", "stateVersion", "migrate"],
-  process: ["init", "onEvents", "onTimer"],
+  transform: ["configure", "process"],
+  aggregate: ["configure", "create", "add", "merge", "finish", "stateVersion", "migrate"],
+  process: ["configure", "onEvents", "onTimer"],
 };
 
 /**

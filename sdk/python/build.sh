@@ -7,13 +7,12 @@
 # "aggregate" or "process") and optionally `module` (default "app": <plugin-dir>/app.py), each
 # as `key = "value"` on one line. The command it runs, for `weir plugin build` to port:
 #
-#   componentize-py -q -d <repo>/wit -w <world> componentize --stub-wasi \
+#   componentize-py -q -d <repo>/wit -w <world> componentize \
 #       -p <repo>/sdk/python -p <plugin-dir> <module> -o <out.wasm>
 #
-# --stub-wasi: componentize-py's runtime imports all of WASI, wasi:sockets included, which the
-# host refuses unless a pipeline grants network access; stubbed, the component imports only
-# weir:operator. Stubs trap if called: no wall clock, files or stdio at run time (the SDK sends
-# print() to the host log; use event time, not time.time()).
+# componentize-py's runtime imports all of WASI, wasi:sockets included; the host links it and
+# denies every socket unless the pipeline grants `network` to the plugin. The SDK sends print()
+# to the host log.
 #
 # componentize-py 0.25.1 is taken from $COMPONENTIZE_PY, else <repo>/.tools/bin, else PATH.
 set -euo pipefail
@@ -66,6 +65,6 @@ if [ -z "$cpy" ] || [ ! -x "$cpy" ]; then
 fi
 
 mkdir -p "$(dirname "$out")"
-"$cpy" -q -d "$wit_dir" -w "$world" componentize --stub-wasi \
+"$cpy" -q -d "$wit_dir" -w "$world" componentize \
   -p "$sdk_dir" -p "$plugin_dir" "$module" -o "$out"
 echo "$out"

@@ -200,7 +200,7 @@ macro_rules! export_aggregate {
                     const { ::core::cell::RefCell::new(::core::option::Option::None) };
             }
             impl $crate::bindings_aggregate::Guest for __WeirGlue {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     __WEIR_STATE.with(|s| $crate::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn create() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {

@@ -161,7 +161,7 @@ macro_rules! export_process {
                     const { ::core::cell::RefCell::new(::core::option::Option::None) };
             }
             impl $crate::bindings_process::Guest for __WeirGlue {
-                fn init(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
+                fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
                     __WEIR_STATE.with(|s| $crate::process::init::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn on_events(

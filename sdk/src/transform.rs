@@ -47,7 +47,7 @@ macro_rules! export_transform {
                     const { ::core::cell::RefCell::new(::core::option::Option::None) };
             }
             impl $crate::bindings::Guest for __WeirGlue {
-                fn init(
+                fn configure(
                     config: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
                     __WEIR_STATE

@@ -231,6 +231,9 @@ async fn nats_server_restarted_mid_stream_output_is_still_exact() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     drop(js);
+    // Down for a second: publishes, acks, pulls and checkpoint writes fail meanwhile.
+    server.stop();
+    tokio::time::sleep(Duration::from_secs(1)).await;
     server.restart();
     let js = server.jetstream().await;
     check_exact(&js, &expected, &|| host.log()).await;

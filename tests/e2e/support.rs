@@ -260,7 +260,11 @@ pub fn write_pipeline(dir: &Path, text: &str) -> PathBuf {
 pub fn weir() -> Command {
     let mut c = Command::new(weir_bin());
     c.env("WEIR_CACHE_DIR", cache_dir());
-    c.env("WEIR_LOG", "info");
+    // WEIR_TEST_LOG=debug,weir=trace turns up the logs of every host a test starts.
+    c.env(
+        "WEIR_LOG",
+        std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info".into()),
+    );
     c
 }
 

@@ -246,6 +246,7 @@ impl Checkpointer {
                     };
                 }
             }
+            tracing::trace!(checkpoint = id, "covered outputs stored");
             let blob = snap.blob;
             // Encoding takes milliseconds even for large state; it runs here, off the
             // operator thread.
@@ -259,12 +260,17 @@ impl Checkpointer {
                 };
             }
             let write = started.elapsed();
+            tracing::trace!(checkpoint = id, "committed; publishing held outputs");
             if !blob.pending.is_empty()
                 && let Err(e) = sink.publish_all(Outgoing::from_pending(blob.pending)).await
             {
                 // publish_all retries until stored; an error here is not a NATS refusal.
                 tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");
             }
+            tracing::trace!(
+                checkpoint = id,
+                "held outputs stored; acknowledging the source"
+            );
             if let Some(ack) = &snap.ack
                 && let Err(e) = ack.ack().await
             {

@@ -337,6 +337,7 @@ pub async fn run(
             _ = &mut shutdown => break,
             b = source.next_batch(wait) => b?,
         };
+        tracing::trace!(messages = batch.origins.len(), "fetched");
         state.reap().await?;
         state.settle(&mut checkpointer, false).await?;
         if batch.origins.is_empty() {

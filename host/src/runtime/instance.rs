@@ -53,7 +53,7 @@ impl WorldBindings for Transform {
         store: &mut Store<StoreState>,
         config: &str,
     ) -> wasmtime::Result<Result<(), String>> {
-        Transform::call_init(self, store, config)
+        Transform::call_configure(self, store, config)
     }
 }
 
@@ -71,7 +71,7 @@ impl WorldBindings for Aggregate {
         store: &mut Store<StoreState>,
         config: &str,
     ) -> wasmtime::Result<Result<(), String>> {
-        Aggregate::call_init(self, store, config)
+        Aggregate::call_configure(self, store, config)
     }
 }
 
@@ -87,7 +87,7 @@ impl WorldBindings for Process {
         store: &mut Store<StoreState>,
         config: &str,
     ) -> wasmtime::Result<Result<(), String>> {
-        Process::call_init(self, store, config)
+        Process::call_configure(self, store, config)
     }
 }
 

@@ -56,9 +56,9 @@ impl World {
 
     fn exports(self) -> &'static [&'static str] {
         match self {
-            World::Transform => &["init", "process"],
+            World::Transform => &["configure", "process"],
             World::Aggregate => &[
-                "init",
+                "configure",
                 "create",
                 "add",
                 "merge",
@@ -66,7 +66,7 @@ impl World {
                 "state-version",
                 "migrate",
             ],
-            World::Process => &["init", "on-events", "on-timer"],
+            World::Process => &["configure", "on-events", "on-timer"],
         }
     }
 }
@@ -135,7 +135,7 @@ impl Plugin {
 
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine).map(|(n, _)| n.to_owned()).collect();
-        check_imports(imports.iter().map(String::as_str), &grants).map_err(|message| {
+        check_imports(imports.iter().map(String::as_str)).map_err(|message| {
             PluginError::Refused {
                 path: path.to_owned(),
                 message,

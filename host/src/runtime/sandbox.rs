@@ -5,10 +5,12 @@
 //! - **Time**: an epoch deadline per call (see [`super::engine::EPOCH_TICK`]); a plugin that
 //!   loops is interrupted.
 //! - **Stack**: bounded by the engine (`max_wasm_stack`); overflow traps.
-//! - **WASI**: linked because language runtimes import it, but granting nothing: no preopened
-//!   directories, no environment, no arguments, stdio discarded, sockets and name lookup denied.
-//!   A pipeline may grant `network` (sockets) per plugin; components importing interfaces the
-//!   host does not provide, or a capability not granted, are refused at load ([`check_imports`]).
+//! - **WASI**: linked because language runtimes import it (CPython imports all of it, sockets
+//!   included), but granting nothing: no preopened directories, no environment, no arguments,
+//!   stdio discarded, and every socket operation and name lookup denied at run time (the
+//!   plugin sees a permission error) unless the pipeline grants `network` to that plugin.
+//!   Components importing interfaces the host does not provide are refused at load
+//!   ([`check_imports`]).
 
 use std::time::Duration;
 
@@ -47,40 +49,30 @@ pub struct Grants {
     pub env: Vec<String>,
 }
 
-/// Interface prefixes every plugin may import: the weir contract and the parts of WASI that
-/// grant nothing by themselves (filesystem without preopens sees no file).
-const ALWAYS_LINKED: &[&str] = &[
+/// Interface prefixes every plugin may import: the weir contract and WASI, whose
+/// capabilities the context denies unless granted (filesystem without preopens sees no file;
+/// sockets refuse every address without the `network` grant).
+const LINKED: &[&str] = &[
     "weir:operator/",
     "wasi:cli/",
     "wasi:io/",
     "wasi:clocks/",
     "wasi:random/",
     "wasi:filesystem/",
+    "wasi:sockets/",
 ];
 
-/// Checks a component's imports against what the host links and what `grants` allow.
-/// Returns a message naming the first import refused.
-pub fn check_imports<'a>(
-    imports: impl IntoIterator<Item = &'a str>,
-    grants: &Grants,
-) -> Result<(), String> {
+/// Checks a component's imports against what the host links. Returns a message naming the
+/// first import refused.
+pub fn check_imports<'a>(imports: impl IntoIterator<Item = &'a str>) -> Result<(), String> {
     for name in imports {
-        if ALWAYS_LINKED.iter().any(|p| name.starts_with(p)) {
+        if LINKED.iter().any(|p| name.starts_with(p)) {
             continue;
-        }
-        if name.starts_with("wasi:sockets/") {
-            if grants.network {
-                continue;
-            }
-            return Err(format!(
-                "imports `{name}` (network access), which this pipeline does not grant; \
-                 add `grants = {{ network = true }}` to the operator to allow it"
-            ));
         }
         return Err(format!(
             "imports `{name}`, which weir does not provide to plugins \
              (provided: weir:operator, wasi:cli, wasi:io, wasi:clocks, wasi:random, \
-             wasi:filesystem, and wasi:sockets when granted)"
+             wasi:filesystem, wasi:sockets — the network only when granted)"
         ));
     }
     Ok(())
@@ -201,32 +193,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ungranted_network_import_is_refused_with_its_name() {
-        let err = check_imports(
-            ["wasi:io/streams@0.2.6", "wasi:sockets/tcp@0.2.6"],
-            &Grants::default(),
-        )
-        .unwrap_err();
-        assert!(err.contains("wasi:sockets/tcp@0.2.6"), "{err}");
-        assert!(err.contains("network"), "{err}");
-        let granted = Grants {
-            network: true,
-            ..Grants::default()
-        };
-        assert!(check_imports(["wasi:sockets/tcp@0.2.6"], &granted).is_ok());
+    fn wasi_including_sockets_links_for_every_plugin() {
+        assert!(check_imports(["wasi:io/streams@0.2.6", "wasi:sockets/tcp@0.2.6"]).is_ok());
     }
 
     #[test]
     fn unknown_interfaces_are_refused() {
-        let err =
-            check_imports(["wasi:http/outgoing-handler@0.2.6"], &Grants::default()).unwrap_err();
+        let err = check_imports(["wasi:http/outgoing-handler@0.2.6"]).unwrap_err();
         assert!(err.contains("wasi:http/outgoing-handler"), "{err}");
-        assert!(
-            check_imports(
-                ["weir:operator/log@0.1.0", "wasi:cli/environment@0.2.6"],
-                &Grants::default()
-            )
-            .is_ok()
-        );
+        assert!(check_imports(["weir:operator/log@0.1.0", "wasi:cli/environment@0.2.6"]).is_ok());
     }
 }

@@ -32,6 +32,9 @@ use crate::operator::process::TimerEvent;
 use crate::operator::{DeadLetter, EventBatch};
 use crate::source::jetstream::SourceRef;
 
+/// How long a publish may wait for the stream's ack before it is retried.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The messages of one batch, ready to publish.
 pub struct Outgoing(Vec<Message>);
 
@@ -466,27 +469,27 @@ impl JetStreamSink {
         let mut attempt = 0u32;
         while !msgs.is_empty() {
             let mut failed = Vec::new();
-            let mut window: VecDeque<(usize, PublishAckFuture)> = VecDeque::new();
+            // Each ack is awaited until PUBLISH_ACK_TIMEOUT after its publish, not after the
+            // await starts: when a connection drops, thousands of acks are lost at once and
+            // must all count as failed within one timeout, not one timeout each.
+            let mut window: VecDeque<(usize, tokio::time::Instant, PublishAckFuture)> =
+                VecDeque::new();
             for (i, m) in msgs.iter().enumerate() {
                 if window.len() >= self.max_in_flight {
-                    let (j, fut) = window.pop_front().expect("window is not empty");
-                    if let Err(e) = fut.await {
-                        failed.push((j, e.to_string()));
-                    }
+                    let oldest = window.pop_front().expect("window is not empty");
+                    settle(oldest, &mut failed).await;
                 }
                 match self
                     .js
                     .publish_with_headers(m.subject.clone(), m.headers.clone(), m.payload.clone())
                     .await
                 {
-                    Ok(fut) => window.push_back((i, fut)),
+                    Ok(fut) => window.push_back((i, tokio::time::Instant::now(), fut)),
                     Err(e) => failed.push((i, e.to_string())),
                 }
             }
-            for (j, fut) in window {
-                if let Err(e) = fut.await {
-                    failed.push((j, e.to_string()));
-                }
+            for pending in window {
+                settle(pending, &mut failed).await;
             }
             if failed.is_empty() {
                 return Ok(());
@@ -504,6 +507,19 @@ impl JetStreamSink {
             msgs = failed.into_iter().map(|(i, _)| msgs[i].clone()).collect();
         }
         Ok(())
+    }
+}
+
+/// Awaits one publish's ack until [`PUBLISH_ACK_TIMEOUT`] after it was sent; a failure or
+/// timeout is noted in `failed` for a retry.
+async fn settle(
+    (index, sent, fut): (usize, tokio::time::Instant, PublishAckFuture),
+    failed: &mut Vec<(usize, String)>,
+) {
+    match tokio::time::timeout_at(sent + PUBLISH_ACK_TIMEOUT, fut).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => failed.push((index, e.to_string())),
+        Err(_) => failed.push((index, "no ack within the publish timeout".into())),
     }
 }
 

@@ -53,9 +53,48 @@ pub struct SourceBatch {
     pub last: Option<Message>,
 }
 
+/// Creates durable consumer `config` delivering after stream sequence `after` (from the start
+/// when 0), and starts pulling.
+async fn open_consumer(
+    stream: &jetstream::stream::Stream,
+    config: &pull::Config,
+    after: u64,
+    src: &crate::config::SourceConfig,
+) -> anyhow::Result<(jetstream::consumer::Consumer<pull::Config>, pull::Stream)> {
+    let mut config = config.clone();
+    let name = config.durable_name.clone().unwrap_or_default();
+    if after > 0 {
+        config.deliver_policy = jetstream::consumer::DeliverPolicy::ByStartSequence {
+            start_sequence: after + 1,
+        };
+    }
+    let inner = stream.create_consumer(config).await.with_context(|| {
+        format!(
+            "creating durable consumer {name:?} on stream {:?}",
+            src.stream
+        )
+    })?;
+    let consumer = inner
+        .stream()
+        .max_messages_per_batch(src.batch_size)
+        .expires(
+            src.max_wait
+                .max(Duration::from_millis(10))
+                .max(Duration::from_secs(1)),
+        )
+        .messages()
+        .await
+        .with_context(|| format!("starting to pull from consumer {name:?}"))?;
+    Ok((inner, consumer))
+}
+
 /// A durable pull consumer on the pipeline's source stream.
 pub struct JetStreamSource {
     consumer: pull::Stream,
+    handle: jetstream::stream::Stream,
+    /// The consumer's configuration (without its start position).
+    config: pull::Config,
+    pull: crate::config::SourceConfig,
     stream: String,
     key: KeyFrom,
     time: TimeFrom,
@@ -118,50 +157,59 @@ impl JetStreamSource {
             description: Some(format!("weir pipeline {}", pipeline.config.name.get_ref())),
             ..Default::default()
         };
-        if let Some(floor) = resume_after.filter(|f| *f > 0) {
-            config.deliver_policy = jetstream::consumer::DeliverPolicy::ByStartSequence {
-                start_sequence: floor + 1,
-            };
-        }
         match src.subjects.as_slice() {
             [] => {}
             [one] => config.filter_subject = one.clone(),
             many => config.filter_subjects = many.to_vec(),
         }
-        let inner = stream.create_consumer(config).await.with_context(|| {
-            format!(
-                "creating durable consumer {name:?} on stream {:?}",
-                src.stream
-            )
-        })?;
-        let consumer = inner
-            .stream()
-            .max_messages_per_batch(src.batch_size)
-            .expires(
-                src.max_wait
-                    .max(Duration::from_millis(10))
-                    .max(Duration::from_secs(1)),
-            )
-            .messages()
-            .await
-            .with_context(|| format!("starting to pull from consumer {name:?}"))?;
+        let after = resume_after.unwrap_or(0);
+        let (inner, consumer) = open_consumer(&stream, &config, after, src).await?;
         tracing::info!(
             stream = %src.stream,
             consumer = %name,
-            resume_after_sequence = resume_after.unwrap_or(0),
+            resume_after_sequence = after,
             "source ready"
         );
         Ok(JetStreamSource {
             consumer,
+            handle: stream,
+            config,
+            pull: src.clone(),
             stream: src.stream.clone(),
             key: src.key.clone(),
             time: src.time.clone(),
             batch_size: src.batch_size,
             max_wait: src.max_wait,
             next_consumer_sequence: 1,
-            last_stream_sequence: resume_after.unwrap_or(0),
+            last_stream_sequence: after,
             inner,
         })
+    }
+
+    /// Replaces the consumer with one delivering right after the last message this source
+    /// handed out: the way back from a delivery gap (e.g. after a server restart lost part of
+    /// the consumer's state), without skipping or repeating anything.
+    async fn reopen(&mut self, why: &str) -> anyhow::Result<()> {
+        tracing::warn!(
+            consumer = ?self.config.durable_name,
+            resume_after_sequence = self.last_stream_sequence,
+            "{why}; recreating the consumer after the last message processed"
+        );
+        let name = self.config.durable_name.clone().unwrap_or_default();
+        if let Err(e) = self.handle.delete_consumer(&name).await {
+            tracing::debug!(error = %e, "deleting the old consumer");
+        }
+        let (inner, consumer) = open_consumer(
+            &self.handle,
+            &self.config,
+            self.last_stream_sequence,
+            &self.pull,
+        )
+        .await?;
+        self.inner = inner;
+        self.consumer = consumer;
+        self.next_consumer_sequence = 1;
+        Ok(())
     }
 
     pub fn stream_name(&self) -> &str {
@@ -218,16 +266,19 @@ impl JetStreamSource {
             let info = msg
                 .info()
                 .map_err(|e| anyhow::anyhow!("message without JetStream metadata: {e}"))?;
-            if info.consumer_sequence != self.next_consumer_sequence {
-                anyhow::bail!(
-                    "delivery gap on consumer {:?}: expected consumer sequence {}, got {}; \
-                     restart to resume from the last acknowledged message",
-                    info.consumer,
-                    self.next_consumer_sequence,
-                    info.consumer_sequence
+            if info.consumer_sequence > self.next_consumer_sequence {
+                // Deliveries were lost: continuing could acknowledge them unseen.
+                let why = format!(
+                    "delivery gap on consumer {:?}: expected consumer sequence {}, got {}",
+                    info.consumer, self.next_consumer_sequence, info.consumer_sequence
                 );
+                drop(msg);
+                self.reopen(&why).await?;
+                continue;
             }
-            self.next_consumer_sequence += 1;
+            // A sequence lower than expected is a redelivery (or a server that restarted and
+            // forgot recent deliveries): what was processed already is skipped below.
+            self.next_consumer_sequence = info.consumer_sequence + 1;
             if info.stream_sequence <= self.last_stream_sequence {
                 tracing::debug!(
                     stream_sequence = info.stream_sequence,

@@ -172,7 +172,7 @@ export function defineTests(weir, label) {
       seen.push([e.index, e.keyString, e.time, e.payload.length, e.headers, e.header("Trace")]);
       return null;
     });
-    t.init("{}");
+    t.configure("{}");
     assert.equal(unpackBatch(t.process(packBatch(events))).length, 0);
     assert.deepEqual(seen, [
       [0, "bo", 1700000000331, 25, [["Trace", "t1"]], "t1"],
@@ -184,7 +184,7 @@ export function defineTests(weir, label) {
 
   test(`${label}: forwarded events keep every field and their origins, around other outputs`, () => {
     const t = weir.transform((e) => (e.index === 1 ? "x" : e.index === 2 ? null : e));
-    t.init("");
+    t.configure("");
     const out = unpackBatch(t.process(packBatch(events)));
     assert.deepEqual(
       out.map((o) => [o.key, o.time, o.payload, o.headers, o.origin]),
@@ -205,7 +205,7 @@ export function defineTests(weir, label) {
         return null;
       },
     });
-    t.init('{"suffix":"!"}');
+    t.configure('{"suffix":"!"}');
     const out = unpackBatch(t.process(packBatch(events)));
     assert.deepEqual(
       out.map((o) => [o.payload, o.origin, o.key]),
@@ -227,7 +227,7 @@ export function defineTests(weir, label) {
       if (e.index === 3) return e.with({ time: BigInt(5), headers: [] });
       return null;
     });
-    t.init("{}");
+    t.configure("{}");
     const out = unpackBatch(t.process(packBatch(events)));
     assert.deepEqual(
       out.map((o) => [o.key, o.time, o.payload, o.headers, o.origin]),
@@ -242,12 +242,12 @@ export function defineTests(weir, label) {
 
   test(`${label}: a failing event becomes an event-error with its index and message`, () => {
     const t = weir.transform((e) => e.json);
-    t.init("{}");
+    t.configure("{}");
     const err = thrown(() => t.process(packBatch(events)));
     assert.equal(err.index, 2);
     assert.match(err.message, /^payload is not JSON: /);
     const t2 = weir.transform((e) => (e.index === 1 ? undefined : e));
-    t2.init("{}");
+    t2.configure("{}");
     const err2 = thrown(() => t2.process(packBatch(events)));
     assert.equal(err2.index, 1);
     assert.match(err2.message, /returned undefined/);
@@ -255,7 +255,7 @@ export function defineTests(weir, label) {
       if (e.index === 3) throw new weir.EventError("too big");
       return e;
     });
-    t3.init("{}");
+    t3.configure("{}");
     assert.deepEqual(thrown(() => t3.process(packBatch(events))), { index: 3, message: "too big" });
   });
 
@@ -267,8 +267,8 @@ export function defineTests(weir, label) {
       process: (e) => e,
     });
     assert.deepEqual(thrown(() => t.process(packBatch(events))), { index: 0, message: "called before a successful `init`" });
-    assert.match(thrown(() => t.init("{nope")), /^config is not valid JSON/);
-    assert.equal(thrown(() => t.init('{"bad":true}')), "bad config");
+    assert.match(thrown(() => t.configure("{nope")), /^config is not valid JSON/);
+    assert.equal(thrown(() => t.configure('{"bad":true}')), "bad config");
     assert.throws(() => weir.transform({ process: (e) => e, procss: () => 1 }), /unknown member `procss`/);
   });
 
@@ -276,12 +276,12 @@ export function defineTests(weir, label) {
     const batch = packBatch([{ key: "k", time: 1, payload: new Uint8Array([0x7b, 0xff, 0x7d]) }]);
     batch.keys = new Uint8Array([0xc3]);
     const t = weir.transform((e) => [e.keyString, e.text]);
-    t.init("{}");
+    t.configure("{}");
     const err = thrown(() => t.process(batch));
     assert.equal(err.index, 0);
     assert.equal(err.message, "payload is not valid UTF-8");
     const t2 = weir.transform((e) => e.keyString);
-    t2.init("{}");
+    t2.configure("{}");
     assert.equal(unpackBatch(t2.process(batch))[0].payload, "\ufffd");
     batch.keys = new Uint8Array([0x61, 0xff, 0xe6, 0x97, 0xa5, 0xc3]);
     batch.keyEnds = u32s([6]);
@@ -314,7 +314,7 @@ export function defineTests(weir, label) {
         return acc.n === 0 ? null : { key, start: w.start, end: w.end, ...acc };
       },
     });
-    a.init("{}");
+    a.configure("{}");
     assert.equal(dec.decode(a.create()), '{"n":0,"sum":0}');
     const evs = [events[0], events[1], events[3]];
     const accs = packAccs(["", '{"n":2,"sum":5}', "untouched bytes"]);
@@ -333,12 +333,12 @@ export function defineTests(weir, label) {
   test(`${label}: aggregate state versions: same version passes through, older ones migrate or refuse`, () => {
     const base = { create: () => ({ v: 2 }), add: () => {}, merge: (x) => x, finish: () => null };
     const plain = weir.aggregate(base);
-    plain.init("{}");
+    plain.configure("{}");
     assert.equal(plain.stateVersion(), 0);
     assert.deepEqual(plain.migrate(0, enc.encode("abc")), enc.encode("abc"));
     assert.match(thrown(() => plain.migrate(1, enc.encode("{}"))), /cannot migrate accumulators from state version 1 to 0/);
     const v2 = weir.aggregate({ ...base, stateVersion: 2, migrate: (from, old) => ({ from, old }) });
-    v2.init("{}");
+    v2.configure("{}");
     assert.equal(v2.stateVersion(), 2);
     assert.equal(dec.decode(v2.migrate(1, enc.encode("[1]"))), '{"from":1,"old":[1]}');
     assert.throws(() => weir.aggregate({ ...base, stateVersion: -1 }), /stateVersion/);
@@ -363,7 +363,7 @@ export function defineTests(weir, label) {
           return [weir.output({ payload: { n, time } }), "plain", weir.output({ payload: "k", key: "other", time: 3 })];
         },
       });
-      p.init("{}");
+      p.configure("{}");
       const out = unpackBatch(p.onEvents(enc.encode("bo"), packBatch([events[0], events[0]])));
       assert.deepEqual(out.map((o) => [o.payload, o.origin]), [[events[0].payload, 0], ['{"n":2,"key":"bo"}', 1]]);
       const t = (v) => (s64 === "bigint" ? BigInt(v) : v);
@@ -399,7 +399,7 @@ export function defineTests(weir, label) {
     const many = [];
     for (let i = 0; i < 1000; i++) many.push({ key: `k${i % 7}`, time: i, payload: `{"i":${i},"s":"${"é".repeat(i % 5)}"}` });
     const t = weir.transform((e) => (e.index % 3 === 0 ? e : e.index % 3 === 1 ? [e.json, e.with({ key: "x" })] : null));
-    t.init("{}");
+    t.configure("{}");
     const out = unpackBatch(t.process(packBatch(many)));
     assert.equal(out.length, 334 + 2 * 333);
     const expect = [];

@@ -62,17 +62,17 @@ class Level(enum.Enum):
 
 
 class _TransformWorld:
-    __abstractmethods__ = frozenset({"init", "process"})
+    __abstractmethods__ = frozenset({"configure", "process"})
 
 
 class _AggregateWorld:
     __abstractmethods__ = frozenset(
-        {"init", "create", "add", "merge", "finish", "state_version", "migrate"}
+        {"configure", "create", "add", "merge", "finish", "state_version", "migrate"}
     )
 
 
 class _ProcessWorld:
-    __abstractmethods__ = frozenset({"init", "on_events", "on_timer"})
+    __abstractmethods__ = frozenset({"configure", "on_events", "on_timer"})
 
 
 #: Markers the SDK uses to tell the worlds apart (see weir.bindings).

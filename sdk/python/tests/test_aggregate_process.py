@@ -28,7 +28,7 @@ class Count(weir.Aggregate):
 class AggregateGlue(unittest.TestCase):
     def setUp(self):
         self.world = fb.make_app("aggregate", COUNTER).WitWorld()
-        self.world.init("{}")
+        self.world.configure("{}")
 
     def test_add_updates_targets_and_keeps_untouched_accumulators_byte_for_byte(self):
         accs = fb.pack_accumulators([self.world.create(), b'{"n": 5}', b'{"n":1}'])
@@ -83,7 +83,7 @@ class AggregateGlue(unittest.TestCase):
             ),
         ).WitWorld()
         self.assertEqual(versioned.state_version(), 2)
-        versioned.init("{}")
+        versioned.configure("{}")
         self.assertEqual(versioned.migrate(1, b'{"count":7}'), b'{"n":7}')
 
     def test_an_aggregate_must_define_every_method(self):
@@ -137,7 +137,7 @@ class ProcessGlue(unittest.TestCase):
 
     def test_on_event_uses_keyed_state_and_timers(self):
         world = fb.make_app("process", DEDUP).WitWorld()
-        world.init("{}")
+        world.configure("{}")
         batch = fb.pack_batch(
             [{"payload": p, "key": b"k", "time": t} for p, t in [(b"a", 1), (b"b", 2), (b"a", 3)]]
         )
@@ -154,7 +154,7 @@ class ProcessGlue(unittest.TestCase):
 
     def test_on_event_errors_name_the_event(self):
         world = fb.make_app("process", DEDUP).WitWorld()
-        world.init("{}")
+        world.configure("{}")
         with self.assertRaises(fb.Err) as cm:
             world.on_events(b"k", fb.pack_batch([{"payload": b"a"}, {"payload": b"boom"}]))
         self.assertEqual(cm.exception.value.index, 1)
@@ -162,7 +162,7 @@ class ProcessGlue(unittest.TestCase):
 
     def test_on_events_outputs_belong_to_the_latest_event_taken(self):
         world = fb.make_app("process", RUNS).WitWorld()
-        world.init("{}")
+        world.configure("{}")
         out = fb.unpack_batch(
             world.on_events(b"k", fb.pack_batch([{"payload": p} for p in [b"a", b"b", b"c"]]))
         )

@@ -20,7 +20,7 @@ class KitFilter(unittest.TestCase):
         self.world = fb.load_app("transform", plugin("kit-filter")).WitWorld()
 
     def run_filter(self, config, payloads):
-        self.world.init(config)
+        self.world.configure(config)
         batch = fb.pack_batch([{"payload": p, "key": b"k", "time": 5} for p in payloads])
         return [(o["payload"], o["origin"]) for o in fb.unpack_batch(self.world.process(batch))]
 
@@ -50,7 +50,7 @@ class KitFilter(unittest.TestCase):
 
     def test_a_payload_that_is_not_an_object_fails_the_event(self):
         for bad in [b"[1,2,3]", b"not json {", b"NaN", b""]:
-            self.world.init("{}")
+            self.world.configure("{}")
             with self.assertRaises(fb.Err) as cm:
                 self.world.process(fb.pack_batch([{"payload": b'{"amount":1}'}, {"payload": bad}]))
             self.assertEqual(cm.exception.value.index, 1)
@@ -66,14 +66,14 @@ class KitFilter(unittest.TestCase):
             ('{"mn": 3}', "`mn`"),
         ]:
             with self.assertRaises(fb.Err) as cm:
-                self.world.init(config)
+                self.world.configure(config)
             self.assertIn(field, cm.exception.value)
 
 
 class KitSum(unittest.TestCase):
     def setUp(self):
         self.world = fb.load_app("aggregate", plugin("kit-sum")).WitWorld()
-        self.world.init('{"field": "amount"}')
+        self.world.configure('{"field": "amount"}')
 
     def add(self, acc, payloads):
         batch = fb.pack_batch([{"payload": p} for p in payloads])

@@ -10,7 +10,7 @@ fb.install()
 
 def run(app, events, config="{}"):
     world = app.WitWorld()
-    world.init(config)
+    world.configure(config)
     return fb.unpack_batch(world.process(fb.pack_batch(events)))
 
 
@@ -113,7 +113,7 @@ class TransformErrors(unittest.TestCase):
             ),
         )
         world = app.WitWorld()
-        world.init("{}")
+        world.configure("{}")
         with self.assertRaises(fb.Err) as cm:
             world.process(fb.pack_batch(EVENTS))
         self.assertEqual(cm.exception.value, fb.EventError(1, "bad event"))
@@ -124,7 +124,7 @@ class TransformErrors(unittest.TestCase):
             "import weir\n@weir.transform\ndef process(e, c):\n    return e.json['missing']\n",
         )
         world = app.WitWorld()
-        world.init("{}")
+        world.configure("{}")
         with self.assertRaises(fb.Err) as cm:
             world.process(fb.pack_batch(EVENTS))
         err = cm.exception.value
@@ -136,7 +136,7 @@ class TransformErrors(unittest.TestCase):
             "transform", "import weir\n@weir.transform\ndef process(e, c):\n    return e.json\n"
         )
         world = app.WitWorld()
-        world.init("{}")
+        world.configure("{}")
         with self.assertRaises(fb.Err) as cm:
             world.process(fb.pack_batch([{"payload": b"{}"}, {"payload": b"NaN"}]))
         self.assertEqual(
@@ -148,7 +148,7 @@ class TransformErrors(unittest.TestCase):
             "transform", "import weir\n@weir.transform\ndef process(e, c):\n    return [[1]]\n"
         )
         world = app.WitWorld()
-        world.init("{}")
+        world.configure("{}")
         with self.assertRaises(fb.Err) as cm:
             world.process(fb.pack_batch(EVENTS))
         self.assertIn("cannot hold another list", cm.exception.value.message)
@@ -184,10 +184,10 @@ class TransformConfig(unittest.TestCase):
             ),
         )
         with self.assertRaises(fb.Err) as cm:
-            app.WitWorld().init("{}")
+            app.WitWorld().configure("{}")
         self.assertEqual(cm.exception.value, "config field `min`: expected a number")
         with self.assertRaises(fb.Err) as cm:
-            app.WitWorld().init("{bad")
+            app.WitWorld().configure("{bad")
         self.assertTrue(cm.exception.value.startswith("config is not valid JSON"))
 
     def test_a_module_exports_one_operator_of_the_world_being_built(self):

@@ -131,7 +131,7 @@ def aggregate(cls):
 
         op = None
 
-        def init(self, config):
+        def configure(self, config):
             log.host_ready()
             try:
                 op = cls(parse_config(config))

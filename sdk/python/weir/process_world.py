@@ -153,7 +153,7 @@ def process(cls):
 
         op = None
 
-        def init(self, config):
+        def configure(self, config):
             log.host_ready()
             try:
                 ProcessWorld.op = cls(parse_config(config))

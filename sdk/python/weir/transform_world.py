@@ -83,7 +83,7 @@ def transform(fn):
         config = None
         ready = False
 
-        def init(self, config):
+        def configure(self, config):
             log.host_ready()
             try:
                 value = parse_config(config)

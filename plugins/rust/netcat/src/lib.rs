@@ -1,5 +1,6 @@
-//! `netcat`: an operator that tries to open a TCP connection. It imports `wasi:sockets`, a
-//! capability weir does not grant unless the pipeline says so; the host must refuse it at load.
+//! `netcat`: an operator that tries to open a TCP connection for every event. Without the
+//! pipeline's `network` grant the sandbox denies the connection and the event is
+//! dead-lettered with the plugin's error.
 
 use std::io::Write;
 use weir_sdk::{Event, Output, Transform};
