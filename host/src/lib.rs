@@ -16,4 +16,5 @@ pub mod sink;
 pub mod source;
 pub mod state;
 pub mod telemetry;
+pub mod toolchain;
 pub mod window;

@@ -53,6 +53,9 @@ enum Command {
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
     Checkpoint(cli::checkpoint::CheckpointCommand),
+    /// Create, build and test operator plugins (Rust, Python, JavaScript, C).
+    #[command(subcommand)]
+    Plugin(cli::plugin::PluginCommand),
     /// Check a pipeline file and load its plugins; exit 1 with the reason when it is invalid.
     Validate {
         /// The pipeline file (TOML).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let cache = cli.cache_dir.unwrap_or_else(CompileCache::default_dir);
     match cli.command {
+        Command::Plugin(cmd) => cli::plugin::run(cmd, || Runtime::new(Some(cache))),
         Command::Checkpoint(cmd) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

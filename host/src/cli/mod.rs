@@ -1,3 +1,4 @@
 //! Subcommands of the `weir` binary beyond `run` and `validate`.
 
 pub mod checkpoint;
+pub mod plugin;
