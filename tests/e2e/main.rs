@@ -4,6 +4,8 @@
 mod chain;
 mod config;
 mod crash;
+mod kit;
+mod plugin_cli;
 mod recovery;
 mod sandbox;
 mod support;

@@ -93,7 +93,14 @@ pub fn build(home: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
         "--target=wasm32-wasi"
     };
     let out = Command::new(clang)
-        .args([target, "-mexec-model=reactor", "-O2", "-Wall"])
+        // Debian's wasi-libc carries debug info: stripping it halves the component.
+        .args([
+            target,
+            "-mexec-model=reactor",
+            "-O2",
+            "-Wall",
+            "-Wl,--strip-debug",
+        ])
         .arg("-I")
         .arg(&bindings_dir)
         .arg("-I")
@@ -113,6 +120,10 @@ pub fn build(home: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
             ""
         };
         bail!("{clang} failed for {}:\n{err}{hint}", dir.display());
+    }
+    if !out.stderr.is_empty() {
+        // Warnings of a successful build.
+        eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }
     let module = std::fs::read(&core)?;
     let component = wit_component::ComponentEncoder::default()
