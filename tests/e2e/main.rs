@@ -4,6 +4,7 @@
 mod chain;
 mod config;
 mod crash;
+mod guarantees;
 mod kit;
 mod plugin_cli;
 mod recovery;

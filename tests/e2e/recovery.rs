@@ -23,11 +23,11 @@ const WINDOW: i64 = 10_000;
 const BASE: i64 = 1_700_000_000_000;
 
 /// (key, window start) → (count, sum): what the pipeline must output, once each.
-type Expected = BTreeMap<(String, i64), (u64, i64)>;
+pub(crate) type Expected = BTreeMap<(String, i64), (u64, i64)>;
 
 /// `n` events 10 ms apart in event time, up to 900 ms out of order, over [`KEYS`] keys,
 /// then one `flush` event far ahead that closes every window (its own window stays open).
-fn events(n: u64, seed: u64) -> (Vec<(String, i64, Vec<u8>)>, Expected) {
+pub(crate) fn events(n: u64, seed: u64) -> (Vec<(String, i64, Vec<u8>)>, Expected) {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut out = Vec::with_capacity(n as usize + 1);
     let mut expected = Expected::new();
@@ -47,7 +47,7 @@ fn events(n: u64, seed: u64) -> (Vec<(String, i64, Vec<u8>)>, Expected) {
     (out, expected)
 }
 
-async fn publish_events(js: &jetstream::Context, events: &[(String, i64, Vec<u8>)]) {
+pub(crate) async fn publish_events(js: &jetstream::Context, events: &[(String, i64, Vec<u8>)]) {
     let mut window = std::collections::VecDeque::new();
     for (key, t, payload) in events {
         let mut h = HeaderMap::new();
@@ -68,7 +68,7 @@ async fn publish_events(js: &jetstream::Context, events: &[(String, i64, Vec<u8>
 }
 
 /// The windowed pipeline: per key, tumbling 10 s windows, count and sum (`kit-sum`).
-fn windowed_pipeline(dir: &Path, name: &str, checkpoint: &str) -> PathBuf {
+pub(crate) fn windowed_pipeline(dir: &Path, name: &str, checkpoint: &str) -> PathBuf {
     let text = format!(
         r#"name = "{name}"
 [source]
@@ -100,7 +100,7 @@ dead_letter = "dlq"
     write_pipeline(dir, &text)
 }
 
-async fn stream_messages(js: &jetstream::Context, stream: &str) -> u64 {
+pub(crate) async fn stream_messages(js: &jetstream::Context, stream: &str) -> u64 {
     let mut s = js.get_stream(stream).await.unwrap();
     s.info().await.unwrap().state.messages
 }

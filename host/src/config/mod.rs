@@ -508,32 +508,9 @@ impl Pipeline {
                 ),
             ));
         }
-        let cp = &c.checkpoint;
-        if cp.interval < Duration::from_millis(10) {
-            return Err(self.error(
-                None,
-                format!(
-                    "field `checkpoint.interval`: {:?} is too short (at least 10ms)",
-                    cp.interval
-                ),
-            ));
-        }
-        if cp.retain == 0 {
-            return Err(self.error(None, "field `checkpoint.retain` must be at least 1"));
-        }
-        for (field, bucket) in [
-            ("checkpoint.bucket", &cp.bucket),
-            ("checkpoint.state_bucket", &cp.state_bucket),
-        ] {
-            if !valid_name(bucket) {
-                return Err(self.error(
-                    None,
-                    format!(
-                        "field `{field}`: {bucket:?} must be 1-64 characters of A-Z a-z 0-9 - _"
-                    ),
-                ));
-            }
-        }
+        c.checkpoint
+            .check(c.window.is_some() || c.process.is_some())
+            .map_err(|message| self.error(None, message))?;
         if c.source.watermarks.interval.is_zero() {
             return Err(self.error(None, "field `source.watermarks.interval` must be positive"));
         }

@@ -91,3 +91,27 @@ fn duplicate_operator_names_are_refused() {
     let err = parse_in(dir.path(), &text).unwrap_err().to_string();
     assert!(err.contains("operators[1].name"), "{err}");
 }
+
+#[test]
+fn checkpoint_settings_are_checked_naming_the_field() {
+    let dir = with_plugin();
+    let p = parse_in(dir.path(), GOOD).unwrap();
+    assert_eq!(p.config.checkpoint.guarantee, Guarantee::EffectivelyOnce);
+    assert_eq!(p.config.checkpoint.interval, Duration::from_secs(1));
+    let bad = format!("{GOOD}[checkpoint]\nretain = 0\n");
+    let err = parse_in(dir.path(), &bad).unwrap_err().to_string();
+    assert!(err.contains("checkpoint.retain"), "{err}");
+    let bad = format!("{GOOD}[checkpoint]\nguarantee = \"exactly-twice\"\n");
+    let err = parse_in(dir.path(), &bad).unwrap_err().to_string();
+    assert!(err.contains("checkpoint.guarantee"), "{err}");
+    let windowed = format!(
+        "{GOOD}[window]\ntype = \"tumbling\"\nsize = \"1s\"\n[window.aggregate]\nname = \"a\"\nplugin = \"op.wasm\"\n[checkpoint]\nguarantee = \"at-most-once\"\n"
+    );
+    let err = parse_in(dir.path(), &windowed).unwrap_err().to_string();
+    assert!(
+        err.contains("at-most-once") && err.contains("[window]"),
+        "{err}"
+    );
+    let stateless = format!("{GOOD}[checkpoint]\nguarantee = \"at-most-once\"\n");
+    assert!(parse_in(dir.path(), &stateless).is_ok());
+}
