@@ -147,6 +147,8 @@ pub struct Checkpointer {
     pub returned: Vec<PendingMessage>,
     /// The last committed checkpoint.
     pub last: Option<Committed>,
+    /// Checkpoints that failed (other than by a conflict) so far.
+    pub failures: u64,
 }
 
 impl Checkpointer {
@@ -173,6 +175,7 @@ impl Checkpointer {
             started: None,
             returned: Vec::new(),
             last: None,
+            failures: 0,
         }
     }
 
@@ -318,6 +321,7 @@ impl Checkpointer {
             Err(e @ CheckpointError::Conflict { .. }) => Err(e),
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed; retrying at the next interval");
+                self.failures += 1;
                 self.returned = outcome.unpublished;
                 Ok(None)
             }

@@ -163,6 +163,7 @@ impl Loop {
 
     /// Collects a finished checkpoint (waiting for it with `wait`).
     async fn settle(&mut self, checkpointer: &mut Checkpointer, wait: bool) -> anyhow::Result<()> {
+        let failures = checkpointer.failures;
         if let Some(c) = checkpointer.poll(wait).await? {
             self.summary.checkpoints += 1;
             self.metrics.checkpoints.fetch_add(1, Relaxed);
@@ -172,7 +173,8 @@ impl Loop {
                 .store(c.write.as_millis() as u64, Relaxed);
             self.metrics.checkpoint_bytes.store(c.blob_bytes, Relaxed);
         }
-        if !checkpointer.returned.is_empty() {
+        if checkpointer.failures != failures {
+            // Retry at the next interval even if no input arrives meanwhile.
             self.dirty = true;
         }
         Ok(())
