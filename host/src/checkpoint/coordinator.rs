@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use super::format::{CheckpointError, FORMAT_VERSION, Manifest, PluginVersion, SourcePosition};
 use super::store::CheckpointStore;
-use super::{PendingMessage, StateBlob};
+use super::{EncodedState, PendingMessage, StateBlob};
 use crate::config::{CheckpointConfig, Guarantee};
 use crate::sink::jetstream::{JetStreamSink, Outgoing};
 
@@ -119,8 +119,11 @@ pub struct Committed {
 
 /// Everything the run loop hands over for one checkpoint.
 pub struct Snapshot {
-    pub blob: StateBlob,
-    /// Last source stream sequence reflected in `blob`.
+    /// The stages' state, encoded during the pause.
+    pub state: EncodedState,
+    /// Outputs held for this checkpoint (`effectively-once`).
+    pub pending: Vec<PendingMessage>,
+    /// Last source stream sequence reflected in `state`.
     pub sequence: u64,
     pub watermark: Option<i64>,
     pub plugins: Vec<PluginVersion>,
@@ -208,8 +211,7 @@ impl Checkpointer {
         let started = Instant::now();
         self.started = Some(started);
         self.next_due = started + self.config.interval;
-        snap.blob
-            .pending
+        snap.pending
             .splice(0..0, std::mem::take(&mut self.returned));
         let mut manifest = Manifest {
             format: FORMAT_VERSION,
@@ -228,7 +230,7 @@ impl Checkpointer {
             plugins: snap.plugins,
             window: self.window.clone(),
             blob: None,
-            pending_outputs: snap.blob.pending.len() as u64,
+            pending_outputs: snap.pending.len() as u64,
             state_entries: snap.state_entries,
         };
         let sink = self.sink.clone();
@@ -245,27 +247,25 @@ impl Checkpointer {
                             "publishing outputs",
                             std::io::Error::other(e),
                         )),
-                        unpublished: snap.blob.pending,
+                        unpublished: snap.pending,
                     };
                 }
             }
             tracing::trace!(checkpoint = id, "covered outputs stored");
-            let blob = snap.blob;
-            // Encoding takes milliseconds even for large state; it runs here, off the
-            // operator thread.
-            let bytes = (!blob.is_empty()).then(|| blob.encode());
+            let (state, pending) = (snap.state, snap.pending);
+            let bytes = (!state.is_empty() || !pending.is_empty()).then(|| state.blob(&pending));
             let blob_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
             if let Err(e) = store.commit(&mut manifest, bytes).await {
                 return Outcome {
                     store,
                     result: Err(e),
-                    unpublished: blob.pending,
+                    unpublished: pending,
                 };
             }
             let write = started.elapsed();
             tracing::trace!(checkpoint = id, "committed; publishing held outputs");
-            if !blob.pending.is_empty()
-                && let Err(e) = sink.publish_all(Outgoing::from_pending(blob.pending)).await
+            if !pending.is_empty()
+                && let Err(e) = sink.publish_all(Outgoing::from_pending(pending)).await
             {
                 // publish_all retries until stored; an error here is not a NATS refusal.
                 tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");

@@ -19,7 +19,7 @@ pub mod store;
 
 pub use coordinator::{Checkpointer, Restored, StartFrom, restore_point};
 pub use format::{
-    BlobRef, CheckpointError, FORMAT_VERSION, Manifest, PendingMessage, PluginVersion,
-    SourcePosition, StateBlob,
+    BlobRef, CheckpointError, EncodedState, FORMAT_VERSION, Manifest, PendingMessage,
+    PluginVersion, SourcePosition, StateBlob,
 };
 pub use store::CheckpointStore;

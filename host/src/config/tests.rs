@@ -115,3 +115,37 @@ fn checkpoint_settings_are_checked_naming_the_field() {
     let stateless = format!("{GOOD}[checkpoint]\nguarantee = \"at-most-once\"\n");
     assert!(parse_in(dir.path(), &stateless).is_ok());
 }
+
+#[test]
+fn after_operators_need_a_stateful_stage_and_names_unique_across_lists() {
+    let dir = with_plugin();
+    let after = GOOD.replace(
+        "[sink]",
+        "[[after]]\nname = \"g\"\nplugin = \"op.wasm\"\n[sink]",
+    );
+    let e = parse_in(dir.path(), &after).unwrap_err();
+    assert!(e.message.contains("`[[after]]`"), "{e}");
+    assert_eq!(e.line, Some(10));
+    let windowed = after.replace(
+        "[[after]]",
+        "[window]\ntype = \"tumbling\"\nsize = \"1s\"\n[window.aggregate]\nname = \"a\"\nplugin = \"op.wasm\"\n[[after]]",
+    );
+    let p = parse_in(dir.path(), &windowed).unwrap();
+    assert_eq!(p.config.after.len(), 1);
+    let clash = windowed.replace("name = \"g\"", "name = \"f\"");
+    let e = parse_in(dir.path(), &clash).unwrap_err();
+    assert!(
+        e.message
+            .contains("field `after[0].name`: \"f\" is used by an earlier operator"),
+        "{e}"
+    );
+    let missing = windowed.replace(
+        "name = \"g\"\nplugin = \"op.wasm\"",
+        "name = \"g\"\nplugin = \"nope.wasm\"",
+    );
+    let e = parse_in(dir.path(), &missing).unwrap_err();
+    assert!(
+        e.message.contains("field `after[0].plugin`: no such file"),
+        "{e}"
+    );
+}

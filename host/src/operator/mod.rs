@@ -9,4 +9,4 @@ pub mod process;
 pub mod window;
 
 pub use batch::EventBatch;
-pub use chain::{Chain, DeadLetter, Operator};
+pub use chain::{Chain, ChainOutput, DeadLetter, Operator};

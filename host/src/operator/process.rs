@@ -32,6 +32,14 @@ pub struct ProcessState {
     pub keyed: crate::state::keyed::KeyedStateSnapshot,
 }
 
+/// Serializes as [`ProcessState`] without copying the keyed state.
+#[derive(serde::Serialize)]
+#[serde(rename = "ProcessState")]
+pub struct ProcessStateRef<'a> {
+    watermark: i64,
+    keyed: crate::state::keyed::KeyedStateRef<'a>,
+}
+
 /// A keyed process operator.
 pub struct KeyedProcess {
     pub name: String,
@@ -134,11 +142,12 @@ impl KeyedProcess {
         }
     }
 
-    /// The operator's state for a checkpoint: watermark, every key's values and timers.
-    pub fn snapshot(&mut self) -> ProcessState {
-        ProcessState {
+    /// The operator's state for a checkpoint (watermark, every key's values and timers),
+    /// serialized in place as a [`ProcessState`].
+    pub fn state_ref(&mut self) -> ProcessStateRef<'_> {
+        ProcessStateRef {
             watermark: self.watermark,
-            keyed: self.instance.keyed().checkpoint(),
+            keyed: self.instance.keyed().checkpoint_ref(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! (`[source.watermarks]`), it trails the newest event time by `out_of_orderness` and advances
 //! after each batch (one partition: the input has no subjects). The end of the input closes every
 //! window. A `[process]` function is driven the same way (its event-time timers fire as the
-//! watermark passes them).
+//! watermark passes them). The results of either go through the `[[after]]` operators.
 
 use std::io::Write;
 use std::path::Path;
@@ -18,7 +18,7 @@ use crate::config::{Pipeline, WatermarkStrategy};
 use crate::operator::DeadLetter;
 use crate::operator::process::{KeyedProcess, push_timer_events};
 use crate::operator::window::{WindowedAggregate, push_result};
-use crate::operator::{Chain, EventBatch};
+use crate::operator::{Chain, ChainOutput, EventBatch};
 use crate::runtime::Runtime;
 use crate::sink::stdout::{write_dead_letter, write_late, write_result};
 use crate::source::local::{InputLine, JsonEvent, read_events};
@@ -38,6 +38,7 @@ struct Runner<'a, O: Write, E: Write> {
     chain: Chain,
     window: Option<WindowedAggregate>,
     process: Option<KeyedProcess>,
+    after: Chain,
     generator: Option<BoundedOutOfOrderness>,
     summary: LocalSummary,
     out: &'a mut O,
@@ -53,21 +54,12 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
             ev.push_to(&mut b, i as u32, &mut scratch);
         }
         let output = self.chain.run(EventBatch::from_source(b));
-        for d in &output.dead {
-            write_dead_letter(d, lines[d.source as usize], self.err)?;
-        }
-        self.summary.dead_letters += output.dead.len();
+        self.dead_letters(&output.dead, lines)?;
         if let Some(process) = &mut self.process {
             let mut dead = Vec::new();
             let events = process.process_batch(self.runtime, &output.events, &mut dead);
-            for d in &dead {
-                write_dead_letter(d, lines[d.source as usize], self.err)?;
-            }
-            self.summary.dead_letters += dead.len();
-            for e in events.view().iter() {
-                write_result(&e, self.out)?;
-            }
-            self.summary.results += events.len();
+            self.dead_letters(&dead, lines)?;
+            self.results(events, lines)?;
             if let Some(g) = &mut self.generator {
                 let view = output.events.view();
                 for i in 0..view.len() {
@@ -99,6 +91,7 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
         }
         let name = window.name.clone();
         let plugin = window.instance.plugin().label();
+        let mut fired = BatchBuilder::new();
         for e in emitted {
             match e {
                 Emission::Late { index } => {
@@ -118,60 +111,88 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
                         headers: ev.headers.to_vec(),
                         payload: ev.payload.to_vec(),
                     };
-                    write_dead_letter(&d, lines[d.source as usize], self.err)?;
-                    self.summary.dead_letters += 1;
+                    self.dead_letters(std::slice::from_ref(&d), lines)?;
                 }
-                other => self.window_output(other)?,
+                other => window_output(other, &mut fired),
             }
         }
+        self.results(free_events(fired), lines)
+    }
+
+    /// Writes dead letters (`source`: index into `lines`).
+    fn dead_letters(&mut self, dead: &[DeadLetter], lines: &[usize]) -> anyhow::Result<()> {
+        for d in dead {
+            write_dead_letter(d, lines.get(d.source as usize).copied(), self.err)?;
+        }
+        self.summary.dead_letters += dead.len();
         Ok(())
     }
 
-    /// Writes a result or a window failure that came from firing.
-    fn window_output(&mut self, e: Emission) -> anyhow::Result<()> {
-        match e {
-            Emission::Fired {
-                key,
-                window,
-                payload,
-            } => {
-                let mut b = BatchBuilder::new();
-                push_result(&mut b, &key, window, &payload, 0);
-                write_result(&b.view().get(0), self.out)?;
-                self.summary.results += 1;
+    /// Writes the stateful stage's results after the `[[after]]` operators (lineage: index
+    /// into `lines`, or [`NO_LINE`]).
+    fn results(&mut self, results: EventBatch, lines: &[usize]) -> anyhow::Result<()> {
+        let output = if self.after.operators.is_empty() || results.is_empty() {
+            ChainOutput {
+                events: results,
+                dead: Vec::new(),
             }
-            Emission::WindowFailed { key, window, error } => {
-                tracing::error!(
-                    key = %String::from_utf8_lossy(&key),
-                    start = window.start,
-                    end = window.end,
-                    error = %error,
-                    "window result failed; its state is kept"
-                );
-            }
-            Emission::Late { .. } | Emission::Failed { .. } => {}
+        } else {
+            self.after.run(results)
+        };
+        self.dead_letters(&output.dead, lines)?;
+        for e in output.events.view().iter() {
+            write_result(&e, self.out)?;
         }
+        self.summary.results += output.events.len();
         Ok(())
     }
 
     fn watermark(&mut self, wm: i64) -> anyhow::Result<()> {
+        let mut fired = BatchBuilder::new();
         if let Some(process) = &mut self.process {
             let timers = process.advance_watermark(self.runtime, wm);
-            let mut b = BatchBuilder::new();
-            push_timer_events(&mut b, &timers);
-            for e in b.view().iter() {
-                write_result(&e, self.out)?;
-            }
-            self.summary.results += timers.len();
+            push_timer_events(&mut fired, &timers);
         }
         let mut emitted = Vec::new();
         if let Some(window) = &mut self.window {
             window.advance_watermark(self.runtime, wm, &mut emitted);
         }
         for e in emitted {
-            self.window_output(e)?;
+            window_output(e, &mut fired);
         }
-        Ok(())
+        self.results(free_events(fired), &[])
+    }
+}
+
+/// Lineage of results that no input line produced alone (window results, timer events).
+const NO_LINE: u32 = u32::MAX;
+
+/// Results without an input line as a batch.
+fn free_events(b: BatchBuilder) -> EventBatch {
+    EventBatch {
+        lineage: vec![NO_LINE; b.len()],
+        packed: crate::operator::batch::into_packed(b),
+    }
+}
+
+/// Adds a fired window's result to `fired`, or logs a window failure.
+fn window_output(e: Emission, fired: &mut BatchBuilder) {
+    match e {
+        Emission::Fired {
+            key,
+            window,
+            payload,
+        } => push_result(fired, &key, window, &payload, NO_LINE),
+        Emission::WindowFailed { key, window, error } => {
+            tracing::error!(
+                key = %String::from_utf8_lossy(&key),
+                start = window.start,
+                end = window.end,
+                error = %error,
+                "window result failed; its state is kept"
+            );
+        }
+        Emission::Late { .. } | Emission::Failed { .. } => {}
     }
 }
 
@@ -197,11 +218,13 @@ pub fn run(
             BoundedOutOfOrderness::new(w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64)
         });
     let process = super::build_process(runtime, pipeline)?;
+    let after = super::build_after(runtime, pipeline)?;
     let mut runner = Runner {
         runtime,
         chain,
         window,
         process,
+        after,
         generator,
         summary: LocalSummary::default(),
         out,

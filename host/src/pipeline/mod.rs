@@ -1,7 +1,7 @@
 //! Running a pipeline: wiring source → operator chain → sink, and the run loop.
 //!
-//! - [`build_chain`], [`build_window`], [`build_process`] load the stages' plugins (errors
-//!   name the field and line);
+//! - [`build_chain`], [`build_window`], [`build_process`], [`build_after`] load the stages'
+//!   plugins (errors name the field and line);
 //! - [`nats::run`] is `weir run`: JetStream in, JetStream out, at-least-once;
 //! - [`local::run`] is `weir run --local`: JSON lines in, JSON lines out, no NATS.
 
@@ -49,11 +49,26 @@ fn start_instance<B: WorldBindings>(
     Ok(instance)
 }
 
-/// Loads and initialises every operator of `pipeline`.
+/// Loads and initialises the transform operators of `pipeline` (`[[operators]]`).
 pub fn build_chain(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Chain> {
+    chain_of(runtime, pipeline, &pipeline.config.operators, "operators")
+}
+
+/// Loads and initialises the transform operators over the stateful stage's results
+/// (`[[after]]`).
+pub fn build_after(runtime: &Runtime, pipeline: &Pipeline) -> anyhow::Result<Chain> {
+    chain_of(runtime, pipeline, &pipeline.config.after, "after")
+}
+
+fn chain_of(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    ops: &[OperatorConfig],
+    list: &str,
+) -> anyhow::Result<Chain> {
     let mut operators = Vec::new();
-    for (i, op) in pipeline.config.operators.iter().enumerate() {
-        let field = format!("operators[{i}]");
+    for (i, op) in ops.iter().enumerate() {
+        let field = format!("{list}[{i}]");
         operators.push(Operator {
             name: op.name.get_ref().clone(),
             instance: start_instance(runtime, pipeline, op, &field, World::Transform)?,

@@ -133,11 +133,11 @@ impl Loop {
         checkpointer: &mut Checkpointer,
     ) -> anyhow::Result<Stages> {
         let began = Instant::now();
-        let (stages, blob, entries) = tokio::task::spawn_blocking(move || {
+        let (stages, (state, watermark), entries) = tokio::task::spawn_blocking(move || {
             let mut stages = stages;
-            let blob = stages.snapshot();
+            let snapshot = stages.snapshot();
             let entries = stages.state_entries();
-            (stages, blob, entries)
+            (stages, snapshot, entries)
         })
         .await
         .context("the operator thread panicked")?;
@@ -145,11 +145,9 @@ impl Loop {
         self.metrics
             .checkpoint_pause_us
             .store(pause.as_micros() as u64, Relaxed);
-        let mut blob = blob;
-        blob.pending = std::mem::take(&mut self.held);
-        let watermark = blob.watermarks.as_ref().and_then(|w| w.combined);
         checkpointer.start(Snapshot {
-            blob,
+            state,
+            pending: std::mem::take(&mut self.held),
             sequence: self.sequence,
             watermark,
             plugins: self.plugins.clone(),
@@ -351,7 +349,7 @@ pub async fn run(
             .await
             .context("the operator thread panicked")?;
             stages = returned;
-            if !(output.windows.is_empty() && output.timers.is_empty()) {
+            if output.has_derived() {
                 state.emit(BatchOutput::default(), output, &[]).await?;
                 state.dirty = true;
             }

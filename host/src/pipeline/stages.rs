@@ -5,14 +5,18 @@
 use std::sync::Arc;
 
 use crate::admin::Metrics;
-use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
+use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
 use crate::config::{Pipeline, WatermarkStrategy};
 use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
+use crate::operator::window::push_result;
 use crate::operator::{Chain, DeadLetter, EventBatch};
 use crate::runtime::Runtime;
-use crate::sink::jetstream::{BatchOutput, WindowResult};
+use crate::sink::jetstream::{
+    BatchOutput, Derived, DerivedDeadLetter, WindowResult, timer_origin, window_origin,
+};
 use crate::window::{Emission, SourceWatermarks};
+use weir_sdk::packed::BatchBuilder;
 
 /// The processing stages of a pipeline, moved to a blocking thread for each batch.
 pub struct Stages {
@@ -21,8 +25,12 @@ pub struct Stages {
     chain: Chain,
     window: Option<WindowedAggregate>,
     process: Option<KeyedProcess>,
+    /// `[[after]]`: transforms over the window or process stage's results.
+    after: Chain,
     /// Per-partition bounded watermarks (`None`: no stateful stage, or punctuated).
     pub watermarks: Option<SourceWatermarks>,
+    /// The last snapshot's size (the next one's buffer is sized from it).
+    snapshot_size: usize,
 }
 
 impl Stages {
@@ -37,7 +45,9 @@ impl Stages {
             chain: super::build_chain(runtime, pipeline)?,
             window: super::build_window(runtime, pipeline)?,
             process: super::build_process(runtime, pipeline)?,
+            after: super::build_after(runtime, pipeline)?,
             watermarks: source_watermarks(pipeline),
+            snapshot_size: 0,
         })
     }
 
@@ -84,6 +94,7 @@ impl Stages {
                 self.advance(wm, &mut stateful);
             }
         }
+        self.after(&mut stateful);
         (chain, stateful)
     }
 
@@ -97,7 +108,54 @@ impl Stages {
         {
             self.advance(wm, &mut result);
         }
+        self.after(&mut result);
         result
+    }
+
+    /// Runs the stateful stage's results through the `[[after]]` operators: process outputs
+    /// keep their source lineage; window results and timer events become [`Derived`] events
+    /// (and dead letters) named after what they came from.
+    fn after(&mut self, out: &mut BatchOutput) {
+        if self.after.operators.is_empty() {
+            return;
+        }
+        if !out.events.is_empty() {
+            let r = self.after.run(std::mem::take(&mut out.events));
+            out.events = r.events;
+            out.dead.extend(r.dead);
+        }
+        if out.windows.is_empty() && out.timers.is_empty() {
+            return;
+        }
+        let mut origins = Vec::with_capacity(out.windows.len() + out.timers.len());
+        let mut b = BatchBuilder::with_capacity(origins.capacity(), 64);
+        for r in out.windows.drain(..) {
+            push_result(&mut b, &r.key, r.window, &r.payload, origins.len() as u32);
+            origins.push(window_origin(&r.key, r.window, &r.payload));
+        }
+        for e in out.timers.drain(..) {
+            b.push(&e.key, e.time, &e.headers, &e.payload, origins.len() as u32);
+            origins.push(timer_origin(&e));
+        }
+        let r = self.after.run(EventBatch::from_source(b));
+        let mut emitted = vec![0u32; origins.len()];
+        for (i, e) in r.events.view().iter().enumerate() {
+            let origin = r.events.lineage[i] as usize;
+            out.derived.push(Derived {
+                origin: origins[origin].clone(),
+                index: emitted[origin],
+                key: e.key.to_vec(),
+                time: e.time,
+                headers: e.headers.to_vec(),
+                payload: e.payload.to_vec(),
+            });
+            emitted[origin] += 1;
+        }
+        out.derived_dead
+            .extend(r.dead.into_iter().map(|letter| DerivedDeadLetter {
+                origin: origins[letter.source as usize].clone(),
+                letter,
+            }));
     }
 
     /// Events `lo..hi` into the window or process stage.
@@ -147,15 +205,20 @@ impl Stages {
         self.window.is_some() || self.process.is_some()
     }
 
-    /// Copies the state of every stage (the checkpoint pause). Outputs waiting for the
-    /// checkpoint are added by the caller.
-    pub fn snapshot(&mut self) -> StateBlob {
-        StateBlob {
-            watermarks: self.watermarks.as_ref().map(SourceWatermarks::snapshot),
-            window: self.window.as_ref().map(|w| w.windows.snapshot()),
-            process: self.process.as_mut().map(KeyedProcess::snapshot),
-            pending: Vec::new(),
-        }
+    /// Encodes the state of every stage (the checkpoint pause: one pass writing bytes, no
+    /// copy of the state first) and returns it with the combined watermark. Outputs waiting
+    /// for the checkpoint are added by the caller.
+    pub fn snapshot(&mut self) -> (EncodedState, Option<i64>) {
+        let watermarks = self.watermarks.as_ref().map(SourceWatermarks::snapshot);
+        let combined = watermarks.as_ref().and_then(|w| w.combined);
+        let state = EncodedState::encode(
+            watermarks,
+            self.window.as_ref().map(|w| w.windows.state_ref()),
+            self.process.as_mut().map(KeyedProcess::state_ref),
+            self.snapshot_size + self.snapshot_size / 8,
+        );
+        self.snapshot_size = state.len();
+        (state, combined)
     }
 
     /// Live (key, window) accumulators, or keys with process state.
@@ -201,6 +264,12 @@ impl Stages {
                 state_version: None,
             });
         }
+        out.extend(self.after.operators.iter().map(|op| PluginVersion {
+            stage: "after".into(),
+            name: op.name.clone(),
+            sha256: op.instance.plugin().hash.clone(),
+            state_version: None,
+        }));
         Ok(out)
     }
 

@@ -133,6 +133,60 @@ pub struct BatchOutput {
     pub windows: Vec<WindowResult>,
     /// Events emitted by keyed-process timers.
     pub timers: Vec<TimerEvent>,
+    /// Window results and timer events after the `[[after]]` operators.
+    pub derived: Vec<Derived>,
+    /// Window results and timer events an `[[after]]` operator failed on.
+    pub derived_dead: Vec<DerivedDeadLetter>,
+}
+
+impl BatchOutput {
+    /// Whether it holds window results or timer events (transformed or not).
+    pub fn has_derived(&self) -> bool {
+        !(self.windows.is_empty()
+            && self.timers.is_empty()
+            && self.derived.is_empty()
+            && self.derived_dead.is_empty())
+    }
+}
+
+/// An output of the `[[after]]` operators made from a window result or a timer event (no
+/// source message produced it alone): its message id is the origin's and the output's
+/// index, so a replay is deduplicated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    /// [`window_origin`] or [`timer_origin`] of what it came from.
+    pub origin: String,
+    /// Its index among the outputs of `origin`.
+    pub index: u32,
+    pub key: Vec<u8>,
+    pub time: i64,
+    /// Packed headers.
+    pub headers: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// A window result or timer event that an `[[after]]` operator failed on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DerivedDeadLetter {
+    pub origin: String,
+    pub letter: DeadLetter,
+}
+
+/// What a window result's message id is made of: the window and a hash of key and payload,
+/// so a replayed firing is deduplicated and a re-firing with new contents is not.
+pub fn window_origin(key: &[u8], window: Window, payload: &[u8]) -> String {
+    format!(
+        "w/{}/{}/{}",
+        window.start,
+        window.end,
+        content_tag(key, payload)
+    )
+}
+
+/// What a timer event's message id is made of: the timer's time and a hash of key and
+/// payload.
+pub fn timer_origin(e: &TimerEvent) -> String {
+    format!("t/{}/{}", e.time, content_tag(&e.key, &e.payload))
 }
 
 /// 16 hex digits of SHA-256 over a key and a payload: part of deterministic message ids.
@@ -259,14 +313,13 @@ impl JetStreamSink {
         }
     }
 
-    /// A window result: deterministic id from the window and a hash of key and payload, so a
-    /// replayed firing is deduplicated and a re-firing with new contents is not.
+    /// A window result, with the id of its [`window_origin`].
     fn window_result_message(&self, r: &WindowResult) -> Message {
         let mut h = HeaderMap::new();
-        let tag = content_tag(&r.key, &r.payload);
         let id = format!(
-            "{}/w/{}/{}/{tag}",
-            self.pipeline, r.window.start, r.window.end
+            "{}/{}",
+            self.pipeline,
+            window_origin(&r.key, r.window, &r.payload)
         );
         self.set_id(&mut h, &id);
         h.insert("Weir-Time", r.window.max_timestamp().to_string().as_str());
@@ -285,29 +338,63 @@ impl JetStreamSink {
         }
     }
 
-    /// An event emitted by a timer: id from the timer's time and a hash of key and payload.
+    /// An event emitted by a timer, with the id of its [`timer_origin`].
     fn timer_event_message(&self, e: &TimerEvent) -> Message {
+        let id = format!("{}/{}", self.pipeline, timer_origin(e));
+        self.free_event_message(&id, &e.key, e.time, &e.headers, &e.payload)
+    }
+
+    /// An `[[after]]` operator's output made from a window result or timer event.
+    fn derived_message(&self, d: &Derived) -> Message {
+        let id = format!("{}/{}/{}", self.pipeline, d.origin, d.index);
+        self.free_event_message(&id, &d.key, d.time, &d.headers, &d.payload)
+    }
+
+    /// A result without a source message, with id `id`.
+    fn free_event_message(
+        &self,
+        id: &str,
+        key: &[u8],
+        time: i64,
+        headers: &[u8],
+        payload: &[u8],
+    ) -> Message {
         let mut h = HeaderMap::new();
         // Unusable headers from the plugin are dropped rather than losing the event.
-        let _ = header_map_from_packed(&e.headers, &mut h);
-        let id = format!(
-            "{}/t/{}/{}",
-            self.pipeline,
-            e.time,
-            content_tag(&e.key, &e.payload)
-        );
-        self.set_id(&mut h, &id);
-        h.insert("Weir-Time", e.time.to_string().as_str());
-        if !e.key.is_empty() {
-            h.insert(
-                "Weir-Key",
-                sanitize(&String::from_utf8_lossy(&e.key)).as_str(),
-            );
+        let _ = header_map_from_packed(headers, &mut h);
+        self.set_id(&mut h, id);
+        h.insert("Weir-Time", time.to_string().as_str());
+        if !key.is_empty() {
+            h.insert("Weir-Key", sanitize(&String::from_utf8_lossy(key)).as_str());
         }
         Message {
             subject: self.subject.clone(),
             headers: h,
-            payload: Bytes::from(e.payload.clone()),
+            payload: Bytes::copy_from_slice(payload),
+        }
+    }
+
+    /// A window result or timer event an `[[after]]` operator failed on, as a dead letter.
+    fn derived_dead_letter_message(&self, d: &DerivedDeadLetter) -> Message {
+        let l = &d.letter;
+        let mut h = HeaderMap::new();
+        let _ = header_map_from_packed(&l.headers, &mut h);
+        self.set_id(&mut h, &format!("{}/{}/dlq", self.pipeline, d.origin));
+        h.insert("Weir-Error", sanitize(&l.error).as_str());
+        h.insert("Weir-Operator", sanitize(&l.operator).as_str());
+        h.insert("Weir-Plugin", sanitize(&l.plugin).as_str());
+        h.insert("Weir-Origin", sanitize(&d.origin).as_str());
+        h.insert("Weir-Time", l.time.to_string().as_str());
+        if !l.key.is_empty() {
+            h.insert(
+                "Weir-Key",
+                sanitize(&String::from_utf8_lossy(&l.key)).as_str(),
+            );
+        }
+        Message {
+            subject: self.dead_letter.clone(),
+            headers: h,
+            payload: Bytes::from(l.payload.clone()),
         }
     }
 
@@ -369,6 +456,8 @@ impl JetStreamSink {
             late,
             windows,
             timers,
+            derived,
+            derived_dead,
         } = batch;
         let mut msgs = Vec::with_capacity(events.len() + dead.len());
         let mut emitted = vec![0u32; origins.len()];
@@ -432,7 +521,13 @@ impl JetStreamSink {
         for e in &timers {
             msgs.push(self.timer_event_message(e));
         }
+        for d in &derived {
+            msgs.push(self.derived_message(d));
+        }
         let results = msgs.len();
+        for d in &derived_dead {
+            msgs.push(self.derived_dead_letter_message(d));
+        }
         let mut per_source = vec![0usize; origins.len()];
         for d in &dead {
             let n = per_source[d.source as usize];
@@ -456,7 +551,7 @@ impl JetStreamSink {
             Outgoing(msgs),
             Published {
                 results,
-                dead_letters: dead.len(),
+                dead_letters: dead.len() + derived_dead.len(),
                 late: late.len(),
             },
         ))

@@ -16,8 +16,10 @@ struct DeadLetterLine<'a> {
     operator: &'a str,
     plugin: &'a str,
     error: &'a str,
-    /// Line of the input file the event came from.
-    line: usize,
+    /// Line of the input file the event came from (none for window results and timer
+    /// events that an `[[after]]` operator failed on).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    line: Option<usize>,
 }
 
 /// A late event in the local runner's report.
@@ -34,7 +36,11 @@ pub fn write_result(e: &EventRef<'_>, out: &mut impl Write) -> std::io::Result<(
 }
 
 /// Writes a dead letter as a JSON line; `line` is its input line.
-pub fn write_dead_letter(d: &DeadLetter, line: usize, err: &mut impl Write) -> std::io::Result<()> {
+pub fn write_dead_letter(
+    d: &DeadLetter,
+    line: Option<usize>,
+    err: &mut impl Write,
+) -> std::io::Result<()> {
     let ev = EventRef {
         key: &d.key,
         time: d.time,

@@ -35,8 +35,46 @@ pub struct KeyedStateSnapshot {
     pub timers: Vec<(i64, serde_bytes::ByteBuf)>,
 }
 
+/// Every key's values and timers, serialized exactly as [`KeyedStateSnapshot`] straight from
+/// the store (no copy of the values during the checkpoint pause).
+pub struct KeyedStateRef<'a>(&'a KeyedState);
+
+impl serde::Serialize for KeyedStateRef<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        use serde_bytes::Bytes;
+        struct Values<'a>(&'a HashMap<Box<[u8]>, HashMap<String, Vec<u8>>>);
+        impl serde::Serialize for Values<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|(k, m)| {
+                    let mut named: Vec<(&String, &Bytes)> =
+                        m.iter().map(|(n, v)| (n, Bytes::new(v))).collect();
+                    named.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                    (Bytes::new(k), named)
+                }))
+            }
+        }
+        struct Timers<'a>(&'a BTreeSet<(i64, Box<[u8]>)>);
+        impl serde::Serialize for Timers<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_seq(self.0.iter().map(|(t, k)| (*t, Bytes::new(k))))
+            }
+        }
+        let mut st = s.serialize_struct("KeyedStateSnapshot", 2)?;
+        st.serialize_field("values", &Values(&self.0.values))?;
+        st.serialize_field("timers", &Timers(&self.0.timers))?;
+        st.end()
+    }
+}
+
 impl KeyedState {
+    /// Every key's values and timers for a checkpoint, serialized in place.
+    pub fn checkpoint_ref(&self) -> KeyedStateRef<'_> {
+        KeyedStateRef(self)
+    }
+
     /// A copy of every key's values and timers.
+    #[cfg(test)]
     pub fn checkpoint(&self) -> KeyedStateSnapshot {
         use serde_bytes::ByteBuf;
         KeyedStateSnapshot {
@@ -186,5 +224,28 @@ mod tests {
         assert_eq!(s.pop_due_timer(100), None);
         s.delete("n");
         assert_eq!(s.keys(), 0);
+    }
+
+    #[test]
+    fn the_in_place_checkpoint_decodes_as_the_snapshot_and_restores() {
+        let mut s = KeyedState::default();
+        for key in [&b"a"[..], b"b", b"c"] {
+            s.current = key.to_vec();
+            s.set("z".into(), key.to_vec());
+            s.set("a".into(), b"1".to_vec());
+            s.register_timer(key[0] as i64);
+        }
+        let bytes = postcard::to_stdvec(&s.checkpoint_ref()).unwrap();
+        let decoded: KeyedStateSnapshot = postcard::from_bytes(&bytes).unwrap();
+        let mut expected = s.checkpoint();
+        let mut got = decoded.clone();
+        expected.values.sort();
+        got.values.sort();
+        assert_eq!(got, expected);
+        let mut back = KeyedState::default();
+        back.restore_all(decoded);
+        back.current = b"b".to_vec();
+        assert_eq!(back.get("z"), Some(b"b".to_vec()));
+        assert_eq!(back.keys(), 3);
     }
 }

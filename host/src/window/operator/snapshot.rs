@@ -1,8 +1,13 @@
 //! The window operator's state in a checkpoint: every key's live windows and accumulators,
 //! the watermark and counters. Timers are not stored: they follow from the windows and the
 //! watermark and are rebuilt on restore.
+//!
+//! Checkpoints serialize the operator through [`WindowStateRef`], which writes the same data
+//! as [`WindowState`] straight from the operator's maps: the checkpoint pause is one pass
+//! writing bytes, without copying every accumulator first.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{Key, Slot, Timers, WindowOperator};
 use crate::window::Window;
@@ -34,8 +39,72 @@ pub struct WindowAcc {
     pub acc: Vec<u8>,
 }
 
+/// The operator's state, serialized exactly as [`WindowState`] (blobs decode into it).
+pub struct WindowStateRef<'a>(pub &'a WindowOperator);
+
+impl Serialize for WindowStateRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let op = self.0;
+        let mut st = s.serialize_struct("WindowState", 4)?;
+        st.serialize_field("watermark", &op.watermark)?;
+        st.serialize_field("next_id", &op.next_id)?;
+        st.serialize_field("late_events", &op.late_events)?;
+        st.serialize_field("keys", &KeysRef(op))?;
+        st.end()
+    }
+}
+
+struct KeysRef<'a>(&'a WindowOperator);
+
+impl Serialize for KeysRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.keys.iter().map(|(k, slots)| KeyWindowsRef(k, slots)))
+    }
+}
+
+/// Serialized as [`KeyWindows`].
+struct KeyWindowsRef<'a>(&'a [u8], &'a [Slot]);
+
+impl Serialize for KeyWindowsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut st = s.serialize_struct("KeyWindows", 2)?;
+        st.serialize_field("key", serde_bytes::Bytes::new(self.0))?;
+        st.serialize_field("windows", &SlotsRef(self.1))?;
+        st.end()
+    }
+}
+
+struct SlotsRef<'a>(&'a [Slot]);
+
+impl Serialize for SlotsRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(SlotRef))
+    }
+}
+
+/// Serialized as [`WindowAcc`].
+struct SlotRef<'a>(&'a Slot);
+
+impl Serialize for SlotRef<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let slot = self.0;
+        let mut st = s.serialize_struct("WindowAcc", 4)?;
+        st.serialize_field("id", &slot.id)?;
+        st.serialize_field("start", &slot.window.start)?;
+        st.serialize_field("end", &slot.window.end)?;
+        st.serialize_field("acc", serde_bytes::Bytes::new(&slot.acc))?;
+        st.end()
+    }
+}
+
 impl WindowOperator {
+    /// The operator's state for a checkpoint, serialized in place.
+    pub fn state_ref(&self) -> WindowStateRef<'_> {
+        WindowStateRef(self)
+    }
+
     /// A copy of the operator's state.
+    #[cfg(test)]
     pub fn snapshot(&self) -> WindowState {
         WindowState {
             watermark: self.watermark,
@@ -91,5 +160,42 @@ impl WindowOperator {
             self.keys.insert(key, slots);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::WindowSpec;
+    use crate::window::conformance::TestAggregate;
+    use weir_sdk::packed::BatchBuilder;
+
+    #[test]
+    fn the_in_place_state_decodes_as_the_snapshot_and_restores() {
+        let spec = WindowSpec::Sliding {
+            size: 20,
+            slide: 10,
+            offset: 0,
+        };
+        let mut op = WindowOperator::new(spec, 5);
+        let mut agg = TestAggregate { sum: false };
+        let mut b = BatchBuilder::new();
+        for i in 0..50u32 {
+            b.push(format!("k{}", i % 7).as_bytes(), i as i64, &[], b"x", i);
+        }
+        let mut out = Vec::new();
+        op.process_batch(&b.view(), &mut agg, &mut out);
+        op.advance_watermark(25, &mut agg, &mut out);
+        let bytes = postcard::to_stdvec(&op.state_ref()).unwrap();
+        let decoded: WindowState = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(decoded, op.snapshot());
+        let mut back = WindowOperator::new(spec, 5);
+        back.restore(decoded, Ok).unwrap();
+        let sorted = |mut s: WindowState| {
+            s.keys.sort_by(|a, b| a.key.cmp(&b.key));
+            s
+        };
+        assert_eq!(sorted(back.snapshot()), sorted(op.snapshot()));
+        assert_eq!(back.live_windows(), op.live_windows());
     }
 }
