@@ -12,4 +12,5 @@ mod recovery;
 mod sandbox;
 mod support;
 mod usecases;
+mod window_kinds;
 mod windows;

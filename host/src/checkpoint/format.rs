@@ -1,4 +1,5 @@
-//! The checkpoint format, version 1 (documented for operators in `docs/checkpoints.md`).
+//! The checkpoint format, version 2 (documented for operators in `docs/checkpoints.md`;
+//! version 1 blobs are still read, see [`v1`]).
 //!
 //! A checkpoint is a **manifest** (JSON, in the key-value bucket) and, when the pipeline has
 //! state or outputs waiting to be published, a **state blob** (in the object store) that the
@@ -16,7 +17,9 @@ use crate::window::{WatermarksState, WindowState};
 /// The first bytes of every state blob.
 pub const MAGIC: &[u8; 16] = b"weir-checkpoint\0";
 /// The format this host writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+mod v1;
 
 /// What went wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -169,12 +172,17 @@ impl StateBlob {
             ));
         }
         let version = u32::from_le_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]);
-        if version != FORMAT_VERSION {
-            return Err(corrupt(format!(
-                "format version {version}, this host reads {FORMAT_VERSION}"
-            )));
+        let body = &bytes[20..];
+        match version {
+            FORMAT_VERSION => postcard::from_bytes(body),
+            1 => v1::decode(body),
+            _ => {
+                return Err(corrupt(format!(
+                    "format version {version}, this host reads 1 to {FORMAT_VERSION}"
+                )));
+            }
         }
-        postcard::from_bytes(&bytes[20..]).map_err(|e| corrupt(format!("cannot decode: {e}")))
+        .map_err(|e| corrupt(format!("cannot decode: {e}")))
     }
 }
 
@@ -253,6 +261,7 @@ mod tests {
                         start: 0,
                         end: 10,
                         acc: vec![1, 2],
+                        count: 3,
                     }],
                 }],
             }),

@@ -63,6 +63,19 @@ pub enum WindowKind {
     Sliding,
     /// Per key, events closer than `gap` form one window.
     Session,
+    /// Per key, every `count` events form one window (fires when full).
+    Global,
+}
+
+/// Which clock assigns events to windows and fires them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowTime {
+    /// The event's time (`[source] time`), fired by the watermark.
+    #[default]
+    Event,
+    /// The host's wall clock when the event reaches the window, fired by the wall clock.
+    Processing,
 }
 
 /// `[source.watermarks]`: how event time advances (for `[window]` and `[process]`).
@@ -129,6 +142,12 @@ pub struct WindowConfig {
     /// Inactivity that closes a session (session).
     #[serde(default, with = "humantime_serde")]
     pub gap: Option<Duration>,
+    /// Events per window (global).
+    #[serde(default)]
+    pub count: Option<u64>,
+    /// Event time (default) or processing time.
+    #[serde(default)]
+    pub time: WindowTime,
     /// How long after a window's end late events still update (and re-fire) it.
     #[serde(default, with = "humantime_serde")]
     pub allowed_lateness: Duration,
@@ -152,6 +171,17 @@ impl WindowConfig {
                 offset: 0,
             },
             WindowKind::Session => crate::window::WindowSpec::Session { gap: ms(self.gap) },
+            WindowKind::Global => crate::window::WindowSpec::Global {
+                count: self.count.unwrap_or(1),
+            },
+        }
+    }
+
+    /// How checkpoints name this window: state restores only into the same definition.
+    pub fn description(&self) -> String {
+        match self.time {
+            WindowTime::Event => format!("{:?}", self.spec()),
+            WindowTime::Processing => format!("{:?} in processing time", self.spec()),
         }
     }
 
@@ -176,7 +206,44 @@ impl WindowConfig {
             .to_lowercase()),
             None => Ok(()),
         };
+        let kind = format!("{:?}", self.kind).to_lowercase();
+        if self.kind != WindowKind::Global && self.count.is_some() {
+            return Err(format!(
+                "field `window.count` does not apply to {kind} windows (only to global)"
+            ));
+        }
+        if self.time == WindowTime::Processing {
+            if self.kind == WindowKind::Global {
+                return Err(
+                    "field `window.time`: global windows fire by count, not by a clock".into(),
+                );
+            }
+            if !self.allowed_lateness.is_zero() {
+                return Err(
+                    "field `window.allowed_lateness` does not apply to processing-time \
+                            windows (no event is late on the host's clock)"
+                        .into(),
+                );
+            }
+        }
         match self.kind {
+            WindowKind::Global => {
+                match self.count {
+                    None => {
+                        return Err("field `window.count` is required for global windows".into());
+                    }
+                    Some(0) => return Err("field `window.count` must be at least 1".into()),
+                    Some(_) => {}
+                }
+                if !self.allowed_lateness.is_zero() {
+                    return Err("field `window.allowed_lateness` does not apply to global \
+                                windows (they are never late)"
+                        .into());
+                }
+                unused("size", self.size)?;
+                unused("slide", self.slide)?;
+                unused("gap", self.gap)
+            }
             WindowKind::Tumbling => {
                 positive("size", self.size)?;
                 unused("slide", self.slide)?;

@@ -149,3 +149,60 @@ fn after_operators_need_a_stateful_stage_and_names_unique_across_lists() {
         "{e}"
     );
 }
+
+#[test]
+fn count_and_processing_time_windows_are_checked() {
+    let dir = with_plugin();
+    let window = |w: &str| {
+        GOOD.replace(
+            "[sink]",
+            &format!(
+                "[window]\n{w}\n[window.aggregate]\nname = \"a\"\nplugin = \"op.wasm\"\n[sink]"
+            ),
+        )
+    };
+    let p = parse_in(dir.path(), &window("type = \"global\"\ncount = 5")).unwrap();
+    let w = p.config.window.as_ref().unwrap();
+    assert_eq!(w.spec(), crate::window::WindowSpec::Global { count: 5 });
+    let p = parse_in(
+        dir.path(),
+        &window("type = \"tumbling\"\nsize = \"1s\"\ntime = \"processing\""),
+    )
+    .unwrap();
+    let w = p.config.window.as_ref().unwrap();
+    assert_eq!(w.time, WindowTime::Processing);
+    assert!(w.description().ends_with("in processing time"));
+    for (text, message) in [
+        (
+            "type = \"global\"",
+            "field `window.count` is required for global windows",
+        ),
+        (
+            "type = \"global\"\ncount = 0",
+            "field `window.count` must be at least 1",
+        ),
+        (
+            "type = \"global\"\ncount = 2\nsize = \"1s\"",
+            "field `window.size` does not apply to global windows",
+        ),
+        (
+            "type = \"tumbling\"\nsize = \"1s\"\ncount = 2",
+            "field `window.count` does not apply to tumbling windows",
+        ),
+        (
+            "type = \"global\"\ncount = 2\ntime = \"processing\"",
+            "field `window.time`: global windows fire by count",
+        ),
+        (
+            "type = \"session\"\ngap = \"1s\"\ntime = \"processing\"\nallowed_lateness = \"1s\"",
+            "does not apply to processing-time",
+        ),
+        (
+            "type = \"global\"\ncount = 2\nallowed_lateness = \"1s\"",
+            "they are never late",
+        ),
+    ] {
+        let e = parse_in(dir.path(), &window(text)).unwrap_err();
+        assert!(e.message.contains(message), "{text}: {e}");
+    }
+}

@@ -14,7 +14,7 @@ use std::path::Path;
 
 use weir_sdk::packed::BatchBuilder;
 
-use crate::config::{Pipeline, WatermarkStrategy};
+use crate::config::{Pipeline, WatermarkStrategy, WindowTime};
 use crate::operator::DeadLetter;
 use crate::operator::process::{KeyedProcess, push_timer_events};
 use crate::operator::window::{WindowedAggregate, push_result};
@@ -22,7 +22,7 @@ use crate::operator::{Chain, ChainOutput, EventBatch};
 use crate::runtime::Runtime;
 use crate::sink::stdout::{write_dead_letter, write_late, write_result};
 use crate::source::local::{InputLine, JsonEvent, read_events};
-use crate::window::{BoundedOutOfOrderness, Emission};
+use crate::window::{BoundedOutOfOrderness, Emission, ProcessingClock};
 
 /// Counts of a local run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +40,8 @@ struct Runner<'a, O: Write, E: Write> {
     process: Option<KeyedProcess>,
     after: Chain,
     generator: Option<BoundedOutOfOrderness>,
+    /// The wall clock of a processing-time window.
+    processing: Option<ProcessingClock>,
     summary: LocalSummary,
     out: &'a mut O,
     err: &'a mut E,
@@ -53,7 +55,7 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
         for (i, ev) in events.iter().enumerate() {
             ev.push_to(&mut b, i as u32, &mut scratch);
         }
-        let output = self.chain.run(EventBatch::from_source(b));
+        let mut output = self.chain.run(EventBatch::from_source(b));
         self.dead_letters(&output.dead, lines)?;
         if let Some(process) = &mut self.process {
             let mut dead = Vec::new();
@@ -80,7 +82,18 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
             return Ok(());
         };
         let mut emitted = Vec::new();
-        window.process_batch(self.runtime, &view, &mut emitted);
+        let now = self.processing.as_mut().map(|clock| {
+            let now = clock.stamp(&mut output.events);
+            let view = output.events.view();
+            window.process_batch(self.runtime, &view, &mut emitted);
+            now
+        });
+        let view = output.events.view();
+        if let Some(now) = now {
+            window.advance_watermark(self.runtime, now - 1, &mut emitted);
+        } else {
+            window.process_batch(self.runtime, &view, &mut emitted);
+        }
         if let Some(g) = &mut self.generator {
             for i in 0..view.len() {
                 g.observe(view.time(i));
@@ -182,6 +195,7 @@ fn window_output(e: Emission, fired: &mut BatchBuilder) {
             key,
             window,
             payload,
+            ..
         } => push_result(fired, &key, window, &payload, NO_LINE),
         Emission::WindowFailed { key, window, error } => {
             tracing::error!(
@@ -213,8 +227,16 @@ pub fn run(
         .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
     let w = &pipeline.config.source.watermarks;
     let stateful = pipeline.config.window.is_some() || pipeline.config.process.is_some();
-    let generator =
-        (stateful && !punctuated && w.strategy == WatermarkStrategy::Bounded).then(|| {
+    let processing = pipeline
+        .config
+        .window
+        .as_ref()
+        .is_some_and(|w| w.time == WindowTime::Processing);
+    let generator = (stateful
+        && !processing
+        && !punctuated
+        && w.strategy == WatermarkStrategy::Bounded)
+        .then(|| {
             BoundedOutOfOrderness::new(w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64)
         });
     let process = super::build_process(runtime, pipeline)?;
@@ -226,6 +248,7 @@ pub fn run(
         process,
         after,
         generator,
+        processing: processing.then(ProcessingClock::default),
         summary: LocalSummary::default(),
         out,
         err,
@@ -248,7 +271,10 @@ pub fn run(
                     runner.batch(&events, &numbers)?;
                     (events, numbers) = (Vec::new(), Vec::new());
                 }
-                runner.watermark(w.watermark)?;
+                // Markers are event time; a processing-time window follows the clock.
+                if !processing {
+                    runner.watermark(w.watermark)?;
+                }
             }
         }
     }

@@ -233,7 +233,7 @@ pub async fn run(
     let (restored, next_id) = restore_point(&mut store, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: restoring pipeline {name:?}: {e:#}"))?;
-    let window = cfg.window.as_ref().map(|w| format!("{:?}", w.spec()));
+    let window = cfg.window.as_ref().map(|w| w.description());
     let mut sequence = 0;
     let resume = match &restored {
         None if from == StartFrom::Fresh => Resume::After(0),
@@ -316,11 +316,11 @@ pub async fn run(
     tracing::info!(pipeline = %name, guarantee = guarantee.name(), "running");
     let started = Instant::now();
     let mut last_report = Instant::now();
-    // With watermarks to keep moving, wake up at least every `interval` on a quiet stream.
+    // With watermarks to keep moving (or a processing-time window to fire), wake up at least
+    // every `interval` on a quiet stream.
     let tick = stages
-        .watermarks
-        .as_ref()
-        .map(|_| cfg.source.watermarks.interval);
+        .needs_ticks()
+        .then_some(cfg.source.watermarks.interval);
     tokio::pin!(shutdown);
     loop {
         let now = Instant::now();

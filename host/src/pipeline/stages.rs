@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::admin::Metrics;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
-use crate::config::{Pipeline, WatermarkStrategy};
+use crate::config::{Pipeline, WatermarkStrategy, WindowTime};
 use crate::operator::process::KeyedProcess;
 use crate::operator::window::WindowedAggregate;
 use crate::operator::window::push_result;
@@ -15,7 +15,7 @@ use crate::runtime::Runtime;
 use crate::sink::jetstream::{
     BatchOutput, Derived, DerivedDeadLetter, WindowResult, timer_origin, window_origin,
 };
-use crate::window::{Emission, SourceWatermarks};
+use crate::window::{Emission, ProcessingClock, SourceWatermarks};
 use weir_sdk::packed::BatchBuilder;
 
 /// The processing stages of a pipeline, moved to a blocking thread for each batch.
@@ -27,8 +27,11 @@ pub struct Stages {
     process: Option<KeyedProcess>,
     /// `[[after]]`: transforms over the window or process stage's results.
     after: Chain,
-    /// Per-partition bounded watermarks (`None`: no stateful stage, or punctuated).
+    /// Per-partition bounded watermarks (`None`: no stateful stage, punctuated, or
+    /// processing time).
     pub watermarks: Option<SourceWatermarks>,
+    /// The wall clock of a processing-time window (which it also fires).
+    processing: Option<ProcessingClock>,
     /// The last snapshot's size (the next one's buffer is sized from it).
     snapshot_size: usize,
 }
@@ -47,6 +50,12 @@ impl Stages {
             process: super::build_process(runtime, pipeline)?,
             after: super::build_after(runtime, pipeline)?,
             watermarks: source_watermarks(pipeline),
+            processing: pipeline
+                .config
+                .window
+                .as_ref()
+                .is_some_and(|w| w.time == WindowTime::Processing)
+                .then(ProcessingClock::default),
             snapshot_size: 0,
         })
     }
@@ -76,13 +85,19 @@ impl Stages {
         }
         let events = out.events;
         let mut start = 0;
-        for &(source, wm) in markers {
-            let end = start + events.lineage[start..].partition_point(|&l| l < source);
-            self.segment(&events, start, end, &mut stateful);
-            self.advance(wm, &mut stateful);
-            start = end;
+        if self.processing.is_none() {
+            for &(source, wm) in markers {
+                let end = start + events.lineage[start..].partition_point(|&l| l < source);
+                self.segment(&events, start, end, &mut stateful);
+                self.advance(wm, &mut stateful);
+                start = end;
+            }
         }
         self.segment(&events, start, events.len(), &mut stateful);
+        if let Some(clock) = &mut self.processing {
+            let now = clock.now();
+            self.advance(now - 1, &mut stateful);
+        }
         if let Some(w) = &mut self.watermarks {
             let now = std::time::Instant::now();
             let view = events.view();
@@ -98,9 +113,20 @@ impl Stages {
         (chain, stateful)
     }
 
-    /// Periodic work while no events arrive: idle partitions stop holding the watermark back.
+    /// Whether [`Stages::tick`] has work on a quiet stream (watermarks to advance, or a
+    /// processing-time window to fire).
+    pub fn needs_ticks(&self) -> bool {
+        self.watermarks.is_some() || self.processing.is_some()
+    }
+
+    /// Periodic work while no events arrive: idle partitions stop holding the watermark back;
+    /// processing-time windows fire by the clock.
     pub fn tick(&mut self) -> BatchOutput {
         let mut result = BatchOutput::default();
+        if let Some(clock) = &mut self.processing {
+            let now = clock.now();
+            self.advance(now - 1, &mut result);
+        }
         if let Some(wm) = self
             .watermarks
             .as_mut()
@@ -131,7 +157,7 @@ impl Stages {
         let mut b = BatchBuilder::with_capacity(origins.capacity(), 64);
         for r in out.windows.drain(..) {
             push_result(&mut b, &r.key, r.window, &r.payload, origins.len() as u32);
-            origins.push(window_origin(&r.key, r.window, &r.payload));
+            origins.push(window_origin(&r));
         }
         for e in out.timers.drain(..) {
             b.push(&e.key, e.time, &e.headers, &e.payload, origins.len() as u32);
@@ -164,7 +190,12 @@ impl Stages {
             return;
         }
         let sliced;
-        let part = if lo == 0 && hi == events.len() {
+        let part = if let Some(clock) = &mut self.processing {
+            let mut stamped = events.slice(lo, hi);
+            clock.stamp(&mut stamped);
+            sliced = stamped;
+            &sliced
+        } else if lo == 0 && hi == events.len() {
             events
         } else {
             sliced = events.slice(lo, hi);
@@ -366,7 +397,11 @@ fn source_watermarks(pipeline: &Pipeline) -> Option<SourceWatermarks> {
     let c = &pipeline.config;
     let w = &c.source.watermarks;
     let stateful = c.window.is_some() || c.process.is_some();
-    (stateful && w.strategy == WatermarkStrategy::Bounded).then(|| {
+    let processing = c
+        .window
+        .as_ref()
+        .is_some_and(|w| w.time == WindowTime::Processing);
+    (stateful && !processing && w.strategy == WatermarkStrategy::Bounded).then(|| {
         SourceWatermarks::new(
             &c.source.subjects,
             w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
@@ -404,10 +439,12 @@ fn absorb(
                 key,
                 window,
                 payload,
+                serial,
             } => result.windows.push(WindowResult {
                 key,
                 window,
                 payload,
+                serial,
             }),
             Emission::Late { index } => result.late.push(letter(
                 index,

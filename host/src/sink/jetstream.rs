@@ -120,6 +120,8 @@ pub struct WindowResult {
     pub key: Vec<u8>,
     pub window: Window,
     pub payload: Vec<u8>,
+    /// Count windows: the window's serial number.
+    pub serial: Option<u64>,
 }
 
 /// Everything one source batch produced.
@@ -173,14 +175,15 @@ pub struct DerivedDeadLetter {
 }
 
 /// What a window result's message id is made of: the window and a hash of key and payload,
-/// so a replayed firing is deduplicated and a re-firing with new contents is not.
-pub fn window_origin(key: &[u8], window: Window, payload: &[u8]) -> String {
-    format!(
-        "w/{}/{}/{}",
-        window.start,
-        window.end,
-        content_tag(key, payload)
-    )
+/// so a replayed firing is deduplicated and a re-firing with new contents is not. Count
+/// windows are named by their serial number instead of their bounds (two windows of a key can
+/// have the same bounds).
+pub fn window_origin(r: &WindowResult) -> String {
+    let tag = content_tag(&r.key, &r.payload);
+    match r.serial {
+        Some(n) => format!("c/{n}/{tag}"),
+        None => format!("w/{}/{}/{tag}", r.window.start, r.window.end),
+    }
 }
 
 /// What a timer event's message id is made of: the timer's time and a hash of key and
@@ -316,11 +319,7 @@ impl JetStreamSink {
     /// A window result, with the id of its [`window_origin`].
     fn window_result_message(&self, r: &WindowResult) -> Message {
         let mut h = HeaderMap::new();
-        let id = format!(
-            "{}/{}",
-            self.pipeline,
-            window_origin(&r.key, r.window, &r.payload)
-        );
+        let id = format!("{}/{}", self.pipeline, window_origin(r));
         self.set_id(&mut h, &id);
         h.insert("Weir-Time", r.window.max_timestamp().to_string().as_str());
         h.insert("Weir-Window-Start", r.window.start.to_string().as_str());

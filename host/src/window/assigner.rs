@@ -38,6 +38,10 @@ pub enum WindowSpec {
     Sliding { size: i64, slide: i64, offset: i64 },
     /// Per key, events closer than `gap` ms form one window `[first, last + gap)`.
     Session { gap: i64 },
+    /// Per key, every `count` events form one window, which fires when it is full (Flink's
+    /// `countWindow`: a global window with a purging count trigger). The window's bounds are
+    /// the event-time extent of its events, `[earliest, latest + 1)`.
+    Global { count: u64 },
 }
 
 impl WindowSpec {
@@ -46,7 +50,13 @@ impl WindowSpec {
         matches!(self, WindowSpec::Session { .. })
     }
 
-    /// Appends the windows `ts` belongs to, most recent start first (as Flink does).
+    /// Whether windows of this kind fire by count rather than by the watermark.
+    pub fn is_global(&self) -> bool {
+        matches!(self, WindowSpec::Global { .. })
+    }
+
+    /// Appends the windows `ts` belongs to, most recent start first (as Flink does). A
+    /// session or count window is the event's own extent, to be merged into its key's window.
     pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
         match *self {
             WindowSpec::Tumbling { size, offset } => {
@@ -73,6 +83,10 @@ impl WindowSpec {
             WindowSpec::Session { gap } => out.push(Window {
                 start: ts,
                 end: ts.saturating_add(gap),
+            }),
+            WindowSpec::Global { .. } => out.push(Window {
+                start: ts,
+                end: ts.saturating_add(1),
             }),
         }
     }

@@ -130,6 +130,7 @@ fn to_expected(e: Emission, key: &str, time: i64) -> Expected {
             key,
             window,
             payload,
+            ..
         } => Expected::Result {
             key: String::from_utf8(key).unwrap(),
             start: window.start,

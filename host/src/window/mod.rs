@@ -3,6 +3,7 @@
 //! - [`assigner`]: which windows an event belongs to (tumbling, sliding, session, global);
 //! - [`watermark`]: watermark generation (bounded out-of-orderness) and the combination of
 //!   per-input watermarks (minimum over non-idle inputs, never moving back);
+//! - [`clock`]: processing time, for processing-time windows;
 //! - [`operator`]: the keyed window operator — per (key, window) accumulators as bytes, event
 //!   time timers, firing, allowed lateness, late side output, session merging.
 //!
@@ -10,10 +11,12 @@
 //! where Flink and Beam differ are written in `docs/semantics.md`.
 
 pub mod assigner;
+pub mod clock;
 pub mod operator;
 pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
+pub use clock::ProcessingClock;
 pub use operator::{AddError, Aggregator, Emission, WindowOperator, WindowState};
 pub use watermark::{
     BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer, WatermarksState,

@@ -10,7 +10,9 @@
 //! - an event for a window that already fired but is not late updates it and fires it again
 //!   with the full contents (once per batch: late events of one batch fire their window once);
 //! - session windows merge when they intersect or touch; a late-but-allowed event that bridges
-//!   two sessions merges them and fires the merged window.
+//!   two sessions merges them and fires the merged window;
+//! - count windows (`WindowSpec::Global`) fire and are dropped as soon as they hold `count`
+//!   events, whatever the watermark; they are never late.
 //!
 //! Events arrive in batches and accumulators are updated with **one `add` call per batch**:
 //! every event is first assigned to its windows' slots (creating and merging slots as needed),
@@ -28,7 +30,10 @@ use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::assigner::{Window, WindowSpec};
 
+mod add;
+mod count;
 mod snapshot;
+use add::add_isolating;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState};
 
 /// An aggregator's report that event `index` of an `add` batch failed.
@@ -65,6 +70,8 @@ pub enum Emission {
         key: Vec<u8>,
         window: Window,
         payload: Vec<u8>,
+        /// Count windows: the window's serial number (windows of a key may share bounds).
+        serial: Option<u64>,
     },
     /// Event `index` of the batch arrived after all its windows were late (the late side
     /// output).
@@ -84,6 +91,8 @@ struct Slot {
     id: u64,
     window: Window,
     acc: Vec<u8>,
+    /// Events assigned to the window (including any the aggregate refused).
+    count: u64,
 }
 
 /// Keys are shared between the state map and the timers (one allocation per key).
@@ -154,7 +163,7 @@ impl WindowOperator {
     }
 
     fn is_late(&self, w: &Window) -> bool {
-        w.max_timestamp().saturating_add(self.lateness) <= self.watermark
+        !self.spec.is_global() && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
     }
 
     fn register_timers(&mut self, key: &Key, w: Window) {
@@ -171,18 +180,22 @@ impl WindowOperator {
             .push((key.clone(), w));
     }
 
-    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>) -> u64 {
+    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>, count: u64) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
         let key: Key = match self.keys.get_key_value(key) {
             Some((k, _)) => k.clone(),
             None => key.into(),
         };
-        self.register_timers(&key, window);
-        self.keys
-            .entry(key)
-            .or_default()
-            .push(Slot { id, window, acc });
+        if !self.spec.is_global() {
+            self.register_timers(&key, window);
+        }
+        self.keys.entry(key).or_default().push(Slot {
+            id,
+            window,
+            acc,
+            count,
+        });
         id
     }
 
@@ -198,10 +211,14 @@ impl WindowOperator {
         let mut pending = Pending::default();
         for i in 0..batch.len() {
             let (key, time) = (batch.key(i), batch.time(i));
-            let assigned = if self.spec.is_merging() {
-                self.assign_session(key, time, i as u32, &mut pending, agg)
-            } else {
-                self.assign_fixed(key, time, i as u32, &mut pending, agg)
+            let assigned = match self.spec {
+                WindowSpec::Session { .. } => {
+                    self.assign_session(key, time, i as u32, &mut pending, agg)
+                }
+                WindowSpec::Global { count } => {
+                    self.assign_count(key, time, count, i as u32, &mut pending, agg)
+                }
+                _ => self.assign_fixed(key, time, i as u32, &mut pending, agg),
             };
             match assigned {
                 Ok(true) => {}
@@ -236,13 +253,16 @@ impl WindowOperator {
             any = true;
             let existing = self
                 .keys
-                .get(key)
-                .and_then(|s| s.iter().find(|s| s.window == *w))
-                .map(|s| s.id);
+                .get_mut(key)
+                .and_then(|s| s.iter_mut().find(|s| s.window == *w))
+                .map(|s| {
+                    s.count += 1;
+                    s.id
+                });
             let id = match existing {
                 Some(id) => id,
                 None => match agg.create() {
-                    Ok(acc) => self.new_slot(key, *w, acc),
+                    Ok(acc) => self.new_slot(key, *w, acc, 1),
                     Err(e) => {
                         result = Err(format!("creating an accumulator: {e}"));
                         break;
@@ -285,9 +305,14 @@ impl WindowOperator {
                 let acc = agg
                     .create()
                     .map_err(|e| format!("creating an accumulator: {e}"))?;
-                self.new_slot(key, new, acc)
+                self.new_slot(key, new, acc, 1)
             }
-            [only] if slots[*only].window.cover(&new) == slots[*only].window => slots[*only].id,
+            [only] if slots[*only].window.cover(&new) == slots[*only].window => {
+                let only = *only;
+                let slot = &mut self.keys.get_mut(key).expect("key has slots")[only];
+                slot.count += 1;
+                slot.id
+            }
             _ => {
                 // Merge every touched session (and the new window) into one new slot. The
                 // merged accumulator is built aside, so a failing merge changes nothing.
@@ -302,9 +327,10 @@ impl WindowOperator {
                         .map_err(|e| format!("merging sessions: {e}"))?;
                 }
                 let old_ids: Vec<u64> = hits.iter().map(|&h| slots[h].id).collect();
+                let count = hits.iter().map(|&h| slots[h].count).sum::<u64>() + 1;
                 let slots = self.keys.get_mut(key).expect("key has slots");
                 slots.retain(|s| !old_ids.contains(&s.id));
-                let id = self.new_slot(key, window, acc);
+                let id = self.new_slot(key, window, acc, count);
                 for old in old_ids {
                     pending.merged_into.insert(old, id);
                 }
@@ -316,7 +342,9 @@ impl WindowOperator {
     }
 
     /// Runs the batch's `add` call over every touched accumulator and fires touched windows
-    /// that are already complete. A failing event is reported and the call repeated without it.
+    /// that are already complete (or full, for count windows). A failing event is reported
+    /// and the call repeated without it (it still counts towards a count window: windows
+    /// close after `count` events reached them, so replays close them at the same events).
     fn apply(
         &mut self,
         batch: &BatchView<'_>,
@@ -350,19 +378,32 @@ impl WindowOperator {
             .collect();
         add_isolating(batch, &entries, &mut accs, agg, out);
         let mut due = Vec::new();
+        let mut full = Vec::new();
         let watermark = self.watermark;
+        let limit = match self.spec {
+            WindowSpec::Global { count } => Some(count),
+            _ => None,
+        };
         for (&(event, id), acc) in order.iter().zip(accs) {
             let key = batch.key(event as usize);
             if let Some(slot) = self.slot_mut(key, id) {
                 slot.acc = acc;
-                // Late but allowed: the window's end already passed; fire it again.
-                if slot.window.max_timestamp() <= watermark {
-                    due.push((key, slot.window));
+                match limit {
+                    Some(n) if slot.count >= n => full.push((key, id)),
+                    Some(_) => {}
+                    // Late but allowed: the window's end already passed; fire it again.
+                    None if slot.window.max_timestamp() <= watermark => {
+                        due.push((key, slot.window))
+                    }
+                    None => {}
                 }
             }
         }
         for (key, w) in due {
             self.fire(key, w, agg, out);
+        }
+        for (key, id) in full {
+            self.fire_full(key, id, agg, out);
         }
     }
 
@@ -383,6 +424,7 @@ impl WindowOperator {
                 key: key.to_vec(),
                 window: w,
                 payload,
+                serial: None,
             })),
             Err(error) => out.push(Emission::WindowFailed {
                 key: key.to_vec(),
@@ -425,143 +467,5 @@ impl WindowOperator {
                 }
             }
         }
-    }
-}
-
-/// Adds `entries` (event, accumulator position) of `batch` to `accs` with as few calls as
-/// possible, isolating failures: an event the aggregator names is reported and the call
-/// repeated without it; a failure not attributable to one event (a trap) splits the entries in
-/// halves (at an event boundary) until the failing event is alone. Every other event is added.
-fn add_isolating(
-    batch: &BatchView<'_>,
-    entries: &[(u32, u32)],
-    accs: &mut [Vec<u8>],
-    agg: &mut impl Aggregator,
-    out: &mut Vec<Emission>,
-) {
-    let mut entries = entries.to_vec();
-    while !entries.is_empty() {
-        let mut events = BatchBuilder::with_capacity(entries.len(), 64);
-        let mut targets = Vec::with_capacity(entries.len());
-        for (j, &(event, pos)) in entries.iter().enumerate() {
-            let e = batch.get(event as usize);
-            events.push(e.key, e.time, e.headers, e.payload, j as u32);
-            targets.push(pos);
-        }
-        match agg.add(accs, &targets, &mut events) {
-            Ok(()) => return,
-            Err(AddError { index, message }) if index < entries.len() => {
-                let failed = entries[index].0;
-                out.push(Emission::Failed {
-                    index: failed as usize,
-                    error: message,
-                });
-                entries.retain(|&(e, _)| e != failed);
-            }
-            Err(AddError { message, .. }) => {
-                let first = entries[0].0;
-                if entries.iter().all(|&(e, _)| e == first) {
-                    out.push(Emission::Failed {
-                        index: first as usize,
-                        error: message,
-                    });
-                    return;
-                }
-                // Split at an event boundary (an event may feed several windows).
-                let mut mid = entries.len() / 2;
-                while mid > 0 && entries[mid].0 == entries[mid - 1].0 {
-                    mid -= 1;
-                }
-                if mid == 0 {
-                    mid = entries
-                        .iter()
-                        .position(|&(e, _)| e != first)
-                        .unwrap_or(entries.len());
-                }
-                add_isolating(batch, &entries[..mid], accs, agg, out);
-                add_isolating(batch, &entries[mid..], accs, agg, out);
-                return;
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::window::conformance::TestAggregate;
-
-    /// Counts, but fails the whole call (like a trap) when the batch holds a payload "boom".
-    struct Trapping(TestAggregate, u32);
-
-    impl Aggregator for Trapping {
-        fn create(&mut self) -> Result<Vec<u8>, String> {
-            self.0.create()
-        }
-        fn add(
-            &mut self,
-            accs: &mut [Vec<u8>],
-            targets: &[u32],
-            events: &mut BatchBuilder,
-        ) -> Result<(), AddError> {
-            self.1 += 1;
-            if events.view().iter().any(|e| e.payload == b"boom") {
-                return Err(AddError {
-                    index: usize::MAX,
-                    message: "trapped".into(),
-                });
-            }
-            self.0.add(accs, targets, events)
-        }
-        fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-            self.0.merge(a, b)
-        }
-        fn finish(
-            &mut self,
-            key: &[u8],
-            window: Window,
-            acc: &[u8],
-        ) -> Result<Vec<Vec<u8>>, String> {
-            self.0.finish(key, window, acc)
-        }
-    }
-
-    #[test]
-    fn a_trapping_add_isolates_the_event_and_keeps_the_others() {
-        let mut op = WindowOperator::new(
-            WindowSpec::Sliding {
-                size: 20,
-                slide: 10,
-                offset: 0,
-            },
-            0,
-        );
-        let mut agg = Trapping(TestAggregate { sum: false }, 0);
-        let mut b = BatchBuilder::new();
-        for (i, p) in ["a", "b", "boom", "c", "d", "e", "f"].iter().enumerate() {
-            b.push(b"k", i as i64, &[], p.as_bytes(), i as u32);
-        }
-        let mut out = Vec::new();
-        op.process_batch(&b.view(), &mut agg, &mut out);
-        assert_eq!(
-            out,
-            [Emission::Failed {
-                index: 2,
-                error: "trapped".into()
-            }]
-        );
-        out.clear();
-        op.advance_watermark(i64::MAX, &mut agg, &mut out);
-        let counts: Vec<(i64, String)> = out
-            .iter()
-            .map(|e| match e {
-                Emission::Fired {
-                    window, payload, ..
-                } => (window.start, String::from_utf8(payload.clone()).unwrap()),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        // Six good events, each in the windows [-10, 10) and [0, 20).
-        assert_eq!(counts, [(-10, "6".to_string()), (0, "6".to_string())]);
     }
 }

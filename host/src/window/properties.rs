@@ -104,6 +104,7 @@ fn run(
                 key,
                 window,
                 payload,
+                ..
             } => {
                 let v: i64 = String::from_utf8(payload).unwrap().parse().unwrap();
                 let prev = got.insert(

@@ -37,6 +37,8 @@ pub struct WindowAcc {
     pub end: i64,
     #[serde(with = "serde_bytes")]
     pub acc: Vec<u8>,
+    /// Events assigned to the window, including any the aggregate refused (format version 2).
+    pub count: u64,
 }
 
 /// The operator's state, serialized exactly as [`WindowState`] (blobs decode into it).
@@ -88,11 +90,12 @@ struct SlotRef<'a>(&'a Slot);
 impl Serialize for SlotRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let slot = self.0;
-        let mut st = s.serialize_struct("WindowAcc", 4)?;
+        let mut st = s.serialize_struct("WindowAcc", 5)?;
         st.serialize_field("id", &slot.id)?;
         st.serialize_field("start", &slot.window.start)?;
         st.serialize_field("end", &slot.window.end)?;
         st.serialize_field("acc", serde_bytes::Bytes::new(&slot.acc))?;
+        st.serialize_field("count", &slot.count)?;
         st.end()
     }
 }
@@ -122,6 +125,7 @@ impl WindowOperator {
                             start: s.window.start,
                             end: s.window.end,
                             acc: s.acc.clone(),
+                            count: s.count,
                         })
                         .collect(),
                 })
@@ -150,11 +154,14 @@ impl WindowOperator {
                     start: w.start,
                     end: w.end,
                 };
-                self.register_timers(&key, window);
+                if !self.spec.is_global() {
+                    self.register_timers(&key, window);
+                }
                 slots.push(Slot {
                     id: w.id,
                     window,
                     acc: convert(w.acc)?,
+                    count: w.count,
                 });
             }
             self.keys.insert(key, slots);

@@ -1,0 +1,147 @@
+//! The batch `add` call with failure isolation: one call for all touched accumulators, and
+//! when it fails, the failing event found (named by the plugin, or by splitting after a trap)
+//! and reported while every other event is added.
+
+use weir_sdk::packed::{BatchBuilder, BatchView};
+
+use super::{AddError, Aggregator, Emission};
+
+/// Adds `entries` (event, accumulator position) of `batch` to `accs` with as few calls as
+/// possible, isolating failures: an event the aggregator names is reported and the call
+/// repeated without it; a failure not attributable to one event (a trap) splits the entries in
+/// halves (at an event boundary) until the failing event is alone. Every other event is added.
+pub(super) fn add_isolating(
+    batch: &BatchView<'_>,
+    entries: &[(u32, u32)],
+    accs: &mut [Vec<u8>],
+    agg: &mut impl Aggregator,
+    out: &mut Vec<Emission>,
+) {
+    let mut entries = entries.to_vec();
+    while !entries.is_empty() {
+        let mut events = BatchBuilder::with_capacity(entries.len(), 64);
+        let mut targets = Vec::with_capacity(entries.len());
+        for (j, &(event, pos)) in entries.iter().enumerate() {
+            let e = batch.get(event as usize);
+            events.push(e.key, e.time, e.headers, e.payload, j as u32);
+            targets.push(pos);
+        }
+        match agg.add(accs, &targets, &mut events) {
+            Ok(()) => return,
+            Err(AddError { index, message }) if index < entries.len() => {
+                let failed = entries[index].0;
+                out.push(Emission::Failed {
+                    index: failed as usize,
+                    error: message,
+                });
+                entries.retain(|&(e, _)| e != failed);
+            }
+            Err(AddError { message, .. }) => {
+                let first = entries[0].0;
+                if entries.iter().all(|&(e, _)| e == first) {
+                    out.push(Emission::Failed {
+                        index: first as usize,
+                        error: message,
+                    });
+                    return;
+                }
+                // Split at an event boundary (an event may feed several windows).
+                let mut mid = entries.len() / 2;
+                while mid > 0 && entries[mid].0 == entries[mid - 1].0 {
+                    mid -= 1;
+                }
+                if mid == 0 {
+                    mid = entries
+                        .iter()
+                        .position(|&(e, _)| e != first)
+                        .unwrap_or(entries.len());
+                }
+                add_isolating(batch, &entries[..mid], accs, agg, out);
+                add_isolating(batch, &entries[mid..], accs, agg, out);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::conformance::TestAggregate;
+    use crate::window::operator::{Emission, WindowOperator};
+    use crate::window::{Window, WindowSpec};
+
+    /// Counts, but fails the whole call (like a trap) when the batch holds a payload "boom".
+    struct Trapping(TestAggregate, u32);
+
+    impl Aggregator for Trapping {
+        fn create(&mut self) -> Result<Vec<u8>, String> {
+            self.0.create()
+        }
+        fn add(
+            &mut self,
+            accs: &mut [Vec<u8>],
+            targets: &[u32],
+            events: &mut BatchBuilder,
+        ) -> Result<(), AddError> {
+            self.1 += 1;
+            if events.view().iter().any(|e| e.payload == b"boom") {
+                return Err(AddError {
+                    index: usize::MAX,
+                    message: "trapped".into(),
+                });
+            }
+            self.0.add(accs, targets, events)
+        }
+        fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+            self.0.merge(a, b)
+        }
+        fn finish(
+            &mut self,
+            key: &[u8],
+            window: Window,
+            acc: &[u8],
+        ) -> Result<Vec<Vec<u8>>, String> {
+            self.0.finish(key, window, acc)
+        }
+    }
+
+    #[test]
+    fn a_trapping_add_isolates_the_event_and_keeps_the_others() {
+        let mut op = WindowOperator::new(
+            WindowSpec::Sliding {
+                size: 20,
+                slide: 10,
+                offset: 0,
+            },
+            0,
+        );
+        let mut agg = Trapping(TestAggregate { sum: false }, 0);
+        let mut b = BatchBuilder::new();
+        for (i, p) in ["a", "b", "boom", "c", "d", "e", "f"].iter().enumerate() {
+            b.push(b"k", i as i64, &[], p.as_bytes(), i as u32);
+        }
+        let mut out = Vec::new();
+        op.process_batch(&b.view(), &mut agg, &mut out);
+        assert_eq!(
+            out,
+            [Emission::Failed {
+                index: 2,
+                error: "trapped".into()
+            }]
+        );
+        out.clear();
+        op.advance_watermark(i64::MAX, &mut agg, &mut out);
+        let counts: Vec<(i64, String)> = out
+            .iter()
+            .map(|e| match e {
+                Emission::Fired {
+                    window, payload, ..
+                } => (window.start, String::from_utf8(payload.clone()).unwrap()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // Six good events, each in the windows [-10, 10) and [0, 20).
+        assert_eq!(counts, [(-10, "6".to_string()), (0, "6".to_string())]);
+    }
+}
