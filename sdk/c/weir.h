@@ -650,6 +650,22 @@ static inline void weir_timer_register(int64_t time) {
     weir_operator_keyed_register_event_timer(time);
 }
 static inline void weir_timer_delete(int64_t time) { weir_operator_keyed_delete_event_timer(time); }
+/* Calls `on_timer` for the current key once the host's wall clock reaches `time` (processing
+ * time, ms since the Unix epoch; see `weir_processing_time`). */
+static inline void weir_timer_register_processing(int64_t time) {
+    weir_operator_keyed_register_processing_timer(time);
+}
+static inline void weir_timer_delete_processing(int64_t time) {
+    weir_operator_keyed_delete_processing_timer(time);
+}
+/* The host's processing time now (ms since the Unix epoch; never moves back). */
+static inline int64_t weir_processing_time(void) {
+    return weir_operator_keyed_current_processing_time();
+}
+/* In `on_timer`: whether the timer that fired is a processing-time one (else event time). */
+static inline bool weir_timer_is_processing(void) {
+    return weir_operator_keyed_timer_domain() == WEIR_OPERATOR_KEYED_TIME_DOMAIN_PROCESSING_TIME;
+}
 
 /* Exports the `process` world: `configure` (or NULL), `on_event` called once per event of the
  * key (state functions act on that key), `on_timer` (or NULL) once per fired timer, with a

@@ -43,7 +43,7 @@ pub use aggregate::Aggregate;
 #[cfg(feature = "guest")]
 pub use event::{Event, Output};
 #[cfg(feature = "process")]
-pub use process::{Keyed, Process};
+pub use process::{Keyed, Process, TimeDomain};
 #[cfg(feature = "transform")]
 pub use transform::Transform;
 

@@ -1,5 +1,6 @@
 //! The keyed `process` world in Rust: the [`Process`] trait authors implement, with per-key
-//! state (typed, JSON-encoded, kept by the host) and event-time timers through [`Keyed`].
+//! state (typed, JSON-encoded, kept by the host) and event-time and processing-time timers
+//! through [`Keyed`].
 
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -55,10 +56,43 @@ impl Keyed<'_> {
         keyed::register_event_timer(time)
     }
 
-    /// Cancels this key's timer at `time`.
+    /// Cancels this key's event-time timer at `time`.
     pub fn delete_event_timer(&mut self, time: i64) {
         keyed::delete_event_timer(time)
     }
+
+    /// Calls `on_timer` for this key when the host's wall clock reaches `time` (ms since the
+    /// Unix epoch; see [`Keyed::processing_time`]).
+    pub fn register_processing_timer(&mut self, time: i64) {
+        keyed::register_processing_timer(time)
+    }
+
+    /// Cancels this key's processing-time timer at `time`.
+    pub fn delete_processing_timer(&mut self, time: i64) {
+        keyed::delete_processing_timer(time)
+    }
+
+    /// The host's processing time now (ms since the Unix epoch; never moves back).
+    pub fn processing_time(&self) -> i64 {
+        keyed::current_processing_time()
+    }
+
+    /// In `on_timer`: which kind of timer fired.
+    pub fn timer_domain(&self) -> TimeDomain {
+        match keyed::timer_domain() {
+            keyed::TimeDomain::EventTime => TimeDomain::Event,
+            keyed::TimeDomain::ProcessingTime => TimeDomain::Processing,
+        }
+    }
+}
+
+/// The clock a timer follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeDomain {
+    /// Fired when the watermark reached the timer's time.
+    Event,
+    /// Fired when the host's wall clock reached it.
+    Processing,
 }
 
 /// Where `on_timer` emits events: the key is the timer's, the time the timer's.
@@ -97,7 +131,8 @@ pub trait Process: Sized + 'static {
         out: &mut Output<'_>,
     ) -> Result<(), String>;
 
-    /// An event-time timer of the key registered for `time` fired.
+    /// A timer of the key registered for `time` fired ([`Keyed::timer_domain`] tells whether
+    /// an event-time or a processing-time one).
     fn on_timer(
         &mut self,
         keyed: &mut Keyed<'_>,

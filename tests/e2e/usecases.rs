@@ -1,5 +1,6 @@
 //! The seed's use cases as the shipped pipelines (`plugins/pipelines/`), end to end through a
-//! real nats-server: ad click-through rates over sliding windows, clickstream sessions.
+//! real nats-server: ad click-through rates over sliding windows, clickstream sessions, fraud
+//! alerts, and quiet IoT devices by processing-time timers.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -284,4 +285,91 @@ fn fraud_pipeline_gives_the_same_alerts_with_weir_run_local() {
         .collect();
     cards.sort();
     assert_eq!(cards, fraud);
+}
+
+/// IoT monitoring: `inactivity` reports devices gone quiet by processing-time timers, which
+/// fire by the wall clock while no event at all arrives — the same plugin in Rust, Python,
+/// JavaScript and C (each built with `weir plugin build`), through nats-server.
+#[tokio::test(flavor = "multi_thread")]
+async fn inactivity_reports_quiet_devices_by_the_wall_clock_in_four_languages() {
+    let mut components = vec![("rust", plugin("inactivity"))];
+    for lang in ["python", "js", "c"] {
+        let dir = root().join("plugins").join(lang).join("inactivity");
+        let mut cmd = weir();
+        cmd.args(["plugin", "build"]).arg(&dir);
+        let out = output_within(cmd, Duration::from_secs(600));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "building {}:\n{stderr}",
+            dir.display()
+        );
+        let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        components.push((lang, path.into()));
+    }
+    for (lang, component) in components {
+        inactivity_alerts(lang, &component).await;
+    }
+}
+
+/// Runs the inactivity pipeline with `component`: devices d1 and d2 report once, d3 every
+/// 100 ms for a while; each must be reported once, d1 and d2 first.
+async fn inactivity_alerts(lang: &str, component: &std::path::Path) {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        r#"name = "idle"
+[source]
+stream = "IN"
+batch_size = 50
+max_wait = "20ms"
+time = {{ field = "ts" }}
+[process.function]
+name = "inactivity"
+plugin = "{}"
+config = {{ timeout_ms = 400 }}
+[sink]
+subject = "out"
+dead_letter = "dlq"
+"#,
+        toml_path(component)
+    );
+    let file = write_pipeline(dir.path(), &text);
+    let weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    let reading = |device: &str, ts: i64| {
+        (
+            Some(device.to_owned()),
+            json!({"ts": ts, "temp": 20}).to_string().into_bytes(),
+        )
+    };
+    publish_all(&js, "in.iot", &[reading("d1", 5), reading("d2", 7)]).await;
+    let mut last = 0;
+    for i in 0..12 {
+        last = 100 + i;
+        publish_all(&js, "in.iot", &[reading("d3", last)]).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let out = collect(&js, "OUT", "out", 3, Duration::from_secs(20)).await;
+    let alerts: Vec<Value> = out
+        .iter()
+        .map(|m| serde_json::from_slice(&m.payload).unwrap())
+        .collect();
+    let keys: Vec<&str> = alerts.iter().map(|a| a["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 3, "{lang}: {alerts:?}\nlog:\n{}", weir.log());
+    // d1 and d2 went quiet while d3 was still reporting; d3's alert came once it stopped.
+    let mut first_two = keys[..2].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, ["d1", "d2"], "{lang}: {alerts:?}");
+    assert_eq!(keys[2], "d3", "{lang}");
+    assert_eq!(alerts[2]["last_event_time"], last, "{lang}");
+    for a in &alerts {
+        let fields: Vec<&String> = a.as_object().unwrap().keys().collect();
+        assert_eq!(
+            fields,
+            ["key", "last_event_time", "silent_ms"],
+            "{lang}: {a}"
+        );
+        assert!(a["silent_ms"].as_i64().unwrap() >= 400, "{lang}: {a}");
+    }
+    assert_eq!(weir.terminate(), Some(0), "{lang}");
 }

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use weir_sdk::packed::BatchBuilder;
 
 use crate::runtime::{CallError, ProcessInstance, Runtime};
+use crate::state::keyed::TimeDomain;
 
 use super::batch::EventBatch;
 use super::chain::DeadLetter;
@@ -160,14 +161,26 @@ impl KeyedProcess {
     /// Advances the watermark to `wm`, firing due event-time timers in time order; returns the
     /// events they emitted. A failing timer call is logged and its state changes undone.
     pub fn advance_watermark(&mut self, runtime: &Runtime, wm: i64) -> Vec<TimerEvent> {
-        let mut emitted = Vec::new();
         if wm <= self.watermark {
-            return emitted;
+            return Vec::new();
         }
         self.watermark = wm;
-        while let Some((time, key)) = self.instance.keyed().pop_due_timer(wm) {
+        self.fire_timers(runtime, TimeDomain::Event, wm)
+    }
+
+    /// Fires the processing-time timers due at `now` (the wall clock), in time order.
+    pub fn advance_processing_time(&mut self, runtime: &Runtime, now: i64) -> Vec<TimerEvent> {
+        self.fire_timers(runtime, TimeDomain::Processing, now)
+    }
+
+    fn fire_timers(&mut self, runtime: &Runtime, domain: TimeDomain, now: i64) -> Vec<TimerEvent> {
+        let mut emitted = Vec::new();
+        while let Some((time, key)) = self.instance.keyed().pop_due_timer(domain, now) {
             let snapshot = self.instance.keyed().snapshot(&key);
-            match self.instance.on_timer(runtime, &key, time) {
+            self.instance.keyed().domain = domain;
+            let result = self.instance.on_timer(runtime, &key, time);
+            self.instance.keyed().domain = TimeDomain::Event;
+            match result {
                 Ok(batch) => {
                     let b = super::batch::into_builder(batch);
                     match weir_sdk::packed::BatchView::new(b.columns(), None) {

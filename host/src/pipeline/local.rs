@@ -7,7 +7,9 @@
 //! (`[source.watermarks]`), it trails the newest event time by `out_of_orderness` and advances
 //! after each batch (one partition: the input has no subjects). The end of the input closes every
 //! window. A `[process]` function is driven the same way (its event-time timers fire as the
-//! watermark passes them). The results of either go through the `[[after]]` operators.
+//! watermark passes them, its processing-time timers as the wall clock does — checked after
+//! each batch; timers still pending at the end of the input do not fire). The results of
+//! either go through the `[[after]]` operators.
 
 use std::io::Write;
 use std::path::Path;
@@ -60,8 +62,13 @@ impl<O: Write, E: Write> Runner<'_, O, E> {
         if let Some(process) = &mut self.process {
             let mut dead = Vec::new();
             let events = process.process_batch(self.runtime, &output.events, &mut dead);
+            let now = process.instance.keyed().clock.now();
+            let timers = process.advance_processing_time(self.runtime, now);
             self.dead_letters(&dead, lines)?;
             self.results(events, lines)?;
+            let mut fired = BatchBuilder::new();
+            push_timer_events(&mut fired, &timers);
+            self.results(free_events(fired), &[])?;
             if let Some(g) = &mut self.generator {
                 let view = output.events.view();
                 for i in 0..view.len() {

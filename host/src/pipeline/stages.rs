@@ -94,10 +94,7 @@ impl Stages {
             }
         }
         self.segment(&events, start, events.len(), &mut stateful);
-        if let Some(clock) = &mut self.processing {
-            let now = clock.now();
-            self.advance(now - 1, &mut stateful);
-        }
+        self.processing_time(&mut stateful);
         if let Some(w) = &mut self.watermarks {
             let now = std::time::Instant::now();
             let view = events.view();
@@ -114,19 +111,30 @@ impl Stages {
     }
 
     /// Whether [`Stages::tick`] has work on a quiet stream (watermarks to advance, or a
-    /// processing-time window to fire).
+    /// processing-time window or timers to fire).
     pub fn needs_ticks(&self) -> bool {
-        self.watermarks.is_some() || self.processing.is_some()
+        self.watermarks.is_some() || self.processing.is_some() || self.process.is_some()
+    }
+
+    /// Fires what the wall clock made due: processing-time windows and timers.
+    fn processing_time(&mut self, result: &mut BatchOutput) {
+        if let Some(clock) = &mut self.processing {
+            let now = clock.now();
+            self.advance(now - 1, result);
+        }
+        if let Some(process) = &mut self.process {
+            let now = process.instance.keyed().clock.now();
+            result
+                .timers
+                .extend(process.advance_processing_time(&self.runtime, now));
+        }
     }
 
     /// Periodic work while no events arrive: idle partitions stop holding the watermark back;
     /// processing-time windows fire by the clock.
     pub fn tick(&mut self) -> BatchOutput {
         let mut result = BatchOutput::default();
-        if let Some(clock) = &mut self.processing {
-            let now = clock.now();
-            self.advance(now - 1, &mut result);
-        }
+        self.processing_time(&mut result);
         if let Some(wm) = self
             .watermarks
             .as_mut()

@@ -19,6 +19,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use crate::state::keyed::TimeDomain;
+
 /// Resource limits of one plugin instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -167,10 +169,26 @@ impl super::bindings_process::weir::operator::keyed::Host for StoreState {
         self.keyed.delete(&name)
     }
     fn register_event_timer(&mut self, time: i64) {
-        self.keyed.register_timer(time)
+        self.keyed.register_timer(TimeDomain::Event, time)
     }
     fn delete_event_timer(&mut self, time: i64) {
-        self.keyed.delete_timer(time)
+        self.keyed.delete_timer(TimeDomain::Event, time)
+    }
+    fn register_processing_timer(&mut self, time: i64) {
+        self.keyed.register_timer(TimeDomain::Processing, time)
+    }
+    fn delete_processing_timer(&mut self, time: i64) {
+        self.keyed.delete_timer(TimeDomain::Processing, time)
+    }
+    fn current_processing_time(&mut self) -> i64 {
+        self.keyed.clock.now()
+    }
+    fn timer_domain(&mut self) -> super::bindings_process::weir::operator::keyed::TimeDomain {
+        use super::bindings_process::weir::operator::keyed::TimeDomain as Wit;
+        match self.keyed.domain {
+            TimeDomain::Event => Wit::EventTime,
+            TimeDomain::Processing => Wit::ProcessingTime,
+        }
     }
 }
 

@@ -155,6 +155,10 @@ export function defineTests(weir, label) {
     delete: (name) => state.delete(name),
     registerEventTimer: (t) => timers.push(["register", t]),
     deleteEventTimer: (t) => timers.push(["delete", t]),
+    registerProcessingTimer: (t) => timers.push(["register-processing", t]),
+    deleteProcessingTimer: (t) => timers.push(["delete-processing", t]),
+    currentProcessingTime: () => 1700000009000,
+    timerDomain: () => "processing-time",
   };
   const bind = (s64 = "number") => weir.bindHost({ log: (level, message) => logged.push([level, message]), keyed, s64 });
   bind();
@@ -380,6 +384,25 @@ export function defineTests(weir, label) {
       assert.equal(state.has("n"), false);
     }
     bind();
+  });
+
+  test(`${label}: process registers processing-time timers from the host's clock and sees their domain`, () => {
+    timers.length = 0;
+    const p = weir.process({
+      onEvent(e, st) {
+        st.registerProcessingTimer(st.processingTime() + 500);
+        st.deleteProcessingTimer(1);
+        return null;
+      },
+      onTimer(time, st) {
+        return weir.output({ payload: { time, domain: st.timerDomain } });
+      },
+    });
+    p.configure("{}");
+    unpackBatch(p.onEvents(enc.encode("bo"), packBatch([events[0]])));
+    assert.deepEqual(timers, [["register-processing", 1700000009500], ["delete-processing", 1]]);
+    const fired = unpackBatch(p.onTimer(enc.encode("bo"), 1700000009500));
+    assert.deepEqual(fired.map((o) => o.payload), ['{"time":1700000009500,"domain":"processing"}']);
   });
 
   test(`${label}: log joins its arguments into one host log record`, () => {

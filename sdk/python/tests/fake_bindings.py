@@ -15,6 +15,8 @@ from dataclasses import dataclass
 log_records = []
 keyed_state = {}
 keyed_timers = set()
+#: What `keyed.timer-domain` answers (a one-element list, to be set by tests).
+timer_domain = []
 
 
 class Err(Exception):
@@ -51,6 +53,14 @@ class Accumulators:
 class EventError:
     index: int
     message: str
+
+
+class TimeDomain(enum.Enum):
+    EVENT_TIME = 0
+    PROCESSING_TIME = 1
+
+
+timer_domain.append(TimeDomain.EVENT_TIME)
 
 
 class Level(enum.Enum):
@@ -101,6 +111,11 @@ def install():
     kd.delete = lambda name: keyed_state.pop(name, None)
     kd.register_event_timer = lambda time: keyed_timers.add(time)
     kd.delete_event_timer = lambda time: keyed_timers.discard(time)
+    kd.register_processing_timer = lambda time: keyed_timers.add(("processing", time))
+    kd.delete_processing_timer = lambda time: keyed_timers.discard(("processing", time))
+    kd.current_processing_time = lambda: 1_700_000_009_000
+    kd.TimeDomain = TimeDomain
+    kd.timer_domain = lambda: timer_domain[0]
     ww.imports = imports
     imports.types, imports.log, imports.keyed = t, lg, kd
     for name, mod in [

@@ -152,6 +152,31 @@ class ProcessGlue(unittest.TestCase):
         )
         self.assertEqual(fb.keyed_state, {})
 
+    def test_processing_time_timers_and_their_domain(self):
+        app = """
+import weir
+
+@weir.process
+class Idle(weir.Process):
+    def on_event(self, event, state):
+        state.register_processing_timer(state.processing_time() + 500)
+        state.delete_processing_timer(1)
+    def on_timer(self, key, time, state):
+        return {"time": time, "domain": state.timer_domain}
+"""
+        world = fb.make_app("process", app).WitWorld()
+        world.configure("{}")
+        world.on_events(b"k", fb.pack_batch([{"payload": b"a"}]))
+        self.assertEqual(fb.keyed_timers, {("processing", 1_700_000_009_500)})
+        fb.timer_domain[0] = fb.TimeDomain.PROCESSING_TIME
+        try:
+            out = fb.unpack_batch(world.on_timer(b"k", 1_700_000_009_500))
+        finally:
+            fb.timer_domain[0] = fb.TimeDomain.EVENT_TIME
+        self.assertEqual(
+            [o["payload"] for o in out], [b'{"time":1700000009500,"domain":"processing"}']
+        )
+
     def test_on_event_errors_name_the_event(self):
         world = fb.make_app("process", DEDUP).WitWorld()
         world.configure("{}")

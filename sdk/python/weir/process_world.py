@@ -1,6 +1,6 @@
 """The keyed `process` world in Python (mirrors sdk/src/process.rs): a class deriving from
 `weir.Process`, exported with `@weir.process`, sees the events of one key at a time with that
-key's state and event-time timers (`Keyed`, kept by the host).
+key's state and event-time and processing-time timers (`Keyed`, kept by the host).
 
     @weir.process
     class FirstPerHour(weir.Process):
@@ -86,8 +86,28 @@ class Keyed:
         _keyed.register_event_timer(time)
 
     def delete_event_timer(self, time):
-        """Cancels this key's timer at `time`, if any."""
+        """Cancels this key's event-time timer at `time`, if any."""
         _keyed.delete_event_timer(time)
+
+    def register_processing_timer(self, time):
+        """Calls `on_timer` for this key once the host's wall clock reaches `time` (ms since
+        the Unix epoch; see `processing_time`)."""
+        _keyed.register_processing_timer(time)
+
+    def delete_processing_timer(self, time):
+        """Cancels this key's processing-time timer at `time`, if any."""
+        _keyed.delete_processing_timer(time)
+
+    def processing_time(self):
+        """The host's processing time now (ms since the Unix epoch; never moves back)."""
+        return _keyed.current_processing_time()
+
+    @property
+    def timer_domain(self):
+        """In `on_timer`: "event" or "processing", the kind of timer that fired."""
+        if _keyed.timer_domain() == _keyed.TimeDomain.PROCESSING_TIME:
+            return "processing"
+        return "event"
 
 
 class Events:

@@ -1,11 +1,12 @@
 //! Reading state blobs of format version 1, written before window accumulators carried their
-//! event count (version 2). Their windows are restored with a count of 0, which only count
-//! windows — new in version 2 — read.
+//! event count and keyed state its processing-time timers (version 2). Their windows are
+//! restored with a count of 0, which only count windows — new in version 2 — read.
 
 use serde::Deserialize;
 
 use super::{PendingMessage, StateBlob};
 use crate::operator::process::ProcessState;
+use crate::state::keyed::KeyedStateSnapshot;
 use crate::window::operator::{KeyWindows, WindowAcc};
 use crate::window::{WatermarksState, WindowState};
 
@@ -13,8 +14,15 @@ use crate::window::{WatermarksState, WindowState};
 struct StateBlobV1 {
     watermarks: Option<WatermarksState>,
     window: Option<WindowStateV1>,
-    process: Option<ProcessState>,
+    process: Option<ProcessStateV1>,
     pending: Vec<PendingMessage>,
+}
+
+#[derive(Deserialize)]
+struct ProcessStateV1 {
+    watermark: i64,
+    values: Vec<(serde_bytes::ByteBuf, Vec<(String, serde_bytes::ByteBuf)>)>,
+    timers: Vec<(i64, serde_bytes::ByteBuf)>,
 }
 
 #[derive(Deserialize)]
@@ -69,7 +77,14 @@ pub fn decode(body: &[u8]) -> postcard::Result<StateBlob> {
                 })
                 .collect(),
         }),
-        process: v1.process,
+        process: v1.process.map(|p| ProcessState {
+            watermark: p.watermark,
+            keyed: KeyedStateSnapshot {
+                values: p.values,
+                timers: p.timers,
+                processing_timers: Vec::new(),
+            },
+        }),
         pending: v1.pending,
     })
 }
@@ -79,7 +94,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_version_1_blob_is_read_with_zero_counts() {
+    fn a_version_1_blob_is_read_with_zero_counts_and_no_processing_timers() {
         // Serialized as version 1 wrote it: a window without counts.
         #[derive(serde::Serialize)]
         struct AccV1<'a>(u64, i64, i64, &'a serde_bytes::Bytes);
@@ -88,11 +103,17 @@ mod tests {
             vec![AccV1(7, 0, 10, serde_bytes::Bytes::new(&[1, 2]))],
         )];
         let none: Option<WatermarksState> = None;
-        let no_process: Option<ProcessState> = None;
+        let process = Some((
+            9i64,
+            vec![(
+                serde_bytes::Bytes::new(b"p"),
+                vec![("n", serde_bytes::Bytes::new(b"1"))],
+            )],
+            vec![(42i64, serde_bytes::Bytes::new(b"p"))],
+        ));
         let pending: Vec<PendingMessage> = Vec::new();
         let body =
-            postcard::to_stdvec(&(none, Some((5i64, 8u64, 1u64, keys)), no_process, pending))
-                .unwrap();
+            postcard::to_stdvec(&(none, Some((5i64, 8u64, 1u64, keys)), process, pending)).unwrap();
         let blob = decode(&body).unwrap();
         let w = blob.window.unwrap();
         assert_eq!((w.watermark, w.next_id, w.late_events), (5, 8, 1));
@@ -106,5 +127,13 @@ mod tests {
                 count: 0
             }]
         );
+        let p = blob.process.unwrap();
+        assert_eq!(p.watermark, 9);
+        assert_eq!(
+            p.keyed.timers,
+            [(42, serde_bytes::ByteBuf::from(b"p".to_vec()))]
+        );
+        assert_eq!(p.keyed.values[0].1[0].0, "n");
+        assert!(p.keyed.processing_timers.is_empty());
     }
 }
