@@ -15,7 +15,7 @@ use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
     AddError, Aggregator, BoundedOutOfOrderness, Emission, Window, WindowOperator, WindowSpec,
 };
-use weir_sdk::packed::BatchBuilder;
+use weir_sdk::packed::{BatchBuilder, BatchView};
 
 /// Count in an 8-byte accumulator: the baseline without a plugin.
 struct NativeCount;
@@ -28,7 +28,7 @@ impl Aggregator for NativeCount {
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        _events: &mut BatchBuilder,
+        _events: &BatchView<'_>,
     ) -> Result<(), AddError> {
         for &t in targets {
             let a = &mut accs[t as usize];
@@ -174,6 +174,12 @@ fn main() {
         ),
         ("session gap 5 s", WindowSpec::Session { gap: 5_000 }),
     ] {
+        // `WEIR_BENCH_CASE=tumbling` runs only the cases whose label starts so (for profiles).
+        if let Ok(only) = std::env::var("WEIR_BENCH_CASE")
+            && !label.starts_with(only.as_str())
+        {
+            continue;
+        }
         let (native, r1) = run(spec, &input, &Agg::Native);
         let (wasm, r2) = run(spec, &input, &Agg::Plugin(&rt, &plugin));
         assert_eq!(r1, r2, "both aggregators fire the same windows");
@@ -183,6 +189,9 @@ fn main() {
         );
     }
 
+    if std::env::var("WEIR_BENCH_CASE").is_ok() {
+        return;
+    }
     // Memory: 1 M keys with one live tumbling window each (native 8-byte accumulators).
     let before = rss_bytes();
     let mut op = WindowOperator::new(

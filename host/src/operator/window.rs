@@ -3,13 +3,11 @@
 //! accumulators. Window results become events: the window's key, time `end - 1`, the plugin's
 //! payload, and `Weir-Window-Start` / `Weir-Window-End` headers.
 
-use weir_sdk::packed::{BatchBuilder, push_header};
+use weir_sdk::packed::{BatchBuilder, BatchView, push_header};
 
-use crate::runtime::bindings::weir::operator::types::{Accumulators, Window as WitWindow};
+use crate::runtime::bindings::weir::operator::types::{Accumulators, Batch, Window as WitWindow};
 use crate::runtime::{AggregateInstance, CallError, Runtime};
 use crate::window::{AddError, Aggregator, Emission, Window, WindowOperator};
-
-use super::batch::{into_builder, into_packed};
 
 /// An `aggregate` plugin seen as an [`Aggregator`].
 struct PluginAggregator<'a> {
@@ -30,7 +28,7 @@ impl Aggregator for PluginAggregator<'_> {
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        events: &mut BatchBuilder,
+        events: &BatchView<'_>,
     ) -> Result<(), AddError> {
         let mut target_bytes = Vec::with_capacity(targets.len() * 4);
         for t in targets {
@@ -46,11 +44,10 @@ impl Aggregator for PluginAggregator<'_> {
                 .ends
                 .extend_from_slice(&(packed.data.len() as u32).to_le_bytes());
         }
-        let batch = into_packed(std::mem::take(events));
+        let batch = owned(events);
         let result = self
             .instance
             .add(self.runtime, &packed, &target_bytes, &batch);
-        *events = into_builder(batch);
         match result {
             Ok(new) => unpack(&new, accs).map_err(|message| AddError {
                 index: usize::MAX,
@@ -79,6 +76,21 @@ impl Aggregator for PluginAggregator<'_> {
         self.instance
             .finish(self.runtime, key, w, acc)
             .map_err(whole)
+    }
+}
+
+/// A WIT batch holding a copy of `view`'s columns (one copy per column).
+fn owned(view: &BatchView<'_>) -> Batch {
+    let c = view.columns();
+    Batch {
+        payloads: c.payloads.to_vec(),
+        payload_ends: c.payload_ends.to_vec(),
+        keys: c.keys.to_vec(),
+        key_ends: c.key_ends.to_vec(),
+        times: c.times.to_vec(),
+        headers: c.headers.to_vec(),
+        header_ends: c.header_ends.to_vec(),
+        origins: c.origins.to_vec(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! Beam's `SessionsTest`), run against [`WindowOperator`] with events fed directly.
 
 use serde::Deserialize;
-use weir_sdk::packed::BatchBuilder;
+use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::*;
 
@@ -23,9 +23,8 @@ impl Aggregator for TestAggregate {
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        events: &mut BatchBuilder,
+        events: &BatchView<'_>,
     ) -> Result<(), AddError> {
-        let events = events.view();
         let mut updated = accs.to_vec();
         for (index, &t) in targets.iter().enumerate() {
             let inc = if self.sum {

@@ -1,7 +1,8 @@
 //! The keyed event-time window operator.
 //!
 //! State: per key, the live windows and their accumulators (opaque bytes owned by the host,
-//! produced and consumed by an [`Aggregator`] — a plugin in a pipeline), plus event-time timers.
+//! produced and consumed by an [`Aggregator`] — a plugin in a pipeline; laid out in
+//! [`slots`]), plus event-time timers.
 //! Semantics (Flink's `WindowOperator` with `EventTimeTrigger`, accumulating):
 //!
 //! - a window `[S, E)` fires when the watermark reaches `E - 1`; results carry time `E - 1`;
@@ -20,20 +21,20 @@
 //! being consistent (`add(merge(a, b), e) == merge(add(a, e), b)`), as Flink and Beam require
 //! of merging aggregates.
 
-use std::collections::{BTreeMap, HashMap};
-
-use std::sync::Arc;
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
-use weir_sdk::packed::{BatchBuilder, BatchView};
+use weir_sdk::packed::BatchView;
 
 use super::assigner::{Window, WindowSpec};
 
 mod add;
 mod count;
+mod slots;
 mod snapshot;
 use add::add_isolating;
+use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState};
 
 /// An aggregator's report that event `index` of an `add` batch failed.
@@ -48,13 +49,12 @@ pub trait Aggregator {
     /// A new, empty accumulator.
     fn create(&mut self) -> Result<Vec<u8>, String>;
     /// Adds event `i` of `events` to `accs[targets[i]]` for every `i`. On an error no
-    /// accumulator may have changed. (`events` is lent mutably so that its buffers can be
-    /// handed to a plugin without copying; it must be left as it was.)
+    /// accumulator may have changed.
     fn add(
         &mut self,
         accs: &mut [Vec<u8>],
         targets: &[u32],
-        events: &mut BatchBuilder,
+        events: &BatchView<'_>,
     ) -> Result<(), AddError>;
     /// Merges two accumulators into one.
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
@@ -86,34 +86,25 @@ pub enum Emission {
     },
 }
 
-#[derive(Debug, Clone)]
-struct Slot {
-    id: u64,
-    window: Window,
-    acc: Vec<u8>,
-    /// Events assigned to the window (including any the aggregate refused).
-    count: u64,
-}
-
-/// Keys are shared between the state map and the timers (one allocation per key).
-type Key = Arc<[u8]>;
-
-/// Timers by time: the (key, window) pairs due then. Grouping by time keeps registration an
-/// append (no ordering of keys) — all keys' tumbling windows share their end.
-type Timers = BTreeMap<i64, Vec<(Key, Window)>>;
+/// Timers by time: the slots (position, id) due then. Grouping by time keeps registration an
+/// append — all keys' tumbling windows share their end. A timer whose slot is gone (merged,
+/// fired, dropped) is skipped by its id.
+type Timers = BTreeMap<i64, Vec<(u32, u64)>>;
 
 /// Keyed window state and timers.
 #[derive(Debug)]
 pub struct WindowOperator {
     spec: WindowSpec,
     lateness: i64,
-    keys: FxHashMap<Key, Vec<Slot>>,
+    slots: Slots,
     /// Fire these windows when the watermark reaches the time.
     fire_timers: Timers,
     /// Drop these windows' state when the watermark reaches the time.
     cleanup_timers: Timers,
     watermark: i64,
     next_id: u64,
+    /// `apply` calls so far (marks the slots a call touched).
+    round: u64,
     scratch: Vec<Window>,
     /// Events sent to the late side output so far.
     pub late_events: u64,
@@ -122,18 +113,18 @@ pub struct WindowOperator {
 /// Events of a batch assigned to slots, waiting for the batch's `add` call.
 #[derive(Default)]
 struct Pending {
-    /// (event index, slot id)
-    entries: Vec<(u32, u64)>,
-    /// Slots merged away during the batch: old id → the id that absorbed it.
-    merged_into: HashMap<u64, u64>,
+    /// (event index, slot position)
+    entries: Vec<(u32, u32)>,
+    /// Slots merged away during the batch: old position → the position that absorbed it.
+    merged_into: FxHashMap<u32, u32>,
 }
 
 impl Pending {
-    fn resolve(&self, mut id: u64) -> u64 {
-        while let Some(&next) = self.merged_into.get(&id) {
-            id = next;
+    fn resolve(&self, mut at: u32) -> u32 {
+        while let Some(&next) = self.merged_into.get(&at) {
+            at = next;
         }
-        id
+        at
     }
 }
 
@@ -142,11 +133,12 @@ impl WindowOperator {
         WindowOperator {
             spec,
             lateness: allowed_lateness_ms.max(0),
-            keys: FxHashMap::default(),
+            slots: Slots::default(),
             fire_timers: Timers::new(),
             cleanup_timers: Timers::new(),
             watermark: i64::MIN,
             next_id: 0,
+            round: 0,
             scratch: Vec::with_capacity(8),
             late_events: 0,
         }
@@ -159,44 +151,32 @@ impl WindowOperator {
 
     /// Number of live (key, window) accumulators.
     pub fn live_windows(&self) -> usize {
-        self.keys.values().map(Vec::len).sum()
+        self.slots.live()
     }
 
     fn is_late(&self, w: &Window) -> bool {
         !self.spec.is_global() && w.max_timestamp().saturating_add(self.lateness) <= self.watermark
     }
 
-    fn register_timers(&mut self, key: &Key, w: Window) {
+    fn register_timers(&mut self, at: u32, id: u64, w: Window) {
         let fire_at = w.max_timestamp();
         if fire_at > self.watermark {
-            self.fire_timers
-                .entry(fire_at)
-                .or_default()
-                .push((key.clone(), w));
+            self.fire_timers.entry(fire_at).or_default().push((at, id));
         }
         self.cleanup_timers
             .entry(fire_at.saturating_add(self.lateness))
             .or_default()
-            .push((key.clone(), w));
+            .push((at, id));
     }
 
-    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>, count: u64) -> u64 {
+    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>, count: u64) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        let key: Key = match self.keys.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => key.into(),
-        };
+        let at = self.slots.insert(key, id, window, acc, count);
         if !self.spec.is_global() {
-            self.register_timers(&key, window);
+            self.register_timers(at, id, window);
         }
-        self.keys.entry(key).or_default().push(Slot {
-            id,
-            window,
-            acc,
-            count,
-        });
-        id
+        at
     }
 
     /// Processes a batch of events (key and time read from the batch): assigns them to
@@ -208,7 +188,10 @@ impl WindowOperator {
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        let mut pending = Pending::default();
+        let mut pending = Pending {
+            entries: Vec::with_capacity(batch.len()),
+            ..Default::default()
+        };
         for i in 0..batch.len() {
             let (key, time) = (batch.key(i), batch.time(i));
             let assigned = match self.spec {
@@ -230,6 +213,7 @@ impl WindowOperator {
             }
         }
         self.apply(batch, pending, agg, out);
+        self.slots.release();
     }
 
     /// Assigns an event to its (tumbling or sliding) windows; `false` when all are late.
@@ -252,15 +236,18 @@ impl WindowOperator {
             }
             any = true;
             let existing = self
-                .keys
-                .get_mut(key)
-                .and_then(|s| s.iter_mut().find(|s| s.window == *w))
-                .map(|s| {
-                    s.count += 1;
-                    s.id
-                });
-            let id = match existing {
-                Some(id) => id,
+                .slots
+                .of_key(key)
+                .iter()
+                .copied()
+                .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w));
+            let at = match existing {
+                Some(at) => {
+                    if let Some(slot) = self.slots.get_mut(at) {
+                        slot.count += 1;
+                    }
+                    at
+                }
                 None => match agg.create() {
                     Ok(acc) => self.new_slot(key, *w, acc, 1),
                     Err(e) => {
@@ -269,7 +256,7 @@ impl WindowOperator {
                     }
                 },
             };
-            pending.entries.push((event, id));
+            pending.entries.push((event, at));
         }
         self.scratch = windows;
         result.map(|()| any)
@@ -295,49 +282,58 @@ impl WindowOperator {
         if self.is_late(&new) {
             return Ok(false);
         }
-        let slots = self.keys.get(key).map(Vec::as_slice).unwrap_or(&[]);
         // Live sessions of a key never intersect, so one pass finds all the new one touches.
-        let hits: Vec<usize> = (0..slots.len())
-            .filter(|&i| slots[i].window.intersects(&new))
+        let hits: Vec<u32> = self
+            .slots
+            .of_key(key)
+            .iter()
+            .copied()
+            .filter(|&at| {
+                self.slots
+                    .get(at)
+                    .is_some_and(|s| s.window.intersects(&new))
+            })
             .collect();
-        let id = match hits.as_slice() {
+        let slot = |at: u32| self.slots.get(at).expect("a key's slots are live");
+        let at = match hits.as_slice() {
             [] => {
                 let acc = agg
                     .create()
                     .map_err(|e| format!("creating an accumulator: {e}"))?;
                 self.new_slot(key, new, acc, 1)
             }
-            [only] if slots[*only].window.cover(&new) == slots[*only].window => {
+            [only] if slot(*only).window.cover(&new) == slot(*only).window => {
                 let only = *only;
-                let slot = &mut self.keys.get_mut(key).expect("key has slots")[only];
-                slot.count += 1;
-                slot.id
+                if let Some(s) = self.slots.get_mut(only) {
+                    s.count += 1;
+                }
+                only
             }
             _ => {
                 // Merge every touched session (and the new window) into one new slot. The
                 // merged accumulator is built aside, so a failing merge changes nothing.
-                let mut acc = slots[hits[0]].acc.clone();
+                let mut acc = slot(hits[0]).acc.clone();
                 let mut window = new;
                 for &h in &hits {
-                    window = window.cover(&slots[h].window);
+                    window = window.cover(&slot(h).window);
                 }
                 for &h in &hits[1..] {
                     acc = agg
-                        .merge(&acc, &slots[h].acc)
+                        .merge(&acc, &slot(h).acc)
                         .map_err(|e| format!("merging sessions: {e}"))?;
                 }
-                let old_ids: Vec<u64> = hits.iter().map(|&h| slots[h].id).collect();
-                let count = hits.iter().map(|&h| slots[h].count).sum::<u64>() + 1;
-                let slots = self.keys.get_mut(key).expect("key has slots");
-                slots.retain(|s| !old_ids.contains(&s.id));
-                let id = self.new_slot(key, window, acc, count);
-                for old in old_ids {
-                    pending.merged_into.insert(old, id);
+                let count = hits.iter().map(|&h| slot(h).count).sum::<u64>() + 1;
+                for &h in &hits {
+                    self.slots.remove(h);
                 }
-                id
+                let at = self.new_slot(key, window, acc, count);
+                for old in hits {
+                    pending.merged_into.insert(old, at);
+                }
+                at
             }
         };
-        pending.entries.push((event, id));
+        pending.entries.push((event, at));
         Ok(true)
     }
 
@@ -355,23 +351,29 @@ impl WindowOperator {
         if pending.entries.is_empty() {
             return;
         }
-        // Touched slots, in first-touch order: (an event of the slot's key, slot id).
-        let mut order: Vec<(u32, u64)> = Vec::new();
-        let mut position: FxHashMap<u64, u32> = FxHashMap::default();
-        // (event index in `batch`, accumulator position)
+        self.round += 1;
+        let round = self.round;
+        // Touched slots in first-touch order, and (event index in `batch`, accumulator
+        // position) for the `add` call.
+        let mut order: Vec<u32> = Vec::new();
         let mut entries: Vec<(u32, u32)> = Vec::with_capacity(pending.entries.len());
-        for &(event, id) in &pending.entries {
-            let id = pending.resolve(id);
-            let pos = *position.entry(id).or_insert_with(|| {
-                order.push((event, id));
-                (order.len() - 1) as u32
-            });
-            entries.push((event, pos));
+        for &(event, at) in &pending.entries {
+            let at = pending.resolve(at);
+            let Some(slot) = self.slots.get_mut(at) else {
+                continue; // not reachable: pending slots are live or merged into live ones
+            };
+            if slot.mark != round {
+                slot.mark = round;
+                slot.pos = order.len() as u32;
+                order.push(at);
+            }
+            entries.push((event, slot.pos));
         }
         let mut accs: Vec<Vec<u8>> = order
             .iter()
-            .map(|&(event, id)| {
-                self.slot_mut(batch.key(event as usize), id)
+            .map(|&at| {
+                self.slots
+                    .get_mut(at)
                     .map(|s| std::mem::take(&mut s.acc))
                     .unwrap_or_default()
             })
@@ -384,50 +386,41 @@ impl WindowOperator {
             WindowSpec::Global { count } => Some(count),
             _ => None,
         };
-        for (&(event, id), acc) in order.iter().zip(accs) {
-            let key = batch.key(event as usize);
-            if let Some(slot) = self.slot_mut(key, id) {
+        for (&at, acc) in order.iter().zip(accs) {
+            if let Some(slot) = self.slots.get_mut(at) {
                 slot.acc = acc;
                 match limit {
-                    Some(n) if slot.count >= n => full.push((key, id)),
+                    Some(n) if slot.count >= n => full.push(at),
                     Some(_) => {}
                     // Late but allowed: the window's end already passed; fire it again.
-                    None if slot.window.max_timestamp() <= watermark => {
-                        due.push((key, slot.window))
-                    }
+                    None if slot.window.max_timestamp() <= watermark => due.push(at),
                     None => {}
                 }
             }
         }
-        for (key, w) in due {
-            self.fire(key, w, agg, out);
+        for at in due {
+            self.fire(at, agg, out);
         }
-        for (key, id) in full {
-            self.fire_full(key, id, agg, out);
+        for at in full {
+            self.fire_full(at, agg, out);
         }
     }
 
-    fn slot_mut(&mut self, key: &[u8], id: u64) -> Option<&mut Slot> {
-        self.keys.get_mut(key)?.iter_mut().find(|s| s.id == id)
-    }
-
-    fn fire(&mut self, key: &[u8], w: Window, agg: &mut impl Aggregator, out: &mut Vec<Emission>) {
-        let Some(slot) = self
-            .keys
-            .get(key)
-            .and_then(|s| s.iter().find(|s| s.window == w))
-        else {
-            return; // a stale timer of a window merged away
+    /// Emits the result of the slot at `at`.
+    fn fire(&mut self, at: u32, agg: &mut impl Aggregator, out: &mut Vec<Emission>) {
+        let Some(slot) = self.slots.get(at) else {
+            return;
         };
-        match agg.finish(key, w, &slot.acc) {
+        let w = slot.window;
+        match agg.finish(&slot.key, w, &slot.acc) {
             Ok(payloads) => out.extend(payloads.into_iter().map(|payload| Emission::Fired {
-                key: key.to_vec(),
+                key: slot.key.to_vec(),
                 window: w,
                 payload,
                 serial: None,
             })),
             Err(error) => out.push(Emission::WindowFailed {
-                key: key.to_vec(),
+                key: slot.key.to_vec(),
                 window: w,
                 error,
             }),
@@ -450,22 +443,22 @@ impl WindowOperator {
             if *due.key() > wm {
                 break;
             }
-            for (key, w) in due.remove() {
-                self.fire(&key, w, agg, out);
+            for (at, id) in due.remove() {
+                if self.slots.get_live(at, id).is_some() {
+                    self.fire(at, agg, out);
+                }
             }
         }
         while let Some(due) = self.cleanup_timers.first_entry() {
             if *due.key() > wm {
                 break;
             }
-            for (key, w) in due.remove() {
-                if let Some(slots) = self.keys.get_mut(&key) {
-                    slots.retain(|s| s.window != w);
-                    if slots.is_empty() {
-                        self.keys.remove(&key);
-                    }
+            for (at, id) in due.remove() {
+                if self.slots.get_live(at, id).is_some() {
+                    self.slots.remove(at);
                 }
             }
         }
+        self.slots.release();
     }
 }

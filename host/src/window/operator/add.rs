@@ -18,15 +18,27 @@ pub(super) fn add_isolating(
     out: &mut Vec<Emission>,
 ) {
     let mut entries = entries.to_vec();
+    let mut events = BatchBuilder::new();
     while !entries.is_empty() {
-        let mut events = BatchBuilder::with_capacity(entries.len(), 64);
-        let mut targets = Vec::with_capacity(entries.len());
-        for (j, &(event, pos)) in entries.iter().enumerate() {
-            let e = batch.get(event as usize);
-            events.push(e.key, e.time, e.headers, e.payload, j as u32);
-            targets.push(pos);
-        }
-        match agg.add(accs, &targets, &mut events) {
+        let targets: Vec<u32> = entries.iter().map(|&(_, pos)| pos).collect();
+        // Each event of the batch once, in order (e.g. tumbling windows): the batch itself is
+        // the call's input. Otherwise the entries' events are gathered into a new batch.
+        let whole = entries.len() == batch.len()
+            && entries
+                .iter()
+                .enumerate()
+                .all(|(j, &(e, _))| e as usize == j);
+        let view = if whole {
+            *batch
+        } else {
+            events.clear();
+            for (j, &(event, _)) in entries.iter().enumerate() {
+                let e = batch.get(event as usize);
+                events.push(e.key, e.time, e.headers, e.payload, j as u32);
+            }
+            events.view()
+        };
+        match agg.add(accs, &targets, &view) {
             Ok(()) => return,
             Err(AddError { index, message }) if index < entries.len() => {
                 let failed = entries[index].0;
@@ -82,10 +94,10 @@ mod tests {
             &mut self,
             accs: &mut [Vec<u8>],
             targets: &[u32],
-            events: &mut BatchBuilder,
+            events: &BatchView<'_>,
         ) -> Result<(), AddError> {
             self.1 += 1;
-            if events.view().iter().any(|e| e.payload == b"boom") {
+            if events.iter().any(|e| e.payload == b"boom") {
                 return Err(AddError {
                     index: usize::MAX,
                     message: "trapped".into(),

@@ -18,31 +18,30 @@ impl WindowOperator {
         pending: &mut Pending,
         agg: &mut impl Aggregator,
     ) -> Result<bool, String> {
+        let event_window = Window {
+            start: time,
+            end: time.saturating_add(1),
+        };
         let open = self
-            .keys
-            .get_mut(key)
-            .and_then(|s| s.iter_mut().find(|s| s.count < count));
-        let id = match open {
-            Some(slot) => {
-                slot.window = slot.window.cover(&Window {
-                    start: time,
-                    end: time.saturating_add(1),
-                });
+            .slots
+            .of_key(key)
+            .iter()
+            .copied()
+            .find(|&at| self.slots.get(at).is_some_and(|s| s.count < count));
+        let at = match open.and_then(|at| Some((at, self.slots.get_mut(at)?))) {
+            Some((at, slot)) => {
+                slot.window = slot.window.cover(&event_window);
                 slot.count += 1;
-                slot.id
+                at
             }
             None => {
                 let acc = agg
                     .create()
                     .map_err(|e| format!("creating an accumulator: {e}"))?;
-                let window = Window {
-                    start: time,
-                    end: time.saturating_add(1),
-                };
-                self.new_slot(key, window, acc, 1)
+                self.new_slot(key, event_window, acc, 1)
             }
         };
-        pending.entries.push((event, id));
+        pending.entries.push((event, at));
         Ok(true)
     }
 
@@ -50,34 +49,26 @@ impl WindowOperator {
     /// reported as [`Emission::WindowFailed`]).
     pub(super) fn fire_full(
         &mut self,
-        key: &[u8],
-        id: u64,
+        at: u32,
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        let Some(slots) = self.keys.get_mut(key) else {
+        let Some(slot) = self.slots.get(at) else {
             return;
         };
-        let Some(at) = slots.iter().position(|s| s.id == id) else {
-            return;
-        };
-        let slot = &slots[at];
-        match agg.finish(key, slot.window, &slot.acc) {
+        match agg.finish(&slot.key, slot.window, &slot.acc) {
             Ok(payloads) => {
-                let window = slot.window;
+                let (window, serial) = (slot.window, slot.id);
                 out.extend(payloads.into_iter().map(|payload| Emission::Fired {
-                    key: key.to_vec(),
+                    key: slot.key.to_vec(),
                     window,
                     payload,
-                    serial: Some(id),
+                    serial: Some(serial),
                 }));
-                slots.remove(at);
-                if slots.is_empty() {
-                    self.keys.remove(key);
-                }
+                self.slots.remove(at);
             }
             Err(error) => out.push(Emission::WindowFailed {
-                key: key.to_vec(),
+                key: slot.key.to_vec(),
                 window: slot.window,
                 error,
             }),

@@ -9,7 +9,8 @@
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::{Key, Slot, Timers, WindowOperator};
+use super::slots::{Slot, Slots};
+use super::{Timers, WindowOperator};
 use crate::window::Window;
 
 /// [`WindowOperator`] state, as stored in checkpoint blobs (format version 1).
@@ -60,27 +61,37 @@ struct KeysRef<'a>(&'a WindowOperator);
 
 impl Serialize for KeysRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.keys.iter().map(|(k, slots)| KeyWindowsRef(k, slots)))
+        let slots = &self.0.slots;
+        s.collect_seq(slots.keys().map(|(k, at)| KeyWindowsRef(k, at, slots)))
     }
 }
 
 /// Serialized as [`KeyWindows`].
-struct KeyWindowsRef<'a>(&'a [u8], &'a [Slot]);
+struct KeyWindowsRef<'a>(&'a [u8], &'a [u32], &'a Slots);
 
 impl Serialize for KeyWindowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut st = s.serialize_struct("KeyWindows", 2)?;
         st.serialize_field("key", serde_bytes::Bytes::new(self.0))?;
-        st.serialize_field("windows", &SlotsRef(self.1))?;
+        st.serialize_field("windows", &SlotsRef(self.1, self.2))?;
         st.end()
     }
 }
 
-struct SlotsRef<'a>(&'a [Slot]);
+struct SlotsRef<'a>(&'a [u32], &'a Slots);
 
 impl Serialize for SlotsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(SlotRef))
+        use serde::ser::{Error, SerializeSeq};
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for &at in self.0 {
+            let slot = self
+                .1
+                .get(at)
+                .ok_or_else(|| S::Error::custom(format!("slot {at} of a key is not live")))?;
+            seq.serialize_element(&SlotRef(slot))?;
+        }
+        seq.end()
     }
 }
 
@@ -114,12 +125,13 @@ impl WindowOperator {
             next_id: self.next_id,
             late_events: self.late_events,
             keys: self
-                .keys
-                .iter()
-                .map(|(k, slots)| KeyWindows {
+                .slots
+                .keys()
+                .map(|(k, at)| KeyWindows {
                     key: k.to_vec(),
-                    windows: slots
+                    windows: at
                         .iter()
+                        .filter_map(|&at| self.slots.get(at))
                         .map(|s| WindowAcc {
                             id: s.id,
                             start: s.window.start,
@@ -140,31 +152,25 @@ impl WindowOperator {
         state: WindowState,
         mut convert: impl FnMut(Vec<u8>) -> Result<Vec<u8>, String>,
     ) -> Result<(), String> {
-        self.keys.clear();
+        self.slots.clear();
         self.fire_timers = Timers::new();
         self.cleanup_timers = Timers::new();
         self.watermark = state.watermark;
         self.next_id = state.next_id;
         self.late_events = state.late_events;
         for k in state.keys {
-            let key: Key = k.key.into();
-            let mut slots = Vec::with_capacity(k.windows.len());
             for w in k.windows {
                 let window = Window {
                     start: w.start,
                     end: w.end,
                 };
+                let at = self
+                    .slots
+                    .insert(&k.key, w.id, window, convert(w.acc)?, w.count);
                 if !self.spec.is_global() {
-                    self.register_timers(&key, window);
+                    self.register_timers(at, w.id, window);
                 }
-                slots.push(Slot {
-                    id: w.id,
-                    window,
-                    acc: convert(w.acc)?,
-                    count: w.count,
-                });
             }
-            self.keys.insert(key, slots);
         }
         Ok(())
     }
