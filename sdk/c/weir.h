@@ -3,7 +3,8 @@
  * host logging, and a small strict JSON reader/writer that agrees with serde_json.
  *
  * It is not a binding generator: `weir plugin build` generates the world's bindings
- * (target/bindings/<world>.h) with wit-bindgen and compiles weir.c next to the plugin's sources.
+ * (target/bindings/<world>.h) with wit-bindgen and compiles the SDK's weir*.c files next to the
+ * plugin's sources.
  * An operator includes the world header first, then this one:
  *
  *     #include "transform.h"   // generated from the world named in weir-plugin.toml
@@ -15,8 +16,8 @@
  *     }
  *     WEIR_EXPORT_TRANSFORM(NULL, on_event)
  *
- * Everything world-independent (views, buffers, JSON) lives in weir.c and works on plain
- * pointer/length views; the part below "World glue" is compiled only once a generated world
+ * Everything world-independent (views, buffers, JSON) lives in the weir*.c files and works on
+ * plain pointer/length views; the part below "World glue" is compiled only once a generated world
  * header has been included, and is what names the generated types.
  *
  * Memory rules, in short: views (`weir_bytes`, `weir_event`) borrow from the call's input and are
@@ -282,7 +283,7 @@ typedef enum weir_json_kind {
 
 #define WEIR_JSON_MAX_DEPTH 127
 
-/* One value of a parsed document; private to weir.c. */
+/* One value of a parsed document; private to the SDK. */
 typedef struct weir_json_token {
     uint32_t start; /* first byte (strings: after the opening quote) */
     uint32_t end;   /* after the last byte (strings: at the closing quote) */
@@ -361,7 +362,7 @@ typedef enum weir_log_level {
 } weir_log_level;
 
 /* ---------------------------------------------------------------------------------------------
- * Internal interface between the world glue (macros below) and weir.c
+ * Internal interface between the world glue (macros below) and the weir*.c files
  * ------------------------------------------------------------------------------------------- */
 
 /* An owned list handed to the host: malloc'd, or NULL when empty (the generated post-return

@@ -79,10 +79,15 @@ pub fn build(home: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
             .filter(|p| p.extension().is_some_and(|e| e == "c" || e == "o"))
             .cloned(),
     );
+    // The SDK's sources (weir.c, weir_batch.c, weir_json.c, …).
     let sdk_c = home.join("sdk/c");
-    if sdk_c.join("weir.c").is_file() {
-        sources.push(sdk_c.join("weir.c"));
-    }
+    let mut sdk_sources: Vec<PathBuf> = std::fs::read_dir(&sdk_c)
+        .with_context(|| format!("reading the C SDK in {}", sdk_c.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "c"))
+        .collect();
+    sdk_sources.sort();
+    sources.extend(sdk_sources);
     let core = build_dir.join(format!("{}.core.wasm", m.name));
     let clang = clang()?;
     // wasi-libc's sysroot names the target `wasm32-wasi` on Debian, `wasm32-wasip1` in newer

@@ -1,0 +1,275 @@
+/* weir_aggregate.c — the loops the aggregate glue calls: create, add (packed accumulators),
+ * merge, finish and migrate, with every accumulator checked. */
+#include "weir_impl.h"
+
+
+/* =============================================================================================
+ * Aggregates
+ * ============================================================================================= */
+
+struct weir_results {
+    weir_buf *items;
+    size_t len, cap;
+    bool failed;
+};
+
+weir_buf *weir_result_add(weir_results *r) {
+    if (r == NULL || r->failed) return NULL;
+    if (r->len == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 2;
+        weir_buf *items = (weir_buf *)realloc(r->items, cap * sizeof *items);
+        if (items == NULL) {
+            r->failed = true;
+            return NULL;
+        }
+        r->items = items;
+        r->cap = cap;
+    }
+    weir_buf *b = &r->items[r->len++];
+    memset(b, 0, sizeof *b);
+    return b;
+}
+
+int weir_result_push(weir_results *r, const void *data, size_t len) {
+    weir_buf *b = weir_result_add(r);
+    return b == NULL ? WEIR_ERR : weir_buf_append(b, data, len);
+}
+
+static bool results_failed(const weir_results *r) {
+    if (r->failed) return true;
+    for (size_t i = 0; i < r->len; i++)
+        if (r->items[i].failed) return true;
+    return false;
+}
+
+size_t weir__results_len(const weir_results *r) { return r ? r->len : 0; }
+
+weir__list weir__results_take(weir_results *r, size_t i) { return weir__list_from_buf(&r->items[i]); }
+
+void weir__results_free(weir_results *r) {
+    if (r == NULL) return;
+    for (size_t i = 0; i < r->len; i++) weir_buf_free(&r->items[i]);
+    free(r->items);
+    free(r);
+}
+
+/* Fills `acc` (empty) with a new accumulator. */
+static int acc_create(const weir_aggregate *a, weir_buf *acc, weir_error *e) {
+    if (a->create != NULL) {
+        if (a->create(acc, e) != WEIR_OK) return WEIR_ERR;
+    } else if (a->acc_size > 0) {
+        if (weir_buf_reserve(acc, a->acc_size) == WEIR_OK) {
+            memset(acc->ptr, 0, a->acc_size);
+            acc->len = a->acc_size;
+        }
+    }
+    if (acc->failed) return weir_fail(e, "out of memory creating an accumulator");
+    if (a->acc_size > 0 && acc->len != a->acc_size)
+        return weir_fail(e, "`create` made an accumulator of %zu bytes, expected %zu", acc->len,
+                         a->acc_size);
+    return WEIR_OK;
+}
+
+/* Loads stored accumulator bytes into `acc` (empty): a new accumulator when empty (as the Rust
+ * SDK), a size check for fixed-size accumulators. */
+static int acc_load(const weir_aggregate *a, weir_bytes stored, weir_buf *acc, weir_error *e) {
+    if (stored.len == 0) return acc_create(a, acc, e);
+    if (a->acc_size > 0 && stored.len != a->acc_size)
+        return weir_fail(e, "cannot decode accumulator: it has %zu bytes, expected %zu (changing "
+                            "the accumulator needs a new state_version and a migrate)",
+                         stored.len, a->acc_size);
+    /* The copy is malloc'd, hence aligned for any type (WEIR_ACC casts it). */
+    if (weir_buf_append_bytes(acc, stored) != WEIR_OK)
+        return weir_fail(e, "out of memory loading an accumulator");
+    return WEIR_OK;
+}
+
+/* Checks an accumulator a callback returned. */
+static int acc_check(const weir_aggregate *a, const weir_buf *acc, const char *what,
+                     weir_error *e) {
+    if (acc->failed) return weir_fail(e, "out of memory in `%s`", what);
+    if (a->acc_size > 0 && acc->len != a->acc_size)
+        return weir_fail(e, "`%s` left an accumulator of %zu bytes, expected %zu", what,
+                         acc->len, a->acc_size);
+    return WEIR_OK;
+}
+
+bool weir__agg_configure(const weir_aggregate *a, const uint8_t *config, size_t len,
+                         weir__list *err) {
+    return weir__configure(a->configure, config, len, err);
+}
+
+bool weir__agg_create(const weir_aggregate *a, weir__list *ret, weir__list *err) {
+    weir_error e = {0};
+    weir_buf acc = {0};
+    if (acc_create(a, &acc, &e) != WEIR_OK) {
+        weir_buf_free(&acc);
+        *err = weir__message_list(&e, "`create` failed");
+        return false;
+    }
+    *ret = weir__list_from_buf(&acc);
+    return true;
+}
+
+bool weir__agg_add(const weir_aggregate *a, weir_bytes data, weir_bytes ends, weir_bytes targets,
+                   const weir_columns *cols, weir__list *ret_data, weir__list *ret_ends,
+                   uint32_t *err_index, weir__list *err) {
+    weir_error e = {0};
+    weir_batch in;
+    weir_buf *slots = NULL; /* accumulator i, loaded when slots[i].ptr or loaded[i] */
+    uint8_t *loaded = NULL;
+    size_t n = ends.len / 4;
+    *err_index = 0;
+    if (!weir__configured) {
+        weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
+        goto fail;
+    }
+    if (weir_batch_open(&in, cols, &e) != WEIR_OK) goto fail;
+    if (ends.len % 4 != 0 || a->add == NULL) {
+        weir_fail(&e, a->add == NULL ? "the aggregate has no `add`"
+                                     : "malformed accumulators: `ends` is not a u32 list");
+        goto fail;
+    }
+    uint32_t prev = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t end = le32(ends.ptr + 4 * i);
+        if (end < prev || end > data.len) {
+            weir_fail(&e, "malformed accumulators: end offset %zu is out of order or bounds", i);
+            goto fail;
+        }
+        prev = end;
+    }
+    if (n > 0) {
+        slots = (weir_buf *)calloc(n, sizeof *slots);
+        loaded = (uint8_t *)calloc(n, 1);
+        if (slots == NULL || loaded == NULL) {
+            weir_fail(&e, "out of memory");
+            goto fail;
+        }
+    }
+    uint32_t events = (uint32_t)(targets.len / 4 < in.len ? targets.len / 4 : in.len);
+    for (uint32_t i = 0; i < events; i++) {
+        uint32_t t = le32(targets.ptr + 4 * (size_t)i);
+        *err_index = i;
+        if (t >= n) {
+            weir_fail(&e, "target %u is not an accumulator index", t);
+            goto fail;
+        }
+        if (!loaded[t]) {
+            if (acc_load(a, column_item(data, ends, t), &slots[t], &e) != WEIR_OK) goto fail;
+            loaded[t] = 1;
+        }
+        weir_event ev = weir_batch_get(&in, i);
+        if (a->add(&slots[t], &ev, &e) != WEIR_OK || acc_check(a, &slots[t], "add", &e) != WEIR_OK)
+            goto fail;
+    }
+    *err_index = 0;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += loaded[i] ? slots[i].len : column_item(data, ends, (uint32_t)i).len;
+    if (total > UINT32_MAX) {
+        weir_fail(&e, "accumulators exceed 4 GiB");
+        goto fail;
+    }
+    weir_buf out_data = {0}, out_ends = {0};
+    weir_buf_reserve(&out_data, total);
+    weir_buf_reserve(&out_ends, 4 * n);
+    for (size_t i = 0; i < n; i++) {
+        if (loaded[i])
+            weir_buf_append(&out_data, slots[i].ptr, slots[i].len);
+        else
+            weir_buf_append_bytes(&out_data, column_item(data, ends, (uint32_t)i));
+        buf_put_u32(&out_ends, (uint32_t)out_data.len);
+    }
+    for (size_t i = 0; i < n; i++) weir_buf_free(&slots[i]);
+    free(slots);
+    free(loaded);
+    if (out_data.failed || out_ends.failed) {
+        weir_buf_free(&out_data);
+        weir_buf_free(&out_ends);
+        weir_fail(&e, "out of memory writing the accumulators");
+        *err = weir__message_list(&e, "out of memory");
+        return false;
+    }
+    *ret_data = weir__list_from_buf(&out_data);
+    *ret_ends = weir__list_from_buf(&out_ends);
+    return true;
+fail:
+    if (slots != NULL)
+        for (size_t i = 0; i < n; i++) weir_buf_free(&slots[i]);
+    free(slots);
+    free(loaded);
+    *err = weir__message_list(&e, "`add` failed (no message given)");
+    return false;
+}
+
+bool weir__agg_merge(const weir_aggregate *a, weir_bytes x, weir_bytes y, weir__list *ret,
+                     weir__list *err) {
+    weir_error e = {0};
+    weir_buf acc = {0}, other = {0};
+    if (!weir__configured) {
+        weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
+    } else if (a->merge == NULL) {
+        weir_fail(&e, "the aggregate has no `merge`");
+    } else if (acc_load(a, x, &acc, &e) == WEIR_OK && acc_load(a, y, &other, &e) == WEIR_OK &&
+               a->merge(&acc, &other, &e) == WEIR_OK && acc_check(a, &acc, "merge", &e) == WEIR_OK) {
+        weir_buf_free(&other);
+        *ret = weir__list_from_buf(&acc);
+        return true;
+    }
+    weir_buf_free(&acc);
+    weir_buf_free(&other);
+    *err = weir__message_list(&e, "`merge` failed (no message given)");
+    return false;
+}
+
+bool weir__agg_finish(const weir_aggregate *a, weir_bytes key, weir_window window,
+                      weir_bytes stored, weir_results **ret, weir__list *err) {
+    weir_error e = {0};
+    weir_buf acc = {0};
+    weir_results *r = (weir_results *)calloc(1, sizeof *r);
+    *ret = NULL;
+    if (r == NULL) {
+        weir_fail(&e, "out of memory");
+    } else if (!weir__configured) {
+        weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
+    } else if (a->finish == NULL) {
+        weir_fail(&e, "the aggregate has no `finish`");
+    } else if (acc_load(a, stored, &acc, &e) == WEIR_OK &&
+               a->finish(key, window, &acc, r, &e) == WEIR_OK) {
+        if (!results_failed(r)) {
+            weir_buf_free(&acc);
+            *ret = r;
+            return true;
+        }
+        weir_fail(&e, "out of memory writing the result of `finish`");
+    }
+    weir_buf_free(&acc);
+    weir__results_free(r);
+    *err = weir__message_list(&e, "`finish` failed (no message given)");
+    return false;
+}
+
+bool weir__agg_migrate(const weir_aggregate *a, uint32_t from, weir_bytes stored, weir__list *ret,
+                       weir__list *err) {
+    weir_error e = {0};
+    weir_buf acc = {0};
+    if (!weir__configured) {
+        weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
+    } else if (from == a->state_version) {
+        if (weir_buf_append_bytes(&acc, stored) == WEIR_OK) {
+            *ret = weir__list_from_buf(&acc);
+            return true;
+        }
+        weir_fail(&e, "out of memory");
+    } else if (a->migrate == NULL) {
+        weir_fail(&e, "cannot migrate accumulators from state version %u to %u", from,
+                  a->state_version);
+    } else if (a->migrate(from, stored, &acc, &e) == WEIR_OK &&
+               acc_check(a, &acc, "migrate", &e) == WEIR_OK) {
+        *ret = weir__list_from_buf(&acc);
+        return true;
+    }
+    weir_buf_free(&acc);
+    *err = weir__message_list(&e, "`migrate` failed (no message given)");
+    return false;
+}
