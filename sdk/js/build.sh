@@ -16,7 +16,7 @@
 # What it runs, step by step (the recipe to port into `weir plugin build`):
 #   1. stage=$(mktemp -d)
 #      copy <plugin-dir> (without *.wasm) to $stage/plugin/
-#      copy sdk/js/weir.js to $stage/node_modules/weir/weir.js with a package.json
+#      copy sdk/js/weir.js (and its lib/) to $stage/node_modules/weir/ with a package.json
 #        {"name":"weir","type":"module","exports":"./weir.js"}, so that `import ... from "weir"` resolves
 #   2. write $stage/entry.js: imports the world's host interfaces (log, and keyed for `process`),
 #      passes them to weir.js's bindHost, and re-exports the world functions of plugin/<main>
@@ -113,6 +113,7 @@ trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/plugin" "$stage/node_modules/weir"
 tar -C "$plugin_dir" --exclude='*.wasm' -cf - . | tar -C "$stage/plugin" -xf -
 cp "$sdk/weir.js" "$stage/node_modules/weir/weir.js"
+cp -r "$sdk/lib" "$stage/node_modules/weir/lib"
 printf '{"name":"weir","type":"module","exports":"./weir.js"}\n' >"$stage/node_modules/weir/package.json"
 
 # 2. The entry module.

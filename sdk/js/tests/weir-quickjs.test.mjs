@@ -18,8 +18,9 @@ if (typeof Uint8Array.fromBase64 !== "function") {
 }
 delete globalThis.TextDecoder;
 delete globalThis.TextEncoder;
-// A separate module instance: weir.js picks its UTF-8 path when it is evaluated.
-const weir = await import("../weir.js?quickjs-path");
+// The SDK (lib/utf8.js) picks its UTF-8 path when first evaluated: here, in this test process,
+// with the encoders removed.
+const weir = await import("../weir.js");
 globalThis.TextDecoder = savedDecoder;
 globalThis.TextEncoder = savedEncoder;
 
