@@ -2,7 +2,9 @@
 //!
 //! - [`jetstream`]: publishes results and dead letters to JetStream with deterministic
 //!   `Nats-Msg-Id`s and many acks in flight, retrying until the stream confirms;
-//! - [`stdout`]: JSON lines, for `weir run --local`.
+//! - [`stdout`]: JSON lines, for `weir run --local`;
+//! - [`output`]: what a batch produced, before it becomes messages.
 
 pub mod jetstream;
+pub mod output;
 pub mod stdout;
