@@ -105,11 +105,8 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
         }
         Agg::Plugin(rt, plugin) => {
             let instance = AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap();
-            let mut w = WindowedAggregate {
-                name: "count".into(),
-                instance,
-                windows: WindowOperator::new(spec, 0),
-            };
+            let mut w =
+                WindowedAggregate::new("count".into(), instance, WindowOperator::new(spec, 0));
             started = Instant::now();
             for b in input {
                 let view = b.view();

@@ -13,6 +13,70 @@ use crate::window::{AddError, Aggregator, Emission, Window, WindowOperator};
 struct PluginAggregator<'a> {
     runtime: &'a Runtime,
     instance: &'a mut AggregateInstance,
+    buffers: &'a mut AddBuffers,
+}
+
+/// The arguments of `add` calls, kept from call to call: refilled without allocating (large
+/// fresh buffers cost page faults on every batch).
+pub struct AddBuffers {
+    accs: Accumulators,
+    targets: Vec<u8>,
+    events: Batch,
+}
+
+impl Default for AddBuffers {
+    fn default() -> Self {
+        AddBuffers {
+            accs: Accumulators {
+                data: Vec::new(),
+                ends: Vec::new(),
+            },
+            targets: Vec::new(),
+            events: Batch {
+                payloads: Vec::new(),
+                payload_ends: Vec::new(),
+                keys: Vec::new(),
+                key_ends: Vec::new(),
+                times: Vec::new(),
+                headers: Vec::new(),
+                header_ends: Vec::new(),
+                origins: Vec::new(),
+            },
+        }
+    }
+}
+
+impl AddBuffers {
+    /// Refills the buffers with the call's accumulators, targets and events.
+    fn fill(&mut self, accs: &[Vec<u8>], targets: &[u32], events: &BatchView<'_>) {
+        self.targets.clear();
+        for t in targets {
+            self.targets.extend_from_slice(&t.to_le_bytes());
+        }
+        self.accs.data.clear();
+        self.accs.ends.clear();
+        for acc in accs {
+            self.accs.data.extend_from_slice(acc);
+            self.accs
+                .ends
+                .extend_from_slice(&(self.accs.data.len() as u32).to_le_bytes());
+        }
+        let c = events.columns();
+        let b = &mut self.events;
+        for (to, from) in [
+            (&mut b.payloads, c.payloads),
+            (&mut b.payload_ends, c.payload_ends),
+            (&mut b.keys, c.keys),
+            (&mut b.key_ends, c.key_ends),
+            (&mut b.times, c.times),
+            (&mut b.headers, c.headers),
+            (&mut b.header_ends, c.header_ends),
+            (&mut b.origins, c.origins),
+        ] {
+            to.clear();
+            to.extend_from_slice(from);
+        }
+    }
 }
 
 fn whole(e: CallError) -> String {
@@ -30,24 +94,11 @@ impl Aggregator for PluginAggregator<'_> {
         targets: &[u32],
         events: &BatchView<'_>,
     ) -> Result<(), AddError> {
-        let mut target_bytes = Vec::with_capacity(targets.len() * 4);
-        for t in targets {
-            target_bytes.extend_from_slice(&t.to_le_bytes());
-        }
-        let mut packed = Accumulators {
-            data: Vec::with_capacity(accs.iter().map(Vec::len).sum()),
-            ends: Vec::with_capacity(accs.len() * 4),
-        };
-        for acc in accs.iter() {
-            packed.data.extend_from_slice(acc);
-            packed
-                .ends
-                .extend_from_slice(&(packed.data.len() as u32).to_le_bytes());
-        }
-        let batch = owned(events);
+        self.buffers.fill(accs, targets, events);
+        let b = &*self.buffers;
         let result = self
             .instance
-            .add(self.runtime, &packed, &target_bytes, &batch);
+            .add(self.runtime, &b.accs, &b.targets, &b.events);
         match result {
             Ok(new) => unpack(&new, accs).map_err(|message| AddError {
                 index: usize::MAX,
@@ -76,21 +127,6 @@ impl Aggregator for PluginAggregator<'_> {
         self.instance
             .finish(self.runtime, key, w, acc)
             .map_err(whole)
-    }
-}
-
-/// A WIT batch holding a copy of `view`'s columns (one copy per column).
-fn owned(view: &BatchView<'_>) -> Batch {
-    let c = view.columns();
-    Batch {
-        payloads: c.payloads.to_vec(),
-        payload_ends: c.payload_ends.to_vec(),
-        keys: c.keys.to_vec(),
-        key_ends: c.key_ends.to_vec(),
-        times: c.times.to_vec(),
-        headers: c.headers.to_vec(),
-        header_ends: c.header_ends.to_vec(),
-        origins: c.origins.to_vec(),
     }
 }
 
@@ -130,9 +166,19 @@ pub struct WindowedAggregate {
     pub name: String,
     pub instance: AggregateInstance,
     pub windows: WindowOperator,
+    buffers: AddBuffers,
 }
 
 impl WindowedAggregate {
+    pub fn new(name: String, instance: AggregateInstance, windows: WindowOperator) -> Self {
+        WindowedAggregate {
+            name,
+            instance,
+            windows,
+            buffers: AddBuffers::default(),
+        }
+    }
+
     /// Adds a batch of events to their windows; emissions (late-but-allowed re-fires, late
     /// events, failures) are appended to `out`.
     pub fn process_batch(
@@ -144,6 +190,7 @@ impl WindowedAggregate {
         let mut agg = PluginAggregator {
             runtime,
             instance: &mut self.instance,
+            buffers: &mut self.buffers,
         };
         self.windows.process_batch(events, &mut agg, out);
     }
@@ -158,6 +205,7 @@ impl WindowedAggregate {
         let mut agg = PluginAggregator {
             runtime,
             instance: &mut self.instance,
+            buffers: &mut self.buffers,
         };
         self.windows.advance_watermark(watermark, &mut agg, out);
     }

@@ -90,11 +90,11 @@ pub fn build_window(
     };
     let op = &w.aggregate;
     let lateness = w.allowed_lateness.as_millis().min(i64::MAX as u128) as i64;
-    Ok(Some(WindowedAggregate {
-        name: op.name.get_ref().clone(),
-        instance: start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
-        windows: WindowOperator::new(w.spec(), lateness),
-    }))
+    Ok(Some(WindowedAggregate::new(
+        op.name.get_ref().clone(),
+        start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
+        WindowOperator::new(w.spec(), lateness),
+    )))
 }
 
 /// Loads and initialises the pipeline's keyed process function, if it has a `[process]`.
