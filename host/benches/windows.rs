@@ -6,6 +6,7 @@
 //! memory held by 1,000,000 live keys.
 //!
 //! Run: `bash plugins/build.sh && cargo bench -p weir-host --bench windows`
+//! (`WEIR_BENCH_CASE=tumbling`: one case; `WEIR_BENCH_BATCH=4096`: another batch size).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -148,7 +149,13 @@ fn main() {
 
     let n = 2_000_000;
     // 2 M events over ~200 s of event time: 10 k keys, ~10 events per key per 10 s window.
-    let input = batches(n, 10_000, 1024, 100);
+    // `WEIR_BENCH_BATCH` sets the batch size (a pipeline's `source.batch_size`, up to 10000).
+    let batch = std::env::var("WEIR_BENCH_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let input = batches(n, 10_000, batch, 100);
+    println!("batches of {batch} events");
     println!(
         "| case | native count (events/s) | window-stats plugin (events/s) | plugin / native |"
     );
