@@ -9,40 +9,28 @@ use crate::support::*;
 
 /// Tumbling 1 s counts per key, then `[[after]]`: keep counts ≥ 6, project and tag them.
 fn pipeline() -> String {
-    format!(
-        r#"name = "after"
-[source]
-stream = "IN"
-batch_size = 16
-max_wait = "50ms"
-time = {{ field = "ts" }}
-watermarks = {{ out_of_orderness = "5s" }}
-
-[window]
-type = "tumbling"
-size = "1s"
-
-[window.aggregate]
-name = "stats"
-plugin = "{}"
-
-[[after]]
-name = "busy"
-plugin = "{}"
-config = {{ field = "count", op = "ge", value = 6 }}
-
-[[after]]
-name = "tag"
-plugin = "{}"
-config = {{ fields = ["key", "start", "count"], set = {{ stage = "after" }} }}
-
-[sink]
-subject = "out"
-dead_letter = "dlq"
-"#,
-        toml_path(&plugin("window_stats")),
-        toml_path(&plugin("json_filter")),
-        toml_path(&plugin("json_map")),
+    let stages = [
+        window_section(
+            "type = \"tumbling\"\nsize = \"1s\"",
+            "stats",
+            "window_stats",
+            "{}",
+        ),
+        after_operator(
+            "busy",
+            "json_filter",
+            r#"{ field = "count", op = "ge", value = 6 }"#,
+        ),
+        after_operator(
+            "tag",
+            "json_map",
+            r#"{ fields = ["key", "start", "count"], set = { stage = "after" } }"#,
+        ),
+    ];
+    pipeline_text(
+        "after",
+        "time = { field = \"ts\" }\nwatermarks = { out_of_orderness = \"5s\" }",
+        &stages.join("\n"),
     )
 }
 

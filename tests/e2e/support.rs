@@ -389,9 +389,34 @@ dead_letter = "dlq"
 
 /// An `[[operators]]` block.
 pub fn operator(name: &str, plugin_name: &str, config: &str) -> String {
+    operator_in("operators", name, plugin_name, config)
+}
+
+/// An `[[after]]` block (a transform over window or process results).
+pub fn after_operator(name: &str, plugin_name: &str, config: &str) -> String {
+    operator_in("after", name, plugin_name, config)
+}
+
+fn operator_in(list: &str, name: &str, plugin_name: &str, config: &str) -> String {
     format!(
-        "[[operators]]\nname = \"{name}\"\nplugin = \"{}\"\nconfig = {config}\n",
+        "[[{list}]]\nname = \"{name}\"\nplugin = \"{}\"\nconfig = {config}\n",
         toml_path(&plugin(plugin_name))
+    )
+}
+
+/// A `[window]` section (`window`: its lines) aggregated by plugin `plugin_name`.
+pub fn window_section(window: &str, name: &str, plugin_name: &str, config: &str) -> String {
+    format!(
+        "[window]\n{window}\n\n[window.aggregate]\nname = \"{name}\"\nplugin = \"{}\"\nconfig = {config}\n",
+        toml_path(&plugin(plugin_name))
+    )
+}
+
+/// A `[process.function]` section with plugin `plugin` (a path).
+pub fn process_section(name: &str, plugin: &Path, config: &str) -> String {
+    format!(
+        "[process.function]\nname = \"{name}\"\nplugin = \"{}\"\nconfig = {config}\n",
+        toml_path(plugin)
     )
 }
 

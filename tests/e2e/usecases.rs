@@ -317,22 +317,10 @@ async fn inactivity_reports_quiet_devices_by_the_wall_clock_in_four_languages() 
 async fn inactivity_alerts(lang: &str, component: &std::path::Path) {
     let (server, js) = server_with_streams().await;
     let dir = tempfile::tempdir().unwrap();
-    let text = format!(
-        r#"name = "idle"
-[source]
-stream = "IN"
-batch_size = 50
-max_wait = "20ms"
-time = {{ field = "ts" }}
-[process.function]
-name = "inactivity"
-plugin = "{}"
-config = {{ timeout_ms = 400 }}
-[sink]
-subject = "out"
-dead_letter = "dlq"
-"#,
-        toml_path(component)
+    let text = pipeline_text(
+        "idle",
+        "time = { field = \"ts\" }",
+        &process_section("inactivity", component, "{ timeout_ms = 400 }"),
     );
     let file = write_pipeline(dir.path(), &text);
     let weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));

@@ -9,27 +9,10 @@ use serde_json::{Value, json};
 use crate::support::*;
 
 fn pipeline(name: &str, window: &str) -> String {
-    format!(
-        r#"name = "{name}"
-[source]
-stream = "IN"
-batch_size = 7
-max_wait = "50ms"
-time = {{ field = "ts" }}
-
-[window]
-{window}
-
-[window.aggregate]
-name = "stats"
-plugin = "{}"
-config = {{ field = "amount" }}
-
-[sink]
-subject = "out"
-dead_letter = "dlq"
-"#,
-        toml_path(&plugin("window_stats"))
+    pipeline_text(
+        name,
+        "time = { field = \"ts\" }",
+        &window_section(window, "stats", "window_stats", r#"{ field = "amount" }"#),
     )
 }
 
