@@ -1,12 +1,13 @@
 //! Window operator throughput, in process (no NATS): events generated in memory, keyed by one of
 //! 10,000 keys, event time increasing with small disorder, in batches of 1024, the watermark
-//! advancing after each batch. Each case runs twice in the same process: with a native Rust
+//! advancing after each batch. Each case runs in alternating rounds in the same process: with a native Rust
 //! count aggregator (the baseline: the host's window operator alone) and with the
 //! `window-stats` aggregate plugin (the real path, one plugin call per batch). Also reports the
 //! memory held by 1,000,000 live keys.
 //!
 //! Run: `bash plugins/build.sh && cargo bench -p weir-host --bench windows`
-//! (`WEIR_BENCH_CASE=tumbling`: one case; `WEIR_BENCH_BATCH=4096`: another batch size).
+//! (`WEIR_BENCH_CASE=tumbling`: one case; `WEIR_BENCH_BATCH=4096`: another batch size;
+//! `WEIR_BENCH_ROUNDS=9`: more alternating rounds, medians reported).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -14,7 +15,7 @@ use std::time::Instant;
 use weir::operator::window::WindowedAggregate;
 use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
-    AddError, Aggregator, BoundedOutOfOrderness, Emission, Window, WindowOperator, WindowSpec,
+    Aggregator, BoundedOutOfOrderness, Emission, Firing, ItemError, WindowOperator, WindowSpec,
 };
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
@@ -30,7 +31,7 @@ impl Aggregator for NativeCount {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         _events: &BatchView<'_>,
-    ) -> Result<(), AddError> {
+    ) -> Result<(), ItemError> {
         for &t in targets {
             let a = &mut accs[t as usize];
             let n = u64::from_le_bytes(a[..8].try_into().unwrap()) + 1;
@@ -43,8 +44,18 @@ impl Aggregator for NativeCount {
             u64::from_le_bytes(a.try_into().unwrap()) + u64::from_le_bytes(b.try_into().unwrap());
         Ok(n.to_le_bytes().to_vec())
     }
-    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-        Ok(vec![acc.to_vec()])
+    fn finish(
+        &mut self,
+        windows: &[Firing<'_>],
+        results: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), ItemError> {
+        results.extend(
+            windows
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (i as u32, w.acc.to_vec())),
+        );
+        Ok(())
     }
 }
 
@@ -122,6 +133,11 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
     (events as f64 / started.elapsed().as_secs_f64(), results)
 }
 
+fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
 fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -155,7 +171,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let input = batches(n, 10_000, batch, 100);
-    println!("batches of {batch} events");
+    let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    println!("batches of {batch} events; median of {rounds} alternating rounds");
     println!(
         "| case | native count (events/s) | window-stats plugin (events/s) | plugin / native |"
     );
@@ -184,12 +204,21 @@ fn main() {
         {
             continue;
         }
-        let (native, r1) = run(spec, &input, &Agg::Native);
-        let (wasm, r2) = run(spec, &input, &Agg::Plugin(&rt, &plugin));
-        assert_eq!(r1, r2, "both aggregators fire the same windows");
+        // Alternating rounds, medians: the machine is shared and noisy.
+        let (mut natives, mut wasms, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..rounds {
+            let (native, r1) = run(spec, &input, &Agg::Native);
+            let (wasm, r2) = run(spec, &input, &Agg::Plugin(&rt, &plugin));
+            assert_eq!(r1, r2, "both aggregators fire the same windows");
+            natives.push(native);
+            wasms.push(wasm);
+            ratios.push(wasm / native);
+        }
         println!(
-            "| {label} | {native:.0} | {wasm:.0} | {:.2} |",
-            wasm / native
+            "| {label} | {:.0} | {:.0} | {:.2} |",
+            median(&mut natives),
+            median(&mut wasms),
+            median(&mut ratios)
         );
     }
 

@@ -18,3 +18,10 @@ pub mod state;
 pub mod telemetry;
 pub mod toolchain;
 pub mod window;
+
+/// The host allocates small, short-lived buffers at a high rate (accumulators, window results,
+/// batch columns); mimalloc serves them faster than the system allocator and without its
+/// periodic consolidation. Declared in the library so that the binary, tests and benches all
+/// measure the same allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -221,7 +221,8 @@ typedef struct weir_window {
 
 /* The payloads a `finish` emits (usually one). Opaque. */
 typedef struct weir_results weir_results;
-/* A new, empty payload to write into; NULL when out of memory. */
+/* A new, empty payload to write into; NULL when out of memory. The buffer is the SDK's: write
+ * the payload before the next weir_result_add / weir_result_push or the callback's return. */
 weir_buf *weir_result_add(weir_results *r);
 /* Adds a payload holding a copy of `data`. */
 int weir_result_push(weir_results *r, const void *data, size_t len);
@@ -240,14 +241,18 @@ typedef struct weir_aggregate {
     uint32_t state_version;
     /* Optional. */
     weir_configure_fn configure;
-    /* Optional: fills a new accumulator (default: `acc_size` zero bytes, or empty). */
+    /* Optional: fills a new accumulator (default: `acc_size` zero bytes, or empty). The host
+     * calls it once per instance and starts every new window with a copy of the bytes, so it
+     * must depend on nothing but the configuration. */
     int (*create)(weir_buf *acc, weir_error *err);
     /* Adds one event to an accumulator. Failing dead-letters that event (the host calls again
      * without it, with the accumulators as they were). */
     int (*add)(weir_buf *acc, const weir_event *e, weir_error *err);
-    /* Merges `other` into `acc` (session windows, sliding panes). */
+    /* Merges `other` into `acc` (when session windows merge). */
     int (*merge)(weir_buf *acc, const weir_buf *other, weir_error *err);
-    /* The result of a window of `key` (empty: no key): add 0..n payloads to `out`. */
+    /* The result of a window of `key` (empty: no key): add 0..n payloads to `out`. Called once
+     * per window of the host's batched `finish`; failing reports this window (the host keeps its
+     * state and calls again without it), the others are finished again. */
     int (*finish)(weir_bytes key, weir_window window, const weir_buf *acc, weir_results *out,
                   weir_error *err);
     /* Optional: converts an accumulator written by state version `from` (< state_version) into
@@ -387,11 +392,14 @@ bool weir__agg_add(const weir_aggregate *a, weir_bytes data, weir_bytes ends, we
                    uint32_t *err_index, weir__list *err);
 bool weir__agg_merge(const weir_aggregate *a, weir_bytes x, weir_bytes y, weir__list *ret,
                      weir__list *err);
-bool weir__agg_finish(const weir_aggregate *a, weir_bytes key, weir_window window,
-                      weir_bytes acc, weir_results **ret, weir__list *err);
-size_t weir__results_len(const weir_results *r);
-weir__list weir__results_take(weir_results *r, size_t i);
-void weir__results_free(weir_results *r);
+/* The packed `results` record of `finish`. */
+typedef struct weir__results_out {
+    weir__list payloads, payload_ends, origins;
+} weir__results_out;
+/* `keys`, `key_ends`, `bounds`: the `windows` record; `data`, `ends`: the accumulators. */
+bool weir__agg_finish(const weir_aggregate *a, weir_bytes keys, weir_bytes key_ends,
+                      weir_bytes bounds, weir_bytes data, weir_bytes ends, weir__results_out *ret,
+                      uint32_t *err_index, weir__list *err);
 bool weir__agg_migrate(const weir_aggregate *a, uint32_t from, weir_bytes acc, weir__list *ret,
                        weir__list *err);
 /* Formats a log message as valid UTF-8 into `out`. */
@@ -569,33 +577,25 @@ static inline void weir_log(weir_log_level level, const char *fmt, ...) {
         WEIR__MOVE(*err, e);                                                                       \
         return ok;                                                                                 \
     }                                                                                              \
-    bool exports_aggregate_finish(aggregate_list_u8_t *key, aggregate_window_t *window,            \
-                                  aggregate_list_u8_t *acc, aggregate_list_list_u8_t *ret,         \
-                                  aggregate_string_t *err) {                                       \
-        weir_results *res = NULL;                                                                  \
-        weir__list e = {0};                                                                        \
-        weir_window w = {window->start, window->end};                                              \
-        bool ok = weir__agg_finish(&(desc), WEIR__VIEW(*key), w, WEIR__VIEW(*acc), &res, &e);      \
-        aggregate_list_u8_free(key);                                                               \
-        aggregate_list_u8_free(acc);                                                               \
-        ret->ptr = NULL;                                                                           \
-        ret->len = 0;                                                                              \
-        if (ok && weir__results_len(res) > 0) {                                                    \
-            size_t n = weir__results_len(res);                                                     \
-            aggregate_list_u8_t *items = (aggregate_list_u8_t *)malloc(n * sizeof *items);         \
-            if (items == NULL) {                                                                   \
-                ok = false; /* no message: allocating one would fail too */                        \
-            } else {                                                                               \
-                for (size_t i = 0; i < n; i++) {                                                   \
-                    weir__list l = weir__results_take(res, i);                                     \
-                    WEIR__MOVE(items[i], l);                                                       \
-                }                                                                                  \
-                ret->ptr = items;                                                                  \
-                ret->len = n;                                                                      \
-            }                                                                                      \
+    bool exports_aggregate_finish(aggregate_windows_t *windows, aggregate_accumulators_t *accs,    \
+                                  aggregate_results_t *ret, aggregate_window_error_t *err) {       \
+        weir__results_out out = {{NULL, 0}, {NULL, 0}, {NULL, 0}};                                 \
+        weir__list msg = {0};                                                                      \
+        uint32_t index = 0;                                                                        \
+        bool ok = weir__agg_finish(&(desc), WEIR__VIEW(windows->keys),                             \
+                                   WEIR__VIEW(windows->key_ends), WEIR__VIEW(windows->bounds),     \
+                                   WEIR__VIEW(accs->data), WEIR__VIEW(accs->ends), &out, &index,   \
+                                   &msg);                                                          \
+        aggregate_windows_free(windows);                                                           \
+        aggregate_accumulators_free(accs);                                                         \
+        if (ok) {                                                                                  \
+            WEIR__MOVE(ret->payloads, out.payloads);                                               \
+            WEIR__MOVE(ret->payload_ends, out.payload_ends);                                       \
+            WEIR__MOVE(ret->origins, out.origins);                                                 \
+        } else {                                                                                   \
+            err->index = index;                                                                    \
+            WEIR__MOVE(err->message, msg);                                                         \
         }                                                                                          \
-        weir__results_free(res);                                                                   \
-        WEIR__MOVE(*err, e);                                                                       \
         return ok;                                                                                 \
     }                                                                                              \
     uint32_t exports_aggregate_state_version(void) { return (desc).state_version; }                \

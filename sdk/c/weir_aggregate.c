@@ -1,5 +1,5 @@
 /* weir_aggregate.c — the loops the aggregate glue calls: create, add (packed accumulators),
- * merge, finish and migrate, with every accumulator checked. */
+ * merge, finish (packed windows and results) and migrate, with every accumulator checked. */
 #include "weir_impl.h"
 
 
@@ -7,50 +7,82 @@
  * Aggregates
  * ============================================================================================= */
 
+/* The packed results of one `finish` call, filled window by window. The payload handed out by
+ * weir_result_add is written into `pending` (a fresh, empty buffer for the callback, whatever it
+ * does with it) and copied into `payloads` by the next weir_result_add / weir_result_push or at
+ * the end of the window: one copy per payload, no allocation per payload. */
 struct weir_results {
-    weir_buf *items;
-    size_t len, cap;
-    bool failed;
+    weir_buf payloads, payload_ends, origins;
+    weir_buf pending;
+    bool open;       /* `pending` holds a payload handed out by weir_result_add */
+    bool failed;     /* out of memory, or payloads beyond 4 GiB */
+    uint32_t origin; /* index of the window being finished */
 };
 
-weir_buf *weir_result_add(weir_results *r) {
-    if (r == NULL || r->failed) return NULL;
-    if (r->len == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 2;
-        weir_buf *items = (weir_buf *)realloc(r->items, cap * sizeof *items);
-        if (items == NULL) {
-            r->failed = true;
-            return NULL;
-        }
-        r->items = items;
-        r->cap = cap;
-    }
-    weir_buf *b = &r->items[r->len++];
-    memset(b, 0, sizeof *b);
-    return b;
+/* Ends the payload that now ends `payloads` (origin: the current window). */
+static void result_close_item(weir_results *r) {
+    if (r->payloads.len > UINT32_MAX) r->failed = true;
+    buf_put_u32(&r->payload_ends, (uint32_t)r->payloads.len);
+    buf_put_u32(&r->origins, r->origin);
 }
 
-int weir_result_push(weir_results *r, const void *data, size_t len) {
-    weir_buf *b = weir_result_add(r);
-    return b == NULL ? WEIR_ERR : weir_buf_append(b, data, len);
+/* Moves the payload handed out by weir_result_add, if any, into the packed payloads. */
+static void result_flush(weir_results *r) {
+    if (!r->open) return;
+    r->open = false;
+    if (r->pending.failed ||
+        weir_buf_append(&r->payloads, r->pending.ptr, r->pending.len) != WEIR_OK)
+        r->failed = true;
+    result_close_item(r);
 }
 
 static bool results_failed(const weir_results *r) {
-    if (r->failed) return true;
-    for (size_t i = 0; i < r->len; i++)
-        if (r->items[i].failed) return true;
-    return false;
+    return r->failed || r->payloads.failed || r->payload_ends.failed || r->origins.failed;
 }
 
-size_t weir__results_len(const weir_results *r) { return r ? r->len : 0; }
+weir_buf *weir_result_add(weir_results *r) {
+    if (r == NULL) return NULL;
+    result_flush(r);
+    if (results_failed(r)) return NULL;
+    weir_buf_clear(&r->pending);
+    r->open = true;
+    return &r->pending;
+}
 
-weir__list weir__results_take(weir_results *r, size_t i) { return weir__list_from_buf(&r->items[i]); }
+int weir_result_push(weir_results *r, const void *data, size_t len) {
+    if (r == NULL) return WEIR_ERR;
+    /* `data` may point into `pending`: flushing copies it out but leaves its bytes in place. */
+    result_flush(r);
+    if (results_failed(r)) return WEIR_ERR;
+    if (weir_buf_append(&r->payloads, data, len) != WEIR_OK) {
+        r->failed = true;
+        return WEIR_ERR;
+    }
+    result_close_item(r);
+    return results_failed(r) ? WEIR_ERR : WEIR_OK;
+}
 
-void weir__results_free(weir_results *r) {
-    if (r == NULL) return;
-    for (size_t i = 0; i < r->len; i++) weir_buf_free(&r->items[i]);
-    free(r->items);
-    free(r);
+static void results_free(weir_results *r) {
+    weir_buf_free(&r->payloads);
+    weir_buf_free(&r->payload_ends);
+    weir_buf_free(&r->origins);
+    weir_buf_free(&r->pending);
+}
+
+/* Checks a packed list (`what`'s data with the u32 end offsets `ends_name`): offsets in order
+ * and within the data. */
+static int packed_check(const char *what, const char *ends_name, weir_bytes data, weir_bytes ends,
+                        weir_error *e) {
+    if (ends.len % 4 != 0)
+        return weir_fail(e, "malformed %s: `%s` is not a u32 list", what, ends_name);
+    uint32_t prev = 0;
+    for (size_t i = 0; i < ends.len / 4; i++) {
+        uint32_t end = le32(ends.ptr + 4 * i);
+        if (end < prev || end > data.len)
+            return weir_fail(e, "malformed %s: end offset %zu is out of order or bounds", what, i);
+        prev = end;
+    }
+    return WEIR_OK;
 }
 
 /* Fills `acc` (empty) with a new accumulator. */
@@ -125,20 +157,11 @@ bool weir__agg_add(const weir_aggregate *a, weir_bytes data, weir_bytes ends, we
         goto fail;
     }
     if (weir_batch_open(&in, cols, &e) != WEIR_OK) goto fail;
-    if (ends.len % 4 != 0 || a->add == NULL) {
-        weir_fail(&e, a->add == NULL ? "the aggregate has no `add`"
-                                     : "malformed accumulators: `ends` is not a u32 list");
+    if (a->add == NULL) {
+        weir_fail(&e, "the aggregate has no `add`");
         goto fail;
     }
-    uint32_t prev = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t end = le32(ends.ptr + 4 * i);
-        if (end < prev || end > data.len) {
-            weir_fail(&e, "malformed accumulators: end offset %zu is out of order or bounds", i);
-            goto fail;
-        }
-        prev = end;
-    }
+    if (packed_check("accumulators", "ends", data, ends, &e) != WEIR_OK) goto fail;
     if (n > 0) {
         slots = (weir_buf *)calloc(n, sizeof *slots);
         loaded = (uint8_t *)calloc(n, 1);
@@ -222,29 +245,60 @@ bool weir__agg_merge(const weir_aggregate *a, weir_bytes x, weir_bytes y, weir__
     return false;
 }
 
-bool weir__agg_finish(const weir_aggregate *a, weir_bytes key, weir_window window,
-                      weir_bytes stored, weir_results **ret, weir__list *err) {
+/* One `finish` call: every window that fires, each with its key, bounds and accumulator; the
+ * user's `finish` runs per window and its payloads are packed with that window's index as
+ * origin. A failing window stops the call with its index (the host calls again without it);
+ * problems of the call as a whole (not configured, malformed input) name window 0. */
+bool weir__agg_finish(const weir_aggregate *a, weir_bytes keys, weir_bytes key_ends,
+                      weir_bytes bounds, weir_bytes data, weir_bytes ends, weir__results_out *ret,
+                      uint32_t *err_index, weir__list *err) {
     weir_error e = {0};
-    weir_buf acc = {0};
-    weir_results *r = (weir_results *)calloc(1, sizeof *r);
-    *ret = NULL;
-    if (r == NULL) {
-        weir_fail(&e, "out of memory");
-    } else if (!weir__configured) {
+    weir_results r = {0};
+    weir_buf acc = {0}; /* reused from window to window */
+    *err_index = 0;
+    if (!weir__configured) {
         weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
-    } else if (a->finish == NULL) {
+        goto fail;
+    }
+    if (a->finish == NULL) {
         weir_fail(&e, "the aggregate has no `finish`");
-    } else if (acc_load(a, stored, &acc, &e) == WEIR_OK &&
-               a->finish(key, window, &acc, r, &e) == WEIR_OK) {
-        if (!results_failed(r)) {
-            weir_buf_free(&acc);
-            *ret = r;
-            return true;
+        goto fail;
+    }
+    if (packed_check("windows", "key-ends", keys, key_ends, &e) != WEIR_OK ||
+        packed_check("accumulators", "ends", data, ends, &e) != WEIR_OK)
+        goto fail;
+    size_t n = key_ends.len / 4;
+    if (ends.len / 4 != n || bounds.len / 16 != n || bounds.len % 16 != 0 || n > UINT32_MAX) {
+        weir_fail(&e, "%zu windows came with %zu accumulators and %zu bytes of bounds", n,
+                  ends.len / 4, bounds.len);
+        goto fail;
+    }
+    /* Usually one payload per window. */
+    weir_buf_reserve(&r.payload_ends, 4 * n);
+    weir_buf_reserve(&r.origins, 4 * n);
+    for (uint32_t i = 0; i < n; i++) {
+        weir_window w = {le64(bounds.ptr + 16 * (size_t)i), le64(bounds.ptr + 16 * (size_t)i + 8)};
+        *err_index = i;
+        r.origin = i;
+        weir_buf_clear(&acc);
+        if (acc_load(a, column_item(data, ends, i), &acc, &e) != WEIR_OK ||
+            a->finish(column_item(keys, key_ends, i), w, &acc, &r, &e) != WEIR_OK)
+            goto fail;
+        result_flush(&r);
+        if (results_failed(&r)) {
+            weir_fail(&e, "out of memory writing the result of `finish`");
+            goto fail;
         }
-        weir_fail(&e, "out of memory writing the result of `finish`");
     }
     weir_buf_free(&acc);
-    weir__results_free(r);
+    weir_buf_free(&r.pending);
+    ret->payloads = weir__list_from_buf(&r.payloads);
+    ret->payload_ends = weir__list_from_buf(&r.payload_ends);
+    ret->origins = weir__list_from_buf(&r.origins);
+    return true;
+fail:
+    weir_buf_free(&acc);
+    results_free(&r);
     *err = weir__message_list(&e, "`finish` failed (no message given)");
     return false;
 }

@@ -4,13 +4,16 @@
 //! The host owns the accumulators (bytes) and stores them per (key, window); this SDK encodes
 //! them with `postcard` — compact, fast, and with a stable, documented wire format, so
 //! accumulators survive plugin upgrades that keep the type. A batch call decodes each touched
-//! accumulator once, applies its events, and encodes it once.
+//! accumulator once, applies its events, and encodes it once; a `finish` call handles every
+//! window that fires at once, serializing each result straight into the packed payloads.
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::bindings_aggregate::weir::operator::types::{Accumulators, Batch, EventError, Window};
+use crate::bindings_aggregate::weir::operator::types::{
+    Accumulators, Batch, EventError, Results, Window, WindowError, Windows,
+};
 use crate::event::{Event, columns_of};
-use crate::packed::BatchView;
+use crate::packed::{BatchView, PackedList, close_item};
 
 /// A window aggregate over typed accumulators.
 pub trait Aggregate: Sized + 'static {
@@ -97,20 +100,11 @@ pub fn add<T: Aggregate>(
     let whole = |message: String| EventError { index: 0, message };
     let op = state(s).map_err(whole)?;
     let view = BatchView::new_prechecked(columns_of!(input));
-    // Accumulator `i` is data[start(i)..end(i)].
-    let ends: Vec<usize> = accumulators
-        .ends
-        .chunks_exact(4)
-        .map(|e| u32::from_le_bytes([e[0], e[1], e[2], e[3]]) as usize)
-        .collect();
-    let bytes_of = |i: usize| -> Result<&[u8], String> {
-        let start = if i == 0 { 0 } else { ends[i - 1] };
-        accumulators
-            .data
-            .get(start..ends[i])
-            .ok_or_else(|| format!("accumulator {i} is out of bounds"))
-    };
-    let mut accs: Vec<Option<T::Acc>> = (0..ends.len()).map(|_| None).collect();
+    let given = PackedList::new("accumulators", &accumulators.data, &accumulators.ends)
+        .map_err(|e| whole(e.0))?;
+    // Each touched accumulator is decoded once, on its first event, and encoded once at the end.
+    let mut accs: Vec<Option<T::Acc>> = Vec::with_capacity(given.len());
+    accs.resize_with(given.len(), || None);
     for (i, t) in targets.chunks_exact(4).enumerate().take(view.len()) {
         let t = u32::from_le_bytes([t[0], t[1], t[2], t[3]]) as usize;
         let err = |message: String| EventError {
@@ -120,10 +114,10 @@ pub fn add<T: Aggregate>(
         let slot = accs
             .get_mut(t)
             .ok_or_else(|| err(format!("target {t} is not an accumulator index")))?;
-        if slot.is_none() {
-            *slot = Some(bytes_of(t).and_then(decode).map_err(err)?);
-        }
-        let acc = slot.as_mut().expect("decoded above");
+        let acc = match slot {
+            Some(acc) => acc,
+            None => slot.insert(decode(given.get(t)).map_err(err)?),
+        };
         op.add(
             acc,
             &Event {
@@ -134,19 +128,18 @@ pub fn add<T: Aggregate>(
         .map_err(err)?;
     }
     let mut out = Accumulators {
-        data: Vec::with_capacity(accumulators.data.len() + 16 * ends.len()),
-        ends: Vec::with_capacity(ends.len() * 4),
+        data: Vec::with_capacity(accumulators.data.len() + 16 * given.len()),
+        ends: Vec::with_capacity(accumulators.ends.len()),
     };
-    for (i, acc) in accs.iter().enumerate() {
+    for (acc, old) in accs.iter().zip(given.iter()) {
         match acc {
             Some(a) => {
                 out.data = postcard::to_extend(a, out.data)
                     .map_err(|e| whole(format!("cannot encode accumulator: {e}")))?;
             }
-            None => out.data.extend_from_slice(bytes_of(i).map_err(whole)?),
+            None => out.data.extend_from_slice(old),
         }
-        out.ends
-            .extend_from_slice(&(out.data.len() as u32).to_le_bytes());
+        close_item(&out.data, &mut out.ends);
     }
     Ok(out)
 }
@@ -161,18 +154,51 @@ pub fn merge<T: Aggregate>(s: &mut Option<T>, a: Vec<u8>, b: Vec<u8>) -> Result<
 #[doc(hidden)]
 pub fn finish<T: Aggregate>(
     s: &mut Option<T>,
-    key: Vec<u8>,
-    window: Window,
-    acc: Vec<u8>,
-) -> Result<Vec<Vec<u8>>, String> {
-    let op = state(s)?;
-    let key = (!key.is_empty()).then(|| String::from_utf8_lossy(&key).into_owned());
-    match op.finish(key.as_deref(), window, decode(&acc)?)? {
-        None => Ok(Vec::new()),
-        Some(out) => Ok(vec![
-            serde_json::to_vec(&out).map_err(|e| format!("cannot encode result: {e}"))?,
-        ]),
+    windows: Windows,
+    accumulators: Accumulators,
+) -> Result<Results, WindowError> {
+    let whole = |message: String| WindowError { index: 0, message };
+    let op = state(s).map_err(whole)?;
+    let keys = PackedList::new("keys", &windows.keys, &windows.key_ends).map_err(|e| whole(e.0))?;
+    let accs = PackedList::new("accumulators", &accumulators.data, &accumulators.ends)
+        .map_err(|e| whole(e.0))?;
+    let n = keys.len();
+    if accs.len() != n || windows.bounds.len() != n * 16 {
+        return Err(whole(format!(
+            "{n} windows came with {} accumulators and {} bytes of bounds",
+            accs.len(),
+            windows.bounds.len()
+        )));
     }
+    let mut out = Results {
+        payloads: Vec::with_capacity(n * 64),
+        payload_ends: Vec::with_capacity(n * 4),
+        origins: Vec::with_capacity(n * 4),
+    };
+    for (i, (key, bounds)) in keys.iter().zip(windows.bounds.chunks_exact(16)).enumerate() {
+        let err = |message: String| WindowError {
+            index: i as u32,
+            message,
+        };
+        let at = |k: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bounds[k..k + 8]);
+            i64::from_le_bytes(b)
+        };
+        let window = Window {
+            start: at(0),
+            end: at(8),
+        };
+        let key = (!key.is_empty()).then(|| String::from_utf8_lossy(key));
+        let acc = decode(accs.get(i)).map_err(err)?;
+        if let Some(result) = op.finish(key.as_deref(), window, acc).map_err(err)? {
+            serde_json::to_writer(&mut out.payloads, &result)
+                .map_err(|e| err(format!("cannot encode result: {e}")))?;
+            close_item(&out.payloads, &mut out.payload_ends);
+            out.origins.extend_from_slice(&(i as u32).to_le_bytes());
+        }
+    }
+    Ok(out)
 }
 
 #[doc(hidden)]
@@ -220,11 +246,10 @@ macro_rules! export_aggregate {
                     __WEIR_STATE.with(|s| $crate::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
                 }
                 fn finish(
-                    key: ::std::vec::Vec<u8>,
-                    window: __t::Window,
-                    accumulator: ::std::vec::Vec<u8>,
-                ) -> ::core::result::Result<::std::vec::Vec<::std::vec::Vec<u8>>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), key, window, accumulator))
+                    windows: __t::Windows,
+                    accumulators: __t::Accumulators,
+                ) -> ::core::result::Result<__t::Results, __t::WindowError> {
+                    __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), windows, accumulators))
                 }
                 fn state_version() -> u32 {
                     __WEIR_STATE.with(|s| {

@@ -7,6 +7,9 @@
 
 use std::fmt;
 
+mod list;
+pub use list::{PackedList, close_item, push_item};
+
 /// Why a packed batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutError(pub String);

@@ -8,7 +8,7 @@ use wasmtime::{Store, Trap};
 
 use super::Runtime;
 use super::bindings::Transform;
-use super::bindings::weir::operator::types::{Accumulators, Batch, Window};
+use super::bindings::weir::operator::types::{Accumulators, Batch, Results, Windows};
 use super::bindings_aggregate::Aggregate;
 use super::bindings_process::Process;
 use super::plugin::{Plugin, Pre};
@@ -17,7 +17,8 @@ use super::sandbox::{Limits, StoreState};
 /// Why a call into a plugin did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
-    /// The plugin reported that event `index` of the input failed (an error value).
+    /// The plugin reported that item `index` of the input failed (an error value): an event
+    /// of a batch, a window of `finish`.
     #[error("event {index} failed: {message}")]
     Event { index: u32, message: String },
     /// The plugin returned an error value not tied to one event.
@@ -242,16 +243,21 @@ impl Instance<Aggregate> {
             .map_err(CallError::Failed)
     }
 
-    /// The result payloads of a window.
+    /// The results of windows that fire together (see `finish` in the WIT). A window the
+    /// plugin could not finish comes back as [`CallError::Event`] with its index.
     pub fn finish(
         &mut self,
         runtime: &Runtime,
-        key: &[u8],
-        window: Window,
-        acc: &[u8],
-    ) -> Result<Vec<Vec<u8>>, CallError> {
-        self.call(runtime, |b, s| b.call_finish(s, key, window, acc))?
-            .map_err(CallError::Failed)
+        windows: &Windows,
+        accumulators: &Accumulators,
+    ) -> Result<Results, CallError> {
+        match self.call(runtime, |b, s| b.call_finish(s, windows, accumulators))? {
+            Ok(results) => Ok(results),
+            Err(e) => Err(CallError::Event {
+                index: e.index,
+                message: e.message,
+            }),
+        }
     }
 
     /// The version of the plugin's accumulator encoding.

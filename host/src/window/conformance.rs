@@ -24,16 +24,16 @@ impl Aggregator for TestAggregate {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         events: &BatchView<'_>,
-    ) -> Result<(), AddError> {
+    ) -> Result<(), ItemError> {
         let mut updated = accs.to_vec();
         for (index, &t) in targets.iter().enumerate() {
             let inc = if self.sum {
                 let v: serde_json::Value =
-                    serde_json::from_slice(events.payload(index)).map_err(|e| AddError {
+                    serde_json::from_slice(events.payload(index)).map_err(|e| ItemError {
                         index,
                         message: e.to_string(),
                     })?;
-                v["v"].as_i64().ok_or(AddError {
+                v["v"].as_i64().ok_or(ItemError {
                     index,
                     message: "no integer `v`".into(),
                 })?
@@ -49,8 +49,18 @@ impl Aggregator for TestAggregate {
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
         Ok((read(a) + read(b)).to_le_bytes().to_vec())
     }
-    fn finish(&mut self, _key: &[u8], _window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String> {
-        Ok(vec![read(acc).to_string().into_bytes()])
+    fn finish(
+        &mut self,
+        windows: &[Firing<'_>],
+        results: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), ItemError> {
+        results.extend(
+            windows
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (i as u32, read(w.acc).to_string().into_bytes())),
+        );
+        Ok(())
     }
 }
 

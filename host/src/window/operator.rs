@@ -31,22 +31,32 @@ use super::assigner::{Window, WindowSpec};
 
 mod add;
 mod count;
+mod fire;
 mod slots;
 mod snapshot;
 use add::add_isolating;
 use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState};
 
-/// An aggregator's report that event `index` of an `add` batch failed.
+/// An aggregator's report that item `index` of a batch call failed: an event of `add`, a
+/// window of `finish`. `usize::MAX`: the whole call failed (a trap), no item named.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AddError {
+pub struct ItemError {
     pub index: usize,
     pub message: String,
 }
 
+/// A window to finish: its key, bounds and accumulator.
+#[derive(Debug, Clone, Copy)]
+pub struct Firing<'a> {
+    pub key: &'a [u8],
+    pub window: Window,
+    pub acc: &'a [u8],
+}
+
 /// Builds, updates, merges and finishes accumulators. The operator stores them as bytes.
 pub trait Aggregator {
-    /// A new, empty accumulator.
+    /// A new, empty accumulator (always the same bytes: implementations may cache it).
     fn create(&mut self) -> Result<Vec<u8>, String>;
     /// Adds event `i` of `events` to `accs[targets[i]]` for every `i`. On an error no
     /// accumulator may have changed.
@@ -55,11 +65,16 @@ pub trait Aggregator {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         events: &BatchView<'_>,
-    ) -> Result<(), AddError>;
+    ) -> Result<(), ItemError>;
     /// Merges two accumulators into one.
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
-    /// The result payloads of a window (usually one).
-    fn finish(&mut self, key: &[u8], window: Window, acc: &[u8]) -> Result<Vec<Vec<u8>>, String>;
+    /// The result payloads of `windows` (usually one each), appended to `results` as (index in
+    /// `windows`, payload) in window order. On an error nothing may have been appended.
+    fn finish(
+        &mut self,
+        windows: &[Firing<'_>],
+        results: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), ItemError>;
 }
 
 /// What the operator emits.
@@ -106,17 +121,28 @@ pub struct WindowOperator {
     /// `apply` calls so far (marks the slots a call touched).
     round: u64,
     scratch: Vec<Window>,
+    pending: Pending,
+    add_scratch: Scratch,
     /// Events sent to the late side output so far.
     pub late_events: u64,
 }
 
 /// Events of a batch assigned to slots, waiting for the batch's `add` call.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Pending {
     /// (event index, slot position)
     entries: Vec<(u32, u32)>,
     /// Slots merged away during the batch: old position → the position that absorbed it.
     merged_into: FxHashMap<u32, u32>,
+}
+
+/// The vectors of a batch's `add` round: touched slots in first-touch order, (event,
+/// accumulator position) pairs, and the accumulators taken out of their slots for the call.
+#[derive(Debug, Default)]
+struct Scratch {
+    order: Vec<u32>,
+    entries: Vec<(u32, u32)>,
+    accs: Vec<Vec<u8>>,
 }
 
 impl Pending {
@@ -140,6 +166,8 @@ impl WindowOperator {
             next_id: 0,
             round: 0,
             scratch: Vec::with_capacity(8),
+            pending: Pending::default(),
+            add_scratch: Scratch::default(),
             late_events: 0,
         }
     }
@@ -169,10 +197,10 @@ impl WindowOperator {
             .push((at, id));
     }
 
-    fn new_slot(&mut self, key: &[u8], window: Window, acc: Vec<u8>, count: u64) -> u32 {
+    fn new_slot(&mut self, key_id: u32, window: Window, acc: Vec<u8>, count: u64) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        let at = self.slots.insert(key, id, window, acc, count);
+        let at = self.slots.insert(key_id, id, window, acc, count);
         if !self.spec.is_global() {
             self.register_timers(at, id, window);
         }
@@ -188,10 +216,10 @@ impl WindowOperator {
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        let mut pending = Pending {
-            entries: Vec::with_capacity(batch.len()),
-            ..Default::default()
-        };
+        // The pending entries and the `add` call's vectors are reused from batch to batch.
+        let mut pending = std::mem::take(&mut self.pending);
+        pending.entries.clear();
+        pending.merged_into.clear();
         for i in 0..batch.len() {
             let (key, time) = (batch.key(i), batch.time(i));
             let assigned = match self.spec {
@@ -212,7 +240,8 @@ impl WindowOperator {
                 Err(error) => out.push(Emission::Failed { index: i, error }),
             }
         }
-        self.apply(batch, pending, agg, out);
+        self.apply(batch, &pending, agg, out);
+        self.pending = pending;
         self.slots.release();
     }
 
@@ -228,6 +257,7 @@ impl WindowOperator {
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.spec.assign(time, &mut windows);
+        let key_id = self.slots.key_id(key);
         let mut any = false;
         let mut result = Ok(());
         for w in &windows {
@@ -237,7 +267,7 @@ impl WindowOperator {
             any = true;
             let existing = self
                 .slots
-                .of_key(key)
+                .of(key_id)
                 .iter()
                 .copied()
                 .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w));
@@ -249,7 +279,7 @@ impl WindowOperator {
                     at
                 }
                 None => match agg.create() {
-                    Ok(acc) => self.new_slot(key, *w, acc, 1),
+                    Ok(acc) => self.new_slot(key_id, *w, acc, 1),
                     Err(e) => {
                         result = Err(format!("creating an accumulator: {e}"));
                         break;
@@ -283,9 +313,10 @@ impl WindowOperator {
             return Ok(false);
         }
         // Live sessions of a key never intersect, so one pass finds all the new one touches.
+        let key_id = self.slots.key_id(key);
         let hits: Vec<u32> = self
             .slots
-            .of_key(key)
+            .of(key_id)
             .iter()
             .copied()
             .filter(|&at| {
@@ -300,7 +331,7 @@ impl WindowOperator {
                 let acc = agg
                     .create()
                     .map_err(|e| format!("creating an accumulator: {e}"))?;
-                self.new_slot(key, new, acc, 1)
+                self.new_slot(key_id, new, acc, 1)
             }
             [only] if slot(*only).window.cover(&new) == slot(*only).window => {
                 let only = *only;
@@ -326,7 +357,7 @@ impl WindowOperator {
                 for &h in &hits {
                     self.slots.remove(h);
                 }
-                let at = self.new_slot(key, window, acc, count);
+                let at = self.new_slot(key_id, window, acc, count);
                 for old in hits {
                     pending.merged_into.insert(old, at);
                 }
@@ -344,7 +375,7 @@ impl WindowOperator {
     fn apply(
         &mut self,
         batch: &BatchView<'_>,
-        pending: Pending,
+        pending: &Pending,
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
@@ -355,8 +386,14 @@ impl WindowOperator {
         let round = self.round;
         // Touched slots in first-touch order, and (event index in `batch`, accumulator
         // position) for the `add` call.
-        let mut order: Vec<u32> = Vec::new();
-        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(pending.entries.len());
+        let Scratch {
+            mut order,
+            mut entries,
+            mut accs,
+        } = std::mem::take(&mut self.add_scratch);
+        order.clear();
+        entries.clear();
+        accs.clear();
         for &(event, at) in &pending.entries {
             let at = pending.resolve(at);
             let Some(slot) = self.slots.get_mut(at) else {
@@ -369,15 +406,12 @@ impl WindowOperator {
             }
             entries.push((event, slot.pos));
         }
-        let mut accs: Vec<Vec<u8>> = order
-            .iter()
-            .map(|&at| {
-                self.slots
-                    .get_mut(at)
-                    .map(|s| std::mem::take(&mut s.acc))
-                    .unwrap_or_default()
-            })
-            .collect();
+        accs.extend(order.iter().map(|&at| {
+            self.slots
+                .get_mut(at)
+                .map(|s| std::mem::take(&mut s.acc))
+                .unwrap_or_default()
+        }));
         add_isolating(batch, &entries, &mut accs, agg, out);
         let mut due = Vec::new();
         let mut full = Vec::new();
@@ -386,7 +420,7 @@ impl WindowOperator {
             WindowSpec::Global { count } => Some(count),
             _ => None,
         };
-        for (&at, acc) in order.iter().zip(accs) {
+        for (&at, acc) in order.iter().zip(accs.drain(..)) {
             if let Some(slot) = self.slots.get_mut(at) {
                 slot.acc = acc;
                 match limit {
@@ -398,33 +432,13 @@ impl WindowOperator {
                 }
             }
         }
-        for at in due {
-            self.fire(at, agg, out);
-        }
-        for at in full {
-            self.fire_full(at, agg, out);
-        }
-    }
-
-    /// Emits the result of the slot at `at`.
-    fn fire(&mut self, at: u32, agg: &mut impl Aggregator, out: &mut Vec<Emission>) {
-        let Some(slot) = self.slots.get(at) else {
-            return;
+        self.add_scratch = Scratch {
+            order,
+            entries,
+            accs,
         };
-        let w = slot.window;
-        match agg.finish(&slot.key, w, &slot.acc) {
-            Ok(payloads) => out.extend(payloads.into_iter().map(|payload| Emission::Fired {
-                key: slot.key.to_vec(),
-                window: w,
-                payload,
-                serial: None,
-            })),
-            Err(error) => out.push(Emission::WindowFailed {
-                key: slot.key.to_vec(),
-                window: w,
-                error,
-            }),
-        }
+        self.fire(&due, false, agg, out);
+        self.fire(&full, true, agg, out);
     }
 
     /// Advances the watermark to `wm` (ignored if not newer): fires windows whose end it
@@ -439,16 +453,21 @@ impl WindowOperator {
             return;
         }
         self.watermark = wm;
-        while let Some(due) = self.fire_timers.first_entry() {
-            if *due.key() > wm {
+        // Every window due at this watermark, in timer order, finished with one call.
+        let mut due = Vec::new();
+        while let Some(timers) = self.fire_timers.first_entry() {
+            if *timers.key() > wm {
                 break;
             }
-            for (at, id) in due.remove() {
-                if self.slots.get_live(at, id).is_some() {
-                    self.fire(at, agg, out);
-                }
-            }
+            due.extend(
+                timers
+                    .remove()
+                    .into_iter()
+                    .filter(|&(at, id)| self.slots.get_live(at, id).is_some())
+                    .map(|(at, _)| at),
+            );
         }
+        self.fire(&due, false, agg, out);
         while let Some(due) = self.cleanup_timers.first_entry() {
             if *due.key() > wm {
                 break;

@@ -1,6 +1,6 @@
 /* weir_test.c — native unit tests of the world-independent C SDK (weir.c): JSON reading and
  * writing as serde_json does it, UTF-8 repair, packed batches, the output builder and the
- * per-event and aggregate loops. Run with sdk/c/tests/run.sh (address and UB sanitizers on).
+ * per-event and aggregate loops (`add` and the batched `finish`). Run with sdk/c/tests/run.sh (address and UB sanitizers on).
  * The kit's byte-for-byte agreement with the Rust operators is tested end to end instead
  * (sdk/c/README.md, "Testing"). */
 #include "weir.h"
@@ -288,6 +288,166 @@ static int count_finish(weir_bytes key, weir_window w, const weir_buf *acc, weir
     return weir_buf_printf(p, "%llu", (unsigned long long)WEIR_ACC(acc, const counter)->n);
 }
 
+static void put_u32(weir_buf *b, uint32_t v) {
+    uint8_t le[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16), (uint8_t)(v >> 24)};
+    weir_buf_append(b, le, 4);
+}
+
+static void put_i64(weir_buf *b, int64_t v) {
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++) weir_buf_push(b, (uint8_t)(u >> (8 * i)));
+}
+
+/* A packed `windows` record and its accumulators (counter structs; n < 0: stored empty). */
+typedef struct windows_in {
+    weir_buf keys, key_ends, bounds, data, ends;
+} windows_in;
+
+static void window_push(windows_in *w, const char *key, int64_t start, int64_t end, int64_t n,
+                        int64_t sum) {
+    weir_buf_append_str(&w->keys, key);
+    put_u32(&w->key_ends, (uint32_t)w->keys.len);
+    put_i64(&w->bounds, start);
+    put_i64(&w->bounds, end);
+    if (n >= 0) {
+        counter c = {(uint64_t)n, sum};
+        weir_buf_append(&w->data, &c, sizeof c);
+    }
+    put_u32(&w->ends, (uint32_t)w->data.len);
+}
+
+static void windows_free(windows_in *w) {
+    weir_buf_free(&w->keys), weir_buf_free(&w->key_ends), weir_buf_free(&w->bounds);
+    weir_buf_free(&w->data), weir_buf_free(&w->ends);
+}
+
+static bool finish_windows(const weir_aggregate *agg, const windows_in *w, weir__results_out *out,
+                           uint32_t *index, weir__list *msg) {
+    return weir__agg_finish(agg, weir_buf_view(&w->keys), weir_buf_view(&w->key_ends),
+                            weir_buf_view(&w->bounds), weir_buf_view(&w->data),
+                            weir_buf_view(&w->ends), out, index, msg);
+}
+
+static bool list_is(weir__list l, const char *s) {
+    return l.len == strlen(s) && (l.len == 0 || memcmp(l.ptr, s, l.len) == 0);
+}
+
+/* `n` payloads "<key>[start,end)#j", alternating weir_result_add and weir_result_push (key "d":
+ * weir_result_add only); key "dup" re-pushes the payload just added (from the SDK's own
+ * buffer); sum -1 fails with a message, -2 without. */
+static int multi_finish(weir_bytes key, weir_window w, const weir_buf *acc, weir_results *out,
+                        weir_error *err) {
+    const counter *c = WEIR_ACC(acc, const counter);
+    if (c->sum == -1) return weir_fail(err, "window [%lld,%lld) is bad", (long long)w.start,
+                                       (long long)w.end);
+    if (c->sum == -2) return WEIR_ERR;
+    for (uint64_t j = 0; j < c->n; j++) {
+        char t[64];
+        int len = snprintf(t, sizeof t, "%.*s[%lld,%lld)#%llu", (int)key.len, (const char *)key.ptr,
+                           (long long)w.start, (long long)w.end, (unsigned long long)j);
+        if (j % 2 == 0 || weir_bytes_eq(key, "d")) {
+            weir_buf *p = weir_result_add(out);
+            if (weir_buf_append(p, t, (size_t)len) != WEIR_OK) return WEIR_ERR;
+            if (weir_bytes_eq(key, "dup") && weir_result_push(out, p->ptr, p->len) != WEIR_OK)
+                return WEIR_ERR;
+        } else if (weir_result_push(out, t, (size_t)len) != WEIR_OK) {
+            return WEIR_ERR;
+        }
+    }
+    return WEIR_OK;
+}
+
+static void aggregate_finish_packs_the_results_of_every_window(void) {
+    static const weir_aggregate agg = {.acc_size = sizeof(counter), .add = count_add,
+                                       .finish = multi_finish};
+    windows_in w = {0};
+    window_push(&w, "a", 0, 10, 2, 0);    /* two payloads */
+    window_push(&w, "", 10, 20, 1, 0);    /* no key */
+    window_push(&w, "e", 10, 20, -1, 0);  /* stored empty: a new (zero) counter, no payload */
+    window_push(&w, "ccc", -5, 5, 1, 0);  /* one */
+    window_push(&w, "d", 20, 30, 3, 0);   /* three */
+    window_push(&w, "dup", 30, 40, 1, 0); /* one added, pushed again */
+    weir__results_out out = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+    weir__list msg = {0};
+    uint32_t index = 99;
+    configure_ok(NULL);
+    CHECK(finish_windows(&agg, &w, &out, &index, &msg));
+    const char *want[] = {"a[0,10)#0",  "a[0,10)#1",  "[10,20)#0",    "ccc[-5,5)#0", "d[20,30)#0",
+                          "d[20,30)#1", "d[20,30)#2", "dup[30,40)#0", "dup[30,40)#0"};
+    const uint32_t origins[] = {0, 0, 1, 3, 4, 4, 4, 5, 5};
+    size_t n = sizeof want / sizeof *want;
+    CHECK(out.payload_ends.len == 4 * n && out.origins.len == 4 * n);
+    if (out.payload_ends.len == 4 * n && out.origins.len == 4 * n) {
+        uint32_t start = 0;
+        for (size_t j = 0; j < n; j++) {
+            uint32_t end, origin;
+            memcpy(&end, out.payload_ends.ptr + 4 * j, 4);
+            memcpy(&origin, out.origins.ptr + 4 * j, 4);
+            CHECK(start <= end && end <= out.payloads.len);
+            weir__list p = {out.payloads.ptr + start, end - start};
+            if (!list_is(p, want[j]) || origin != origins[j])
+                fprintf(stderr, "payload %zu: %.*s (origin %u), want %s (origin %u)\n", j,
+                        (int)p.len, (const char *)p.ptr, origin, want[j], origins[j]);
+            CHECK(list_is(p, want[j]) && origin == origins[j]);
+            start = end;
+        }
+        CHECK(start == out.payloads.len);
+    }
+    free(out.payloads.ptr), free(out.payload_ends.ptr), free(out.origins.ptr);
+
+    /* No window, and windows without payloads: empty results. */
+    windows_in none = {0};
+    memset(&out, 0, sizeof out);
+    CHECK(finish_windows(&agg, &none, &out, &index, &msg));
+    CHECK(out.payloads.ptr == NULL && out.payload_ends.ptr == NULL && out.origins.ptr == NULL);
+    window_push(&none, "", 0, 1, 0, 0);
+    window_push(&none, "x", 0, 1, -1, 0);
+    CHECK(finish_windows(&agg, &none, &out, &index, &msg));
+    CHECK(out.payloads.ptr == NULL && out.payload_ends.ptr == NULL && out.origins.ptr == NULL);
+    windows_free(&none);
+
+    /* The middle window fails: its index and message, nothing else. */
+    windows_in bad = {0};
+    window_push(&bad, "a", 0, 10, 2, 0);
+    window_push(&bad, "b", 10, 20, 1, -1);
+    window_push(&bad, "c", 20, 30, 1, 0);
+    CHECK(!finish_windows(&agg, &bad, &out, &index, &msg));
+    CHECK(index == 1 && list_is(msg, "window [10,20) is bad"));
+    free(msg.ptr);
+    windows_free(&bad);
+    /* Failing without a message; an accumulator of the wrong size. */
+    memset(&bad, 0, sizeof bad);
+    window_push(&bad, "a", 0, 10, 0, 0);
+    window_push(&bad, "b", 0, 10, 0, 0);
+    window_push(&bad, "c", 0, 10, 1, -2);
+    CHECK(!finish_windows(&agg, &bad, &out, &index, &msg));
+    CHECK(index == 2 && list_is(msg, "`finish` failed (no message given)"));
+    free(msg.ptr);
+    bad.data.len--;
+    ((uint8_t *)bad.ends.ptr)[8]--;
+    CHECK(!finish_windows(&agg, &bad, &out, &index, &msg));
+    CHECK(index == 2 && msg.ptr && strstr((const char *)msg.ptr, "cannot decode accumulator") != NULL);
+    free(msg.ptr);
+    windows_free(&bad);
+
+    /* Malformed calls name window 0. */
+    w.bounds.len -= 16;
+    CHECK(!finish_windows(&agg, &w, &out, &index, &msg));
+    CHECK(index == 0 && list_is(msg, "6 windows came with 6 accumulators and 80 bytes of bounds"));
+    free(msg.ptr);
+    w.bounds.len += 16;
+    w.key_ends.ptr[4] = 0; /* window 1's key ends before window 0's */
+    CHECK(!finish_windows(&agg, &w, &out, &index, &msg));
+    CHECK(index == 0 && list_is(msg, "malformed windows: end offset 1 is out of order or bounds"));
+    free(msg.ptr);
+    w.key_ends.ptr[4] = 1;
+    w.ends.len--;
+    CHECK(!finish_windows(&agg, &w, &out, &index, &msg));
+    CHECK(index == 0 && list_is(msg, "malformed accumulators: `ends` is not a u32 list"));
+    free(msg.ptr);
+    windows_free(&w);
+}
+
 static void aggregate_add_updates_only_targeted_accumulators(void) {
     static const weir_aggregate agg = {.acc_size = sizeof(counter), .add = count_add,
                                        .merge = count_merge, .finish = count_finish};
@@ -319,15 +479,8 @@ static void aggregate_add_updates_only_targeted_accumulators(void) {
                          (weir_bytes){targets, 12}, &c, &rd, &re, &index, &msg));
     CHECK(index == 1 && msg.ptr && strstr((const char *)msg.ptr, "3 bytes") != NULL);
     free(msg.ptr);
-    /* Finish and migrate. */
-    weir_results *r = NULL;
-    weir__list err = {0};
-    CHECK(weir__agg_finish(&agg, B("k"), (weir_window){0, 10}, (weir_bytes){data + 3, sizeof five}, &r, &err));
-    CHECK(weir__results_len(r) == 1);
-    weir__list l = weir__results_take(r, 0);
-    CHECK(l.len == 1 && l.ptr[0] == '5');
-    free(l.ptr);
-    weir__results_free(r);
+    /* Migrate. */
+    weir__list l = {0}, err = {0};
     CHECK(!weir__agg_migrate(&agg, 1, B(""), &l, &err));
     CHECK(err.ptr && strstr((const char *)err.ptr, "cannot migrate") != NULL);
     free(err.ptr);
@@ -344,6 +497,7 @@ int main(void) {
     batches_read_back_and_malformed_ones_are_refused();
     event_loop_keeps_order_origins_and_reports_the_failing_index();
     aggregate_add_updates_only_targeted_accumulators();
+    aggregate_finish_packs_the_results_of_every_window();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -14,14 +14,28 @@ export function u32Column(bytes, what) {
   return new Uint32Array(b.buffer, b.byteOffset, b.length >> 2);
 }
 
-/** An Int32Array over the s64 times column: event i is (lo = [2i] as u32, hi = [2i+1]). */
-function timeColumn(bytes) {
-  if (bytes.length % 8 !== 0) throw new Error(`malformed batch: column \`times\` has ${bytes.length} bytes, not a multiple of 8`);
+/** An Int32Array over a little-endian s64 column: value j is (lo = [2j] as u32, hi = [2j+1]). */
+function s64Column(bytes, what) {
+  if (bytes.length % 8 !== 0) throw new Error(`malformed batch: column \`${what}\` has ${bytes.length} bytes, not a multiple of 8`);
   const b = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   return new Int32Array(b.buffer, b.byteOffset, b.length >> 2);
 }
 
 export const TWO_32 = 4294967296;
+
+/**
+ * Value `j` of an s64 column (`s64Column`) as a Number; throws beyond JavaScript's exact integer
+ * range, naming `what`, with the message `s64ToNumber` gives.
+ */
+function s64At(col, j, what) {
+  const hi = col[2 * j + 1];
+  if (hi < 0x200000 && hi >= -0x200000) {
+    const v = hi * TWO_32 + (col[2 * j] >>> 0);
+    if (v !== -9007199254740992) return v; // -2^53 is exact but not a safe integer
+  }
+  const exact = new DataView(col.buffer, col.byteOffset).getBigInt64(8 * j, true);
+  throw new EventError(`${what} ${exact} is beyond JavaScript's exact integer range (±2^53)`);
+}
 
 /** A WIT s64 (Number or BigInt depending on the toolchain) as a Number; throws beyond 2^53. */
 export function s64ToNumber(v, what) {
@@ -62,7 +76,7 @@ export class BatchIn {
     this.keys = b.keys;
     this.keyEnds = u32Column(b.keyEnds, "key-ends");
     this.times = b.times;
-    this.times32 = timeColumn(b.times);
+    this.times32 = s64Column(b.times, "times");
     this.headers = b.headers;
     this.headerEnds = u32Column(b.headerEnds, "header-ends");
     this.origins = u32Column(b.origins, "origins");
@@ -94,16 +108,51 @@ export class BatchIn {
     return textOfBinary(this.payloadBin.substring(this.payloadStart(i), this.payloadEnds[i]), "payload");
   }
   keyText(i) {
-    const s = this.keyStart(i);
-    const e = this.keyEnds[i];
-    if (s === e) return null;
-    if (NATIVE_DECODER) return decodeUtf8Lossy(this.keys.subarray(s, e));
-    if (this.keyBin === null) this.keyBin = binaryOf(this.keys, 0, this.keys.length);
-    try {
-      return textOfBinary(this.keyBin.substring(s, e), "key");
-    } catch {
-      return decodeUtf8Lossy(this.keys.subarray(s, e));
+    return keyTextAt(this, i);
+  }
+}
+
+/**
+ * Key `i` of a packed key column (`col.keys`, `col.keyEnds`, `col.keyBin`) as text; null when
+ * empty (no key); invalid UTF-8 becomes U+FFFD. Without a native decoder, the column's binary
+ * string is made once (on first use) and kept in `col.keyBin`.
+ */
+function keyTextAt(col, i) {
+  const s = i === 0 ? 0 : col.keyEnds[i - 1];
+  const e = col.keyEnds[i];
+  if (s === e) return null;
+  if (NATIVE_DECODER) return decodeUtf8Lossy(col.keys.subarray(s, e));
+  if (col.keyBin === null) col.keyBin = binaryOf(col.keys, 0, col.keys.length);
+  try {
+    return textOfBinary(col.keyBin.substring(s, e), "key");
+  } catch {
+    return decodeUtf8Lossy(col.keys.subarray(s, e));
+  }
+}
+
+/**
+ * The packed `windows` record `finish` gets from the host (wit/types.wit): window `i` has the key
+ * `keys[end(i-1)..end(i)]` (empty: no key) and the bounds `start`, `end`, two s64 at
+ * `bounds[16i..16i+16)`.
+ */
+export class WindowsIn {
+  constructor(w) {
+    this.keys = w.keys;
+    this.keyEnds = u32Column(w.keyEnds, "key-ends");
+    this.bounds = s64Column(w.bounds, "bounds");
+    this.length = this.keyEnds.length;
+    if (this.bounds.length !== 4 * this.length) {
+      throw new Error(`malformed windows: \`bounds\` holds ${this.bounds.length >> 2} windows, \`key-ends\` ${this.length}`);
     }
+    this.keyBin = null;
+  }
+  /** Key of window `i` as text; null when it has none (invalid UTF-8 becomes U+FFFD). */
+  keyText(i) {
+    return keyTextAt(this, i);
+  }
+  /** Bounds of window `i` as `{ start, end }` in ms (Numbers); throws beyond ±2^53. */
+  window(i) {
+    return { start: s64At(this.bounds, 2 * i, "window start"), end: s64At(this.bounds, 2 * i + 1, "window end") };
   }
 }
 

@@ -82,7 +82,9 @@ function putEnds(dst, at, srcEnds, lo, hi, delta) {
  * A column of variable-length values (payloads or accumulators) and its u32 end offsets. Text
  * values are kept as strings and converted to UTF-8 together (one native conversion per batch
  * instead of one per value): they are always the last `pending.length` values, since appending
- * bytes converts pending text first.
+ * bytes converts pending text first. When a pending text cannot be encoded, `failed` is set to
+ * its value index (so a caller can tell which value it was: the conversion may run while a later
+ * value is appended) and the error is thrown.
  */
 export class ValueColumn {
   constructor(bytesHint, countHint) {
@@ -90,6 +92,7 @@ export class ValueColumn {
     this.ends = new Uint32Array(countHint > 16 ? countHint : 16);
     this.count = 0;
     this.pending = [];
+    this.failed = -1;
   }
   pushBytes(src, start, end) {
     if (this.pending.length > 0) this.flushText();
@@ -125,6 +128,7 @@ export class ValueColumn {
       for (let i = 0; i < k; i++) {
         const text = texts[i];
         if (typeof text.isWellFormed === "function" && !text.isWellFormed()) {
+          this.failed = slot;
           throw new EventError("output holds a lone surrogate and cannot be encoded as UTF-8");
         }
         data.reserve(3 * text.length);
@@ -141,7 +145,12 @@ export class ValueColumn {
     } else {
       const bins = new Array(k);
       for (let i = 0; i < k; i++) {
-        bins[i] = binaryOfText(texts[i], "output");
+        try {
+          bins[i] = binaryOfText(texts[i], "output");
+        } catch (e) {
+          this.failed = slot;
+          throw e;
+        }
         ends[slot++] = at += bins[i].length;
       }
       this.data.pushBinary(bins.join(""));
@@ -177,6 +186,41 @@ export function pushPayload(col, value) {
   }
   if (json === undefined) throw new EventError(`cannot serialize output as JSON: a ${typeof value} has no JSON form`);
   col.pushText(json);
+}
+
+/**
+ * The packed `results` record of `finish` (wit/types.wit): payloads, each with the index of the
+ * window it is a result of. Windows are pushed in order, so origins are non-decreasing.
+ */
+export class ResultsOut {
+  constructor(windows) {
+    this.payloads = new ValueColumn(64 * windows, windows);
+    this.origins = new Uint32Array(windows > 16 ? windows : 16);
+  }
+
+  /** Appends payload `value` (bytes, text or a JSON value, as `pushPayload`) of window `origin`. */
+  push(value, origin) {
+    const col = this.payloads;
+    pushPayload(col, value);
+    const n = col.count;
+    if (n > this.origins.length) this.origins = growU32(this.origins, n - 1, n);
+    this.origins[n - 1] = origin;
+  }
+
+  /**
+   * The window whose payload failed to be encoded, when the error just thrown by `push` or
+   * `finish` came from converting text deferred from an earlier payload; -1 otherwise.
+   */
+  failedOrigin() {
+    const slot = this.payloads.failed;
+    return slot < 0 ? -1 : this.origins[slot];
+  }
+
+  /** The WIT `results` record. */
+  finish() {
+    const [payloads, payloadEnds] = this.payloads.finish();
+    return { payloads, payloadEnds, origins: u32Bytes(this.origins, this.payloads.count) };
+  }
 }
 
 /**

@@ -3,8 +3,8 @@
 
 import { host, messageOf, eventFailure } from "./host.js";
 import { decodeUtf8, encodeUtf8, decodeUtf8Lossy } from "./utf8.js";
-import { u32Column, s64ToNumber, timeValue, s64Arg, BatchIn, Event, Output, output } from "./input.js";
-import { ValueColumn, pushPayload, BatchOut } from "./output.js";
+import { u32Column, s64ToNumber, timeValue, s64Arg, BatchIn, WindowsIn, Event, Output } from "./input.js";
+import { ValueColumn, ResultsOut, BatchOut } from "./output.js";
 
 // ---------------------------------------------------------------------------------------------
 // Definitions and the world exports
@@ -43,6 +43,14 @@ function configure(def, configText) {
 }
 
 const NOT_READY = "called before a successful `init`";
+
+/** Appends one payload `r` that `finish` returned for window `i`. */
+function pushResult(out, r, i) {
+  if (r instanceof Output || r instanceof Event) {
+    throw new Error("finish returns payloads only: the host sets the key, the time and the window headers");
+  }
+  out.push(r, i);
+}
 
 /**
  * A `transform` operator. `def` is `(event, config) => result` or `{ init?(config), process(event, ctx) }`
@@ -85,8 +93,11 @@ export function transform(def) {
  * merge(a, b, ctx), finish(key, window, acc, ctx) }`. `add` returns the new accumulator (or
  * nothing, having changed `acc` in place); `finish` gets the key as text (null: no key) and
  * `window` as `{ start, end }` in ms, and returns the window's result: a payload, an array of
- * payloads, or null for none. Accumulators are stored by the host as JSON text, so they must
- * survive JSON.stringify/parse (keep 64-bit integers as strings).
+ * payloads, or null for none; throwing reports that window (the host keeps its state and finishes
+ * the other windows). `create` is called once per instance: the host starts every new window
+ * with a copy of its accumulator, so it must depend on the configuration only. Accumulators are
+ * stored by the host as JSON text, so they must survive JSON.stringify/parse (keep 64-bit
+ * integers as strings).
  *
  * Evolving the accumulator: `stateVersion` (an integer, 0 by default) is recorded by checkpoints
  * next to the accumulators; raise it when accumulators written before can no longer be read as
@@ -207,28 +218,50 @@ export function aggregate(def) {
         return encode(merged);
       });
     },
-    finish(key, window, acc) {
-      return whole(() => {
-        const w = { start: s64ToNumber(window.start, "window start"), end: s64ToNumber(window.end, "window end") };
-        const keyText = key.length === 0 ? null : decodeUtf8Lossy(key);
-        const result = def.finish(keyText, w, decode(acc, 0, acc.length), ctx);
-        if (result === undefined) throw new Error("finish returned undefined: return the result, or null for none");
-        if (result === null) return [];
-        const list = Array.isArray(result) ? result : [result];
-        const out = [];
-        for (let k = 0; k < list.length; k++) {
-          const r = list[k];
-          if (r === null) continue;
-          if (r === undefined) throw new Error(`element ${k} of finish's result is undefined`);
-          if (r instanceof Output || r instanceof Event) {
-            throw new Error("finish returns payloads only: the host sets the key, the time and the window headers");
+    // One call for every window that fires together (wit/types.wit, `windows` and `results`):
+    // calls the author's `finish` per window and packs its payloads with the window's index as
+    // their origin. A window that fails ends the call with a `window-error` naming it; the host
+    // reports it and calls again without it.
+    finish(windows, accumulators) {
+      if (!ready) throw eventFailure(0, NOT_READY);
+      const data = accumulators.data;
+      let win;
+      let ends;
+      try {
+        win = new WindowsIn(windows);
+        ends = u32Column(accumulators.ends, "accumulators.ends");
+        if (ends.length !== win.length) throw new Error(`${ends.length} accumulators for ${win.length} windows`);
+      } catch (e) {
+        throw eventFailure(0, e);
+      }
+      const n = win.length;
+      const out = new ResultsOut(n);
+      const handle = def.finish;
+      let i = 0;
+      try {
+        for (; i < n; i++) {
+          const key = win.keyText(i);
+          const w = win.window(i);
+          const result = handle(key, w, decode(data, i === 0 ? 0 : ends[i - 1], ends[i]), ctx);
+          if (result === undefined) throw new Error("finish returned undefined: return the result, or null for none");
+          if (result === null) continue;
+          if (!Array.isArray(result)) {
+            pushResult(out, result, i);
+            continue;
           }
-          const col = new ValueColumn(64, 1);
-          pushPayload(col, r);
-          out.push(col.finish()[0]);
+          for (let k = 0; k < result.length; k++) {
+            const r = result[k];
+            if (r === null) continue;
+            if (r === undefined) throw new Error(`element ${k} of finish's result is undefined`);
+            pushResult(out, r, i);
+          }
         }
-        return out;
-      });
+        return out.finish();
+      } catch (e) {
+        // Text is encoded in bulk: an encoding error may belong to an earlier window's payload.
+        const failed = out.failedOrigin();
+        throw eventFailure(failed < 0 ? i : failed, e);
+      }
     },
     stateVersion() {
       return stateVersion;

@@ -129,6 +129,37 @@ function unpackAccs(a) {
   return out;
 }
 
+/** Packs windows `{ key?, start, end }` and their accumulators as the host does for `finish`. */
+function packWindows(list) {
+  const keys = list.map((w) => enc.encode(w.key ?? ""));
+  const keyEnds = new DataView(new ArrayBuffer(4 * list.length));
+  const bounds = new DataView(new ArrayBuffer(16 * list.length));
+  let total = 0;
+  list.forEach((w, i) => {
+    keyEnds.setUint32(4 * i, (total += keys[i].length), true);
+    bounds.setBigInt64(16 * i, BigInt(w.start), true);
+    bounds.setBigInt64(16 * i + 8, BigInt(w.end), true);
+  });
+  const { data } = packAccs(keys);
+  return { keys: data, keyEnds: new Uint8Array(keyEnds.buffer), bounds: new Uint8Array(bounds.buffer) };
+}
+
+/** Unpacks the `results` of `finish` as [payload text, origin] pairs, checking their layout. */
+function unpackResults(r) {
+  const n = r.origins.length / 4;
+  assert.equal(r.payloadEnds.length, 4 * n, "one payload end per origin");
+  const origins = new DataView(r.origins.buffer, r.origins.byteOffset, r.origins.byteLength);
+  const payloads = unpackAccs({ data: r.payloads, ends: r.payloadEnds });
+  const out = [];
+  for (let j = 0, prev = 0; j < n; j++) {
+    const o = origins.getUint32(4 * j, true);
+    assert.ok(o >= prev, "origins non-decreasing");
+    out.push([payloads[j], (prev = o)]);
+  }
+  if (n > 0) assert.equal(new DataView(r.payloadEnds.buffer, r.payloadEnds.byteOffset).getUint32(4 * (n - 1), true), r.payloads.length);
+  return out;
+}
+
 function u32s(list) {
   const dv = new DataView(new ArrayBuffer(4 * list.length));
   list.forEach((v, i) => dv.setUint32(4 * i, v, true));
@@ -327,11 +358,97 @@ export function defineTests(weir, label) {
     const err = thrown(() => a.add(accs, u32s([0, 0, 0]), packBatch([events[0], events[2], events[3]])));
     assert.equal(err.index, 1);
     assert.equal(dec.decode(a.merge(enc.encode('{"n":1,"sum":2}'), new Uint8Array())), '{"n":1,"sum":2}');
-    const res = a.finish(enc.encode("chloé"), { start: 10, end: BigInt(20) }, enc.encode('{"n":1,"sum":2}'));
-    assert.deepEqual(res.map((r) => dec.decode(r)), ['{"key":"chloé","start":10,"end":20,"n":1,"sum":2}']);
-    assert.deepEqual(a.finish(new Uint8Array(), { start: 0, end: 1 }, new Uint8Array()), []);
-    assert.deepEqual(calls.at(-1), [null, { start: 0, end: 1 }]);
+    const res = a.finish(
+      packWindows([{ key: "chloé", start: 10, end: 20 }, { start: 0, end: 1 }]),
+      packAccs(['{"n":1,"sum":2}', ""]),
+    );
+    assert.deepEqual(unpackResults(res), [['{"key":"chloé","start":10,"end":20,"n":1,"sum":2}', 0]]);
+    assert.deepEqual(calls, [["chloé", { start: 10, end: 20 }], [null, { start: 0, end: 1 }]]);
     assert.match(thrown(() => a.merge(enc.encode("{"), enc.encode("{}"))), /^cannot decode accumulator/);
+  });
+
+  test(`${label}: aggregate finish: one call for many windows, payloads packed with their window as origin`, () => {
+    const seen = [];
+    const a = weir.aggregate({
+      init: (config) => ({ tag: config.tag }),
+      create: () => ({ n: 0 }),
+      add: () => {},
+      merge: (x) => x,
+      finish(key, w, acc, ctx) {
+        seen.push([key, w, acc]);
+        if (acc.n === 0) return null;
+        if (acc.n === 1) return { key, ...w, tag: ctx.tag };
+        return [`${key}:é`, null, new Uint8Array([0x61, 0x62]), [acc.n], acc.n];
+      },
+    });
+    a.configure('{"tag":"t"}');
+    const wins = [
+      { key: "bo", start: 0, end: 10 },
+      { start: -(2 ** 40), end: 2 ** 53 - 1 },
+      { key: "日本", start: 5, end: 6 },
+      { key: "ana", start: 1700000000000, end: 1700000060000 },
+    ];
+    const res = a.finish(packWindows(wins), packAccs(['{"n":1}', '{"n":0}', '{"n":3}', ""]));
+    assert.deepEqual(unpackResults(res), [
+      ['{"key":"bo","start":0,"end":10,"tag":"t"}', 0],
+      ["日本:é", 2],
+      ["ab", 2],
+      ["[3]", 2],
+      ["3", 2],
+    ]);
+    assert.deepEqual(seen, [
+      ["bo", { start: 0, end: 10 }, { n: 1 }],
+      [null, { start: -(2 ** 40), end: 2 ** 53 - 1 }, { n: 0 }],
+      ["日本", { start: 5, end: 6 }, { n: 3 }],
+      ["ana", { start: 1700000000000, end: 1700000060000 }, { n: 0 }],
+    ]);
+    assert.deepEqual(unpackResults(a.finish(packWindows([]), packAccs([]))), []);
+    // Many windows, one payload each: every column grows.
+    const many = Array.from({ length: 300 }, (_, i) => ({ key: `k${i}`, start: i, end: i + 1 }));
+    const out = unpackResults(a.finish(packWindows(many), packAccs(many.map(() => '{"n":1}'))));
+    assert.deepEqual(out, many.map((w, i) => [`{"key":"k${i}","start":${i},"end":${i + 1},"tag":"t"}`, i]));
+  });
+
+  test(`${label}: aggregate finish: a failing window is a window-error with its index and message`, () => {
+    const make = (finish) => {
+      const a = weir.aggregate({ create: () => ({}), add: () => {}, merge: (x) => x, finish });
+      a.configure("{}");
+      return a;
+    };
+    const wins = packWindows([{ key: "a", start: 0, end: 1 }, { key: "b", start: 1, end: 2 }, { key: "c", start: 2, end: 3 }]);
+    const accs = packAccs(['{"v":1}', '{"v":2}', '{"v":3}']);
+    const by = (f) => thrown(() => make(f).finish(wins, accs));
+    assert.deepEqual(by((k, w, acc) => (acc.v === 2 ? undefined : "x")), {
+      index: 1,
+      message: "finish returned undefined: return the result, or null for none",
+    });
+    assert.deepEqual(by((k) => {
+      if (k === "b") throw new weir.EventError("no b");
+      return "x";
+    }), { index: 1, message: "no b" });
+    assert.deepEqual(by((k) => (k === "b" ? ["x", undefined] : null)), { index: 1, message: "element 1 of finish's result is undefined" });
+    assert.deepEqual(by((k) => (k === "b" ? weir.output({ payload: "x" }) : null)), {
+      index: 1,
+      message: "finish returns payloads only: the host sets the key, the time and the window headers",
+    });
+    assert.deepEqual(by((k) => (k === "b" ? 10n : null)), { index: 1, message: "cannot serialize output as JSON: Do not know how to serialize a BigInt" });
+    // Text is encoded in bulk, after later windows ran: the error still names the window of the text.
+    const lone = by((k) => (k === "a" ? "\ud800" : new Uint8Array([1])));
+    assert.deepEqual(lone, { index: 0, message: "output holds a lone surrogate and cannot be encoded as UTF-8" });
+    assert.deepEqual(by((k) => (k === "c" ? "\ud800" : "ok")), { index: 2, message: "output holds a lone surrogate and cannot be encoded as UTF-8" });
+    const bad = thrown(() => make(() => "x").finish(wins, packAccs(['{"v":1}', "{", '{"v":3}'])));
+    assert.equal(bad.index, 1);
+    assert.match(bad.message, /^cannot decode accumulator: /);
+    const far = packWindows([{ start: 0, end: 1 }, { start: 0, end: 2n ** 53n }]);
+    assert.deepEqual(thrown(() => make(() => "x").finish(far, packAccs(["{}", "{}"]))), {
+      index: 1,
+      message: "window end 9007199254740992 is beyond JavaScript's exact integer range (±2^53)",
+    });
+    const farBack = packWindows([{ start: -(2n ** 63n), end: 1 }]);
+    assert.equal(thrown(() => make(() => "x").finish(farBack, packAccs(["{}"]))).message, "window start -9223372036854775808 is beyond JavaScript's exact integer range (±2^53)");
+    assert.deepEqual(thrown(() => make(() => "x").finish(wins, packAccs(["{}"]))), { index: 0, message: "1 accumulators for 3 windows" });
+    const early = weir.aggregate({ create: () => ({}), add: () => {}, merge: (x) => x, finish: () => null });
+    assert.deepEqual(thrown(() => early.finish(wins, accs)), { index: 0, message: "called before a successful `init`" });
   });
 
   test(`${label}: aggregate state versions: same version passes through, older ones migrate or refuse`, () => {

@@ -50,7 +50,27 @@ class Accumulators:
 
 
 @dataclass
+class Windows:
+    keys: bytes
+    key_ends: bytes
+    bounds: bytes
+
+
+@dataclass
+class Results:
+    payloads: bytes
+    payload_ends: bytes
+    origins: bytes
+
+
+@dataclass
 class EventError:
+    index: int
+    message: str
+
+
+@dataclass
+class WindowError:
     index: int
     message: str
 
@@ -102,6 +122,7 @@ def install():
     imports = pytypes.ModuleType("wit_world.imports")
     t = pytypes.ModuleType("wit_world.imports.types")
     t.Batch, t.Window, t.Accumulators, t.EventError = Batch, Window, Accumulators, EventError
+    t.Windows, t.Results, t.WindowError = Windows, Results, WindowError
     lg = pytypes.ModuleType("wit_world.imports.log")
     lg.Level = Level
     lg.log = lambda level, message: log_records.append((level, message))
@@ -232,6 +253,34 @@ def unpack_accumulators(acc):
         out.append(acc.data[start:end])
         start = end
     assert start == len(acc.data)
+    return out
+
+
+def pack_windows(windows):
+    """A `Windows` from `(key, start, end)` triples (key: bytes, empty for no key)."""
+    keys, key_ends, bounds, end = b"", b"", b"", 0
+    for key, start, stop in windows:
+        keys += key
+        end += len(key)
+        key_ends += _u32(end)
+        bounds += struct.pack("<qq", start, stop)
+    return Windows(keys, key_ends, bounds)
+
+
+def unpack_results(results, windows):
+    """The `(payload, origin)` pairs of a `Results` for a call with `windows` windows, checking
+    the layout (ends in range, origins non-decreasing and below `windows`)."""
+    assert len(results.payload_ends) % 4 == 0, "payload-ends"
+    assert len(results.origins) == len(results.payload_ends), "origins"
+    out, start = [], 0
+    origins = [o for (o,) in struct.iter_unpack("<I", results.origins)]
+    for (end,), origin in zip(struct.iter_unpack("<I", results.payload_ends), origins):
+        assert start <= end <= len(results.payloads), "payload-ends"
+        assert origin < windows, "origin out of range"
+        out.append((results.payloads[start:end], origin))
+        start = end
+    assert start == len(results.payloads), "payload-ends"
+    assert origins == sorted(origins), "origins must be non-decreasing"
     return out
 
 

@@ -25,6 +25,33 @@ class Count(weir.Aggregate):
 """
 
 
+WINDOWS = """
+import weir
+
+@weir.aggregate
+class Modes(weir.Aggregate):
+    def create(self):
+        return {"n": 0}
+    def add(self, acc, event):
+        acc["n"] += 1
+    def merge(self, a, b):
+        return {"n": a["n"] + b["n"]}
+    def finish(self, key, window, acc):
+        mode = acc.get("mode")
+        if mode == "raise":
+            raise ValueError("boom")
+        if mode == "refuse":
+            raise weir.EventError("cannot finish")
+        if mode == "event":
+            return weir.Output(b"x")
+        if mode == "none":
+            return None
+        if mode == "many":
+            return [key.encode(), f"{window.start}..{window.end}", {"n": acc["n"]}]
+        return {"key": key, "start": window.start, "end": window.end, "n": acc["n"]}
+"""
+
+
 class AggregateGlue(unittest.TestCase):
     def setUp(self):
         self.world = fb.make_app("aggregate", COUNTER).WitWorld()
@@ -63,8 +90,81 @@ class AggregateGlue(unittest.TestCase):
     def test_merge_and_finish(self):
         merged = self.world.merge(b'{"n":2}', b'{"n":3}')
         self.assertEqual(merged, b'{"n":5}')
-        out = self.world.finish("é".encode(), fb.Window(10, 20), merged)
-        self.assertEqual(out, ['{"key":"é","start":10,"n":5}'.encode()])
+        out = self.world.finish(
+            fb.pack_windows([("é".encode(), 10, 20)]), fb.pack_accumulators([merged])
+        )
+        self.assertEqual(fb.unpack_results(out, 1), [('{"key":"é","start":10,"n":5}'.encode(), 0)])
+
+
+class FinishGlue(unittest.TestCase):
+    """`finish` gets every window that fires in one call; the user's `finish` runs per window."""
+
+    def setUp(self):
+        self.world = fb.make_app("aggregate", WINDOWS).WitWorld()
+        self.world.configure("{}")
+
+    def finish(self, windows):
+        """`finish` on `(key, start, end, accumulator)` tuples; the `(payload, origin)` pairs."""
+        out = self.world.finish(
+            fb.pack_windows([w[:3] for w in windows]),
+            fb.pack_accumulators([w[3] for w in windows]),
+        )
+        self.assertIsInstance(out, fb.Results)
+        return fb.unpack_results(out, len(windows))
+
+    def test_several_windows_with_zero_one_or_many_payloads_each(self):
+        out = self.finish(
+            [
+                (b"a", 0, 10, b'{"n":1}'),
+                (b"", 10, 20, b""),  # no key; an empty accumulator is a new one
+                ("é".encode(), -5, 5, b'{"n":2,"mode":"many"}'),
+                (b"b", 0, 10, b'{"n":3,"mode":"none"}'),
+                (b"c", 1_700_000_000_000, 1_700_000_060_000, b'{"n":4}'),
+            ]
+        )
+        self.assertEqual(
+            out,
+            [
+                (b'{"key":"a","start":0,"end":10,"n":1}', 0),
+                (b'{"key":"","start":10,"end":20,"n":0}', 1),
+                ("é".encode(), 2),
+                (b"-5..5", 2),
+                (b'{"n":2}', 2),
+                (b'{"key":"c","start":1700000000000,"end":1700000060000,"n":4}', 4),
+            ],
+        )
+
+    def test_no_windows_and_no_payloads(self):
+        self.assertEqual(self.finish([]), [])
+        empty = self.world.finish(fb.pack_windows([]), fb.pack_accumulators([]))
+        self.assertEqual(empty, fb.Results(b"", b"", b""))
+        self.assertEqual(self.finish([(b"k", 0, 1, b'{"mode":"none"}')] * 3), [])
+
+    def test_a_failing_window_is_named_by_its_index(self):
+        ok = (b"a", 0, 10, b'{"n":1}')
+        for failing, message in [
+            ((b"b", 0, 10, b'{"mode":"refuse"}'), "cannot finish"),
+            ((b"", 0, 10, b'{"mode":"raise"}'), "ValueError: boom (at "),
+            ((b"b", 0, 10, b'{"mode":"event"}'), "TypeError: finish returns payloads"),
+            ((b"b", 0, 10, b"{oops"), "cannot decode accumulator"),
+        ]:
+            with self.assertRaises(fb.Err) as cm:
+                self.finish([ok, failing, ok, failing])
+            error = cm.exception.value
+            self.assertIsInstance(error, fb.WindowError)
+            self.assertEqual(error.index, 1)
+            self.assertTrue(error.message.startswith(message), error.message)
+        with self.assertRaises(fb.Err) as cm:
+            self.finish([(b"", 0, 10, b'{"mode":"refuse"}'), ok])
+        self.assertEqual(cm.exception.value, fb.WindowError(0, "cannot finish"))
+
+    def test_finish_before_init_names_the_first_window(self):
+        world = fb.make_app("aggregate", WINDOWS).WitWorld()
+        with self.assertRaises(fb.Err) as cm:
+            world.finish(fb.pack_windows([(b"a", 0, 1)]), fb.pack_accumulators([b""]))
+        self.assertEqual(
+            cm.exception.value, fb.WindowError(0, "`finish` called before a successful `init`")
+        )
 
     def test_state_version_and_migrate(self):
         self.assertEqual(self.world.state_version(), 0)

@@ -84,9 +84,16 @@ class KitSum(unittest.TestCase):
             self.add(self.world.create(), [b'{"amount":5}', b'{"amount":-2}'])
         )[0]
         acc = self.world.merge(acc, fb.unpack_accumulators(self.add(b"", [b'{"amount":10}']))[0])
-        out = self.world.finish("chloé".encode(), fb.Window(1000, 2000), acc)
+        out = self.world.finish(
+            fb.pack_windows([("chloé".encode(), 1000, 2000), (b"", 0, 1000)]),
+            fb.pack_accumulators([acc, b""]),
+        )
         self.assertEqual(
-            out, ['{"key":"chloé","start":1000,"end":2000,"count":3,"sum":13}'.encode()]
+            fb.unpack_results(out, 2),
+            [
+                ('{"key":"chloé","start":1000,"end":2000,"count":3,"sum":13}'.encode(), 0),
+                (b'{"key":"","start":0,"end":1000,"count":0,"sum":0}', 1),
+            ],
         )
 
     def test_the_sum_wraps_around_like_a_64_bit_integer(self):

@@ -5,7 +5,7 @@ deriving from `weir.Aggregate`, exported with `@weir.aggregate`.
     class Count(weir.Aggregate):
         def __init__(self, config):      # config: the pipeline's JSON config ({} when absent)
             self.field = config.get("field", "amount")
-        def create(self):                 # a new, empty accumulator
+        def create(self):                 # the empty accumulator (see below)
             return {"count": 0}
         def add(self, acc, event):        # returns the updated accumulator
             acc["count"] += 1
@@ -20,13 +20,19 @@ the SDK writes them as compact JSON of the Python value (`create`'s return value
 and `merge` return). JSON is stable and self-describing: to evolve an accumulator, add fields
 and read them with a default (`acc.get("max", 0)`) so accumulators written by the previous
 version still load. An `add` that returns None keeps the accumulator it was given (mutated in
-place), so accumulators cannot be None themselves.
+place), so accumulators cannot be None themselves. The host calls `create` once per instance
+and starts every new window with a copy of its bytes, so `create` must depend on nothing but
+the configuration (an empty accumulator from the host is still read as `create()`).
 
 A batch call decodes each accumulator it touches once, applies its events, and encodes it once.
 `add` raising (`weir.EventError` or any exception) dead-letters that event; the host calls
 again without it, with the accumulators as they were. `finish` gets the key as text (`""` for
 no key) and the window (`.start`, `.end`, ms) and returns None (no result), one payload
-(bytes, str, or a JSON value) or a list of payloads.
+(bytes, str, or a JSON value) or a list of payloads. The host finishes all the windows that
+fire together in one call (packed `windows` and `accumulators` in, packed `results` out, each
+payload with the index of its window as origin); the SDK calls `finish` once per window, in
+order. `finish` raising for a window reports that window (`window-error`): the host keeps its
+state and calls again without it.
 
 When a change makes accumulators written by an earlier version unreadable as they are, raise
 `state_version` (a class attribute, 0 at first; an instance may set its own in `__init__`) and
@@ -34,6 +40,8 @@ implement `migrate(version, old)`: it gets the bytes an earlier version wrote (`
 for this SDK's JSON) and returns the accumulator in the current form. The host records the
 version in checkpoints and migrates when an older checkpoint is restored.
 """
+
+from array import array
 
 from . import jsoncodec, log
 from .bindings import Err, export, types
@@ -47,7 +55,7 @@ from .event import (
     parse_config,
     payload_bytes,
 )
-from .packed import InputBatch, pack_ends, slices, starts_of, u32s
+from .packed import I64, U32, InputBatch, pack_ends, slices, starts_of, u32s
 
 __all__ = ["Aggregate", "aggregate"]
 
@@ -168,13 +176,15 @@ def aggregate(cls):
             except Exception as e:
                 raise Err(describe(e)) from None
 
-        def finish(self, key, window, accumulator):
-            op = self._op()
-            try:
-                acc = decode_acc(accumulator, op.create)
-                return result_payloads(op.finish(key.decode(errors="replace"), window, acc))
-            except Exception as e:
-                raise Err(describe(e)) from None
+        def finish(self, windows, accumulators):
+            op = AggregateWorld.op
+            if op is None:
+                raise Err(
+                    types.WindowError(
+                        index=0, message="`finish` called before a successful `init`"
+                    )
+                )
+            return types.Results(*run_finish(op, windows, accumulators))
 
         def state_version(self):
             op = AggregateWorld.op
@@ -236,3 +246,33 @@ def run_add(op, accumulators, targets, batch):
             first = list(target_of).index(t)
             raise Err(types.EventError(index=first, message=describe(e))) from None
     return b"".join(parts), pack_ends(parts)
+
+
+def run_finish(op, windows, accumulators):
+    """Finishes every window of `windows` (accumulator `i` of `accumulators` for window `i`);
+    returns the packed `results` columns `(payloads, payload_ends, origins)`.
+
+    Raises `Err(window-error)` naming the first window that failed.
+    """
+    key_ends = u32s(windows.key_ends)
+    keys = slices(windows.keys, starts_of(key_ends), key_ends)
+    bounds = array(I64, windows.bounds)
+    acc_ends = u32s(accumulators.ends)
+    accs = slices(accumulators.data, starts_of(acc_ends), acc_ends)
+    window_of = types.Window
+    finish = op.finish
+    create = op.create
+    payloads = []
+    origins = array(U32)
+    i = 0
+    try:
+        for i, key in enumerate(keys):
+            acc = decode_acc(accs[i], create)
+            window = window_of(start=bounds[2 * i], end=bounds[2 * i + 1])
+            out = result_payloads(finish(key.decode(errors="replace"), window, acc))
+            if out:
+                payloads += out
+                origins.extend([i] * len(out))
+    except Exception as e:
+        raise Err(types.WindowError(index=i, message=describe(e))) from None
+    return b"".join(payloads), pack_ends(payloads), origins.tobytes()

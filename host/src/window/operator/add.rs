@@ -4,7 +4,7 @@
 
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
-use super::{AddError, Aggregator, Emission};
+use super::{Aggregator, Emission, ItemError};
 
 /// Adds `entries` (event, accumulator position) of `batch` to `accs` with as few calls as
 /// possible, isolating failures: an event the aggregator names is reported and the call
@@ -40,7 +40,7 @@ pub(super) fn add_isolating(
         };
         match agg.add(accs, &targets, &view) {
             Ok(()) => return,
-            Err(AddError { index, message }) if index < entries.len() => {
+            Err(ItemError { index, message }) if index < entries.len() => {
                 let failed = entries[index].0;
                 out.push(Emission::Failed {
                     index: failed as usize,
@@ -48,7 +48,7 @@ pub(super) fn add_isolating(
                 });
                 entries.retain(|&(e, _)| e != failed);
             }
-            Err(AddError { message, .. }) => {
+            Err(ItemError { message, .. }) => {
                 let first = entries[0].0;
                 if entries.iter().all(|&(e, _)| e == first) {
                     out.push(Emission::Failed {
@@ -79,9 +79,10 @@ pub(super) fn add_isolating(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::window::WindowSpec;
     use crate::window::conformance::TestAggregate;
+    use crate::window::operator::Firing;
     use crate::window::operator::{Emission, WindowOperator};
-    use crate::window::{Window, WindowSpec};
 
     /// Counts, but fails the whole call (like a trap) when the batch holds a payload "boom".
     struct Trapping(TestAggregate, u32);
@@ -95,10 +96,10 @@ mod tests {
             accs: &mut [Vec<u8>],
             targets: &[u32],
             events: &BatchView<'_>,
-        ) -> Result<(), AddError> {
+        ) -> Result<(), ItemError> {
             self.1 += 1;
             if events.iter().any(|e| e.payload == b"boom") {
-                return Err(AddError {
+                return Err(ItemError {
                     index: usize::MAX,
                     message: "trapped".into(),
                 });
@@ -110,11 +111,10 @@ mod tests {
         }
         fn finish(
             &mut self,
-            key: &[u8],
-            window: Window,
-            acc: &[u8],
-        ) -> Result<Vec<Vec<u8>>, String> {
-            self.0.finish(key, window, acc)
+            windows: &[Firing<'_>],
+            results: &mut Vec<(u32, Vec<u8>)>,
+        ) -> Result<(), ItemError> {
+            self.0.finish(windows, results)
         }
     }
 

@@ -4,7 +4,7 @@
 //! event-time extent of its events. Events the aggregate refuses are dead-lettered and still
 //! count, so that a replay closes every window at the same event.
 
-use super::{Aggregator, Emission, Pending, Window, WindowOperator};
+use super::{Aggregator, Pending, Window, WindowOperator};
 
 impl WindowOperator {
     /// Assigns an event to its key's open count window (the oldest one not yet holding
@@ -22,9 +22,10 @@ impl WindowOperator {
             start: time,
             end: time.saturating_add(1),
         };
+        let key_id = self.slots.key_id(key);
         let open = self
             .slots
-            .of_key(key)
+            .of(key_id)
             .iter()
             .copied()
             .find(|&at| self.slots.get(at).is_some_and(|s| s.count < count));
@@ -38,41 +39,11 @@ impl WindowOperator {
                 let acc = agg
                     .create()
                     .map_err(|e| format!("creating an accumulator: {e}"))?;
-                self.new_slot(key, event_window, acc, 1)
+                self.new_slot(key_id, event_window, acc, 1)
             }
         };
         pending.entries.push((event, at));
         Ok(true)
-    }
-
-    /// Fires a full count window and drops it (after a failed `finish` it stays in the state,
-    /// reported as [`Emission::WindowFailed`]).
-    pub(super) fn fire_full(
-        &mut self,
-        at: u32,
-        agg: &mut impl Aggregator,
-        out: &mut Vec<Emission>,
-    ) {
-        let Some(slot) = self.slots.get(at) else {
-            return;
-        };
-        match agg.finish(&slot.key, slot.window, &slot.acc) {
-            Ok(payloads) => {
-                let (window, serial) = (slot.window, slot.id);
-                out.extend(payloads.into_iter().map(|payload| Emission::Fired {
-                    key: slot.key.to_vec(),
-                    window,
-                    payload,
-                    serial: Some(serial),
-                }));
-                self.slots.remove(at);
-            }
-            Err(error) => out.push(Emission::WindowFailed {
-                key: slot.key.to_vec(),
-                window: slot.window,
-                error,
-            }),
-        }
     }
 }
 
@@ -81,8 +52,8 @@ mod tests {
     use weir_sdk::packed::BatchBuilder;
 
     use super::*;
-    use crate::window::WindowSpec;
     use crate::window::conformance::TestAggregate;
+    use crate::window::{Emission, WindowSpec};
 
     fn batch(events: &[(&str, i64, &str)]) -> BatchBuilder {
         let mut b = BatchBuilder::new();

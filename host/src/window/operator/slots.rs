@@ -1,18 +1,22 @@
-//! The window operator's state layout: every live (key, window) slot in one slab, and per key
-//! the slab positions of its live slots. A batch touches a slot through its position — one
-//! hash lookup of the key per event, none afterwards — and timers name slots by position and
-//! id, so neither holds a copy of the key.
+//! The window operator's state layout: every live (key, window) slot in one slab, and every key
+//! interned once with the slab positions of its live slots. An event costs one hash lookup of
+//! its key; slots reach their key by id and timers name slots by position and id, so nothing
+//! else hashes or compares key bytes, and nothing holds a copy of a key.
 //!
 //! Positions freed during a batch are only reused after it ([`Slots::release`]): pending
-//! entries of the batch may still name them.
+//! entries of the batch may still name them. Keys left without slots are kept for a while (a
+//! tumbling window's keys come back in the next window) and swept in bulk once they outnumber
+//! the keys with slots.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 
 use crate::window::Window;
 
-/// Keys are shared between the key index and the slots (one allocation per key).
+/// Keys are shared between the key table and the slots (one allocation per key).
 pub(super) type Key = Arc<[u8]>;
 
 /// One live window of a key.
@@ -21,14 +25,24 @@ pub(super) struct Slot {
     /// Unique per operator, in creation order (checkpointed; count windows' serial).
     pub id: u64,
     pub key: Key,
+    /// The key's entry in the key table.
+    key_id: u32,
+    /// The `apply` round that last touched the slot, and its accumulator position then.
+    pub pos: u32,
+    pub mark: u64,
     pub window: Window,
     /// The aggregate's accumulator.
     pub acc: Vec<u8>,
     /// Events assigned to the window (including any the aggregate refused).
     pub count: u64,
-    /// The `apply` round that last touched the slot, and its accumulator position then.
-    pub mark: u64,
-    pub pos: u32,
+}
+
+/// A key and its live slots, oldest first.
+#[derive(Debug)]
+struct KeyEntry {
+    key: Key,
+    hash: u64,
+    slots: Vec<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -37,7 +51,12 @@ pub(super) struct Slots {
     free: Vec<u32>,
     /// Freed during the current batch; reusable after [`Slots::release`].
     retired: Vec<u32>,
-    by_key: FxHashMap<Key, Vec<u32>>,
+    /// Interned keys, by id; `index` finds a key's id by its bytes.
+    keys: Vec<Option<KeyEntry>>,
+    free_keys: Vec<u32>,
+    index: HashTable<u32>,
+    /// Keys with at least one live slot.
+    live_keys: usize,
     live: usize,
 }
 
@@ -59,25 +78,68 @@ impl Slots {
         self.get(at).filter(|s| s.id == id)
     }
 
-    /// Positions of `key`'s live slots, oldest first.
-    pub fn of_key(&self, key: &[u8]) -> &[u32] {
-        self.by_key.get(key).map_or(&[], Vec::as_slice)
+    /// The id of `key` in the key table, entering it if it is new.
+    pub fn key_id(&mut self, key: &[u8]) -> u32 {
+        let hash = FxBuildHasher.hash_one(key);
+        let keys = &self.keys;
+        let found = self.index.find(hash, |&id| {
+            keys[id as usize].as_ref().is_some_and(|e| *e.key == *key)
+        });
+        if let Some(&id) = found {
+            return id;
+        }
+        let entry = KeyEntry {
+            key: key.into(),
+            hash,
+            slots: Vec::new(),
+        };
+        let id = match self.free_keys.pop() {
+            Some(id) => {
+                self.keys[id as usize] = Some(entry);
+                id
+            }
+            None => {
+                self.keys.push(Some(entry));
+                (self.keys.len() - 1) as u32
+            }
+        };
+        let keys = &self.keys;
+        self.index.insert_unique(hash, id, |&id| {
+            keys[id as usize].as_ref().map_or(0, |e| e.hash)
+        });
+        id
     }
 
-    /// Adds a slot for `key` (the key is shared with its other slots); returns its position.
-    pub fn insert(&mut self, key: &[u8], id: u64, window: Window, acc: Vec<u8>, count: u64) -> u32 {
-        let shared: Key = match self.by_key.get_key_value(key) {
-            Some((k, _)) => k.clone(),
-            None => key.into(),
+    /// Positions of the live slots of key `key_id`, oldest first.
+    pub fn of(&self, key_id: u32) -> &[u32] {
+        match self.keys.get(key_id as usize) {
+            Some(Some(e)) => &e.slots,
+            _ => &[],
+        }
+    }
+
+    /// Adds a slot for key `key_id` (from [`Slots::key_id`] during this batch); returns its
+    /// position.
+    pub fn insert(
+        &mut self,
+        key_id: u32,
+        id: u64,
+        window: Window,
+        acc: Vec<u8>,
+        count: u64,
+    ) -> u32 {
+        let Some(Some(entry)) = self.keys.get_mut(key_id as usize) else {
+            unreachable!("slots are inserted for keys entered in the same batch")
         };
         let slot = Slot {
             id,
-            key: shared.clone(),
+            key: entry.key.clone(),
+            key_id,
+            pos: 0,
+            mark: 0,
             window,
             acc,
             count,
-            mark: 0,
-            pos: 0,
         };
         let at = match self.free.pop() {
             Some(at) => {
@@ -89,7 +151,10 @@ impl Slots {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.by_key.entry(shared).or_default().push(at);
+        if entry.slots.is_empty() {
+            self.live_keys += 1;
+        }
+        entry.slots.push(at);
         self.live += 1;
         at
     }
@@ -97,10 +162,10 @@ impl Slots {
     /// Removes the slot at `at` (its position is reused after [`Slots::release`]).
     pub fn remove(&mut self, at: u32) -> Option<Slot> {
         let slot = self.slab.get_mut(at as usize)?.take()?;
-        if let Some(list) = self.by_key.get_mut(&slot.key) {
-            list.retain(|&p| p != at);
-            if list.is_empty() {
-                self.by_key.remove(&slot.key);
+        if let Some(Some(entry)) = self.keys.get_mut(slot.key_id as usize) {
+            entry.slots.retain(|&p| p != at);
+            if entry.slots.is_empty() {
+                self.live_keys -= 1;
             }
         }
         self.retired.push(at);
@@ -108,9 +173,31 @@ impl Slots {
         Some(slot)
     }
 
-    /// Makes the positions freed since the last call reusable.
+    /// Makes the positions freed since the last call reusable, and sweeps keys without slots
+    /// once they outnumber the keys with slots.
     pub fn release(&mut self) {
         self.free.append(&mut self.retired);
+        let idle = self.index.len() - self.live_keys;
+        if idle > self.live_keys.max(1024) {
+            self.sweep_keys();
+        }
+    }
+
+    /// Forgets every key without slots.
+    fn sweep_keys(&mut self) {
+        for id in 0..self.keys.len() as u32 {
+            let Some(entry) = &self.keys[id as usize] else {
+                continue;
+            };
+            if !entry.slots.is_empty() {
+                continue;
+            }
+            if let Ok(found) = self.index.find_entry(entry.hash, |&other| other == id) {
+                found.remove();
+            }
+            self.keys[id as usize] = None;
+            self.free_keys.push(id);
+        }
     }
 
     pub fn clear(&mut self) {
@@ -118,10 +205,39 @@ impl Slots {
     }
 
     /// Every key with the positions of its live slots.
-    pub fn keys(&self) -> impl ExactSizeIterator<Item = (&Key, &[u32])> {
-        self.by_key.iter().map(|(k, list)| (k, list.as_slice()))
+    pub fn keys(&self) -> LiveKeys<'_> {
+        LiveKeys {
+            entries: self.keys.iter(),
+            left: self.live_keys,
+        }
     }
 }
+
+/// The keys with live slots (an exact-size iterator: checkpoints write the count first).
+pub(super) struct LiveKeys<'a> {
+    entries: std::slice::Iter<'a, Option<KeyEntry>>,
+    left: usize,
+}
+
+impl<'a> Iterator for LiveKeys<'a> {
+    type Item = (&'a Key, &'a [u32]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let e = self
+            .entries
+            .by_ref()
+            .flatten()
+            .find(|e| !e.slots.is_empty())?;
+        self.left -= 1;
+        Some((&e.key, e.slots.as_slice()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for LiveKeys<'_> {}
 
 #[cfg(test)]
 mod tests {
@@ -131,20 +247,57 @@ mod tests {
     fn positions_are_reused_only_after_release_and_keys_are_shared() {
         let mut s = Slots::default();
         let w = Window { start: 0, end: 10 };
-        let a = s.insert(b"k", 1, w, vec![1], 1);
-        let b = s.insert(b"k", 2, w, vec![2], 1);
+        let k = s.key_id(b"k");
+        let a = s.insert(k, 1, w, vec![1], 1);
+        let k2 = s.key_id(b"k");
+        assert_eq!(k2, k);
+        let b = s.insert(k2, 2, w, vec![2], 1);
         assert!(Arc::ptr_eq(&s.get(a).unwrap().key, &s.get(b).unwrap().key));
-        assert_eq!(s.of_key(b"k"), [a, b]);
+        assert_eq!(s.of(k), [a, b]);
         assert_eq!(s.remove(a).unwrap().id, 1);
         assert!(s.get(a).is_none());
-        let c = s.insert(b"j", 3, w, vec![3], 1);
+        let j = s.key_id(b"j");
+        let c = s.insert(j, 3, w, vec![3], 1);
         assert_ne!(c, a, "not reused within the batch");
         s.release();
-        let d = s.insert(b"j", 4, w, vec![4], 1);
+        let j2 = s.key_id(b"j");
+        let d = s.insert(j2, 4, w, vec![4], 1);
         assert_eq!(d, a);
         assert!(s.get_live(d, 1).is_none());
         assert_eq!(s.get_live(d, 4).unwrap().acc, [4]);
         assert_eq!(s.live(), 3);
-        assert_eq!(s.keys().len(), 2);
+        assert_eq!(s.keys().count(), 2);
+    }
+
+    #[test]
+    fn keys_without_slots_are_swept_once_they_outnumber_the_others() {
+        let mut s = Slots::default();
+        let w = Window { start: 0, end: 10 };
+        let kept = s.key_id(b"kept");
+        s.insert(kept, 0, w, Vec::new(), 1);
+        let mut gone = Vec::new();
+        for i in 0..2000u32 {
+            let k = s.key_id(format!("k{i}").as_bytes());
+            gone.push(s.insert(k, u64::from(i) + 1, w, Vec::new(), 1));
+        }
+        s.release();
+        for at in gone.iter().take(1000) {
+            s.remove(*at);
+        }
+        s.release();
+        assert_eq!(s.index.len(), 2001, "1000 idle keys are kept for now");
+        assert_eq!(s.key_id(b"k0"), s.key_id(b"k0"), "and found again");
+        for at in gone.iter().skip(1000) {
+            s.remove(*at);
+        }
+        s.release();
+        assert_eq!((s.index.len(), s.live_keys), (1, 1), "swept");
+        assert_eq!(s.keys().map(|(k, _)| &k[..]).collect::<Vec<_>>(), [b"kept"]);
+        assert_eq!(s.of(kept).len(), 1);
+        // Ids of swept keys are reused, and lookups still find the right key.
+        let again = s.key_id(b"k5");
+        assert!(again < 2001);
+        assert_eq!(s.key_id(b"k5"), again);
+        assert_ne!(s.key_id(b"kept"), again);
     }
 }

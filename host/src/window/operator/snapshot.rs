@@ -159,6 +159,7 @@ impl WindowOperator {
         self.next_id = state.next_id;
         self.late_events = state.late_events;
         for k in state.keys {
+            let key_id = self.slots.key_id(&k.key);
             for w in k.windows {
                 let window = Window {
                     start: w.start,
@@ -166,7 +167,7 @@ impl WindowOperator {
                 };
                 let at = self
                     .slots
-                    .insert(&k.key, w.id, window, convert(w.acc)?, w.count);
+                    .insert(key_id, w.id, window, convert(w.acc)?, w.count);
                 if !self.spec.is_global() {
                     self.register_timers(at, w.id, window);
                 }

@@ -32,8 +32,8 @@ struct Acc {
 }
 
 #[derive(Serialize)]
-struct Out<'a> {
-    key: Option<&'a str>,
+struct Out {
+    key: Option<String>,
     start: i64,
     end: i64,
     count: u64,
@@ -49,7 +49,7 @@ struct Out<'a> {
 
 impl Aggregate for Stats {
     type Acc = Acc;
-    type Out = Value;
+    type Out = Out;
 
     fn init(config: &str) -> Result<Self, String> {
         let c: Config =
@@ -105,10 +105,10 @@ impl Aggregate for Stats {
         key: Option<&str>,
         window: Window,
         acc: Acc,
-    ) -> Result<Option<Value>, String> {
+    ) -> Result<Option<Out>, String> {
         let numeric = self.path.is_some() && acc.n > 0;
-        let out = Out {
-            key,
+        Ok(Some(Out {
+            key: key.map(str::to_owned),
             start: window.start,
             end: window.end,
             count: acc.count,
@@ -116,10 +116,7 @@ impl Aggregate for Stats {
             avg: numeric.then(|| acc.sum / acc.n as f64),
             min: if numeric { acc.min } else { None },
             max: if numeric { acc.max } else { None },
-        };
-        serde_json::to_value(out)
-            .map(Some)
-            .map_err(|e| e.to_string())
+        }))
     }
 }
 

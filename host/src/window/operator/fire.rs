@@ -1,0 +1,228 @@
+//! Firing windows: every window due together (at one watermark, or in one batch) finished with
+//! one `finish` call, and when that call fails, the failing window found (named by the
+//! aggregator, or by splitting after a trap) and reported while every other window fires.
+
+use super::{Aggregator, Emission, Firing, ItemError, WindowOperator};
+
+impl WindowOperator {
+    /// Emits the results of the slots at `due`, in order. `purge` (count windows): a window
+    /// that fired is dropped, and its results carry its serial. A window whose `finish` failed
+    /// is reported as [`Emission::WindowFailed`] and keeps its state.
+    pub(super) fn fire(
+        &mut self,
+        due: &[u32],
+        purge: bool,
+        agg: &mut impl Aggregator,
+        out: &mut Vec<Emission>,
+    ) {
+        let firings: Vec<Firing<'_>> = due
+            .iter()
+            .filter_map(|&at| self.slots.get(at))
+            .map(|s| Firing {
+                key: &s.key,
+                window: s.window,
+                acc: &s.acc,
+            })
+            .collect();
+        if firings.is_empty() {
+            return;
+        }
+        let mut results = Vec::with_capacity(firings.len());
+        let mut failed = Vec::new();
+        let all: Vec<u32> = (0..firings.len() as u32).collect();
+        finish_isolating(&firings, &all, agg, &mut results, &mut failed);
+        drop(firings);
+        failed.sort_unstable_by_key(|&(i, _)| i);
+        // `due` may name a slot twice (never in practice); `live` maps window index to slot.
+        let live: Vec<u32> = due
+            .iter()
+            .copied()
+            .filter(|&at| self.slots.get(at).is_some())
+            .collect();
+        let (mut results, mut failed) = (
+            results.into_iter().peekable(),
+            failed.into_iter().peekable(),
+        );
+        for (i, &at) in live.iter().enumerate() {
+            let i = i as u32;
+            let Some(slot) = self.slots.get(at) else {
+                continue;
+            };
+            if let Some((_, error)) = failed.next_if(|&(f, _)| f == i) {
+                out.push(Emission::WindowFailed {
+                    key: slot.key.to_vec(),
+                    window: slot.window,
+                    error,
+                });
+                continue;
+            }
+            let serial = purge.then_some(slot.id);
+            while let Some((_, payload)) = results.next_if(|&(r, _)| r == i) {
+                out.push(Emission::Fired {
+                    key: slot.key.to_vec(),
+                    window: slot.window,
+                    payload,
+                    serial,
+                });
+            }
+            if purge {
+                self.slots.remove(at);
+            }
+        }
+    }
+}
+
+/// Finishes `windows[i]` for every `i` in `todo` with as few calls as possible: a window the
+/// aggregator names is reported in `failed` and the call repeated without it; a failure not
+/// attributable to one window (a trap) splits `todo` in halves until the failing window is
+/// alone. Results are appended to `results` as (index in `windows`, payload), in order.
+fn finish_isolating(
+    windows: &[Firing<'_>],
+    todo: &[u32],
+    agg: &mut impl Aggregator,
+    results: &mut Vec<(u32, Vec<u8>)>,
+    failed: &mut Vec<(u32, String)>,
+) {
+    let mut todo = todo.to_vec();
+    let mut call: Vec<Firing<'_>> = Vec::with_capacity(todo.len());
+    let mut got = Vec::new();
+    while !todo.is_empty() {
+        call.clear();
+        call.extend(todo.iter().map(|&i| windows[i as usize]));
+        got.clear();
+        match agg.finish(&call, &mut got) {
+            Ok(()) => {
+                results.extend(got.drain(..).map(|(j, p)| (todo[j as usize], p)));
+                return;
+            }
+            Err(ItemError { index, message }) if index < todo.len() => {
+                failed.push((todo.remove(index), message));
+            }
+            Err(ItemError { message, .. }) => {
+                if let [only] = todo[..] {
+                    failed.push((only, message));
+                    return;
+                }
+                let (left, right) = todo.split_at(todo.len() / 2);
+                finish_isolating(windows, left, agg, results, failed);
+                finish_isolating(windows, right, agg, results, failed);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_sdk::packed::{BatchBuilder, BatchView};
+
+    use super::*;
+    use crate::window::conformance::TestAggregate;
+    use crate::window::{Window, WindowSpec};
+
+    /// Counts; `finish` refuses the key "bad" by name, and traps (fails the whole call) on a
+    /// window of key "trap" — unless that window is alone in the call, then names it.
+    struct Picky {
+        inner: TestAggregate,
+        calls: usize,
+    }
+
+    impl Aggregator for Picky {
+        fn create(&mut self) -> Result<Vec<u8>, String> {
+            self.inner.create()
+        }
+        fn add(
+            &mut self,
+            accs: &mut [Vec<u8>],
+            targets: &[u32],
+            events: &BatchView<'_>,
+        ) -> Result<(), ItemError> {
+            self.inner.add(accs, targets, events)
+        }
+        fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
+            self.inner.merge(a, b)
+        }
+        fn finish(
+            &mut self,
+            windows: &[Firing<'_>],
+            results: &mut Vec<(u32, Vec<u8>)>,
+        ) -> Result<(), ItemError> {
+            self.calls += 1;
+            if windows.len() > 1 && windows.iter().any(|w| w.key == b"trap") {
+                return Err(ItemError {
+                    index: usize::MAX,
+                    message: "trapped".into(),
+                });
+            }
+            if let Some(index) = windows
+                .iter()
+                .position(|w| w.key == b"bad" || w.key == b"trap")
+            {
+                return Err(ItemError {
+                    index,
+                    message: format!("cannot finish {}", windows[index].key.escape_ascii()),
+                });
+            }
+            self.inner.finish(windows, results)
+        }
+    }
+
+    #[test]
+    fn windows_fire_in_one_call_and_failures_are_isolated() {
+        let mut op = WindowOperator::new(
+            WindowSpec::Tumbling {
+                size: 10,
+                offset: 0,
+            },
+            0,
+        );
+        let mut agg = Picky {
+            inner: TestAggregate { sum: false },
+            calls: 0,
+        };
+        let mut b = BatchBuilder::new();
+        for (i, k) in ["a", "bad", "b", "trap", "c", "c", "d"].iter().enumerate() {
+            b.push(k.as_bytes(), i as i64, &[], b"{}", i as u32);
+        }
+        let mut out = Vec::new();
+        op.process_batch(&b.view(), &mut agg, &mut out);
+        assert!(out.is_empty());
+        op.advance_watermark(9, &mut agg, &mut out);
+        let got: Vec<(String, String)> = out
+            .iter()
+            .map(|e| match e {
+                Emission::Fired {
+                    key,
+                    window,
+                    payload,
+                    serial,
+                } => {
+                    assert_eq!((*window, *serial), (Window { start: 0, end: 10 }, None));
+                    (
+                        String::from_utf8(key.clone()).unwrap(),
+                        String::from_utf8(payload.clone()).unwrap(),
+                    )
+                }
+                Emission::WindowFailed { key, error, .. } => {
+                    (String::from_utf8(key.clone()).unwrap(), error.clone())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let want = [
+            ("a", "1"),
+            ("bad", "cannot finish bad"),
+            ("b", "1"),
+            ("trap", "cannot finish trap"),
+            ("c", "2"),
+            ("d", "1"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+        // One call for all six windows traps; the halves find "bad" and "trap" by name.
+        assert!(agg.calls <= 6, "{} calls", agg.calls);
+    }
+}
