@@ -14,7 +14,10 @@ for dir in plugins/rust/*/; do
   name=$(basename "$dir")
   pkgs+=(-p "weir-plugin-$name")
 done
-# Components carry no debug info: smaller files, faster compiles.
+# Components carry no debug info: smaller files, faster compiles. One codegen unit and fat LTO
+# let the SDK's glue, serde and the plugin inline into each other (window-stats in the windows
+# bench: +7 % events/s; the whole set builds in ~20 s more).
 CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=debuginfo \
+  CARGO_PROFILE_RELEASE_LTO=true CARGO_PROFILE_RELEASE_CODEGEN_UNITS=1 \
   CARGO_TARGET_DIR="$root/target/plugins" cargo build --quiet --release --target wasm32-wasip2 "${pkgs[@]}" >&2
 echo "$root/target/plugins/wasm32-wasip2/release"
