@@ -77,22 +77,7 @@ fn check_ends(name: &str, ends: &[u8], data_len: usize, n: usize) -> Result<(), 
             n * 4
         )));
     }
-    let mut prev = 0u32;
-    for (i, b) in ends.chunks_exact(4).enumerate() {
-        let end = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        if end < prev {
-            return Err(LayoutError(format!(
-                "column `{name}`: end offset of event {i} ({end}) is before the previous one ({prev})"
-            )));
-        }
-        prev = end;
-    }
-    if prev as usize != data_len {
-        return Err(LayoutError(format!(
-            "column `{name}`: last end offset is {prev} but the data holds {data_len} bytes"
-        )));
-    }
-    Ok(())
+    list::check_offsets(name, ends, data_len)
 }
 
 impl<'a> BatchView<'a> {

@@ -123,6 +123,8 @@ pub struct WindowOperator {
     scratch: Vec<Window>,
     pending: Pending,
     add_scratch: Scratch,
+    /// The key ids of the current batch's events.
+    key_ids: Vec<u32>,
     /// Events sent to the late side output so far.
     pub late_events: u64,
 }
@@ -168,6 +170,7 @@ impl WindowOperator {
             scratch: Vec::with_capacity(8),
             pending: Pending::default(),
             add_scratch: Scratch::default(),
+            key_ids: Vec::new(),
             late_events: 0,
         }
     }
@@ -220,8 +223,13 @@ impl WindowOperator {
         let mut pending = std::mem::take(&mut self.pending);
         pending.entries.clear();
         pending.merged_into.clear();
-        for i in 0..batch.len() {
-            let (key, time) = (batch.key(i), batch.time(i));
+        // Every event's key first, in a loop of independent lookups: their cache misses (the
+        // operator's main cost with many keys) overlap instead of adding up.
+        let mut key_ids = std::mem::take(&mut self.key_ids);
+        key_ids.clear();
+        key_ids.extend((0..batch.len()).map(|i| self.slots.key_id(batch.key(i))));
+        for (i, &key) in key_ids.iter().enumerate() {
+            let time = batch.time(i);
             let assigned = match self.spec {
                 WindowSpec::Session { .. } => {
                     self.assign_session(key, time, i as u32, &mut pending, agg)
@@ -242,13 +250,14 @@ impl WindowOperator {
         }
         self.apply(batch, &pending, agg, out);
         self.pending = pending;
+        self.key_ids = key_ids;
         self.slots.release();
     }
 
     /// Assigns an event to its (tumbling or sliding) windows; `false` when all are late.
     fn assign_fixed(
         &mut self,
-        key: &[u8],
+        key_id: u32,
         time: i64,
         event: u32,
         pending: &mut Pending,
@@ -257,7 +266,6 @@ impl WindowOperator {
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.spec.assign(time, &mut windows);
-        let key_id = self.slots.key_id(key);
         let mut any = false;
         let mut result = Ok(());
         for w in &windows {
@@ -295,7 +303,7 @@ impl WindowOperator {
     /// Assigns an event to its session, merging sessions; `false` when it is late.
     fn assign_session(
         &mut self,
-        key: &[u8],
+        key_id: u32,
         time: i64,
         event: u32,
         pending: &mut Pending,
@@ -313,7 +321,6 @@ impl WindowOperator {
             return Ok(false);
         }
         // Live sessions of a key never intersect, so one pass finds all the new one touches.
-        let key_id = self.slots.key_id(key);
         let hits: Vec<u32> = self
             .slots
             .of(key_id)

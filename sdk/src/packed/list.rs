@@ -21,22 +21,7 @@ impl<'a> PackedList<'a> {
                 ends.len()
             )));
         }
-        let mut prev = 0u32;
-        for (i, b) in ends.chunks_exact(4).enumerate() {
-            let end = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if end < prev {
-                return Err(LayoutError(format!(
-                    "`{name}`: end offset of item {i} ({end}) is before the previous one ({prev})"
-                )));
-            }
-            prev = end;
-        }
-        if prev as usize != data.len() {
-            return Err(LayoutError(format!(
-                "`{name}`: last end offset is {prev} but the data holds {} bytes",
-                data.len()
-            )));
-        }
+        check_offsets(name, ends, data.len())?;
         Ok(PackedList { data, ends })
     }
 
@@ -73,6 +58,27 @@ impl<'a> PackedList<'a> {
             item
         })
     }
+}
+
+/// Checks that the u32 end offsets in `ends` never decrease and that the last one is
+/// `data_len` (the layout of every packed list and batch column).
+pub(super) fn check_offsets(name: &str, ends: &[u8], data_len: usize) -> Result<(), LayoutError> {
+    let mut prev = 0u32;
+    for (i, b) in ends.chunks_exact(4).enumerate() {
+        let end = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        if end < prev {
+            return Err(LayoutError(format!(
+                "`{name}`: end offset of item {i} ({end}) is before the previous one ({prev})"
+            )));
+        }
+        prev = end;
+    }
+    if prev as usize != data_len {
+        return Err(LayoutError(format!(
+            "`{name}`: last end offset is {prev} but the data holds {data_len} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// Appends items to a packed list's two buffers (kept by the caller, so that they can be

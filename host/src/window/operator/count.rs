@@ -11,7 +11,7 @@ impl WindowOperator {
     /// `count` events), creating one if there is none.
     pub(super) fn assign_count(
         &mut self,
-        key: &[u8],
+        key_id: u32,
         time: i64,
         count: u64,
         event: u32,
@@ -22,7 +22,6 @@ impl WindowOperator {
             start: time,
             end: time.saturating_add(1),
         };
-        let key_id = self.slots.key_id(key);
         let open = self
             .slots
             .of(key_id)

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
+use smallvec::SmallVec;
 
 use crate::window::Window;
 
@@ -37,12 +38,31 @@ pub(super) struct Slot {
     pub count: u64,
 }
 
+/// Keys up to this length are also kept inline in their entry, so that finding one reads no
+/// memory beyond the entry (the lookup is the operator's main cost: cache misses).
+const INLINE: usize = 24;
+
 /// A key and its live slots, oldest first.
 #[derive(Debug)]
 struct KeyEntry {
-    key: Key,
     hash: u64,
-    slots: Vec<u32>,
+    key: Key,
+    /// The key's bytes when it is at most [`INLINE`] long.
+    inline: [u8; INLINE],
+    /// Usually one or two windows per key: inline too.
+    slots: SmallVec<[u32; 2]>,
+}
+
+impl KeyEntry {
+    #[inline]
+    fn is(&self, hash: u64, key: &[u8]) -> bool {
+        self.hash == hash
+            && self.key.len() == key.len()
+            && match self.inline.get(..key.len()) {
+                Some(inline) => inline == key,
+                None => *self.key == *key,
+            }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -83,15 +103,20 @@ impl Slots {
         let hash = FxBuildHasher.hash_one(key);
         let keys = &self.keys;
         let found = self.index.find(hash, |&id| {
-            keys[id as usize].as_ref().is_some_and(|e| *e.key == *key)
+            keys[id as usize].as_ref().is_some_and(|e| e.is(hash, key))
         });
         if let Some(&id) = found {
             return id;
         }
+        let mut inline = [0; INLINE];
+        if let Some(to) = inline.get_mut(..key.len()) {
+            to.copy_from_slice(key);
+        }
         let entry = KeyEntry {
-            key: key.into(),
             hash,
-            slots: Vec::new(),
+            key: key.into(),
+            inline,
+            slots: SmallVec::new(),
         };
         let id = match self.free_keys.pop() {
             Some(id) => {
@@ -163,7 +188,7 @@ impl Slots {
     pub fn remove(&mut self, at: u32) -> Option<Slot> {
         let slot = self.slab.get_mut(at as usize)?.take()?;
         if let Some(Some(entry)) = self.keys.get_mut(slot.key_id as usize) {
-            entry.slots.retain(|&p| p != at);
+            entry.slots.retain(|p| *p != at);
             if entry.slots.is_empty() {
                 self.live_keys -= 1;
             }
@@ -267,6 +292,23 @@ mod tests {
         assert_eq!(s.get_live(d, 4).unwrap().acc, [4]);
         assert_eq!(s.live(), 3);
         assert_eq!(s.keys().count(), 2);
+    }
+
+    #[test]
+    fn long_and_short_keys_are_told_apart() {
+        let mut s = Slots::default();
+        let long = [b'x'; 40];
+        let mut other = long;
+        other[39] = b'y';
+        let keys: [&[u8]; 5] = [&long, &other, &long[..24], &long[..25], b""];
+        let ids: Vec<u32> = keys.iter().map(|k| s.key_id(k)).collect();
+        for (k, id) in keys.iter().zip(&ids) {
+            assert_eq!(s.key_id(k), *id, "{}", k.escape_ascii());
+        }
+        let mut distinct = ids.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), keys.len());
     }
 
     #[test]
