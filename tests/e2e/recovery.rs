@@ -118,14 +118,18 @@ async fn check_exact(js: &jetstream::Context, expected: &Expected, logs: &dyn Fn
             .push((v["count"].as_u64().unwrap(), v["sum"].as_i64().unwrap()));
     }
     let missing: Vec<_> = expected.keys().filter(|k| !seen.contains_key(k)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} of {} window results missing, e.g. {:?}\n{}",
-        missing.len(),
-        expected.len(),
-        &missing[..missing.len().min(5)],
-        logs()
-    );
+    if !missing.is_empty() {
+        // Tells a result that never reached the stream from one the reader did not get.
+        let stored = stream_messages(js, "OUT").await;
+        panic!(
+            "{} of {} window results missing, e.g. {:?} ({} read, {stored} in stream OUT)\n{}",
+            missing.len(),
+            expected.len(),
+            &missing[..missing.len().min(5)],
+            got.len(),
+            logs()
+        );
+    }
     for (k, results) in &seen {
         assert_eq!(results.len(), 1, "window {k:?} published {results:?}");
         assert_eq!(

@@ -210,15 +210,27 @@ pub async fn collect(
     timeout: Duration,
 ) -> Vec<Received> {
     let s = js.get_stream(stream).await.expect("stream");
-    let consumer = s
-        .create_consumer(pull::Config {
-            filter_subject: subject.into(),
-            ack_policy: jetstream::consumer::AckPolicy::None,
-            ..Default::default()
-        })
-        .await
-        .expect("consumer");
-    let mut msgs = consumer.messages().await.expect("messages");
+    // Read through an ephemeral pull consumer; if its message stream ends or fails (a server
+    // that just restarted may drop it), a new one resumes after the last message read.
+    let open = |from: u64| {
+        let s = s.clone();
+        let subject = subject.to_owned();
+        async move {
+            let consumer = s
+                .create_consumer(pull::Config {
+                    filter_subject: subject,
+                    ack_policy: jetstream::consumer::AckPolicy::None,
+                    deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: from,
+                    },
+                    ..Default::default()
+                })
+                .await?;
+            consumer.messages().await.map_err(async_nats::Error::from)
+        }
+    };
+    let mut msgs = open(1).await.expect("consumer");
+    let mut next_seq = 1;
     let mut out = Vec::new();
     let deadline = Instant::now() + timeout;
     let mut settle_until: Option<Instant> = None;
@@ -233,6 +245,9 @@ pub async fn collect(
         }
         match tokio::time::timeout(until - now, msgs.next()).await {
             Ok(Some(Ok(m))) => {
+                if let Ok(info) = m.info() {
+                    next_seq = info.stream_sequence + 1;
+                }
                 out.push(Received {
                     subject: m.subject.to_string(),
                     headers: m.headers.clone().unwrap_or_default(),
@@ -242,7 +257,12 @@ pub async fn collect(
                     settle_until = Some(Instant::now() + Duration::from_millis(500));
                 }
             }
-            Ok(_) => continue,
+            Ok(Some(Err(_)) | None) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if let Ok(fresh) = open(next_seq).await {
+                    msgs = fresh;
+                }
+            }
             Err(_) => break,
         }
     }
