@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use weir::operator::{Chain, EventBatch, Operator};
 use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
-use weir::source::local::JsonEvent;
+use weir::source::json_lines::JsonEvent;
 use weir_sdk::packed::BatchBuilder;
 
 const BATCH: usize = 256;

@@ -12,10 +12,11 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use weir::operator::window::WindowedAggregate;
+use weir::operator::aggregate::AggregateStage;
+use weir::operator::isolate::CallFailure;
 use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
-    Aggregator, BoundedOutOfOrderness, Emission, Firing, ItemError, WindowOperator, WindowSpec,
+    Aggregator, BoundedOutOfOrderness, Emission, Firing, WindowOperator, WindowSpec,
 };
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
@@ -31,7 +32,7 @@ impl Aggregator for NativeCount {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         _events: &BatchView<'_>,
-    ) -> Result<(), ItemError> {
+    ) -> Result<(), CallFailure> {
         for &t in targets {
             let a = &mut accs[t as usize];
             let n = u64::from_le_bytes(a[..8].try_into().unwrap()) + 1;
@@ -48,7 +49,7 @@ impl Aggregator for NativeCount {
         &mut self,
         windows: &[Firing<'_>],
         results: &mut Vec<(u32, Vec<u8>)>,
-    ) -> Result<(), ItemError> {
+    ) -> Result<(), CallFailure> {
         results.extend(
             windows
                 .iter()
@@ -117,14 +118,18 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
         }
         Agg::Plugin(rt, plugin) => {
             let instance = AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap();
-            let mut w =
-                WindowedAggregate::new("count".into(), instance, WindowOperator::new(spec, 0));
+            let mut w = AggregateStage::new(
+                "count".into(),
+                instance,
+                WindowOperator::new(spec, 0),
+                false,
+            );
             started = Instant::now();
             for b in input {
                 let view = b.view();
-                w.process_batch(rt, &view, &mut out);
+                w.add(rt, &view, &mut out);
                 wm.observe(view.time(view.len() - 1));
-                w.advance_watermark(rt, wm.watermark().unwrap_or(i64::MIN), &mut out);
+                w.fire_until(rt, wm.watermark().unwrap_or(i64::MIN), &mut out);
                 results += out.len();
                 out.clear();
             }

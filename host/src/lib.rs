@@ -1,10 +1,18 @@
 //! weir: a stream processor whose operators are sandboxed WebAssembly components.
 //!
 //! The data path, folder by folder:
-//! [`source`] (JetStream, JSON lines) → [`operator`] (plugin chain, poison isolation) on the
-//! [`runtime`] (wasmtime engine, sandbox, compile cache) → [`sink`] (JetStream with
-//! deterministic ids, dead letters, stdout). [`config`] reads pipeline files; [`pipeline`]
-//! wires the parts and runs them; [`telemetry`] sets up logs.
+//! [`source`] (JetStream, JSON lines; event time, watermark markers) → [`operator`] (the
+//! transform chain with poison isolation, then the stateful stage: a window aggregate or a
+//! keyed process function, then `[[after]]` transforms) on the [`runtime`] (wasmtime engine,
+//! sandbox, compile cache) → [`window`] (assigners, watermarks, the keyed window operator) and
+//! [`state`] (keyed state and timers of process functions) → [`checkpoint`] (consistent
+//! snapshots in JetStream, restore) → [`sink`] (JetStream with deterministic ids, dead
+//! letters; stdout).
+//!
+//! [`pipeline`] holds the engine (`Stages`, the one orchestrator) and the run loop that every
+//! driver (`weir run`, `weir run --local`, `weir plugin test`) uses; [`config`] reads pipeline
+//! files; [`admin`] serves health and metrics; [`toolchain`] builds plugins; [`telemetry`]
+//! sets up logs.
 
 pub mod admin;
 pub mod checkpoint;

@@ -95,78 +95,92 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(cli::checkpoint::run(cmd)),
-        Command::Validate { pipeline } => {
-            let p = config::load(&pipeline)?;
-            let runtime = Runtime::new(Some(cache))?;
-            weir::pipeline::build_chain(&runtime, &p)?;
-            weir::pipeline::build_window(&runtime, &p)?;
-            weir::pipeline::build_process(&runtime, &p)?;
-            println!(
-                "{}: ok ({} operators)",
-                pipeline.display(),
-                p.config.operators.len()
-            );
-            Ok(())
-        }
+        Command::Validate { pipeline } => validate(&pipeline, cache),
         Command::Run {
             pipeline,
             local: true,
             input: Some(input),
             ..
-        } => {
-            let p = config::load(&pipeline)?;
-            let runtime = Runtime::new(Some(cache))?;
-            let s = weir::pipeline::local::run(
-                &runtime,
-                &p,
-                &input,
-                &mut std::io::stdout().lock(),
-                &mut std::io::stderr().lock(),
-            )?;
-            tracing::info!(
-                inputs = s.inputs,
-                results = s.results,
-                dead_letters = s.dead_letters,
-                "done"
-            );
-            Ok(())
-        }
+        } => run_local(&pipeline, &input, cache),
         Command::Run {
             pipeline,
             nats_url,
             admin,
             from_checkpoint,
             ..
-        } => {
-            let p = config::load(&pipeline)?;
-            let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
-            let runtime = Runtime::new(Some(cache))?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            rt.block_on(async {
-                let metrics = weir::admin::Metrics::new(p.config.name.get_ref());
-                if let Some(addr) = admin {
-                    let m = metrics.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = weir::admin::serve(addr, m).await {
-                            tracing::error!(error = %format!("{e:#}"), "admin endpoint stopped");
-                        }
-                    });
-                }
-                weir::pipeline::nats::run(
-                    &runtime,
-                    &p,
-                    &url,
-                    shutdown_signal(),
-                    metrics,
-                    from_checkpoint,
-                )
-                .await?;
-                Ok(())
-            })
-        }
+        } => run_nats(&pipeline, nats_url, admin, from_checkpoint, cache),
     }
+}
+
+/// `weir validate`: the file parses and checks, and every plugin loads and accepts its
+/// config.
+fn validate(pipeline: &std::path::Path, cache: PathBuf) -> anyhow::Result<()> {
+    let p = config::load(pipeline)?;
+    let runtime = Runtime::new(Some(cache))?;
+    weir::pipeline::stages::Stages::build(
+        &runtime,
+        &p,
+        weir::admin::Metrics::new(p.config.name.get_ref()),
+        &weir::source::SourcePartitions::of(&p.config.source),
+    )?;
+    println!(
+        "{}: ok ({} operators)",
+        pipeline.display(),
+        p.config.operators.len()
+    );
+    Ok(())
+}
+
+/// `weir run --local`: the pipeline over a JSON-lines file, results on stdout.
+fn run_local(
+    pipeline: &std::path::Path,
+    input: &std::path::Path,
+    cache: PathBuf,
+) -> anyhow::Result<()> {
+    let p = config::load(pipeline)?;
+    let runtime = Runtime::new(Some(cache))?;
+    let sink = weir::sink::stdout::StdoutSink::stdio();
+    let s = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(weir::pipeline::local::run(&runtime, &p, input, sink))?;
+    tracing::info!(
+        inputs = s.inputs,
+        results = s.results,
+        dead_letters = s.dead_letters,
+        "done"
+    );
+    Ok(())
+}
+
+/// `weir run`: the pipeline against NATS until SIGINT/SIGTERM, with the admin endpoint if
+/// asked for.
+fn run_nats(
+    pipeline: &std::path::Path,
+    nats_url: Option<String>,
+    admin: Option<std::net::SocketAddr>,
+    from: weir::checkpoint::StartFrom,
+    cache: PathBuf,
+) -> anyhow::Result<()> {
+    let p = config::load(pipeline)?;
+    let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
+    let runtime = Runtime::new(Some(cache))?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let metrics = weir::admin::Metrics::new(p.config.name.get_ref());
+        if let Some(addr) = admin {
+            let m = metrics.clone();
+            tokio::spawn(async move {
+                if let Err(e) = weir::admin::serve(addr, m).await {
+                    tracing::error!(error = %format!("{e:#}"), "admin endpoint stopped");
+                }
+            });
+        }
+        weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal(), metrics, from).await?;
+        Ok(())
+    })
 }
 
 /// Completes on SIGINT or SIGTERM.

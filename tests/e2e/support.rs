@@ -350,6 +350,23 @@ impl WeirProcess {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Waits until the host logs that it is running (plugins compiled — a Python component
+    /// takes tens of seconds on a loaded machine — restored, consuming), at most `limit`.
+    pub fn wait_running(&mut self, limit: Duration) {
+        let started = Instant::now();
+        while !self.log().contains("running") {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("weir exited ({status}) before running:\n{}", self.log());
+            }
+            assert!(
+                started.elapsed() < limit,
+                "weir was not running within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Reads the log later, also after the process is gone.
     pub fn log_reader(&self) -> impl Fn() -> String + use<> {
         let path = self.stderr_path.clone();

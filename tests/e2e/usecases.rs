@@ -323,7 +323,9 @@ async fn inactivity_alerts(lang: &str, component: &std::path::Path) {
         &process_section("inactivity", component, "{ timeout_ms = 400 }"),
     );
     let file = write_pipeline(dir.path(), &text);
-    let weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    // Processing time: the readings must arrive as the host runs, not queue while it compiles.
+    weir.wait_running(Duration::from_secs(300));
     let reading = |device: &str, ts: i64| {
         (
             Some(device.to_owned()),

@@ -10,14 +10,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::message::Message;
+use futures::future::BoxFuture;
 use tokio::task::JoinHandle;
 
 use super::format::{CheckpointError, FORMAT_VERSION, Manifest, PluginVersion, SourcePosition};
 use super::store::CheckpointStore;
 use super::{EncodedState, PendingMessage, StateBlob};
 use crate::config::{CheckpointConfig, Guarantee};
-use crate::sink::jetstream::{JetStreamSink, Outgoing};
+use crate::source::Ack;
+
+/// Delivers the outputs a checkpoint held, once it is committed (the sink's `deliver` over
+/// its `release`).
+pub type DeliverHeld =
+    Arc<dyn Fn(Vec<PendingMessage>) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
 /// Which checkpoint `weir run` starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +41,14 @@ pub struct Restored {
     pub blob: StateBlob,
 }
 
-/// Loads the checkpoint to start from and returns it with the id the next checkpoint gets.
-pub async fn restore_point(
-    store: &mut CheckpointStore,
+/// Which checkpoints to try, in order, to start `from` (the committed head and the listed
+/// manifests), and the id the next checkpoint gets. `Latest`: the head, then older ones
+/// newest first (a damaged blob falls back); `Id`: exactly that one; `Fresh`: none.
+fn candidates(
+    head: Option<Manifest>,
+    listed: Vec<Manifest>,
     from: StartFrom,
-) -> anyhow::Result<(Option<Restored>, u64)> {
-    let head = store.head().await?;
-    let listed = store.list().await?;
+) -> anyhow::Result<(Vec<Manifest>, u64)> {
     let next_id = listed
         .iter()
         .map(|m| m.id)
@@ -50,29 +56,45 @@ pub async fn restore_point(
         .max()
         .unwrap_or(0)
         + 1;
-    let candidates: Vec<Manifest> = match from {
-        StartFrom::Fresh => return Ok((None, next_id)),
-        StartFrom::Id(id) => {
-            let m = listed
+    let candidates = match from {
+        StartFrom::Fresh => Vec::new(),
+        StartFrom::Id(id) => vec![
+            listed
                 .into_iter()
                 .chain(head)
                 .find(|m| m.id == id)
-                .ok_or_else(|| anyhow::anyhow!("checkpoint {id} does not exist"))?;
-            let blob = store
-                .load_blob(&m)
-                .await
-                .map_err(|e| anyhow::anyhow!("checkpoint {id}: {e}"))?;
-            return Ok((Some(Restored { manifest: m, blob }), next_id));
-        }
-        StartFrom::Latest => {
-            let Some(head) = head else {
-                return Ok((None, next_id));
-            };
-            let mut c = vec![head.clone()];
-            c.extend(listed.into_iter().rev().filter(|m| m.id < head.id));
-            c
-        }
+                .ok_or_else(|| anyhow::anyhow!("checkpoint {id} does not exist"))?,
+        ],
+        StartFrom::Latest => match head {
+            None => Vec::new(),
+            Some(head) => {
+                let older = listed.into_iter().rev().filter(|m| m.id < head.id);
+                std::iter::once(head.clone()).chain(older).collect()
+            }
+        },
     };
+    Ok((candidates, next_id))
+}
+
+/// Loads the checkpoint to start from and returns it with the id the next checkpoint gets.
+pub async fn restore_point(
+    store: &mut CheckpointStore,
+    from: StartFrom,
+) -> anyhow::Result<(Option<Restored>, u64)> {
+    let head = store.head().await?;
+    let listed = store.list().await?;
+    let (candidates, next_id) = candidates(head, listed, from)?;
+    if candidates.is_empty() {
+        return Ok((None, next_id));
+    }
+    if let StartFrom::Id(id) = from {
+        let m = candidates.into_iter().next().expect("one candidate");
+        let blob = store
+            .load_blob(&m)
+            .await
+            .map_err(|e| anyhow::anyhow!("checkpoint {id}: {e}"))?;
+        return Ok((Some(Restored { manifest: m, blob }), next_id));
+    }
     let mut errors = Vec::new();
     for m in candidates {
         match store.load_blob(&m).await {
@@ -130,8 +152,8 @@ pub struct Snapshot {
     pub state_entries: u64,
     /// Publishing tasks of the covered batches' outputs: the checkpoint waits for them.
     pub publishing: Vec<JoinHandle<anyhow::Result<()>>>,
-    /// The last covered message: acknowledging it acknowledges all (AckPolicy::All).
-    pub ack: Option<Message>,
+    /// Acknowledges the source up to the last covered message.
+    pub ack: Option<Ack>,
 }
 
 /// Takes a pipeline's checkpoints.
@@ -141,7 +163,7 @@ pub struct Checkpointer {
     pipeline: String,
     stream: String,
     window: Option<String>,
-    sink: Arc<JetStreamSink>,
+    deliver_held: DeliverHeld,
     next_id: u64,
     next_due: Instant,
     task: Option<JoinHandle<Outcome>>,
@@ -162,7 +184,7 @@ impl Checkpointer {
         pipeline: &str,
         stream: &str,
         window: Option<String>,
-        sink: Arc<JetStreamSink>,
+        deliver_held: DeliverHeld,
         next_id: u64,
     ) -> Self {
         Checkpointer {
@@ -172,7 +194,7 @@ impl Checkpointer {
             pipeline: pipeline.to_owned(),
             stream: stream.to_owned(),
             window,
-            sink,
+            deliver_held,
             next_id,
             task: None,
             started: None,
@@ -203,7 +225,7 @@ impl Checkpointer {
 
     /// Starts writing checkpoint `snap` in a task.
     pub fn start(&mut self, mut snap: Snapshot) {
-        let Some(mut store) = self.store.take() else {
+        let Some(store) = self.store.take() else {
             return;
         };
         let id = self.next_id;
@@ -213,7 +235,7 @@ impl Checkpointer {
         self.next_due = started + self.config.interval;
         snap.pending
             .splice(0..0, std::mem::take(&mut self.returned));
-        let mut manifest = Manifest {
+        let manifest = Manifest {
             format: FORMAT_VERSION,
             pipeline: self.pipeline.clone(),
             id,
@@ -227,69 +249,20 @@ impl Checkpointer {
                 sequence: snap.sequence,
             },
             watermark: snap.watermark,
-            plugins: snap.plugins,
+            plugins: std::mem::take(&mut snap.plugins),
             window: self.window.clone(),
             blob: None,
             pending_outputs: snap.pending.len() as u64,
             state_entries: snap.state_entries,
         };
-        let sink = self.sink.clone();
-        self.task = Some(tokio::spawn(async move {
-            for p in snap.publishing {
-                let done = match p.await {
-                    Ok(r) => r.map_err(|e| format!("{e:#}")),
-                    Err(e) => Err(format!("publishing task failed: {e}")),
-                };
-                if let Err(e) = done {
-                    return Outcome {
-                        store,
-                        result: Err(CheckpointError::nats(
-                            "publishing outputs",
-                            std::io::Error::other(e),
-                        )),
-                        unpublished: snap.pending,
-                    };
-                }
-            }
-            tracing::trace!(checkpoint = id, "covered outputs stored");
-            let (state, pending) = (snap.state, snap.pending);
-            let bytes = (!state.is_empty() || !pending.is_empty()).then(|| state.blob(&pending));
-            let blob_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
-            if let Err(e) = store.commit(&mut manifest, bytes).await {
-                return Outcome {
-                    store,
-                    result: Err(e),
-                    unpublished: pending,
-                };
-            }
-            let write = started.elapsed();
-            tracing::trace!(checkpoint = id, "committed; publishing held outputs");
-            if !pending.is_empty()
-                && let Err(e) = sink.publish_all(Outgoing::from_pending(pending)).await
-            {
-                // publish_all retries until stored; an error here is not a NATS refusal.
-                tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");
-            }
-            tracing::trace!(
-                checkpoint = id,
-                "held outputs stored; acknowledging the source"
-            );
-            if let Some(ack) = &snap.ack
-                && let Err(e) = ack.ack().await
-            {
-                tracing::warn!(checkpoint = id, error = %e, "acknowledging the source failed");
-            }
-            Outcome {
-                store,
-                result: Ok(Committed {
-                    id,
-                    sequence: manifest.source.sequence,
-                    blob_bytes,
-                    write,
-                }),
-                unpublished: Vec::new(),
-            }
-        }));
+        let deliver_held = self.deliver_held.clone();
+        self.task = Some(tokio::spawn(write(
+            store,
+            manifest,
+            snap,
+            started,
+            deliver_held,
+        )));
     }
 
     /// Collects a finished checkpoint task. A conflict (another host committed) is fatal;
@@ -326,5 +299,128 @@ impl Checkpointer {
                 Ok(None)
             }
         }
+    }
+}
+
+/// Writes checkpoint `manifest` (the task [`Checkpointer::start`] spawns): waits until every
+/// output of the covered batches is stored, writes the blob, commits the manifest, delivers
+/// the outputs it held, and acknowledges the source.
+async fn write(
+    mut store: CheckpointStore,
+    mut manifest: Manifest,
+    snap: Snapshot,
+    started: Instant,
+    deliver_held: DeliverHeld,
+) -> Outcome {
+    let id = manifest.id;
+    for p in snap.publishing {
+        let done = match p.await {
+            Ok(r) => r.map_err(|e| format!("{e:#}")),
+            Err(e) => Err(format!("publishing task failed: {e}")),
+        };
+        if let Err(e) = done {
+            return Outcome {
+                store,
+                result: Err(CheckpointError::nats(
+                    "publishing outputs",
+                    std::io::Error::other(e),
+                )),
+                unpublished: snap.pending,
+            };
+        }
+    }
+    tracing::trace!(checkpoint = id, "covered outputs stored");
+    let (state, pending) = (snap.state, snap.pending);
+    let bytes = (!state.is_empty() || !pending.is_empty()).then(|| state.blob(&pending));
+    let blob_bytes = bytes.as_ref().map_or(0, |b| b.len() as u64);
+    if let Err(e) = store.commit(&mut manifest, bytes).await {
+        return Outcome {
+            store,
+            result: Err(e),
+            unpublished: pending,
+        };
+    }
+    let write = started.elapsed();
+    tracing::trace!(checkpoint = id, "committed; publishing held outputs");
+    if !pending.is_empty()
+        && let Err(e) = deliver_held(pending).await
+    {
+        // Delivery retries until stored; an error here is not a NATS refusal.
+        tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");
+    }
+    tracing::trace!(
+        checkpoint = id,
+        "held outputs stored; acknowledging the source"
+    );
+    if let Some(ack) = snap.ack
+        && let Err(e) = ack.await
+    {
+        tracing::warn!(checkpoint = id, error = %e, "acknowledging the source failed");
+    }
+    Outcome {
+        store,
+        result: Ok(Committed {
+            id,
+            sequence: manifest.source.sequence,
+            blob_bytes,
+            write,
+        }),
+        unpublished: Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(id: u64) -> Manifest {
+        Manifest {
+            format: FORMAT_VERSION,
+            pipeline: "p".into(),
+            id,
+            created_ms: 0,
+            guarantee: "effectively-once".into(),
+            source: SourcePosition {
+                stream: "IN".into(),
+                sequence: id * 10,
+            },
+            watermark: None,
+            plugins: Vec::new(),
+            window: None,
+            blob: None,
+            pending_outputs: 0,
+            state_entries: 0,
+        }
+    }
+
+    fn ids(c: &[Manifest]) -> Vec<u64> {
+        c.iter().map(|m| m.id).collect()
+    }
+
+    #[test]
+    fn latest_tries_the_head_then_older_checkpoints_newest_first() {
+        let listed = vec![manifest(1), manifest(2), manifest(3), manifest(5)];
+        // A listed checkpoint newer than the head (an uncommitted write) is never restored.
+        let (c, next) = candidates(Some(manifest(3)), listed, StartFrom::Latest).unwrap();
+        assert_eq!(ids(&c), [3, 2, 1]);
+        assert_eq!(next, 6);
+    }
+
+    #[test]
+    fn an_exact_id_must_exist_and_fresh_restores_nothing_but_keeps_ids_growing() {
+        let listed = vec![manifest(1), manifest(2)];
+        let (c, _) = candidates(Some(manifest(2)), listed.clone(), StartFrom::Id(1)).unwrap();
+        assert_eq!(ids(&c), [1]);
+        let err = candidates(Some(manifest(2)), listed.clone(), StartFrom::Id(9)).unwrap_err();
+        assert!(
+            err.to_string().contains("checkpoint 9 does not exist"),
+            "{err}"
+        );
+        let (c, next) = candidates(Some(manifest(2)), listed, StartFrom::Fresh).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(next, 3);
+        let (c, next) = candidates(None, Vec::new(), StartFrom::Latest).unwrap();
+        assert!(c.is_empty());
+        assert_eq!(next, 1);
     }
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::operator::process::ProcessState;
+use crate::operator::stage::StageState;
 use crate::window::{WatermarksState, WindowState};
 
 /// The first bytes of every state blob.
@@ -196,9 +197,26 @@ pub struct EncodedState {
 }
 
 impl EncodedState {
-    /// Encodes the state parts (each serializing as the matching [`StateBlob`] field);
-    /// `capacity` is a hint (the previous checkpoint's size).
+    /// Encodes the state parts: the watermarks and the stateful stage's state, each into
+    /// its [`StateBlob`] field; `capacity` is a hint (the previous checkpoint's size).
     pub fn encode(
+        watermarks: Option<impl Serialize>,
+        stage: Option<StageState<'_>>,
+        capacity: usize,
+    ) -> Self {
+        match stage {
+            Some(StageState::Window(w)) => {
+                Self::encode_fields(watermarks, Some(w), None::<()>, capacity)
+            }
+            Some(StageState::Process(p)) => {
+                Self::encode_fields(watermarks, None::<()>, Some(p), capacity)
+            }
+            None => Self::encode_fields(watermarks, None::<()>, None::<()>, capacity),
+        }
+    }
+
+    /// Encodes the three state fields of a [`StateBlob`].
+    fn encode_fields(
         watermarks: Option<impl Serialize>,
         window: Option<impl Serialize>,
         process: Option<impl Serialize>,
@@ -275,7 +293,7 @@ mod tests {
         let bytes = blob.encode();
         assert_eq!(StateBlob::decode("x", &bytes).unwrap(), blob);
         // State encoded in parts during the pause makes the same blob.
-        let parts = EncodedState::encode(
+        let parts = EncodedState::encode_fields(
             blob.watermarks.as_ref(),
             blob.window.as_ref(),
             blob.process.as_ref(),

@@ -87,15 +87,13 @@ pub fn run(
             let file = dir.path().join("plugin-test.toml");
             std::fs::write(&file, &text)?;
             let pipeline = weir::config::parse(&file, text)?;
-            let mut err = Vec::new();
-            let summary = weir::pipeline::local::run(
-                &runtime,
-                &pipeline,
-                &input,
-                &mut std::io::stdout().lock(),
-                &mut err,
-            )?;
-            std::io::Write::write_all(&mut std::io::stderr(), &err)?;
+            let sink = weir::sink::stdout::StdoutSink::stdio();
+            let summary = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?
+                .block_on(weir::pipeline::local::run(
+                    &runtime, &pipeline, &input, sink,
+                ))?;
             if strict && summary.dead_letters > 0 {
                 bail!("{} events failed", summary.dead_letters);
             }

@@ -17,6 +17,20 @@ impl Pipeline {
                 ),
             ));
         }
+        self.check_source_and_sink()?;
+        self.check_stateful()?;
+        let mut names = std::collections::HashSet::new();
+        for (list, ops) in [("operators", &c.operators), ("after", &c.after)] {
+            for (i, op) in ops.iter().enumerate() {
+                self.check_operator(&format!("{list}[{i}]"), op, &mut names)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `[source]`, `[sink]` and `[checkpoint]`.
+    fn check_source_and_sink(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
         let s = &c.source;
         if s.stream.is_empty() {
             return Err(self.error(None, "field `source.stream` must not be empty"));
@@ -63,6 +77,12 @@ impl Pipeline {
         if c.source.watermarks.interval.is_zero() {
             return Err(self.error(None, "field `source.watermarks.interval` must be positive"));
         }
+        Ok(())
+    }
+
+    /// `[window]`, `[process]` and `[[after]]`, which needs one of them.
+    fn check_stateful(&self) -> Result<(), ConfigError> {
+        let c = &self.config;
         if let Some(p) = &c.process {
             if c.window.is_some() {
                 return Err(self.error(
@@ -100,12 +120,6 @@ impl Pipeline {
                 "`[[after]]` operators transform the results of a `[window]` or `[process]`, \
                  and the pipeline has neither; put them in `[[operators]]`",
             ));
-        }
-        let mut names = std::collections::HashSet::new();
-        for (list, ops) in [("operators", &c.operators), ("after", &c.after)] {
-            for (i, op) in ops.iter().enumerate() {
-                self.check_operator(&format!("{list}[{i}]"), op, &mut names)?;
-            }
         }
         Ok(())
     }

@@ -186,26 +186,9 @@ impl WindowConfig {
     }
 
     /// What is wrong with the sizes for this kind of window, naming the field.
-    fn check(&self) -> Result<(), String> {
-        let positive = |name: &str, d: Option<Duration>| match d {
-            None => Err(format!(
-                "field `window.{name}` is required for {:?} windows",
-                self.kind
-            )
-            .to_lowercase()),
-            Some(d) if d.as_millis() == 0 => {
-                Err(format!("field `window.{name}` must be at least 1ms"))
-            }
-            Some(_) => Ok(()),
-        };
-        let unused = |name: &str, d: Option<Duration>| match d {
-            Some(_) => Err(format!(
-                "field `window.{name}` does not apply to {:?} windows",
-                self.kind
-            )
-            .to_lowercase()),
-            None => Ok(()),
-        };
+    /// `count` only for global windows; processing time only for time windows, without
+    /// lateness.
+    fn check_count_and_clock(&self) -> Result<(), String> {
         let kind = format!("{:?}", self.kind).to_lowercase();
         if self.kind != WindowKind::Global && self.count.is_some() {
             return Err(format!(
@@ -226,6 +209,30 @@ impl WindowConfig {
                 );
             }
         }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let positive = |name: &str, d: Option<Duration>| match d {
+            None => Err(format!(
+                "field `window.{name}` is required for {:?} windows",
+                self.kind
+            )
+            .to_lowercase()),
+            Some(d) if d.as_millis() == 0 => {
+                Err(format!("field `window.{name}` must be at least 1ms"))
+            }
+            Some(_) => Ok(()),
+        };
+        let unused = |name: &str, d: Option<Duration>| match d {
+            Some(_) => Err(format!(
+                "field `window.{name}` does not apply to {:?} windows",
+                self.kind
+            )
+            .to_lowercase()),
+            None => Ok(()),
+        };
+        self.check_count_and_clock()?;
         match self.kind {
             WindowKind::Global => {
                 match self.count {
@@ -368,7 +375,7 @@ pub struct OperatorConfig {
     pub name: Spanned<String>,
     /// The component file, relative to the pipeline file.
     pub plugin: Spanned<PathBuf>,
-    /// Passed to the plugin's `init` as JSON.
+    /// Passed to the plugin's `configure` as JSON.
     #[serde(default)]
     pub config: Option<toml::Value>,
     /// Memory cap per instance, MiB.
@@ -459,13 +466,13 @@ impl Pipeline {
             .unwrap_or_else(|| format!("weir-{}", self.config.name.get_ref()))
     }
 
-    /// Operator `i`'s config as the JSON text given to `init`.
+    /// Operator `i`'s config as the JSON text given to `configure`.
     pub fn operator_config_json(&self, i: usize) -> String {
         config_json(&self.config.operators[i])
     }
 }
 
-/// An operator's `config` as the JSON text given to `init` (`{}` when absent).
+/// An operator's `config` as the JSON text given to `configure` (`{}` when absent).
 pub fn config_json(op: &OperatorConfig) -> String {
     match &op.config {
         None => "{}".into(),

@@ -128,16 +128,16 @@ impl EventBatch {
     }
 
     /// The events at `indices` (in that order) as a new batch (origins `0..n`).
-    pub fn select(&self, indices: &[usize]) -> EventBatch {
+    pub fn select(&self, indices: &[u32]) -> EventBatch {
         let view = self.view();
         let mut b = BatchBuilder::with_capacity(indices.len(), 64);
         for (j, &i) in indices.iter().enumerate() {
-            let e = view.get(i);
+            let e = view.get(i as usize);
             b.push(e.key, e.time, e.headers, e.payload, j as u32);
         }
         EventBatch {
             packed: into_packed(b),
-            lineage: indices.iter().map(|&i| self.lineage[i]).collect(),
+            lineage: indices.iter().map(|&i| self.lineage[i as usize]).collect(),
         }
     }
 

@@ -1,32 +1,21 @@
-//! The keyed process operator: a `process` plugin called once per key and batch with that
-//! key's events, with per-key state and event-time timers kept by the host
-//! ([`crate::state::KeyedState`]).
+//! The keyed process stage: a `process` plugin called once per key and batch with that key's
+//! events, with per-key state and timers kept by the host ([`crate::state::KeyedState`]).
 //!
-//! Failure isolation as in the transform chain, plus state: before each call the key's state
-//! is snapshotted; when the call fails it is restored, the failing event (named by the plugin,
-//! or found by splitting the key's events after a trap) is dead-lettered, and the others are
-//! processed again.
+//! Failure isolation is [`super::isolate`]'s, plus state: before each call the key's state is
+//! snapshotted, and when the call fails it is restored before the failing event is found and
+//! the others are processed again. A failing timer call is logged and its state changes undone.
 
 use std::collections::HashMap;
 
-use weir_sdk::packed::BatchBuilder;
-
-use crate::runtime::{CallError, ProcessInstance, Runtime};
+use super::batch::EventBatch;
+use super::isolate::{CallFailure, call_isolating};
+use super::output::{BatchOutput, DeadLetter, TimerEvent};
+use super::stage::{StageState, StatefulStage};
+use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
+use crate::runtime::{ProcessInstance, Runtime};
 use crate::state::keyed::TimeDomain;
 
-use super::batch::EventBatch;
-use super::chain::DeadLetter;
-
-/// An event a timer emitted (no source lineage).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TimerEvent {
-    pub key: Vec<u8>,
-    pub time: i64,
-    pub headers: Vec<u8>,
-    pub payload: Vec<u8>,
-}
-
-/// A keyed process operator's state in a checkpoint.
+/// A keyed process stage's state in a checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessState {
     pub watermark: i64,
@@ -41,16 +30,16 @@ pub struct ProcessStateRef<'a> {
     keyed: crate::state::keyed::KeyedStateRef<'a>,
 }
 
-/// A keyed process operator.
-pub struct KeyedProcess {
+/// A keyed process function and its state.
+pub struct ProcessStage {
     pub name: String,
     pub instance: ProcessInstance,
     watermark: i64,
 }
 
-impl KeyedProcess {
+impl ProcessStage {
     pub fn new(name: String, instance: ProcessInstance) -> Self {
-        KeyedProcess {
+        ProcessStage {
             name,
             instance,
             watermark: i64::MIN,
@@ -59,14 +48,14 @@ impl KeyedProcess {
 
     /// Runs `input` key by key (keys in order of first appearance, each key's events in
     /// order); returns the emitted events (with lineage) and appends failures to `dead`.
-    pub fn process_batch(
+    pub fn run_batch(
         &mut self,
         runtime: &Runtime,
         input: &EventBatch,
         dead: &mut Vec<DeadLetter>,
     ) -> EventBatch {
         let view = input.view();
-        let mut groups: Vec<(&[u8], Vec<usize>)> = Vec::new();
+        let mut groups: Vec<(&[u8], Vec<u32>)> = Vec::new();
         let mut by_key: HashMap<&[u8], usize> = HashMap::new();
         for i in 0..view.len() {
             let key = view.key(i);
@@ -74,76 +63,60 @@ impl KeyedProcess {
                 groups.push((key, Vec::new()));
                 groups.len() - 1
             });
-            groups[g].1.push(i);
+            groups[g].1.push(i as u32);
         }
         let mut out = EventBatch::default();
+        let plugin = self.instance.plugin().label();
         for (key, indices) in groups {
-            self.run_key(runtime, input, key, &indices, &mut out, dead);
+            let mut failed = Vec::new();
+            call_isolating(
+                &indices,
+                &|i| i as usize,
+                &mut |part: &[u32]| self.call_key(runtime, input, key, part, &mut out),
+                &mut |i, message| failed.push((i, message)),
+            );
+            for (i, message) in failed {
+                dead.push(DeadLetter::of_batch_event(
+                    input, i, &self.name, &plugin, message,
+                ));
+            }
         }
         out
     }
 
-    fn run_key(
+    /// One `on-events` call with events `part` of `key`; on failure the key's state is put
+    /// back as it was.
+    fn call_key(
         &mut self,
         runtime: &Runtime,
         input: &EventBatch,
         key: &[u8],
-        indices: &[usize],
+        part: &[u32],
         out: &mut EventBatch,
-        dead: &mut Vec<DeadLetter>,
-    ) {
-        if indices.is_empty() {
-            return;
-        }
-        let part = input.select(indices);
+    ) -> Result<(), CallFailure> {
+        let events = input.select(part);
         let snapshot = self.instance.keyed().snapshot(key);
-        let failure = match self.instance.on_events(runtime, key, &part.packed) {
-            Ok(batch) => match EventBatch::from_plugin_output(batch, &part.lineage) {
-                Ok(events) => {
-                    out.append(&events);
-                    return;
-                }
-                Err(e) => (None, format!("plugin returned a {e}")),
-            },
-            Err(CallError::Event { index, message }) if (index as usize) < indices.len() => {
-                (Some(index as usize), message)
+        let result = self
+            .instance
+            .on_events(runtime, key, &events.packed)
+            .map_err(|e| e.into_failure(part.len()))
+            .and_then(|batch| {
+                EventBatch::from_plugin_output(batch, &events.lineage)
+                    .map_err(|e| CallFailure::Whole(format!("plugin returned a {e}")))
+            });
+        match result {
+            Ok(emitted) => {
+                out.append(&emitted);
+                Ok(())
             }
-            Err(e) => (None, e.to_string()),
-        };
-        self.instance.keyed().restore(snapshot);
-        match failure {
-            (Some(i), message) => {
-                self.run_key(runtime, input, key, &indices[..i], out, dead);
-                dead.push(self.dead_letter(input, indices[i], message));
-                self.run_key(runtime, input, key, &indices[i + 1..], out, dead);
-            }
-            (None, message) if indices.len() == 1 => {
-                dead.push(self.dead_letter(input, indices[0], message));
-            }
-            (None, _) => {
-                let mid = indices.len() / 2;
-                self.run_key(runtime, input, key, &indices[..mid], out, dead);
-                self.run_key(runtime, input, key, &indices[mid..], out, dead);
+            Err(failure) => {
+                self.instance.keyed().restore(snapshot);
+                Err(failure)
             }
         }
     }
 
-    fn dead_letter(&self, input: &EventBatch, i: usize, error: String) -> DeadLetter {
-        let e = input.view().get(i);
-        tracing::warn!(operator = %self.name, error = %error, "event dead-lettered");
-        DeadLetter {
-            source: input.lineage[i],
-            operator: self.name.clone(),
-            plugin: self.instance.plugin().label(),
-            error,
-            key: e.key.to_vec(),
-            time: e.time,
-            headers: e.headers.to_vec(),
-            payload: e.payload.to_vec(),
-        }
-    }
-
-    /// The operator's state for a checkpoint (watermark, every key's values and timers),
+    /// The stage's state for a checkpoint (watermark, every key's values and timers),
     /// serialized in place as a [`ProcessState`].
     pub fn state_ref(&mut self) -> ProcessStateRef<'_> {
         ProcessStateRef {
@@ -152,27 +125,8 @@ impl KeyedProcess {
         }
     }
 
-    /// Restores checkpointed state.
-    pub fn restore(&mut self, state: ProcessState) {
-        self.watermark = state.watermark;
-        self.instance.keyed().restore_all(state.keyed);
-    }
-
-    /// Advances the watermark to `wm`, firing due event-time timers in time order; returns the
-    /// events they emitted. A failing timer call is logged and its state changes undone.
-    pub fn advance_watermark(&mut self, runtime: &Runtime, wm: i64) -> Vec<TimerEvent> {
-        if wm <= self.watermark {
-            return Vec::new();
-        }
-        self.watermark = wm;
-        self.fire_timers(runtime, TimeDomain::Event, wm)
-    }
-
-    /// Fires the processing-time timers due at `now` (the wall clock), in time order.
-    pub fn advance_processing_time(&mut self, runtime: &Runtime, now: i64) -> Vec<TimerEvent> {
-        self.fire_timers(runtime, TimeDomain::Processing, now)
-    }
-
+    /// Fires the timers of `domain` due at `now`, in time order; returns the events they
+    /// emitted.
     fn fire_timers(&mut self, runtime: &Runtime, domain: TimeDomain, now: i64) -> Vec<TimerEvent> {
         let mut emitted = Vec::new();
         while let Some((time, key)) = self.instance.keyed().pop_due_timer(domain, now) {
@@ -180,55 +134,110 @@ impl KeyedProcess {
             self.instance.keyed().domain = domain;
             let result = self.instance.on_timer(runtime, &key, time);
             self.instance.keyed().domain = TimeDomain::Event;
-            match result {
-                Ok(batch) => {
-                    let b = super::batch::into_builder(batch);
-                    match weir_sdk::packed::BatchView::new(b.columns(), None) {
-                        Ok(view) => emitted.extend(view.iter().map(|e| TimerEvent {
-                            key: if e.key.is_empty() {
-                                key.to_vec()
-                            } else {
-                                e.key.to_vec()
-                            },
-                            time: e.time,
-                            headers: e.headers.to_vec(),
-                            payload: e.payload.to_vec(),
-                        })),
-                        Err(e) => self.timer_failed(
-                            &key,
-                            time,
-                            snapshot,
-                            format!("plugin returned a {e}"),
-                        ),
-                    }
+            let batch = result.map_err(|e| e.to_string()).and_then(|batch| {
+                let b = super::batch::into_builder(batch);
+                weir_sdk::packed::BatchView::new(b.columns(), None)
+                    .map(|view| timer_events(&key, &view))
+                    .map_err(|e| format!("plugin returned a {e}"))
+            });
+            match batch {
+                Ok(events) => emitted.extend(events),
+                Err(error) => {
+                    self.instance.keyed().restore(snapshot);
+                    tracing::error!(
+                        operator = %self.name,
+                        key = %String::from_utf8_lossy(&key),
+                        time,
+                        error = %error,
+                        "timer call failed; its state changes were undone and the timer dropped"
+                    );
                 }
-                Err(e) => self.timer_failed(&key, time, snapshot, e.to_string()),
             }
         }
         emitted
     }
-
-    fn timer_failed(
-        &mut self,
-        key: &[u8],
-        time: i64,
-        snapshot: crate::state::KeySnapshot,
-        error: String,
-    ) {
-        self.instance.keyed().restore(snapshot);
-        tracing::error!(
-            operator = %self.name,
-            key = %String::from_utf8_lossy(key),
-            time,
-            error = %error,
-            "timer call failed; its state changes were undone and the timer dropped"
-        );
-    }
 }
 
-/// Appends timer events to a builder (for outputs without lineage).
-pub fn push_timer_events(b: &mut BatchBuilder, events: &[TimerEvent]) {
-    for e in events {
-        b.push(&e.key, e.time, &e.headers, &e.payload, 0);
+/// A timer call's output as events; an event without a key gets the timer's key.
+fn timer_events(key: &[u8], view: &weir_sdk::packed::BatchView<'_>) -> Vec<TimerEvent> {
+    view.iter()
+        .map(|e| TimerEvent {
+            key: if e.key.is_empty() {
+                key.to_vec()
+            } else {
+                e.key.to_vec()
+            },
+            time: e.time,
+            headers: e.headers.to_vec(),
+            payload: e.payload.to_vec(),
+        })
+        .collect()
+}
+
+impl StatefulStage for ProcessStage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput) {
+        let emitted = self.run_batch(runtime, events, &mut out.dead);
+        out.events.append(&emitted);
+    }
+
+    /// Fires due event-time timers; the watermark never moves back.
+    fn advance_watermark(&mut self, runtime: &Runtime, watermark: i64, out: &mut BatchOutput) {
+        if watermark <= self.watermark {
+            return;
+        }
+        self.watermark = watermark;
+        let fired = self.fire_timers(runtime, TimeDomain::Event, watermark);
+        out.timers.extend(fired);
+    }
+
+    fn on_processing_time(&mut self, runtime: &Runtime, out: &mut BatchOutput) {
+        let now = self.instance.keyed().clock.now();
+        let fired = self.fire_timers(runtime, TimeDomain::Processing, now);
+        out.timers.extend(fired);
+    }
+
+    fn needs_processing_time(&self) -> bool {
+        true
+    }
+
+    fn state(&mut self) -> StageState<'_> {
+        StageState::Process(self.state_ref())
+    }
+
+    fn restore(
+        &mut self,
+        _runtime: &Runtime,
+        manifest: &Manifest,
+        blob: &mut StateBlob,
+    ) -> anyhow::Result<()> {
+        if blob.window.is_some() {
+            anyhow::bail!(
+                "checkpoint {} holds window state, but the pipeline has a `[process]` now; a \
+                 fresh start needs `weir checkpoint delete --all`",
+                manifest.id
+            );
+        }
+        if let Some(state) = blob.process.take() {
+            self.watermark = state.watermark;
+            self.instance.keyed().restore_all(state.keyed);
+        }
+        Ok(())
+    }
+
+    fn plugin_version(&mut self, _runtime: &Runtime) -> anyhow::Result<PluginVersion> {
+        Ok(PluginVersion {
+            stage: "process".into(),
+            name: self.name.clone(),
+            sha256: self.instance.plugin().hash.clone(),
+            state_version: None,
+        })
+    }
+
+    fn state_entries(&mut self) -> u64 {
+        self.instance.keyed().keys() as u64
     }
 }

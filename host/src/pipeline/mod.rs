@@ -1,18 +1,26 @@
-//! Running a pipeline: wiring source → operator chain → sink, and the run loop.
+//! Running a pipeline: the engine and its drivers.
 //!
-//! - [`build_chain`], [`build_window`], [`build_process`], [`build_after`] load the stages'
-//!   plugins (errors name the field and line);
-//! - [`nats::run`] is `weir run`: JetStream in, JetStream out, at-least-once;
-//! - [`local::run`] is `weir run --local`: JSON lines in, JSON lines out, no NATS.
+//! - [`stages`]: the engine — operator chain → stateful stage (window or process) → `[[after]]`
+//!   — the one orchestrator of processing, whoever drives it;
+//! - [`operator_thread`]: where the engine runs (a blocking thread, plugins are synchronous);
+//! - [`run_loop`]: the loop over a [`Source`](crate::source::Source) and a
+//!   [`Sink`](crate::sink::Sink), with checkpoints, written once;
+//! - [`nats`] is `weir run` (JetStream in and out, checkpoints in JetStream, effectively-once
+//!   by default); [`local`] is `weir run --local` and `weir plugin test` (JSON lines in, JSON
+//!   lines out, no NATS);
+//! - [`build_chain`], [`build_stateful`], [`build_after`] load the stages' plugins (errors name
+//!   the field and line).
 
 pub mod local;
 pub mod nats;
+pub mod operator_thread;
+pub mod run_loop;
 pub mod stages;
 
-use crate::config::{OperatorConfig, Pipeline, config_json};
-use crate::operator::process::KeyedProcess;
-use crate::operator::window::WindowedAggregate;
-use crate::operator::{Chain, Operator};
+use crate::config::{OperatorConfig, Pipeline, WindowTime, config_json};
+use crate::operator::aggregate::AggregateStage;
+use crate::operator::process::ProcessStage;
+use crate::operator::{Chain, Operator, StatefulStage};
 use crate::runtime::instance::{Instance, WorldBindings};
 use crate::runtime::{Limits, Plugin, Runtime, World};
 use crate::window::WindowOperator;
@@ -80,32 +88,30 @@ fn chain_of(
     })
 }
 
-/// Loads and initialises the pipeline's window aggregate, if it has a `[window]`.
-pub fn build_window(
+/// Loads and initialises the pipeline's stateful stage: its `[window]` aggregate or its
+/// `[process]` function, if it has either.
+pub fn build_stateful(
     runtime: &Runtime,
     pipeline: &Pipeline,
-) -> anyhow::Result<Option<WindowedAggregate>> {
-    let Some(w) = &pipeline.config.window else {
-        return Ok(None);
-    };
-    let op = &w.aggregate;
-    let lateness = w.allowed_lateness.as_millis().min(i64::MAX as u128) as i64;
-    Ok(Some(WindowedAggregate::new(
-        op.name.get_ref().clone(),
-        start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
-        WindowOperator::new(w.spec(), lateness),
-    )))
-}
-
-/// Loads and initialises the pipeline's keyed process function, if it has a `[process]`.
-pub fn build_process(
-    runtime: &Runtime,
-    pipeline: &Pipeline,
-) -> anyhow::Result<Option<KeyedProcess>> {
-    let Some(p) = &pipeline.config.process else {
-        return Ok(None);
-    };
-    let op = &p.function;
-    let instance = start_instance(runtime, pipeline, op, "process.function", World::Process)?;
-    Ok(Some(KeyedProcess::new(op.name.get_ref().clone(), instance)))
+) -> anyhow::Result<Option<Box<dyn StatefulStage>>> {
+    let c = &pipeline.config;
+    if let Some(w) = &c.window {
+        let op = &w.aggregate;
+        let lateness = w.allowed_lateness.as_millis().min(i64::MAX as u128) as i64;
+        return Ok(Some(Box::new(AggregateStage::new(
+            op.name.get_ref().clone(),
+            start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
+            WindowOperator::new(w.spec(), lateness),
+            w.time == WindowTime::Processing,
+        ))));
+    }
+    if let Some(p) = &c.process {
+        let op = &p.function;
+        let instance = start_instance(runtime, pipeline, op, "process.function", World::Process)?;
+        return Ok(Some(Box::new(ProcessStage::new(
+            op.name.get_ref().clone(),
+            instance,
+        ))));
+    }
+    Ok(None)
 }

@@ -1,77 +1,95 @@
-//! The processing stages of a JetStream pipeline — operator chain, then the window or keyed
-//! process stage with its watermarks — run on a blocking thread batch by batch, and their
-//! state for checkpoints (snapshot and restore).
+//! The engine: the one orchestrator of a pipeline's processing, whichever driver runs it
+//! (`weir run`, `weir run --local`, `weir plugin test`).
+//!
+//! A batch goes through the operator chain, then the stateful stage (a window aggregate or a
+//! keyed process function, [`StatefulStage`]) with its watermarks, then the `[[after]]`
+//! operators over the stage's results. `Stages` is synchronous — plugins are — and runs on the
+//! operator thread ([`super::operator_thread`]); it holds the state a checkpoint snapshots and
+//! a restore puts back.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use weir_sdk::packed::BatchBuilder;
 
 use crate::admin::Metrics;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
-use crate::config::{Pipeline, WatermarkStrategy, WindowTime};
-use crate::operator::process::KeyedProcess;
-use crate::operator::window::WindowedAggregate;
-use crate::operator::window::push_result;
-use crate::operator::{Chain, DeadLetter, EventBatch};
+use crate::config::{Pipeline, WatermarkStrategy};
+use crate::operator::output::{Derived, DerivedDeadLetter, ResultOrigin};
+use crate::operator::{BatchOutput, Chain, DeadLetter, EventBatch, StatefulStage};
 use crate::runtime::Runtime;
-use crate::sink::jetstream::{
-    BatchOutput, Derived, DerivedDeadLetter, WindowResult, timer_origin, window_origin,
-};
-use crate::window::{Emission, ProcessingClock, SourceWatermarks};
-use weir_sdk::packed::BatchBuilder;
+use crate::source::{Origin, SourcePartitions};
+use crate::window::SourceWatermarks;
 
-/// The processing stages of a pipeline, moved to a blocking thread for each batch.
+/// The processing stages of a pipeline.
 pub struct Stages {
     runtime: Runtime,
     metrics: Arc<Metrics>,
     chain: Chain,
-    window: Option<WindowedAggregate>,
-    process: Option<KeyedProcess>,
-    /// `[[after]]`: transforms over the window or process stage's results.
+    /// The window aggregate or keyed process stage, if the pipeline keeps state.
+    stateful: Option<Box<dyn StatefulStage>>,
+    /// `[[after]]`: transforms over the stateful stage's results.
     after: Chain,
-    /// Per-partition bounded watermarks (`None`: no stateful stage, punctuated, or
+    /// Per-partition bounded watermarks (`None`: no stateful stage, punctuated watermarks, or
     /// processing time).
-    pub watermarks: Option<SourceWatermarks>,
-    /// The wall clock of a processing-time window (which it also fires).
-    processing: Option<ProcessingClock>,
+    watermarks: Option<SourceWatermarks>,
     /// The last snapshot's size (the next one's buffer is sized from it).
     snapshot_size: usize,
 }
 
+/// What one batch produced: the chain's outputs (its results when there is no stateful
+/// stage, and dead letters), and the stateful stage's (with `effectively-once` these wait for
+/// the next checkpoint).
+pub struct StagesOutput {
+    pub chain: BatchOutput,
+    pub stateful: BatchOutput,
+}
+
 impl Stages {
+    /// Loads every plugin of `pipeline` and sets up watermarks for a source partitioned as
+    /// `partitions`.
     pub fn build(
         runtime: &Runtime,
         pipeline: &Pipeline,
         metrics: Arc<Metrics>,
+        partitions: &SourcePartitions,
     ) -> anyhow::Result<Self> {
+        let stateful = super::build_stateful(runtime, pipeline)?;
+        let w = &pipeline.config.source.watermarks;
+        let watermarks = stateful
+            .as_ref()
+            .filter(|s| s.uses_event_time())
+            .filter(|_| w.strategy == WatermarkStrategy::Bounded && !partitions.punctuated)
+            .map(|_| {
+                SourceWatermarks::new(
+                    &partitions.subjects,
+                    w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
+                    partitions.idle_timeout,
+                )
+            });
         Ok(Stages {
             runtime: runtime.clone(),
             metrics,
             chain: super::build_chain(runtime, pipeline)?,
-            window: super::build_window(runtime, pipeline)?,
-            process: super::build_process(runtime, pipeline)?,
+            stateful,
             after: super::build_after(runtime, pipeline)?,
-            watermarks: source_watermarks(pipeline),
-            processing: pipeline
-                .config
-                .window
-                .as_ref()
-                .is_some_and(|w| w.time == WindowTime::Processing)
-                .then(ProcessingClock::default),
+            watermarks,
             snapshot_size: 0,
         })
     }
 
-    /// Runs a batch through the chain and then the window or process stage, if any: the
-    /// events in order, split at watermark markers (`(source index, watermark)`), then the
-    /// generated watermark. Returns the chain's outputs (its results when there is no
-    /// stateful stage, and dead letters) and the stateful stage's outputs apart: with
-    /// `effectively-once` the latter wait for the next checkpoint.
+    /// Runs a batch: the events through the chain, then into the stateful stage in order,
+    /// split at watermark markers (`(source index, watermark)`), then the generated watermark.
+    /// `refused`: events the source could not read; `origins[i]`: where source message `i`
+    /// came from (its subject picks the watermark partition).
     pub fn run(
         &mut self,
         events: EventBatch,
         refused: Vec<DeadLetter>,
         markers: &[(u32, i64)],
-        subjects: &[String],
-    ) -> (BatchOutput, BatchOutput) {
+        origins: &[Origin],
+    ) -> StagesOutput {
         let out = self.chain.run(events);
         let mut chain = BatchOutput {
             dead: refused,
@@ -79,13 +97,13 @@ impl Stages {
         };
         chain.dead.extend(out.dead);
         let mut stateful = BatchOutput::default();
-        if self.window.is_none() && self.process.is_none() {
+        let Some(stage) = &mut self.stateful else {
             chain.events = out.events;
-            return (chain, stateful);
-        }
+            return StagesOutput { chain, stateful };
+        };
         let events = out.events;
         let mut start = 0;
-        if self.processing.is_none() {
+        if stage.uses_event_time() {
             for &(source, wm) in markers {
                 let end = start + events.lineage[start..].partition_point(|&l| l < source);
                 self.segment(&events, start, end, &mut stateful);
@@ -94,12 +112,12 @@ impl Stages {
             }
         }
         self.segment(&events, start, events.len(), &mut stateful);
-        self.processing_time(&mut stateful);
+        self.on_processing_time(&mut stateful);
         if let Some(w) = &mut self.watermarks {
-            let now = std::time::Instant::now();
+            let now = Instant::now();
             let view = events.view();
             for i in 0..view.len() {
-                let partition = w.partition(&subjects[events.lineage[i] as usize]);
+                let partition = w.partition(&origins[events.lineage[i] as usize].subject);
                 w.observe(partition, view.time(i), now);
             }
             if let Some(wm) = w.update(now) {
@@ -107,43 +125,71 @@ impl Stages {
             }
         }
         self.after(&mut stateful);
-        (chain, stateful)
+        StagesOutput { chain, stateful }
     }
 
     /// Whether [`Stages::tick`] has work on a quiet stream (watermarks to advance, or a
     /// processing-time window or timers to fire).
     pub fn needs_ticks(&self) -> bool {
-        self.watermarks.is_some() || self.processing.is_some() || self.process.is_some()
-    }
-
-    /// Fires what the wall clock made due: processing-time windows and timers.
-    fn processing_time(&mut self, result: &mut BatchOutput) {
-        if let Some(clock) = &mut self.processing {
-            let now = clock.now();
-            self.advance(now - 1, result);
-        }
-        if let Some(process) = &mut self.process {
-            let now = process.instance.keyed().clock.now();
-            result
-                .timers
-                .extend(process.advance_processing_time(&self.runtime, now));
-        }
+        self.watermarks.is_some()
+            || self
+                .stateful
+                .as_ref()
+                .is_some_and(|s| s.needs_processing_time())
     }
 
     /// Periodic work while no events arrive: idle partitions stop holding the watermark back;
-    /// processing-time windows fire by the clock.
+    /// processing-time windows and timers fire by the clock.
     pub fn tick(&mut self) -> BatchOutput {
         let mut result = BatchOutput::default();
-        self.processing_time(&mut result);
+        self.on_processing_time(&mut result);
         if let Some(wm) = self
             .watermarks
             .as_mut()
-            .and_then(|w| w.update(std::time::Instant::now()))
+            .and_then(|w| w.update(Instant::now()))
         {
             self.advance(wm, &mut result);
         }
         self.after(&mut result);
         result
+    }
+
+    /// The input ended (a bounded source): event time jumps to its end, firing every window
+    /// and event-time timer, as Flink does at the end of a bounded input.
+    pub fn end_of_input(&mut self) -> BatchOutput {
+        let mut result = BatchOutput::default();
+        self.advance(i64::MAX, &mut result);
+        self.after(&mut result);
+        result
+    }
+
+    fn on_processing_time(&mut self, out: &mut BatchOutput) {
+        if let Some(stage) = &mut self.stateful {
+            stage.on_processing_time(&self.runtime, out);
+        }
+    }
+
+    /// Events `lo..hi` into the stateful stage.
+    fn segment(&mut self, events: &EventBatch, lo: usize, hi: usize, out: &mut BatchOutput) {
+        let Some(stage) = &mut self.stateful else {
+            return;
+        };
+        if lo >= hi {
+            return;
+        }
+        if lo == 0 && hi == events.len() {
+            stage.process_batch(&self.runtime, events, out);
+        } else {
+            stage.process_batch(&self.runtime, &events.slice(lo, hi), out);
+        }
+    }
+
+    /// Advances the stateful stage's watermark.
+    fn advance(&mut self, wm: i64, out: &mut BatchOutput) {
+        self.metrics.watermark.fetch_max(wm, Relaxed);
+        if let Some(stage) = &mut self.stateful {
+            stage.advance_watermark(&self.runtime, wm, out);
+        }
     }
 
     /// Runs the stateful stage's results through the `[[after]]` operators: process outputs
@@ -164,19 +210,19 @@ impl Stages {
         let mut origins = Vec::with_capacity(out.windows.len() + out.timers.len());
         let mut b = BatchBuilder::with_capacity(origins.capacity(), 64);
         for r in out.windows.drain(..) {
-            push_result(&mut b, &r.key, r.window, &r.payload, origins.len() as u32);
-            origins.push(window_origin(&r));
+            r.push_as_event(&mut b, origins.len() as u32);
+            origins.push(ResultOrigin::of_window(&r));
         }
         for e in out.timers.drain(..) {
-            b.push(&e.key, e.time, &e.headers, &e.payload, origins.len() as u32);
-            origins.push(timer_origin(&e));
+            e.push_as_event(&mut b, origins.len() as u32);
+            origins.push(ResultOrigin::of_timer(&e));
         }
         let r = self.after.run(EventBatch::from_source(b));
         let mut emitted = vec![0u32; origins.len()];
         for (i, e) in r.events.view().iter().enumerate() {
             let origin = r.events.lineage[i] as usize;
             out.derived.push(Derived {
-                origin: origins[origin].clone(),
+                origin: origins[origin],
                 index: emitted[origin],
                 key: e.key.to_vec(),
                 time: e.time,
@@ -187,61 +233,17 @@ impl Stages {
         }
         out.derived_dead
             .extend(r.dead.into_iter().map(|letter| DerivedDeadLetter {
-                origin: origins[letter.source as usize].clone(),
+                origin: origins[letter.source as usize],
                 letter,
             }));
     }
-
-    /// Events `lo..hi` into the window or process stage.
-    fn segment(&mut self, events: &EventBatch, lo: usize, hi: usize, result: &mut BatchOutput) {
-        if lo >= hi {
-            return;
-        }
-        let sliced;
-        let part = if let Some(clock) = &mut self.processing {
-            let mut stamped = events.slice(lo, hi);
-            clock.stamp(&mut stamped);
-            sliced = stamped;
-            &sliced
-        } else if lo == 0 && hi == events.len() {
-            events
-        } else {
-            sliced = events.slice(lo, hi);
-            &sliced
-        };
-        if let Some(process) = &mut self.process {
-            let emitted = process.process_batch(&self.runtime, part, &mut result.dead);
-            result.events.append(&emitted);
-        }
-        if let Some(window) = &mut self.window {
-            let mut emitted = Vec::new();
-            window.process_batch(&self.runtime, &part.view(), &mut emitted);
-            absorb(window, emitted, Some(part), result);
-        }
-    }
-
-    /// Advances the watermark of the window or process stage.
-    fn advance(&mut self, wm: i64, result: &mut BatchOutput) {
-        self.metrics
-            .watermark
-            .fetch_max(wm, std::sync::atomic::Ordering::Relaxed);
-        if let Some(process) = &mut self.process {
-            result
-                .timers
-                .extend(process.advance_watermark(&self.runtime, wm));
-        }
-        if let Some(window) = &mut self.window {
-            let mut emitted = Vec::new();
-            window.advance_watermark(&self.runtime, wm, &mut emitted);
-            absorb(window, emitted, None, result);
-        }
-    }
 }
 
+/// Checkpoints: snapshot, restore, versions.
 impl Stages {
     /// Whether the pipeline keeps state (a window or process stage).
     pub fn stateful(&self) -> bool {
-        self.window.is_some() || self.process.is_some()
+        self.stateful.is_some()
     }
 
     /// Encodes the state of every stage (the checkpoint pause: one pass writing bytes, no
@@ -252,8 +254,7 @@ impl Stages {
         let combined = watermarks.as_ref().and_then(|w| w.combined);
         let state = EncodedState::encode(
             watermarks,
-            self.window.as_ref().map(|w| w.windows.state_ref()),
-            self.process.as_mut().map(KeyedProcess::state_ref),
+            self.stateful.as_mut().map(|s| s.state()),
             self.snapshot_size + self.snapshot_size / 8,
         );
         self.snapshot_size = state.len();
@@ -262,63 +263,40 @@ impl Stages {
 
     /// Live (key, window) accumulators, or keys with process state.
     pub fn state_entries(&mut self) -> u64 {
-        let windows = self.window.as_ref().map_or(0, |w| w.windows.live_windows());
-        let keys = self
-            .process
-            .as_mut()
-            .map_or(0, |p| p.instance.keyed().keys());
-        (windows + keys) as u64
+        self.stateful.as_mut().map_or(0, |s| s.state_entries())
     }
 
     /// The plugins whose versions a checkpoint records; the window's aggregate reports its
     /// accumulator state version.
     pub fn plugin_versions(&mut self) -> anyhow::Result<Vec<PluginVersion>> {
-        let mut out: Vec<PluginVersion> = self
-            .chain
-            .operators
-            .iter()
-            .map(|op| PluginVersion {
-                stage: "operator".into(),
-                name: op.name.clone(),
-                sha256: op.instance.plugin().hash.clone(),
-                state_version: None,
-            })
-            .collect();
-        if let Some(w) = &mut self.window {
-            let version = w.instance.state_version(&self.runtime).map_err(|e| {
-                anyhow::anyhow!("window aggregate `{}`: state-version: {e}", w.name)
-            })?;
-            out.push(PluginVersion {
-                stage: "window".into(),
-                name: w.name.clone(),
-                sha256: w.instance.plugin().hash.clone(),
-                state_version: Some(version),
-            });
+        let chain = |stage: &str, chain: &Chain| -> Vec<PluginVersion> {
+            chain
+                .operators
+                .iter()
+                .map(|op| PluginVersion {
+                    stage: stage.into(),
+                    name: op.name.clone(),
+                    sha256: op.instance.plugin().hash.clone(),
+                    state_version: None,
+                })
+                .collect()
+        };
+        let mut out = chain("operator", &self.chain);
+        if let Some(s) = &mut self.stateful {
+            out.push(s.plugin_version(&self.runtime)?);
         }
-        if let Some(p) = &self.process {
-            out.push(PluginVersion {
-                stage: "process".into(),
-                name: p.name.clone(),
-                sha256: p.instance.plugin().hash.clone(),
-                state_version: None,
-            });
-        }
-        out.extend(self.after.operators.iter().map(|op| PluginVersion {
-            stage: "after".into(),
-            name: op.name.clone(),
-            sha256: op.instance.plugin().hash.clone(),
-            state_version: None,
-        }));
+        out.extend(chain("after", &self.after));
         Ok(out)
     }
 
-    /// Puts checkpointed state back: checks that it fits this pipeline (same window, no newer
-    /// accumulator version) and migrates accumulators of an older version through the
-    /// plugin. On an error nothing is usable and the caller must not run the pipeline.
+    /// Puts checkpointed state back: checks that it fits this pipeline (same window, same
+    /// kind of stage, no newer accumulator version) and migrates accumulators of an older
+    /// version through the plugin. On an error nothing is usable and the caller must not run
+    /// the pipeline.
     pub fn restore(
         &mut self,
         manifest: &Manifest,
-        blob: StateBlob,
+        mut blob: StateBlob,
         window_description: Option<&str>,
     ) -> anyhow::Result<()> {
         let id = manifest.id;
@@ -330,146 +308,136 @@ impl Stages {
                 window_description.unwrap_or("none")
             );
         }
-        if let (Some(w), Some(state)) = (&mut self.window, blob.window) {
-            let recorded = manifest
-                .plugins
-                .iter()
-                .find(|p| p.stage == "window")
-                .and_then(|p| p.state_version)
-                .unwrap_or(0);
-            let current = w.instance.state_version(&self.runtime).map_err(|e| {
-                anyhow::anyhow!("window aggregate `{}`: state-version: {e}", w.name)
-            })?;
-            if recorded > current {
-                anyhow::bail!(
-                    "checkpoint {id} holds accumulators of state version {recorded}, but \
-                     plugin {} of window aggregate `{}` has state version {current}: it \
-                     cannot read them (was the plugin downgraded?)",
-                    w.instance.plugin().label(),
-                    w.name
-                );
-            }
-            let (runtime, name) = (&self.runtime, w.name.clone());
-            let instance = &mut w.instance;
-            let mut migrated = 0u64;
-            w.windows
-                .restore(state, |acc| {
-                    if recorded == current {
-                        return Ok(acc);
-                    }
-                    migrated += 1;
-                    instance
-                        .migrate(runtime, recorded, &acc)
-                        .map_err(|e| e.to_string())
-                })
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "checkpoint {id}: window aggregate `{name}` cannot migrate its \
-                         accumulators from state version {recorded} to {current}: {e}"
-                    )
-                })?;
-            if migrated > 0 {
-                tracing::info!(
-                    checkpoint = id,
-                    migrated,
-                    from = recorded,
-                    to = current,
-                    "accumulators migrated"
-                );
-            }
-        }
-        match (&mut self.process, blob.process) {
-            (Some(p), Some(state)) => p.restore(state),
-            (None, Some(_)) => anyhow::bail!(
-                "checkpoint {id} holds keyed process state, but the pipeline has no \
-                 `[process]` now; a fresh start needs `weir checkpoint delete --all`"
+        match &mut self.stateful {
+            Some(stage) => stage.restore(&self.runtime, manifest, &mut blob)?,
+            None if blob.window.is_some() || blob.process.is_some() => anyhow::bail!(
+                "checkpoint {id} holds window or keyed process state, but the pipeline has \
+                 neither a `[window]` nor a `[process]` now; a fresh start needs `weir \
+                 checkpoint delete --all`"
             ),
-            _ => {}
+            None => {}
         }
         if let (Some(w), Some(state)) = (&mut self.watermarks, &blob.watermarks) {
-            w.restore(state, std::time::Instant::now())
+            w.restore(state, Instant::now())
                 .map_err(|e| anyhow::anyhow!("checkpoint {id}: {e}"))?;
         }
         if let Some(wm) = blob.watermarks.as_ref().and_then(|w| w.combined) {
-            self.metrics
-                .watermark
-                .fetch_max(wm, std::sync::atomic::Ordering::Relaxed);
+            self.metrics.watermark.fetch_max(wm, Relaxed);
         }
         Ok(())
     }
 }
 
-/// The per-partition watermarks of a pipeline with a `[window]` or `[process]` and bounded
-/// watermarks.
-fn source_watermarks(pipeline: &Pipeline) -> Option<SourceWatermarks> {
-    let c = &pipeline.config;
-    let w = &c.source.watermarks;
-    let stateful = c.window.is_some() || c.process.is_some();
-    let processing = c
-        .window
-        .as_ref()
-        .is_some_and(|w| w.time == WindowTime::Processing);
-    (stateful && !processing && w.strategy == WatermarkStrategy::Bounded).then(|| {
-        SourceWatermarks::new(
-            &c.source.subjects,
-            w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
-            w.idle_timeout,
-        )
-    })
-}
+#[cfg(test)]
+mod tests {
+    use weir_sdk::packed::BatchBuilder;
 
-/// Sorts window emissions into results, late events and dead letters. `part` is the batch the
-/// event indices of `Late`/`Failed` refer to.
-fn absorb(
-    window: &WindowedAggregate,
-    emitted: Vec<Emission>,
-    part: Option<&EventBatch>,
-    result: &mut BatchOutput,
-) {
-    let plugin = window.instance.plugin().label();
-    let letter = |index: usize, error: String| {
-        let part = part.expect("event emissions come with their batch");
-        let e = part.view().get(index);
-        DeadLetter {
-            source: part.lineage[index],
-            operator: window.name.clone(),
-            plugin: plugin.clone(),
-            error,
-            key: e.key.to_vec(),
-            time: e.time,
-            headers: e.headers.to_vec(),
-            payload: e.payload.to_vec(),
+    use super::*;
+
+    /// A windowed pipeline over the `window-stats` plugin (built by `plugins/build.sh`):
+    /// tumbling 10 ms counts, `amount` summed.
+    fn windowed(partitions: &SourcePartitions) -> Stages {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let plugin =
+            root.join("target/plugins/wasm32-wasip2/release/weir_plugin_window_stats.wasm");
+        assert!(plugin.is_file(), "run `bash plugins/build.sh` first");
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            "name = \"p\"\n[source]\nstream = \"S\"\n[window]\ntype = \"tumbling\"\nsize = \
+             \"10ms\"\n[window.aggregate]\nname = \"stats\"\nplugin = {:?}\nconfig = {{ field = \
+             \"amount\" }}\n[sink]\nsubject = \"o\"\ndead_letter = \"d\"\n",
+            plugin.display().to_string()
+        );
+        let pipeline = crate::config::parse(&dir.path().join("p.toml"), text).unwrap();
+        let runtime = Runtime::new(Some(std::env::temp_dir().join("weir-unit-cache"))).unwrap();
+        Stages::build(&runtime, &pipeline, Metrics::new("p"), partitions).unwrap()
+    }
+
+    /// Events (time, amount) as source messages 0..n.
+    fn batch(events: &[(i64, &str)]) -> (EventBatch, Vec<Origin>) {
+        let mut b = BatchBuilder::new();
+        for (i, (t, amount)) in events.iter().enumerate() {
+            let payload = format!("{{\"amount\":{amount}}}");
+            b.push(b"k", *t, &[], payload.as_bytes(), i as u32);
         }
-    };
-    for e in emitted {
-        match e {
-            Emission::Fired {
-                key,
-                window,
-                payload,
-                serial,
-            } => result.windows.push(WindowResult {
-                key,
-                window,
-                payload,
-                serial,
-            }),
-            Emission::Late { index } => result.late.push(letter(
-                index,
-                "late: every window of the event is past its allowed lateness".into(),
-            )),
-            Emission::Failed { index, error } => result.dead.push(letter(index, error)),
-            Emission::WindowFailed {
-                key,
-                window: w,
-                error,
-            } => tracing::error!(
-                key = %String::from_utf8_lossy(&key),
-                start = w.start,
-                end = w.end,
-                error = %error,
-                "window result failed; its state is kept"
-            ),
-        }
+        let origins = (0..events.len() as u64)
+            .map(|sequence| Origin {
+                subject: "s".into(),
+                sequence,
+            })
+            .collect();
+        (EventBatch::from_source(b), origins)
+    }
+
+    fn counts(out: &BatchOutput) -> Vec<(i64, u64)> {
+        out.windows
+            .iter()
+            .map(|r| {
+                let v: serde_json::Value = serde_json::from_slice(&r.payload).unwrap();
+                (r.window.start, v["count"].as_u64().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_marker_splits_the_batch_and_the_end_of_input_fires_the_rest() {
+        let punctuated = SourcePartitions {
+            punctuated: true,
+            ..Default::default()
+        };
+        let mut stages = windowed(&punctuated);
+        assert!(stages.stateful() && !stages.needs_ticks());
+        // Message 2 is a marker (watermark 9): events 0 and 1 fire with window [0, 10) before
+        // event 3 (time 4, now late) arrives; a refused message passes through as a dead
+        // letter; a bad amount is dead-lettered by the aggregate.
+        let (all, origins) = batch(&[(1, "1"), (5, "2"), (0, "0"), (4, "3"), (12, "\"x\"")]);
+        let events = all.select(&[0, 1, 3, 4]);
+        let refused = vec![DeadLetter::of_event(
+            2,
+            &weir_sdk::packed::EventRef {
+                key: b"",
+                time: 0,
+                payload: b"?",
+                headers: b"",
+                origin: 2,
+            },
+            "source",
+            "",
+            "unreadable".into(),
+        )];
+        let out = stages.run(events, refused, &[(2, 9)], &origins);
+        assert_eq!(out.chain.dead.len(), 1);
+        assert!(
+            out.chain.events.is_empty(),
+            "a stateful pipeline's chain output goes on"
+        );
+        assert_eq!(counts(&out.stateful), [(0, 2)]);
+        assert_eq!(out.stateful.late.len(), 1);
+        assert_eq!(out.stateful.late[0].source, 3);
+        assert_eq!(out.stateful.dead.len(), 1);
+        assert_eq!(out.stateful.dead[0].source, 4);
+        // Nothing else fires until the input ends.
+        assert!(stages.tick().is_empty());
+        let (more, origins) = batch(&[(15, "1"), (17, "1")]);
+        let out = stages.run(more, Vec::new(), &[], &origins);
+        assert!(out.stateful.is_empty());
+        assert_eq!(counts(&stages.end_of_input()), [(10, 2)]);
+    }
+
+    #[test]
+    fn bounded_watermarks_fire_windows_as_event_time_passes_and_are_checkpointed() {
+        let mut stages = windowed(&SourcePartitions::default());
+        assert!(stages.needs_ticks());
+        let (events, origins) = batch(&[(1, "1"), (3, "1"), (25, "1")]);
+        let out = stages.run(events, Vec::new(), &[], &origins);
+        // The default out-of-orderness is 0: the watermark is 24, [0, 10) fires.
+        assert_eq!(counts(&out.stateful), [(0, 2)]);
+        let (state, watermark) = stages.snapshot();
+        assert_eq!(watermark, Some(24));
+        assert!(!state.is_empty());
+        assert_eq!(stages.state_entries(), 1);
+        let versions = stages.plugin_versions().unwrap();
+        assert_eq!(versions.len(), 1);
+        assert_eq!(versions[0].stage, "window");
     }
 }

@@ -13,6 +13,7 @@ use super::bindings_aggregate::Aggregate;
 use super::bindings_process::Process;
 use super::plugin::{Plugin, Pre};
 use super::sandbox::{Limits, StoreState};
+use crate::operator::isolate::CallFailure;
 
 /// Why a call into a plugin did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,10 +31,28 @@ pub enum CallError {
     Trap(String),
 }
 
+impl CallError {
+    /// This error as a failure of a call over `items` items: an event index out of range is
+    /// a failure of the whole call.
+    pub fn into_failure(self, items: usize) -> CallFailure {
+        match self {
+            CallError::Event { index, message } if (index as usize) < items => CallFailure::Item {
+                index: index as usize,
+                message,
+            },
+            CallError::Event { index, message } => CallFailure::Whole(format!(
+                "plugin reported an error for event {index} of a batch of {items}: {message}"
+            )),
+            CallError::Failed(message) => CallFailure::Whole(message),
+            CallError::Trap(message) => CallFailure::Whole(format!("plugin trapped: {message}")),
+        }
+    }
+}
+
 /// The generated bindings of one world.
 pub trait WorldBindings: Sized {
     fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self>;
-    fn call_init(
+    fn call_configure(
         &self,
         store: &mut Store<StoreState>,
         config: &str,
@@ -49,7 +68,7 @@ impl WorldBindings for Transform {
             )),
         }
     }
-    fn call_init(
+    fn call_configure(
         &self,
         store: &mut Store<StoreState>,
         config: &str,
@@ -67,7 +86,7 @@ impl WorldBindings for Aggregate {
             )),
         }
     }
-    fn call_init(
+    fn call_configure(
         &self,
         store: &mut Store<StoreState>,
         config: &str,
@@ -83,7 +102,7 @@ impl WorldBindings for Process {
             _ => Err(wasmtime::Error::msg("plugin does not implement `process`")),
         }
     }
-    fn call_init(
+    fn call_configure(
         &self,
         store: &mut Store<StoreState>,
         config: &str,
@@ -110,7 +129,7 @@ pub type AggregateInstance = Instance<Aggregate>;
 pub type ProcessInstance = Instance<Process>;
 
 impl<B: WorldBindings> Instance<B> {
-    /// Instantiates `plugin` and calls its `init` with `config` (JSON).
+    /// Instantiates `plugin` and calls its `configure` with `config` (JSON).
     pub fn new(runtime: &Runtime, plugin: Arc<Plugin>, config: &str) -> anyhow::Result<Self> {
         let (store, bindings) = Self::start(runtime, &plugin, config)?;
         Ok(Instance {
@@ -140,14 +159,14 @@ impl<B: WorldBindings> Instance<B> {
             )
         })?;
         store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
-        match bindings.call_init(&mut store, config) {
+        match bindings.call_configure(&mut store, config) {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(msg)) => anyhow::bail!(
                 "plugin {} refused its config {config}: {msg}",
                 plugin.path.display()
             ),
             Err(e) => anyhow::bail!(
-                "plugin {} trapped in init: {}",
+                "plugin {} trapped in configure: {}",
                 plugin.path.display(),
                 describe_trap(&e, &store, &plugin.limits)
             ),

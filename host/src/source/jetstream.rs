@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
 use futures::StreamExt;
-use weir_sdk::packed::{BatchBuilder, push_header};
+use weir_sdk::packed::{BatchBuilder, EventRef, push_header};
 
+use super::{Ack, Origin, Polled, Source, SourceBatch};
 use crate::config::{KeyFrom, Pipeline, TimeFrom};
 use crate::operator::{DeadLetter, EventBatch};
 
@@ -31,26 +32,6 @@ pub enum Resume {
     AckFloor,
     /// After the later of the two (`at-most-once`: fetched messages were acknowledged).
     AfterOrAckFloor(u64),
-}
-
-/// Where one event of a fetched batch came from.
-#[derive(Debug, Clone)]
-pub struct SourceRef {
-    pub subject: String,
-    pub stream_sequence: u64,
-}
-
-/// A fetched batch: the events, the messages (for acknowledging and lineage) and messages
-/// refused at the source (e.g. a malformed time header).
-pub struct SourceBatch {
-    pub events: EventBatch,
-    pub origins: Vec<SourceRef>,
-    pub refused: Vec<DeadLetter>,
-    /// Watermark markers: (index in `origins` of the marker message, watermark). A message
-    /// with a `Weir-Watermark` header is a marker, not an event (punctuated watermarks).
-    pub watermarks: Vec<(u32, i64)>,
-    /// The last message of the batch: acknowledging it acknowledges all (AckPolicy::All).
-    pub last: Option<Message>,
 }
 
 /// Creates durable consumer `config` delivering after stream sequence `after` (from the start
@@ -212,48 +193,31 @@ impl JetStreamSource {
         Ok(())
     }
 
-    pub fn stream_name(&self) -> &str {
-        &self.stream
-    }
-
     /// Consumer info (pending, ack floor) for progress reports.
     pub async fn pending(&mut self) -> Option<u64> {
         self.inner.info().await.ok().map(|i| i.num_pending)
     }
 
-    /// Waits for the next batch: up to `batch_size` messages, returning early once messages
-    /// stop arriving for `max_wait`. An empty batch means nothing arrived.
-    ///
-    /// `first_wait` bounds the wait for the first message: when it passes, an empty batch is
-    /// returned, so the caller can do periodic work (watermarks) on a quiet stream. Nothing is
-    /// pulled from the consumer when that happens.
-    pub async fn next_batch(
+    /// The next message: the first of a batch waits at most `first_wait` (then `Ok(None)`),
+    /// later ones until `deadline`. Redeliveries of what was processed are skipped; a gap in
+    /// deliveries recreates the consumer after the last message processed.
+    async fn next_message(
         &mut self,
+        first: bool,
         first_wait: Option<Duration>,
-    ) -> anyhow::Result<SourceBatch> {
-        let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
-        let mut origins = Vec::with_capacity(self.batch_size);
-        let mut refused = Vec::new();
-        let mut watermarks = Vec::new();
-        let mut lineage = Vec::with_capacity(self.batch_size);
-        let mut last = None;
-        let mut headers = Vec::new();
-        let deadline = tokio::time::Instant::now() + self.max_wait;
-        while origins.len() < self.batch_size {
-            let next = if origins.is_empty() {
-                // Wait for the first message of a batch, at most `first_wait`.
-                match first_wait {
-                    None => self.consumer.next().await,
-                    Some(w) => match tokio::time::timeout(w, self.consumer.next()).await {
-                        Ok(m) => m,
-                        Err(_) => break,
-                    },
-                }
-            } else {
-                match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+        deadline: tokio::time::Instant,
+    ) -> anyhow::Result<Option<(Message, u64, i64)>> {
+        loop {
+            let next = match (first, first_wait) {
+                (true, None) => self.consumer.next().await,
+                (true, Some(w)) => match tokio::time::timeout(w, self.consumer.next()).await {
                     Ok(m) => m,
-                    Err(_) => break,
-                }
+                    Err(_) => return Ok(None),
+                },
+                (false, _) => match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+                    Ok(m) => m,
+                    Err(_) => return Ok(None),
+                },
             };
             let msg = match next {
                 None => anyhow::bail!("the JetStream consumer stream ended"),
@@ -266,115 +230,196 @@ impl JetStreamSource {
             let info = msg
                 .info()
                 .map_err(|e| anyhow::anyhow!("message without JetStream metadata: {e}"))?;
-            if info.consumer_sequence > self.next_consumer_sequence {
+            let (consumer_sequence, stream_sequence) =
+                (info.consumer_sequence, info.stream_sequence);
+            let published_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
+            if consumer_sequence > self.next_consumer_sequence {
                 // Deliveries were lost: continuing could acknowledge them unseen.
                 let why = format!(
                     "delivery gap on consumer {:?}: expected consumer sequence {}, got {}",
-                    info.consumer, self.next_consumer_sequence, info.consumer_sequence
+                    info.consumer, self.next_consumer_sequence, consumer_sequence
                 );
                 drop(msg);
                 self.reopen(&why).await?;
                 continue;
             }
             // A sequence lower than expected is a redelivery (or a server that restarted and
-            // forgot recent deliveries): what was processed already is skipped below.
-            self.next_consumer_sequence = info.consumer_sequence + 1;
-            if info.stream_sequence <= self.last_stream_sequence {
+            // forgot recent deliveries): what was processed already is skipped.
+            self.next_consumer_sequence = consumer_sequence + 1;
+            if stream_sequence <= self.last_stream_sequence {
                 tracing::debug!(
-                    stream_sequence = info.stream_sequence,
+                    stream_sequence,
                     "skipping a redelivered message (already processed)"
                 );
                 continue;
             }
-            self.last_stream_sequence = info.stream_sequence;
-            let source = origins.len() as u32;
-            origins.push(SourceRef {
-                subject: msg.subject.to_string(),
-                stream_sequence: info.stream_sequence,
-            });
-            let published_ms = (info.published.unix_timestamp_nanos() / 1_000_000) as i64;
-            if let Some(w) = msg.headers.as_ref().and_then(|h| h.get(WATERMARK_HEADER)) {
-                match w.as_str().trim().parse::<i64>() {
-                    Ok(w) => watermarks.push((source, w)),
-                    Err(_) => refused.push(DeadLetter {
-                        source,
-                        operator: "source".into(),
-                        plugin: String::new(),
-                        error: format!(
-                            "{WATERMARK_HEADER} is {:?}, not milliseconds since the epoch",
-                            w.as_str()
-                        ),
-                        key: Vec::new(),
-                        time: published_ms,
-                        headers: Vec::new(),
-                        payload: msg.payload.to_vec(),
-                    }),
-                }
-                last = Some(msg);
-                continue;
-            }
+            self.last_stream_sequence = stream_sequence;
+            return Ok(Some((msg, stream_sequence, published_ms)));
+        }
+    }
 
-            headers.clear();
-            if let Some(h) = &msg.headers {
-                for (name, values) in h.iter() {
-                    let name: &str = name.as_ref();
-                    if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
-                        continue;
-                    }
-                    for v in values {
-                        push_header(&mut headers, name.as_bytes(), v.as_str().as_bytes());
-                    }
-                }
-            }
-            let key: &[u8] = match &self.key {
-                KeyFrom::None => b"",
-                KeyFrom::Subject => msg.subject.as_bytes(),
-                KeyFrom::Header(h) => msg
-                    .headers
-                    .as_ref()
-                    .and_then(|m| m.get(h.as_str()))
-                    .map(|v| v.as_str().as_bytes())
-                    .unwrap_or(b""),
+    /// Waits for the next batch: up to `batch_size` messages, returning early once messages
+    /// stop arriving for `max_wait`. `first_wait` bounds the wait for the first message; when
+    /// it passes, the batch is empty (and nothing was pulled from the consumer).
+    pub async fn fetch(&mut self, first_wait: Option<Duration>) -> anyhow::Result<SourceBatch> {
+        let mut reader = BatchReader::new(self.batch_size);
+        let mut last = None;
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        while reader.batch.origins.len() < self.batch_size {
+            let first = reader.batch.origins.is_empty();
+            let Some((msg, sequence, published_ms)) =
+                self.next_message(first, first_wait, deadline).await?
+            else {
+                break;
             };
-            let time = match &self.time {
-                TimeFrom::Ingest => Ok(published_ms),
-                TimeFrom::Field(path) => super::time::time_from_json_field(&msg.payload, path),
-                TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
-                    None => Err(format!("event time header {h:?} is missing")),
-                    Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {
-                        format!(
-                            "event time header {h:?} is {:?}, not milliseconds since the epoch",
-                            v.as_str()
-                        )
-                    }),
-                },
-            };
-            match time {
-                Ok(t) => {
-                    b.push(key, t, &headers, &msg.payload, lineage.len() as u32);
-                    lineage.push(source);
-                }
-                Err(error) => refused.push(DeadLetter {
-                    source,
-                    operator: "source".into(),
-                    plugin: String::new(),
-                    error,
-                    key: key.to_vec(),
-                    time: published_ms,
-                    headers: headers.clone(),
-                    payload: msg.payload.to_vec(),
-                }),
-            }
+            reader.read(&msg, sequence, published_ms, &self.key, &self.time);
             last = Some(msg);
         }
-        let mut events = EventBatch::from_source(b);
-        events.lineage = lineage;
-        Ok(SourceBatch {
-            events,
-            origins,
-            refused,
-            watermarks,
-            last,
+        let mut batch = reader.finish();
+        // AckPolicy::All: acknowledging the last message acknowledges the batch.
+        batch.ack = last.map(|m| -> Ack {
+            Box::pin(async move {
+                m.ack()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("acknowledging the source: {e}"))
+            })
+        });
+        Ok(batch)
+    }
+}
+
+impl Source for JetStreamSource {
+    fn name(&self) -> &str {
+        &self.stream
+    }
+
+    async fn next_batch(&mut self, wait: Option<Duration>) -> anyhow::Result<Polled> {
+        let batch = self.fetch(wait).await?;
+        Ok(if batch.origins.is_empty() {
+            Polled::Quiet
+        } else {
+            Polled::Batch(Box::new(batch))
         })
+    }
+}
+
+/// Turns JetStream messages into a [`SourceBatch`]: bytes appended to the packed columns,
+/// `Nats-*` headers dropped, key and event time extracted, markers and unreadable messages
+/// set apart.
+struct BatchReader {
+    builder: BatchBuilder,
+    batch: SourceBatch,
+    lineage: Vec<u32>,
+    headers: Vec<u8>,
+}
+
+impl BatchReader {
+    fn new(capacity: usize) -> Self {
+        BatchReader {
+            builder: BatchBuilder::with_capacity(capacity, 128),
+            batch: SourceBatch {
+                origins: Vec::with_capacity(capacity),
+                ..Default::default()
+            },
+            lineage: Vec::with_capacity(capacity),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Reads message `msg` (at stream `sequence`) into the batch.
+    fn read(
+        &mut self,
+        msg: &Message,
+        sequence: u64,
+        published_ms: i64,
+        key: &KeyFrom,
+        time: &TimeFrom,
+    ) {
+        let source = self.batch.origins.len() as u32;
+        self.batch.origins.push(Origin {
+            subject: msg.subject.to_string(),
+            sequence,
+        });
+        let refuse = |error: String, key: &[u8], headers: &[u8]| {
+            let e = EventRef {
+                key,
+                time: published_ms,
+                payload: &msg.payload,
+                headers,
+                origin: source,
+            };
+            DeadLetter::of_event(source, &e, "source", "", error)
+        };
+        if let Some(w) = msg.headers.as_ref().and_then(|h| h.get(WATERMARK_HEADER)) {
+            match w.as_str().trim().parse::<i64>() {
+                Ok(w) => self.batch.watermarks.push((source, w)),
+                Err(_) => self.batch.refused.push(refuse(
+                    format!(
+                        "{WATERMARK_HEADER} is {:?}, not milliseconds since the epoch",
+                        w.as_str()
+                    ),
+                    b"",
+                    b"",
+                )),
+            }
+            return;
+        }
+        self.headers.clear();
+        if let Some(h) = &msg.headers {
+            for (name, values) in h.iter() {
+                let name: &str = name.as_ref();
+                if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
+                    continue;
+                }
+                for v in values {
+                    push_header(&mut self.headers, name.as_bytes(), v.as_str().as_bytes());
+                }
+            }
+        }
+        let key: &[u8] = match key {
+            KeyFrom::None => b"",
+            KeyFrom::Subject => msg.subject.as_bytes(),
+            KeyFrom::Header(h) => msg
+                .headers
+                .as_ref()
+                .and_then(|m| m.get(h.as_str()))
+                .map(|v| v.as_str().as_bytes())
+                .unwrap_or(b""),
+        };
+        match event_time(msg, time, published_ms) {
+            Ok(t) => {
+                let at = self.lineage.len() as u32;
+                self.builder.push(key, t, &self.headers, &msg.payload, at);
+                self.lineage.push(source);
+            }
+            Err(error) => {
+                let letter = refuse(error, key, &self.headers);
+                self.batch.refused.push(letter);
+            }
+        }
+    }
+
+    fn finish(self) -> SourceBatch {
+        let mut batch = self.batch;
+        batch.events = EventBatch::from_source(self.builder);
+        batch.events.lineage = self.lineage;
+        batch
+    }
+}
+
+/// The event time of `msg` as the pipeline's `source.time` says.
+fn event_time(msg: &Message, time: &TimeFrom, published_ms: i64) -> Result<i64, String> {
+    match time {
+        TimeFrom::Ingest => Ok(published_ms),
+        TimeFrom::Field(path) => super::time::time_from_json_field(&msg.payload, path),
+        TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
+            None => Err(format!("event time header {h:?} is missing")),
+            Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {
+                format!(
+                    "event time header {h:?} is {:?}, not milliseconds since the epoch",
+                    v.as_str()
+                )
+            }),
+        },
     }
 }

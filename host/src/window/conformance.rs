@@ -5,6 +5,7 @@ use serde::Deserialize;
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
 use super::*;
+use crate::operator::isolate::CallFailure;
 
 /// `count` or `sum` of the integer field `v`, accumulator = i64 little-endian.
 pub(crate) struct TestAggregate {
@@ -24,22 +25,23 @@ impl Aggregator for TestAggregate {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         events: &BatchView<'_>,
-    ) -> Result<(), ItemError> {
+    ) -> Result<(), CallFailure> {
         let mut updated = accs.to_vec();
         for (index, &t) in targets.iter().enumerate() {
-            let inc = if self.sum {
-                let v: serde_json::Value =
-                    serde_json::from_slice(events.payload(index)).map_err(|e| ItemError {
+            let inc =
+                if self.sum {
+                    let v: serde_json::Value = serde_json::from_slice(events.payload(index))
+                        .map_err(|e| CallFailure::Item {
+                            index,
+                            message: e.to_string(),
+                        })?;
+                    v["v"].as_i64().ok_or(CallFailure::Item {
                         index,
-                        message: e.to_string(),
-                    })?;
-                v["v"].as_i64().ok_or(ItemError {
-                    index,
-                    message: "no integer `v`".into(),
-                })?
-            } else {
-                1
-            };
+                        message: "no integer `v`".into(),
+                    })?
+                } else {
+                    1
+                };
             let acc = &mut updated[t as usize];
             *acc = (read(acc) + inc).to_le_bytes().to_vec();
         }
@@ -53,7 +55,7 @@ impl Aggregator for TestAggregate {
         &mut self,
         windows: &[Firing<'_>],
         results: &mut Vec<(u32, Vec<u8>)>,
-    ) -> Result<(), ItemError> {
+    ) -> Result<(), CallFailure> {
         results.extend(
             windows
                 .iter()

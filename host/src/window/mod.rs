@@ -17,7 +17,7 @@ pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
 pub use clock::ProcessingClock;
-pub use operator::{Aggregator, Emission, Firing, ItemError, WindowOperator, WindowState};
+pub use operator::{Aggregator, Emission, Firing, WindowOperator, WindowState};
 pub use watermark::{
     BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer, WatermarksState,
 };

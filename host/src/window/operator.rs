@@ -36,15 +36,9 @@ mod slots;
 mod snapshot;
 use add::add_isolating;
 use slots::Slots;
-pub use snapshot::{KeyWindows, WindowAcc, WindowState};
+pub use snapshot::{KeyWindows, WindowAcc, WindowState, WindowStateRef};
 
-/// An aggregator's report that item `index` of a batch call failed: an event of `add`, a
-/// window of `finish`. `usize::MAX`: the whole call failed (a trap), no item named.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ItemError {
-    pub index: usize,
-    pub message: String,
-}
+use crate::operator::isolate::CallFailure;
 
 /// A window to finish: its key, bounds and accumulator.
 #[derive(Debug, Clone, Copy)]
@@ -65,7 +59,7 @@ pub trait Aggregator {
         accs: &mut [Vec<u8>],
         targets: &[u32],
         events: &BatchView<'_>,
-    ) -> Result<(), ItemError>;
+    ) -> Result<(), CallFailure>;
     /// Merges two accumulators into one.
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
     /// The result payloads of `windows` (usually one each), appended to `results` as (index in
@@ -74,7 +68,7 @@ pub trait Aggregator {
         &mut self,
         windows: &[Firing<'_>],
         results: &mut Vec<(u32, Vec<u8>)>,
-    ) -> Result<(), ItemError>;
+    ) -> Result<(), CallFailure>;
 }
 
 /// What the operator emits.

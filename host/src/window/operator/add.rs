@@ -4,12 +4,13 @@
 
 use weir_sdk::packed::{BatchBuilder, BatchView};
 
-use super::{Aggregator, Emission, ItemError};
+use super::{Aggregator, Emission};
+use crate::operator::isolate::call_isolating;
 
 /// Adds `entries` (event, accumulator position) of `batch` to `accs` with as few calls as
-/// possible, isolating failures: an event the aggregator names is reported and the call
-/// repeated without it; a failure not attributable to one event (a trap) splits the entries in
-/// halves (at an event boundary) until the failing event is alone. Every other event is added.
+/// possible, isolating failures ([`crate::operator::isolate`]; an event is the unit that
+/// fails, whichever of its windows the aggregator names). Every other event is added; each
+/// failing one is reported as [`Emission::Failed`].
 pub(super) fn add_isolating(
     batch: &BatchView<'_>,
     entries: &[(u32, u32)],
@@ -17,68 +18,38 @@ pub(super) fn add_isolating(
     agg: &mut impl Aggregator,
     out: &mut Vec<Emission>,
 ) {
-    let mut entries = entries.to_vec();
     let mut events = BatchBuilder::new();
-    while !entries.is_empty() {
-        let targets: Vec<u32> = entries.iter().map(|&(_, pos)| pos).collect();
-        // Each event of the batch once, in order (e.g. tumbling windows): the batch itself is
-        // the call's input. Otherwise the entries' events are gathered into a new batch.
-        let whole = entries.len() == batch.len()
-            && entries
-                .iter()
-                .enumerate()
-                .all(|(j, &(e, _))| e as usize == j);
-        let view = if whole {
-            *batch
-        } else {
-            events.clear();
-            for (j, &(event, _)) in entries.iter().enumerate() {
-                let e = batch.get(event as usize);
-                events.push(e.key, e.time, e.headers, e.payload, j as u32);
-            }
-            events.view()
-        };
-        match agg.add(accs, &targets, &view) {
-            Ok(()) => return,
-            Err(ItemError { index, message }) if index < entries.len() => {
-                let failed = entries[index].0;
-                out.push(Emission::Failed {
-                    index: failed as usize,
-                    error: message,
-                });
-                entries.retain(|&(e, _)| e != failed);
-            }
-            Err(ItemError { message, .. }) => {
-                let first = entries[0].0;
-                if entries.iter().all(|&(e, _)| e == first) {
-                    out.push(Emission::Failed {
-                        index: first as usize,
-                        error: message,
-                    });
-                    return;
+    let mut targets = Vec::with_capacity(entries.len());
+    call_isolating(
+        entries,
+        &|(event, _)| event as usize,
+        &mut |part: &[(u32, u32)]| {
+            targets.clear();
+            targets.extend(part.iter().map(|&(_, pos)| pos));
+            // Each event of the batch once, in order (e.g. tumbling windows): the batch
+            // itself is the call's input. Otherwise the entries' events are gathered.
+            let whole = part.len() == batch.len()
+                && part.iter().enumerate().all(|(j, &(e, _))| e as usize == j);
+            let view = if whole {
+                *batch
+            } else {
+                events.clear();
+                for (j, &(event, _)) in part.iter().enumerate() {
+                    let e = batch.get(event as usize);
+                    events.push(e.key, e.time, e.headers, e.payload, j as u32);
                 }
-                // Split at an event boundary (an event may feed several windows).
-                let mut mid = entries.len() / 2;
-                while mid > 0 && entries[mid].0 == entries[mid - 1].0 {
-                    mid -= 1;
-                }
-                if mid == 0 {
-                    mid = entries
-                        .iter()
-                        .position(|&(e, _)| e != first)
-                        .unwrap_or(entries.len());
-                }
-                add_isolating(batch, &entries[..mid], accs, agg, out);
-                add_isolating(batch, &entries[mid..], accs, agg, out);
-                return;
-            }
-        }
-    }
+                events.view()
+            };
+            agg.add(accs, &targets, &view)
+        },
+        &mut |index, error| out.push(Emission::Failed { index, error }),
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::operator::isolate::CallFailure;
     use crate::window::WindowSpec;
     use crate::window::conformance::TestAggregate;
     use crate::window::operator::Firing;
@@ -96,13 +67,10 @@ mod tests {
             accs: &mut [Vec<u8>],
             targets: &[u32],
             events: &BatchView<'_>,
-        ) -> Result<(), ItemError> {
+        ) -> Result<(), CallFailure> {
             self.1 += 1;
             if events.iter().any(|e| e.payload == b"boom") {
-                return Err(ItemError {
-                    index: usize::MAX,
-                    message: "trapped".into(),
-                });
+                return Err(CallFailure::Whole("trapped".into()));
             }
             self.0.add(accs, targets, events)
         }
@@ -113,7 +81,7 @@ mod tests {
             &mut self,
             windows: &[Firing<'_>],
             results: &mut Vec<(u32, Vec<u8>)>,
-        ) -> Result<(), ItemError> {
+        ) -> Result<(), CallFailure> {
             self.0.finish(windows, results)
         }
     }

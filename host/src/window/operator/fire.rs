@@ -2,7 +2,8 @@
 //! one `finish` call, and when that call fails, the failing window found (named by the
 //! aggregator, or by splitting after a trap) and reported while every other window fires.
 
-use super::{Aggregator, Emission, Firing, ItemError, WindowOperator};
+use super::{Aggregator, Emission, Firing, WindowOperator};
+use crate::operator::isolate::call_isolating;
 
 impl WindowOperator {
     /// Emits the results of the slots at `due`, in order. `purge` (count windows): a window
@@ -72,10 +73,10 @@ impl WindowOperator {
     }
 }
 
-/// Finishes `windows[i]` for every `i` in `todo` with as few calls as possible: a window the
-/// aggregator names is reported in `failed` and the call repeated without it; a failure not
-/// attributable to one window (a trap) splits `todo` in halves until the failing window is
-/// alone. Results are appended to `results` as (index in `windows`, payload), in order.
+/// Finishes `windows[i]` for every `i` in `todo` with as few calls as possible, isolating
+/// failures ([`crate::operator::isolate`]): a failing window is reported in `failed`, every
+/// other one finishes. Results are appended to `results` as (index in `windows`, payload), in
+/// order.
 fn finish_isolating(
     windows: &[Firing<'_>],
     todo: &[u32],
@@ -83,33 +84,21 @@ fn finish_isolating(
     results: &mut Vec<(u32, Vec<u8>)>,
     failed: &mut Vec<(u32, String)>,
 ) {
-    let mut todo = todo.to_vec();
     let mut call: Vec<Firing<'_>> = Vec::with_capacity(todo.len());
     let mut got = Vec::new();
-    while !todo.is_empty() {
-        call.clear();
-        call.extend(todo.iter().map(|&i| windows[i as usize]));
-        got.clear();
-        match agg.finish(&call, &mut got) {
-            Ok(()) => {
-                results.extend(got.drain(..).map(|(j, p)| (todo[j as usize], p)));
-                return;
-            }
-            Err(ItemError { index, message }) if index < todo.len() => {
-                failed.push((todo.remove(index), message));
-            }
-            Err(ItemError { message, .. }) => {
-                if let [only] = todo[..] {
-                    failed.push((only, message));
-                    return;
-                }
-                let (left, right) = todo.split_at(todo.len() / 2);
-                finish_isolating(windows, left, agg, results, failed);
-                finish_isolating(windows, right, agg, results, failed);
-                return;
-            }
-        }
-    }
+    call_isolating(
+        todo,
+        &|i| i as usize,
+        &mut |part: &[u32]| {
+            call.clear();
+            call.extend(part.iter().map(|&i| windows[i as usize]));
+            got.clear();
+            agg.finish(&call, &mut got)?;
+            results.extend(got.drain(..).map(|(j, p)| (part[j as usize], p)));
+            Ok(())
+        },
+        &mut |i, message| failed.push((i as u32, message)),
+    );
 }
 
 #[cfg(test)]
@@ -117,6 +106,7 @@ mod tests {
     use weir_sdk::packed::{BatchBuilder, BatchView};
 
     use super::*;
+    use crate::operator::isolate::CallFailure;
     use crate::window::conformance::TestAggregate;
     use crate::window::{Window, WindowSpec};
 
@@ -136,7 +126,7 @@ mod tests {
             accs: &mut [Vec<u8>],
             targets: &[u32],
             events: &BatchView<'_>,
-        ) -> Result<(), ItemError> {
+        ) -> Result<(), CallFailure> {
             self.inner.add(accs, targets, events)
         }
         fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
@@ -146,19 +136,16 @@ mod tests {
             &mut self,
             windows: &[Firing<'_>],
             results: &mut Vec<(u32, Vec<u8>)>,
-        ) -> Result<(), ItemError> {
+        ) -> Result<(), CallFailure> {
             self.calls += 1;
             if windows.len() > 1 && windows.iter().any(|w| w.key == b"trap") {
-                return Err(ItemError {
-                    index: usize::MAX,
-                    message: "trapped".into(),
-                });
+                return Err(CallFailure::Whole("trapped".into()));
             }
             if let Some(index) = windows
                 .iter()
                 .position(|w| w.key == b"bad" || w.key == b"trap")
             {
-                return Err(ItemError {
+                return Err(CallFailure::Item {
                     index,
                     message: format!("cannot finish {}", windows[index].key.escape_ascii()),
                 });

@@ -1,4 +1,4 @@
-//! JSON-lines events from a file: the input of `weir run --local`.
+//! JSON-lines events from a file: the source of `weir run --local` and `weir plugin test`.
 //!
 //! One event per line: `{"key": string|null, "time": <ms since epoch>, "payload": <JSON>,
 //! "headers": {"name": "value"}}`. `payload` is carried as its JSON text; `payload_text`
@@ -9,10 +9,14 @@
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use weir_sdk::packed::{BatchBuilder, EventRef, Headers, push_header};
+
+use super::{Origin, Polled, Source, SourceBatch, SourcePartitions};
+use crate::operator::EventBatch;
 
 /// One event in the JSON-lines format (input and output alike).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +93,86 @@ pub struct WatermarkLine {
     pub watermark: i64,
 }
 
+/// The JSON-lines file source: a bounded input, read whole when opened (a malformed line
+/// stops the run before anything is processed), handed out in batches of `batch_size` lines.
+/// An event's position is its line number. When the file holds `{"watermark": W}` lines, only
+/// they move event time (deterministic runs); otherwise watermarks are generated from event
+/// times as configured, over one partition.
+pub struct JsonLinesSource {
+    name: String,
+    lines: std::vec::IntoIter<(usize, InputLine)>,
+    batch_size: usize,
+    punctuated: bool,
+    scratch: Vec<u8>,
+}
+
+impl JsonLinesSource {
+    /// Opens `path`, batching `batch_size` lines at a time.
+    pub fn open(path: &Path, batch_size: usize) -> anyhow::Result<Self> {
+        let lines = read_events(path)?;
+        let punctuated = lines
+            .iter()
+            .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
+        Ok(JsonLinesSource {
+            name: path.display().to_string(),
+            lines: lines.into_iter(),
+            batch_size: batch_size.max(1),
+            punctuated,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// Its watermark partitions: one, never idle; punctuated when the file holds watermark
+    /// lines (or the pipeline says so).
+    pub fn partitions(&self, config: &crate::config::SourceConfig) -> SourcePartitions {
+        let configured = SourcePartitions::of(config);
+        SourcePartitions {
+            subjects: Vec::new(),
+            idle_timeout: None,
+            punctuated: self.punctuated || configured.punctuated,
+        }
+    }
+
+    /// The next batch of up to `batch_size` lines, `None` at the end of the file.
+    fn batch(&mut self) -> Option<SourceBatch> {
+        let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
+        let mut batch = SourceBatch::default();
+        let mut lineage = Vec::with_capacity(self.batch_size);
+        for (line, l) in self.lines.by_ref().take(self.batch_size) {
+            let source = batch.origins.len() as u32;
+            batch.origins.push(Origin {
+                subject: String::new(),
+                sequence: line as u64,
+            });
+            match l {
+                InputLine::Event(ev) => {
+                    ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch);
+                    lineage.push(source);
+                }
+                InputLine::Watermark(w) => batch.watermarks.push((source, w.watermark)),
+            }
+        }
+        if batch.origins.is_empty() {
+            return None;
+        }
+        batch.events = EventBatch::from_source(b);
+        batch.events.lineage = lineage;
+        Some(batch)
+    }
+}
+
+impl Source for JsonLinesSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn next_batch(&mut self, _wait: Option<Duration>) -> anyhow::Result<Polled> {
+        Ok(self
+            .batch()
+            .map_or(Polled::End, |b| Polled::Batch(Box::new(b))))
+    }
+}
+
 /// Reads all lines of a JSON-lines file, with their line numbers.
 pub fn read_events(path: &Path) -> anyhow::Result<Vec<(usize, InputLine)>> {
     let file =
@@ -138,6 +222,25 @@ mod tests {
         let back = JsonEvent::from_event(&b.view().get(0));
         assert_eq!(back.payload_text.as_deref(), Some("not json {"));
         assert_eq!(back.key, None);
+    }
+
+    #[test]
+    fn batches_hold_events_and_markers_with_their_line_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.jsonl");
+        let text = "{\"time\":1}\n\n{\"watermark\":5}\n{\"key\":\"k\",\"time\":7}\n";
+        std::fs::write(&p, text).unwrap();
+        let mut src = JsonLinesSource::open(&p, 2).unwrap();
+        assert!(src.punctuated);
+        let first = src.batch().unwrap();
+        let lines: Vec<u64> = first.origins.iter().map(|o| o.sequence).collect();
+        assert_eq!(lines, [1, 3]);
+        assert_eq!(first.watermarks, [(1, 5)]);
+        assert_eq!(first.events.lineage, [0]);
+        let second = src.batch().unwrap();
+        assert_eq!(second.origins[0].sequence, 4);
+        assert_eq!(second.events.view().key(0), b"k");
+        assert!(src.batch().is_none());
     }
 
     #[test]

@@ -1,0 +1,397 @@
+//! The run loop, written once for every driver: a [`Source`] feeds the engine ([`Stages`], on
+//! the operator thread) and a [`Sink`] takes what it produced; checkpoints, when the driver
+//! has a checkpoint store, are taken between batches.
+//!
+//! Its phases, in order:
+//! - **connect and check** (the driver's: open the source and sink, check destinations);
+//! - **restore** ([`RunLoop::restore`]): state from the checkpoint, and the outputs it held
+//!   delivered again (a sink with ids drops those stored already);
+//! - **on batch** ([`RunLoop::on_batch`]): run the stages, deliver the chain's outputs
+//!   (pipelined, up to [`PIPELINE_DEPTH`] batches awaiting the sink) and the stateful stage's
+//!   too — except with `effectively-once`, where they are held for the next checkpoint;
+//! - **on idle** ([`RunLoop::on_idle`]): on a quiet stream, watermarks over idle partitions
+//!   and processing time still move;
+//! - **end of input** ([`RunLoop::on_end`], bounded sources): event time jumps to the end;
+//! - **shutdown** ([`RunLoop::shutdown`]): finish the batches in hand, take a last checkpoint,
+//!   wait for every delivery.
+//!
+//! Every `checkpoint.interval` a checkpoint is taken between two batches (see
+//! [`crate::checkpoint`]); the source is acknowledged once the checkpoint covering it is
+//! committed (with `at-most-once`: as soon as a batch is fetched).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use super::operator_thread::OperatorThread;
+use super::stages::{Stages, StagesOutput};
+use crate::admin::Metrics;
+use crate::checkpoint::coordinator::Snapshot;
+use crate::checkpoint::{Checkpointer, PendingMessage, PluginVersion, Restored};
+use crate::config::Guarantee;
+use crate::sink::{Published, Scope, Sink};
+use crate::source::{Ack, Origin, Polled, Source, SourceBatch};
+
+/// How soon a quiet loop looks again at deliveries awaiting their acks.
+const ACK_POLL: Duration = Duration::from_millis(20);
+
+/// Batches whose outputs may be awaiting the sink at once.
+pub const PIPELINE_DEPTH: usize = 2;
+
+/// How often progress is logged.
+const REPORT_EVERY: Duration = Duration::from_secs(5);
+
+/// Totals of a run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Source messages read (events, markers and refused messages).
+    pub inputs: u64,
+    pub results: u64,
+    pub dead_letters: u64,
+    pub late: u64,
+    pub batches: u64,
+    pub checkpoints: u64,
+}
+
+impl RunSummary {
+    fn count(&mut self, p: Published, metrics: &Metrics) {
+        self.results += p.results as u64;
+        self.dead_letters += p.dead_letters as u64;
+        self.late += p.late as u64;
+        metrics.results.fetch_add(p.results as u64, Relaxed);
+        metrics
+            .dead_letters
+            .fetch_add(p.dead_letters as u64, Relaxed);
+        metrics.late.fetch_add(p.late as u64, Relaxed);
+    }
+}
+
+/// The run loop's state between batches.
+pub struct RunLoop<K: Sink> {
+    sink: Arc<K>,
+    stages: OperatorThread,
+    checkpointer: Option<Checkpointer>,
+    guarantee: Guarantee,
+    metrics: Arc<Metrics>,
+    summary: RunSummary,
+    /// Deliveries, oldest first; a checkpoint takes them all to wait for.
+    in_flight: VecDeque<JoinHandle<anyhow::Result<()>>>,
+    /// Stateful outputs held for the next checkpoint (`effectively-once`).
+    held: Vec<PendingMessage>,
+    /// The position of the last source message processed.
+    sequence: u64,
+    /// Acknowledges the source up to the last message processed.
+    ack: Option<Ack>,
+    /// Whether anything changed since the last checkpoint.
+    dirty: bool,
+    /// The plugin versions checkpoints record.
+    plugins: Vec<PluginVersion>,
+    /// How often the stages want to be ticked on a quiet stream.
+    tick: Option<Duration>,
+}
+
+impl<K: Sink> RunLoop<K> {
+    /// A loop over `stages` delivering to `sink`, checkpointing with `checkpointer` (none:
+    /// outputs are delivered at once and nothing is acknowledged), ticking the stages every
+    /// `tick` on a quiet stream when they need it.
+    pub async fn new(
+        sink: Arc<K>,
+        stages: Stages,
+        checkpointer: Option<Checkpointer>,
+        guarantee: Guarantee,
+        metrics: Arc<Metrics>,
+        tick: Duration,
+    ) -> anyhow::Result<Self> {
+        let tick = stages.needs_ticks().then_some(tick);
+        let mut stages = OperatorThread::new(stages);
+        let plugins = match checkpointer {
+            Some(_) => stages.run(|s| s.plugin_versions()).await??,
+            None => Vec::new(),
+        };
+        Ok(RunLoop {
+            sink,
+            stages,
+            checkpointer,
+            guarantee,
+            metrics,
+            summary: RunSummary::default(),
+            in_flight: VecDeque::new(),
+            held: Vec::new(),
+            sequence: 0,
+            ack: None,
+            dirty: false,
+            plugins,
+            tick,
+        })
+    }
+
+    /// Restore: puts the checkpoint's state back (`window`: the pipeline's window, which must
+    /// be the checkpoint's) and delivers the outputs it held.
+    pub async fn restore(
+        &mut self,
+        restored: Restored,
+        window: Option<String>,
+    ) -> anyhow::Result<()> {
+        let Restored { manifest, mut blob } = restored;
+        self.sequence = manifest.source.sequence;
+        let republish = std::mem::take(&mut blob.pending);
+        self.stages
+            .run(move |s| {
+                s.restore(&manifest, blob, window.as_deref())
+                    .map_err(|e| e.context(format!("restoring checkpoint {}", manifest.id)))
+            })
+            .await??;
+        if !republish.is_empty() {
+            // Outputs the last checkpoint held: some may be stored already; their ids dedupe.
+            tracing::info!(
+                outputs = republish.len(),
+                "publishing outputs held by the checkpoint"
+            );
+            self.sink.deliver(self.sink.release(republish)).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs until `shutdown` completes or `source` ends, then shuts down.
+    pub async fn run(
+        mut self,
+        mut source: impl Source,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<RunSummary> {
+        let started = Instant::now();
+        let mut last_report = Instant::now();
+        tokio::pin!(shutdown);
+        loop {
+            let wait = self.next_wait();
+            let polled = tokio::select! {
+                biased;
+                _ = &mut shutdown => break,
+                p = source.next_batch(wait) => p?,
+            };
+            self.reap().await?;
+            self.collect_checkpoint(false).await?;
+            let end = matches!(polled, Polled::End);
+            match polled {
+                Polled::Batch(batch) => self.on_batch(*batch).await?,
+                Polled::Quiet => self.on_idle().await?,
+                Polled::End => self.on_end().await?,
+            }
+            if self.dirty
+                && self
+                    .checkpointer
+                    .as_ref()
+                    .is_some_and(|c| c.due(Instant::now()))
+            {
+                self.checkpoint().await?;
+            }
+            if end {
+                break;
+            }
+            if last_report.elapsed() >= REPORT_EVERY {
+                last_report = Instant::now();
+                self.report(started);
+            }
+        }
+        self.shutdown().await
+    }
+
+    /// How long to wait for the next batch: on a quiet stream the stages' tick, deliveries
+    /// awaiting acks and a due checkpoint bring the loop back sooner.
+    fn next_wait(&self) -> Option<Duration> {
+        let mut wait = self.tick;
+        let mut shorten = |d: Duration| wait = Some(wait.map_or(d, |w| w.min(d)));
+        let checkpointing = self.checkpointer.as_ref();
+        if !self.in_flight.is_empty() || checkpointing.is_some_and(Checkpointer::in_progress) {
+            shorten(ACK_POLL);
+        }
+        if let Some(c) = checkpointing.filter(|_| self.dirty) {
+            shorten(c.until_due(Instant::now()).max(Duration::from_millis(1)));
+        }
+        wait
+    }
+
+    /// On batch: the stages run it, its outputs go to the sink (or are held), and its
+    /// position and acknowledgement are kept for the next checkpoint.
+    pub async fn on_batch(&mut self, mut batch: SourceBatch) -> anyhow::Result<()> {
+        if self.guarantee == Guarantee::AtMostOnce
+            && let Some(ack) = batch.ack.take()
+            && let Err(e) = ack.await
+        {
+            tracing::warn!(error = %format!("{e:#}"), "acknowledging a batch failed");
+        }
+        let inputs = batch.origins.len() as u64;
+        let (batch, out) = self
+            .stages
+            .run(move |s| {
+                let events = std::mem::take(&mut batch.events);
+                let refused = std::mem::take(&mut batch.refused);
+                let out = s.run(events, refused, &batch.watermarks, &batch.origins);
+                (batch, out)
+            })
+            .await?;
+        self.emit(out, &batch.origins).await?;
+        if let Some(position) = batch.last_position() {
+            self.sequence = position;
+        }
+        if let Some(ack) = batch.ack {
+            self.ack = Some(ack);
+        }
+        self.dirty = true;
+        self.summary.inputs += inputs;
+        self.summary.batches += 1;
+        self.metrics.inputs.fetch_add(inputs, Relaxed);
+        self.metrics.batches.fetch_add(1, Relaxed);
+        Ok(())
+    }
+
+    /// On idle: watermarks advance over idle partitions; processing time fires.
+    pub async fn on_idle(&mut self) -> anyhow::Result<()> {
+        let out = self.stages.run(Stages::tick).await?;
+        self.emit_stateful(out).await
+    }
+
+    /// End of input: event time jumps to its end, firing every window and timer.
+    pub async fn on_end(&mut self) -> anyhow::Result<()> {
+        let out = self.stages.run(Stages::end_of_input).await?;
+        self.emit_stateful(out).await
+    }
+
+    /// Outputs of the stateful stage alone (no source batch produced them).
+    async fn emit_stateful(
+        &mut self,
+        stateful: crate::operator::BatchOutput,
+    ) -> anyhow::Result<()> {
+        if stateful.is_empty() {
+            return Ok(());
+        }
+        let out = StagesOutput {
+            chain: Default::default(),
+            stateful,
+        };
+        self.emit(out, &[]).await?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Routes a batch's outputs: the chain's to delivery now, the stateful stage's to
+    /// delivery or, with `effectively-once` and checkpoints, to the next checkpoint.
+    async fn emit(&mut self, out: StagesOutput, origins: &[Origin]) -> anyhow::Result<()> {
+        let (mut msgs, published) = self.sink.prepare(out.chain, origins, Scope::Chain);
+        self.summary.count(published, &self.metrics);
+        let (stateful, published) = self.sink.prepare(out.stateful, origins, Scope::Stateful);
+        self.summary.count(published, &self.metrics);
+        if self.guarantee == Guarantee::EffectivelyOnce && self.checkpointer.is_some() {
+            self.held.extend(self.sink.hold(stateful));
+        } else {
+            msgs.extend(stateful);
+        }
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight.len() >= PIPELINE_DEPTH {
+            let oldest = self.in_flight.pop_front().expect("queue is not empty");
+            oldest.await.context("the delivering task panicked")??;
+        }
+        self.in_flight
+            .push_back(tokio::spawn(self.sink.deliver(msgs)));
+        Ok(())
+    }
+
+    /// Forgets deliveries that are done (in order), surfacing their errors.
+    async fn reap(&mut self) -> anyhow::Result<()> {
+        while self.in_flight.front().is_some_and(JoinHandle::is_finished) {
+            let done = self.in_flight.pop_front().expect("front exists");
+            done.await.context("the delivering task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// Snapshots the stages (the pause) and starts writing a checkpoint.
+    async fn checkpoint(&mut self) -> anyhow::Result<()> {
+        let Some(checkpointer) = &mut self.checkpointer else {
+            return Ok(());
+        };
+        let began = Instant::now();
+        let ((state, watermark), entries) = self
+            .stages
+            .run(|s| (s.snapshot(), s.state_entries()))
+            .await?;
+        self.metrics
+            .checkpoint_pause_us
+            .store(began.elapsed().as_micros() as u64, Relaxed);
+        checkpointer.start(Snapshot {
+            state,
+            pending: std::mem::take(&mut self.held),
+            sequence: self.sequence,
+            watermark,
+            plugins: self.plugins.clone(),
+            state_entries: entries,
+            publishing: self.in_flight.drain(..).collect(),
+            ack: self.ack.take(),
+        });
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Collects a finished checkpoint (waiting for it with `wait`).
+    async fn collect_checkpoint(&mut self, wait: bool) -> anyhow::Result<()> {
+        let Some(checkpointer) = &mut self.checkpointer else {
+            return Ok(());
+        };
+        let failures = checkpointer.failures;
+        if let Some(c) = checkpointer.poll(wait).await? {
+            self.summary.checkpoints += 1;
+            let m = &self.metrics;
+            m.checkpoints.fetch_add(1, Relaxed);
+            m.checkpoint_sequence.store(c.sequence, Relaxed);
+            m.checkpoint_write_ms
+                .store(c.write.as_millis() as u64, Relaxed);
+            m.checkpoint_bytes.store(c.blob_bytes, Relaxed);
+        }
+        if checkpointer.failures != failures {
+            // Retry at the next interval even if no input arrives meanwhile.
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    fn report(&self, started: Instant) {
+        let s = &self.summary;
+        let secs = started.elapsed().as_secs_f64().max(1e-9);
+        tracing::info!(
+            inputs = s.inputs,
+            results = s.results,
+            dead_letters = s.dead_letters,
+            checkpoints = s.checkpoints,
+            rate = format!("{:.0}/s", s.inputs as f64 / secs),
+            "progress"
+        );
+    }
+
+    /// Shutdown: let a running checkpoint finish, take a last one covering everything, wait
+    /// for every delivery.
+    pub async fn shutdown(mut self) -> anyhow::Result<RunSummary> {
+        self.collect_checkpoint(true).await?;
+        if self.checkpointer.is_some() && (self.dirty || !self.held.is_empty()) {
+            self.checkpoint().await?;
+            self.collect_checkpoint(true).await?;
+        }
+        while let Some(p) = self.in_flight.pop_front() {
+            p.await.context("the delivering task panicked")??;
+        }
+        let s = self.summary;
+        tracing::info!(
+            inputs = s.inputs,
+            results = s.results,
+            dead_letters = s.dead_letters,
+            checkpoints = s.checkpoints,
+            "stopped cleanly"
+        );
+        Ok(s)
+    }
+}

@@ -1,0 +1,220 @@
+//! The headers of every message the JetStream sink publishes, built one way for every kind of
+//! output (plain results, window results, `[[after]]` outputs, timer events, dead letters,
+//! late events):
+//!
+//! - the event's own headers first, except `Weir-Key` and `Weir-Time`, which the sink sets
+//!   itself (a re-keyed or key-less event never carries a stale key);
+//! - `Nats-Msg-Id` when the delivery guarantee uses ids;
+//! - `Weir-Time` (event time, ms) and `Weir-Key` (when the event has a key). The key is text:
+//!   bytes a header value cannot hold (invalid UTF-8, control characters) are replaced, and a
+//!   very long key is cut;
+//! - window results: `Weir-Window-Start`, `Weir-Window-End`;
+//! - dead letters and late events: `Weir-Error`, `Weir-Operator`, `Weir-Plugin`, and either
+//!   `Weir-Source-Stream` / `-Subject` / `-Sequence` or `Weir-Origin` (for window results and
+//!   timer events).
+
+use std::str::FromStr;
+
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
+use weir_sdk::packed::Headers;
+
+use crate::window::Window;
+
+/// Headers the sink sets itself from the event.
+const RESERVED: [&[u8]; 2] = [b"weir-key", b"weir-time"];
+
+/// Longest header value the sink writes from free text (errors, keys).
+const MAX_TEXT: usize = 2048;
+
+/// Builds one message's headers.
+pub struct OutputHeaders(HeaderMap);
+
+impl OutputHeaders {
+    /// No headers yet.
+    pub fn new() -> Self {
+        OutputHeaders(HeaderMap::new())
+    }
+
+    /// Starts from an event's packed headers; a header that cannot be sent (an invalid name or
+    /// value) is an error naming it, and nothing is built.
+    pub fn from_event(packed: &[u8]) -> Result<Self, String> {
+        let mut h = HeaderMap::new();
+        for (name, value) in Headers::new(packed) {
+            if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+                continue;
+            }
+            let name = std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| HeaderName::from_str(n).ok())
+                .ok_or_else(|| {
+                    format!("invalid header name {:?}", String::from_utf8_lossy(name))
+                })?;
+            let value = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| HeaderValue::from_str(v).ok())
+                .ok_or_else(|| format!("invalid value of header {name}"))?;
+            h.append(name, value);
+        }
+        Ok(OutputHeaders(h))
+    }
+
+    /// Starts from an event's packed headers, dropping them all if any cannot be sent (for
+    /// outputs that must go out anyway: dead letters, window results).
+    pub fn from_event_or_none(packed: &[u8]) -> Self {
+        Self::from_event(packed).unwrap_or_else(|_| Self::new())
+    }
+
+    /// `Nats-Msg-Id`, when `id` is given.
+    pub fn id(mut self, id: Option<&str>) -> Self {
+        if let Some(id) = id {
+            self.0.insert("Nats-Msg-Id", id);
+        }
+        self
+    }
+
+    /// `Weir-Time` and, for a non-empty key, `Weir-Key`.
+    pub fn event(mut self, key: &[u8], time: i64) -> Self {
+        self.0.insert("Weir-Time", time.to_string().as_str());
+        if !key.is_empty() {
+            self.0.insert(
+                "Weir-Key",
+                header_text(&String::from_utf8_lossy(key)).as_str(),
+            );
+        }
+        self
+    }
+
+    /// `Weir-Window-Start` and `Weir-Window-End`.
+    pub fn window(mut self, w: Window) -> Self {
+        self.0
+            .insert("Weir-Window-Start", w.start.to_string().as_str());
+        self.0.insert("Weir-Window-End", w.end.to_string().as_str());
+        self
+    }
+
+    /// Why an event was refused, and by whom.
+    pub fn failure(mut self, error: &str, operator: &str, plugin: &str) -> Self {
+        self.0.insert("Weir-Error", header_text(error).as_str());
+        self.0
+            .insert("Weir-Operator", header_text(operator).as_str());
+        self.0.insert("Weir-Plugin", header_text(plugin).as_str());
+        self
+    }
+
+    /// Where a refused event came from: a source message.
+    pub fn source(mut self, stream: &str, subject: &str, sequence: u64) -> Self {
+        self.0
+            .insert("Weir-Source-Stream", header_text(stream).as_str());
+        self.0
+            .insert("Weir-Source-Subject", header_text(subject).as_str());
+        self.0
+            .insert("Weir-Source-Sequence", sequence.to_string().as_str());
+        self
+    }
+
+    /// Where a refused event came from: a window result or timer event.
+    pub fn origin(mut self, origin: &str) -> Self {
+        self.0.insert("Weir-Origin", header_text(origin).as_str());
+        self
+    }
+
+    pub fn build(self) -> HeaderMap {
+        self.0
+    }
+}
+
+impl Default for OutputHeaders {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Free text as a header value: control characters (line breaks from plugin errors) become
+/// spaces, and text over [`MAX_TEXT`] bytes is cut at a character boundary and marked `…`.
+pub fn header_text(s: &str) -> String {
+    let s: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.len() <= MAX_TEXT {
+        return s;
+    }
+    let mut cut = MAX_TEXT;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use weir_sdk::packed::push_header;
+
+    use super::*;
+
+    fn packed(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut p = Vec::new();
+        for (n, v) in pairs {
+            push_header(&mut p, n, v);
+        }
+        p
+    }
+
+    fn get(h: &HeaderMap, name: &str) -> Option<String> {
+        h.get(name).map(|v| v.as_str().to_owned())
+    }
+
+    #[test]
+    fn the_sink_sets_key_and_time_itself() {
+        let p = packed(&[(b"Weir-Key", b"stale"), (b"weir-time", b"1"), (b"a", b"b")]);
+        let h = OutputHeaders::from_event(&p)
+            .unwrap()
+            .id(Some("p/IN/1/0"))
+            .event(b"k1", 42)
+            .build();
+        assert_eq!(get(&h, "Weir-Key").as_deref(), Some("k1"));
+        assert_eq!(get(&h, "Weir-Time").as_deref(), Some("42"));
+        assert_eq!(get(&h, "a").as_deref(), Some("b"));
+        assert_eq!(get(&h, "Nats-Msg-Id").as_deref(), Some("p/IN/1/0"));
+        let keyless = OutputHeaders::from_event(&p).unwrap().event(b"", 1).build();
+        assert_eq!(get(&keyless, "Weir-Key"), None);
+        assert_eq!(get(&keyless, "Nats-Msg-Id"), None);
+    }
+
+    #[test]
+    fn an_unsendable_header_is_named_or_dropped_as_asked() {
+        let p = packed(&[(b"bad name", b"v")]);
+        let err = OutputHeaders::from_event(&p).err().unwrap();
+        assert!(err.contains("bad name"), "{err}");
+        let p = packed(&[(b"ok", b"line\r\nbreak")]);
+        assert!(OutputHeaders::from_event(&p).is_err());
+        let h = OutputHeaders::from_event_or_none(&p).event(b"k", 0).build();
+        assert_eq!(get(&h, "ok"), None);
+        assert_eq!(get(&h, "Weir-Key").as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn keys_and_errors_become_one_line_of_bounded_text() {
+        let h = OutputHeaders::new()
+            .event(b"a\nb\xff", 0)
+            .failure(&"x".repeat(5000), "op\r", "plugin")
+            .build();
+        assert_eq!(get(&h, "Weir-Key").as_deref(), Some("a b\u{fffd}"));
+        let error = get(&h, "Weir-Error").unwrap();
+        assert!(error.len() <= MAX_TEXT + '…'.len_utf8() && error.ends_with('…'));
+        assert_eq!(get(&h, "Weir-Operator").as_deref(), Some("op "));
+    }
+
+    #[test]
+    fn window_and_source_headers() {
+        let h = OutputHeaders::new()
+            .window(Window { start: 0, end: 10 })
+            .source("IN", "in.a", 7)
+            .origin("w/0/10/00")
+            .build();
+        assert_eq!(get(&h, "Weir-Window-Start").as_deref(), Some("0"));
+        assert_eq!(get(&h, "Weir-Window-End").as_deref(), Some("10"));
+        assert_eq!(get(&h, "Weir-Source-Sequence").as_deref(), Some("7"));
+        assert_eq!(get(&h, "Weir-Origin").as_deref(), Some("w/0/10/00"));
+    }
+}
