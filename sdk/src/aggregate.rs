@@ -10,10 +10,20 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings_aggregate::weir::operator::types::{
-    Accumulators, Batch, EventError, Results, Window, WindowError, Windows,
+    Accumulators, Batch, EventError, Results, WindowError, Windows,
 };
 use crate::event::{Event, columns_of};
 use crate::packed::{BatchView, PackedList, close_item};
+
+/// A time window `[start, end)`, in milliseconds since the Unix epoch: the window an
+/// [`Aggregate::finish`] call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    /// The window's first millisecond.
+    pub start: i64,
+    /// The first millisecond after the window.
+    pub end: i64,
+}
 
 /// A window aggregate over typed accumulators.
 pub trait Aggregate: Sized + 'static {
@@ -227,36 +237,36 @@ macro_rules! export_aggregate {
             }
             impl $crate::bindings_aggregate::Guest for __WeirGlue {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn create() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    $crate::aggregate::create::<$t>()
+                    $crate::__private::aggregate::create::<$t>()
                 }
                 fn add(
                     accumulators: __t::Accumulators,
                     targets: ::std::vec::Vec<u8>,
                     input: __t::Batch,
                 ) -> ::core::result::Result<__t::Accumulators, __t::EventError> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
                 }
                 fn merge(
                     a: ::std::vec::Vec<u8>,
                     b: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
                 }
                 fn finish(
                     windows: __t::Windows,
                     accumulators: __t::Accumulators,
                 ) -> ::core::result::Result<__t::Results, __t::WindowError> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), windows, accumulators))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::finish::<$t>(&mut s.borrow_mut(), windows, accumulators))
                 }
                 fn state_version() -> u32 {
                     __WEIR_STATE.with(|s| {
                         s.borrow()
                             .as_ref()
-                            .map_or(<$t as $crate::aggregate::Aggregate>::STATE_VERSION, |op| {
-                                $crate::aggregate::Aggregate::state_version(op)
+                            .map_or(<$t as $crate::Aggregate>::STATE_VERSION, |op| {
+                                $crate::Aggregate::state_version(op)
                             })
                     })
                 }
@@ -264,7 +274,7 @@ macro_rules! export_aggregate {
                     version: u32,
                     accumulator: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::migrate::<$t>(&mut s.borrow_mut(), version, accumulator))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::migrate::<$t>(&mut s.borrow_mut(), version, accumulator))
                 }
             }
             $crate::bindings_aggregate::__export_aggregate_world!(__WeirGlue with_types_in $crate::bindings_aggregate);

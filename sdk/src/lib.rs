@@ -21,31 +21,52 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`.
 //!
-//! Module map: [`packed`] is the batch codec shared with the host; [`event`] the author-facing
-//! views and output builder; [`transform`] the glue between the generated bindings and
-//! [`Transform`]; [`log`] plugin logging into the host's logs.
+//! Authors import from the crate root only. Module map: `packed` is the batch codec shared with
+//! the host; `event` the author-facing views and output builder; `transform`, `aggregate` and
+//! `process` the worlds' traits and the glue between them and the generated bindings; `log`
+//! plugin logging into the host's logs.
 
 pub mod packed;
 
 #[cfg(feature = "aggregate")]
-pub mod aggregate;
+mod aggregate;
 #[cfg(feature = "guest")]
-pub mod event;
+mod event;
 #[cfg(feature = "guest")]
 pub mod log;
 #[cfg(feature = "process")]
-pub mod process;
+mod process;
 #[cfg(feature = "transform")]
-pub mod transform;
+mod transform;
 
 #[cfg(feature = "aggregate")]
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, Window};
 #[cfg(feature = "guest")]
-pub use event::{Event, Output};
+pub use event::{Event, EventBuilder, Output};
+#[cfg(feature = "guest")]
+pub use packed::Headers;
 #[cfg(feature = "process")]
-pub use process::{Keyed, Process, TimeDomain};
+pub use process::{Keyed, Process, TimeDomain, TimerOutput};
 #[cfg(feature = "transform")]
 pub use transform::Transform;
+
+/// What the export macros expand to call: the glue between the generated bindings and the
+/// traits. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "aggregate")]
+    pub mod aggregate {
+        pub use crate::aggregate::{add, create, finish, init, merge, migrate};
+    }
+    #[cfg(feature = "process")]
+    pub mod process {
+        pub use crate::process::{init, on_events, on_timer};
+    }
+    #[cfg(feature = "transform")]
+    pub mod transform {
+        pub use crate::transform::{init, process};
+    }
+}
 
 /// Generated bindings of the `transform` world. Plugin authors do not use these directly.
 #[cfg(feature = "transform")]
@@ -69,9 +90,6 @@ pub mod bindings_aggregate {
     wit_bindgen::generate!({
         world: "aggregate",
         path: "../wit",
-        // `window` (the SDK's window bounds) is in no function signature since `finish` became
-        // batched.
-        generate_unused_types: true,
         pub_export_macro: true,
         export_macro_name: "__export_aggregate_world",
         default_bindings_module: "weir_sdk::bindings_aggregate",

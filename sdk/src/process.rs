@@ -197,16 +197,16 @@ macro_rules! export_process {
             }
             impl $crate::bindings_process::Guest for __WeirGlue {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::process::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| $crate::__private::process::init::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn on_events(
                     key: ::std::vec::Vec<u8>,
                     input: __t::Batch,
                 ) -> ::core::result::Result<__t::Batch, __t::EventError> {
-                    __WEIR_STATE.with(|s| $crate::process::on_events::<$t>(&mut s.borrow_mut(), key, input))
+                    __WEIR_STATE.with(|s| $crate::__private::process::on_events::<$t>(&mut s.borrow_mut(), key, input))
                 }
                 fn on_timer(key: ::std::vec::Vec<u8>, time: i64) -> ::core::result::Result<__t::Batch, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::process::on_timer::<$t>(&mut s.borrow_mut(), key, time))
+                    __WEIR_STATE.with(|s| $crate::__private::process::on_timer::<$t>(&mut s.borrow_mut(), key, time))
                 }
             }
             $crate::bindings_process::__export_process_world!(__WeirGlue with_types_in $crate::bindings_process);

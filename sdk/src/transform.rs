@@ -50,8 +50,9 @@ macro_rules! export_transform {
                 fn configure(
                     config: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE
-                        .with(|s| $crate::transform::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| {
+                        $crate::__private::transform::init::<$t>(&mut s.borrow_mut(), &config)
+                    })
                 }
                 fn process(
                     input: $crate::bindings::weir::operator::types::Batch,
@@ -59,11 +60,12 @@ macro_rules! export_transform {
                     $crate::bindings::weir::operator::types::Batch,
                     $crate::bindings::weir::operator::types::EventError,
                 > {
-                    __WEIR_STATE
-                        .with(|s| $crate::transform::process::<$t>(&mut s.borrow_mut(), input))
-                }
+                    __WEIR_STATE.with(|s| {
+                        $crate::__private::transform::process::<$t>(&mut s.borrow_mut(), input)
+                    })
+        }
             }
-    $crate::bindings::__export_transform_world!(__WeirGlue with_types_in $crate::bindings);
+            $crate::bindings::__export_transform_world!(__WeirGlue with_types_in $crate::bindings);
         };
     };
 }

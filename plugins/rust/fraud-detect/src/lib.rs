@@ -13,8 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weir_sdk::process::TimerOutput;
-use weir_sdk::{Event, Keyed, Output, Process};
+use weir_sdk::{Event, Keyed, Output, Process, TimerOutput};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]

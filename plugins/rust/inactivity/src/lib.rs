@@ -12,8 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir_sdk::process::TimerOutput;
-use weir_sdk::{Event, Keyed, Output, Process, TimeDomain};
+use weir_sdk::{Event, Keyed, Output, Process, TimeDomain, TimerOutput};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]

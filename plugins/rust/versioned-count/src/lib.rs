@@ -5,9 +5,7 @@
 //! (migration marks them, so tests can see it happened). Result: `{"count", "migrated"}`.
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
