@@ -33,7 +33,7 @@ pub trait Aggregate: Sized + 'static {
     type Out: Serialize;
 
     /// Builds the aggregate from its JSON configuration (`{}` when the pipeline gives none).
-    fn init(config: &str) -> Result<Self, String>;
+    fn configure(config: &str) -> Result<Self, String>;
 
     /// Adds one event to an accumulator. An error dead-letters the event.
     fn add(&mut self, acc: &mut Self::Acc, event: &Event<'_>) -> Result<(), String>;
@@ -54,8 +54,8 @@ pub trait Aggregate: Sized + 'static {
     /// [`Aggregate::migrate`] to convert them.
     const STATE_VERSION: u32 = 0;
 
-    /// The state version of this instance (after `init`); [`Aggregate::STATE_VERSION`] unless
-    /// overridden (e.g. chosen by configuration).
+    /// The state version of this instance (after `configure`); [`Aggregate::STATE_VERSION`]
+    /// unless overridden (e.g. chosen by configuration).
     fn state_version(&self) -> u32 {
         Self::STATE_VERSION
     }
@@ -86,12 +86,12 @@ fn encode<A: Serialize>(acc: &A) -> Result<Vec<u8>, String> {
 fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
     state
         .as_mut()
-        .ok_or_else(|| "called before a successful `init`".to_owned())
+        .ok_or_else(|| "called before a successful `configure`".to_owned())
 }
 
 #[doc(hidden)]
-pub fn init<T: Aggregate>(state: &mut Option<T>, config: &str) -> Result<(), String> {
-    *state = Some(T::init(config)?);
+pub fn configure<T: Aggregate>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::configure(config)?);
     Ok(())
 }
 
@@ -237,7 +237,7 @@ macro_rules! export_aggregate {
             }
             impl $crate::bindings_aggregate::Guest for __WeirGlue {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::__private::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::configure::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn create() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
                     $crate::__private::aggregate::create::<$t>()

@@ -10,7 +10,7 @@
 //!
 //! struct Upper;
 //! impl Transform for Upper {
-//!     fn init(_config: &str) -> Result<Self, String> { Ok(Upper) }
+//!     fn configure(_config: &str) -> Result<Self, String> { Ok(Upper) }
 //!     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
 //!         out.bytes(&event.payload().to_ascii_uppercase());
 //!         Ok(())
@@ -56,15 +56,15 @@ pub use transform::Transform;
 pub mod __private {
     #[cfg(feature = "aggregate")]
     pub mod aggregate {
-        pub use crate::aggregate::{add, create, finish, init, merge, migrate};
+        pub use crate::aggregate::{add, configure, create, finish, merge, migrate};
     }
     #[cfg(feature = "process")]
     pub mod process {
-        pub use crate::process::{init, on_events, on_timer};
+        pub use crate::process::{configure, on_events, on_timer};
     }
     #[cfg(feature = "transform")]
     pub mod transform {
-        pub use crate::transform::{init, process};
+        pub use crate::transform::{configure, process};
     }
 }
 

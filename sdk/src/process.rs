@@ -120,7 +120,7 @@ impl TimerOutput<'_> {
 /// A keyed process function.
 pub trait Process: Sized + 'static {
     /// Builds the operator from its JSON configuration (`{}` when the pipeline gives none).
-    fn init(config: &str) -> Result<Self, String>;
+    fn configure(config: &str) -> Result<Self, String>;
 
     /// Handles one event of the key; emits 0..n events. An error dead-letters the event (and
     /// undoes the state changes of the call).
@@ -147,12 +147,12 @@ pub trait Process: Sized + 'static {
 fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
     state
         .as_mut()
-        .ok_or_else(|| "called before a successful `init`".to_owned())
+        .ok_or_else(|| "called before a successful `configure`".to_owned())
 }
 
 #[doc(hidden)]
-pub fn init<T: Process>(state: &mut Option<T>, config: &str) -> Result<(), String> {
-    *state = Some(T::init(config)?);
+pub fn configure<T: Process>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::configure(config)?);
     Ok(())
 }
 
@@ -197,7 +197,7 @@ macro_rules! export_process {
             }
             impl $crate::bindings_process::Guest for __WeirGlue {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::__private::process::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| $crate::__private::process::configure::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn on_events(
                     key: ::std::vec::Vec<u8>,

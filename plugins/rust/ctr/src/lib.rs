@@ -40,7 +40,7 @@ impl Aggregate for Ctr {
     type Acc = Counts;
     type Out = Value;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config).map_err(|e| format!("ctr config: {e}"))
     }
 

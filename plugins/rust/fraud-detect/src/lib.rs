@@ -60,7 +60,7 @@ impl Fraud {
 }
 
 impl Process for Fraud {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let f: Fraud =
             serde_json::from_str(config).map_err(|e| format!("fraud-detect config: {e}"))?;
         if f.max_count == 0 || f.within_ms <= 0 {

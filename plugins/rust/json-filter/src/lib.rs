@@ -93,7 +93,7 @@ impl Filter {
 }
 
 impl Transform for Filter {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Config =
             serde_json::from_str(config).map_err(|e| format!("json-filter config: {e}"))?;
         if c.field.is_empty() {

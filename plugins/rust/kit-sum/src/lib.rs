@@ -39,7 +39,7 @@ impl Aggregate for KitSum {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config)
             .map(KitSum)
             .map_err(|e| format!("kit-sum config: {e}"))

@@ -34,7 +34,7 @@ impl Aggregate for VersionedCount {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config)
             .map(VersionedCount)
             .map_err(|e| format!("versioned-count config: {e}"))

@@ -49,7 +49,7 @@ impl Aggregate for Stats {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Config =
             serde_json::from_str(config).map_err(|e| format!("window-stats config: {e}"))?;
         Ok(Stats {

@@ -9,7 +9,7 @@ use weir_sdk::{Event, Output, Transform};
 struct Op;
 
 impl Transform for Op {
-    fn init(_config: &str) -> Result<Self, String> {
+    fn configure(_config: &str) -> Result<Self, String> {
         Ok(Op)
     }
 
