@@ -72,7 +72,7 @@ pub trait Aggregate: Sized + 'static {
     }
 }
 
-fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
+pub(crate) fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
     if bytes.is_empty() {
         return Ok(A::default());
     }

@@ -36,6 +36,8 @@ mod event;
 pub mod log;
 #[cfg(feature = "process")]
 mod process;
+#[cfg(feature = "guest")]
+pub mod testing;
 #[cfg(feature = "transform")]
 mod transform;
 

@@ -8,14 +8,51 @@ use crate::bindings_process::weir::operator::keyed;
 use crate::bindings_process::weir::operator::types::{Batch, EventError};
 use crate::event::{Event, Output, batch_from, columns_of, each_event};
 use crate::packed::BatchBuilder;
+use crate::testing::MemoryKey;
 
 /// The current key's state and timers. Everything here is kept by the host: it survives plugin
 /// restarts and upgrades, and a call that fails leaves it as it was.
 pub struct Keyed<'k> {
     key: &'k [u8],
+    store: Store<'k>,
 }
 
-impl Keyed<'_> {
+/// Where a key's state and timers live.
+enum Store<'k> {
+    /// In the host, reached through the WIT `keyed` imports.
+    Host,
+    /// In memory, for native unit tests ([`crate::testing::ProcessHarness`]), with the
+    /// harness's clock and the domain of the timer being fired.
+    Memory {
+        state: &'k mut MemoryKey,
+        now: i64,
+        domain: TimeDomain,
+    },
+}
+
+impl<'k> Keyed<'k> {
+    /// The host's state and timers of `key`.
+    fn host(key: &'k [u8]) -> Self {
+        Keyed {
+            key,
+            store: Store::Host,
+        }
+    }
+
+    /// The in-memory state and timers of `key`, at processing time `now`, during a call about
+    /// a timer of `domain` (event time outside `on_timer`, as in the host).
+    pub(crate) fn memory(
+        key: &'k [u8],
+        state: &'k mut MemoryKey,
+        now: i64,
+        domain: TimeDomain,
+    ) -> Self {
+        Keyed {
+            key,
+            store: Store::Memory { state, now, domain },
+        }
+    }
+
     /// The key as UTF-8 text (`None` when empty or not UTF-8).
     pub fn key(&self) -> Option<&str> {
         (!self.key.is_empty())
@@ -30,7 +67,11 @@ impl Keyed<'_> {
 
     /// State `name` of this key, decoded from JSON.
     pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>, String> {
-        match keyed::get(name) {
+        let bytes = match &self.store {
+            Store::Host => keyed::get(name),
+            Store::Memory { state: m, .. } => m.values.get(name).cloned(),
+        };
+        match bytes {
             None => Ok(None),
             Some(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
@@ -42,46 +83,83 @@ impl Keyed<'_> {
     pub fn set<T: Serialize + ?Sized>(&mut self, name: &str, value: &T) -> Result<(), String> {
         let bytes = serde_json::to_vec(value)
             .map_err(|e| format!("state {name:?} cannot be encoded: {e}"))?;
-        keyed::set(name, &bytes);
+        match &mut self.store {
+            Store::Host => keyed::set(name, &bytes),
+            Store::Memory { state: m, .. } => {
+                m.values.insert(name.to_owned(), bytes);
+            }
+        }
         Ok(())
     }
 
     /// Deletes state `name` of this key.
     pub fn delete(&mut self, name: &str) {
-        keyed::delete(name)
+        match &mut self.store {
+            Store::Host => keyed::delete(name),
+            Store::Memory { state: m, .. } => {
+                m.values.remove(name);
+            }
+        }
     }
 
-    /// Calls `on_timer` for this key when the watermark reaches `time`.
+    /// Calls `on_timer` for this key when the watermark reaches `time`. Registering the same
+    /// time twice registers one timer.
     pub fn register_event_timer(&mut self, time: i64) {
-        keyed::register_event_timer(time)
+        match &mut self.store {
+            Store::Host => keyed::register_event_timer(time),
+            Store::Memory { state: m, .. } => {
+                m.event_timers.insert(time);
+            }
+        }
     }
 
     /// Cancels this key's event-time timer at `time`.
     pub fn delete_event_timer(&mut self, time: i64) {
-        keyed::delete_event_timer(time)
+        match &mut self.store {
+            Store::Host => keyed::delete_event_timer(time),
+            Store::Memory { state: m, .. } => {
+                m.event_timers.remove(&time);
+            }
+        }
     }
 
     /// Calls `on_timer` for this key when the host's wall clock reaches `time` (ms since the
     /// Unix epoch; see [`Keyed::processing_time`]).
     pub fn register_processing_timer(&mut self, time: i64) {
-        keyed::register_processing_timer(time)
+        match &mut self.store {
+            Store::Host => keyed::register_processing_timer(time),
+            Store::Memory { state: m, .. } => {
+                m.processing_timers.insert(time);
+            }
+        }
     }
 
     /// Cancels this key's processing-time timer at `time`.
     pub fn delete_processing_timer(&mut self, time: i64) {
-        keyed::delete_processing_timer(time)
+        match &mut self.store {
+            Store::Host => keyed::delete_processing_timer(time),
+            Store::Memory { state: m, .. } => {
+                m.processing_timers.remove(&time);
+            }
+        }
     }
 
     /// The host's processing time now (ms since the Unix epoch; never moves back).
     pub fn processing_time(&self) -> i64 {
-        keyed::current_processing_time()
+        match &self.store {
+            Store::Host => keyed::current_processing_time(),
+            Store::Memory { now, .. } => *now,
+        }
     }
 
     /// In `on_timer`: which kind of timer fired.
     pub fn timer_domain(&self) -> TimeDomain {
-        match keyed::timer_domain() {
-            keyed::TimeDomain::EventTime => TimeDomain::Event,
-            keyed::TimeDomain::ProcessingTime => TimeDomain::Processing,
+        match &self.store {
+            Store::Host => match keyed::timer_domain() {
+                keyed::TimeDomain::EventTime => TimeDomain::Event,
+                keyed::TimeDomain::ProcessingTime => TimeDomain::Processing,
+            },
+            Store::Memory { domain, .. } => *domain,
         }
     }
 }
@@ -162,8 +240,16 @@ pub fn on_events<T: Process>(
     key: Vec<u8>,
     input: Batch,
 ) -> Result<Batch, EventError> {
+    on_events_with(s, Keyed::host(&key), input)
+}
+
+/// `on-events` over the state and timers `keyed` (the host's, or a test's).
+pub(crate) fn on_events_with<T: Process>(
+    s: &mut Option<T>,
+    mut keyed: Keyed<'_>,
+    input: Batch,
+) -> Result<Batch, EventError> {
     let op = state(s).map_err(|message| EventError { index: 0, message })?;
-    let mut keyed = Keyed { key: &key };
     let out = each_event(columns_of!(input), |event, out| {
         op.on_event(&mut keyed, event, out)
     })
@@ -173,10 +259,18 @@ pub fn on_events<T: Process>(
 
 #[doc(hidden)]
 pub fn on_timer<T: Process>(s: &mut Option<T>, key: Vec<u8>, time: i64) -> Result<Batch, String> {
+    on_timer_with(s, Keyed::host(&key), time)
+}
+
+/// `on-timer` over the state and timers `keyed` (the host's, or a test's).
+pub(crate) fn on_timer_with<T: Process>(
+    s: &mut Option<T>,
+    mut keyed: Keyed<'_>,
+    time: i64,
+) -> Result<Batch, String> {
     let op = state(s)?;
-    let mut keyed = Keyed { key: &key };
     let mut out = TimerOutput {
-        key: &key,
+        key: keyed.key,
         time,
         batch: BatchBuilder::new(),
     };
