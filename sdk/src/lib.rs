@@ -1,30 +1,28 @@
-//! weir-sdk: write weir operators in Rust.
-//!
-//! A weir operator is a WebAssembly component implementing a world of the `weir:operator`
-//! package (`wit/`). The wire form is one call per packed batch; this SDK hides it. An author
-//! implements [`Transform`] with a per-event function over a zero-copy [`Event`] view and emits
-//! 0..n events through an [`Output`], then exports the type with one line:
-//!
-//! ```ignore
-//! use weir_sdk::{Event, Output, Transform};
-//!
-//! struct Upper;
-//! impl Transform for Upper {
-//!     fn configure(_config: &str) -> Result<Self, String> { Ok(Upper) }
-//!     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
-//!         out.bytes(&event.payload().to_ascii_uppercase());
-//!         Ok(())
-//!     }
-//! }
-//! weir_sdk::export_transform!(Upper);
-//! ```
-//!
-//! Build with `cargo build --release --target wasm32-wasip2`.
-//!
-//! Authors import from the crate root only. Module map: `packed` is the batch codec shared with
-//! the host; `event` the author-facing views and output builder; `transform`, `aggregate` and
-//! `process` the worlds' traits and the glue between them and the generated bindings; `log`
-//! plugin logging into the host's logs.
+// weir-sdk: write weir operators in Rust. The crate documentation is README.md.
+//
+// Module map: `packed` is the batch codec shared with the host (the only module the host uses,
+// with every feature off); `event` the author-facing event view and output builder;
+// `transform`, `aggregate` and `process` a world each: its trait, and the glue between the
+// generated bindings and the trait that the export macros expand to; `testing` drives that
+// glue natively for unit tests; `log` is plugin logging. Authors import from the crate root.
+#![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
+
+/// The examples of README.md (this crate's documentation), compiled and run as doctests when
+/// every world is enabled: `cargo test -p weir-sdk --all-features`. (A plugin enables one
+/// world; the examples span all three.)
+#[cfg(all(
+    doctest,
+    feature = "transform",
+    feature = "aggregate",
+    feature = "process"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
+
+/// The Rust example of the repository's README.md, a `transform`.
+#[cfg(all(doctest, feature = "transform"))]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadmeExample;
 
 pub mod packed;
 
