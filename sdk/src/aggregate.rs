@@ -224,7 +224,39 @@ pub fn migrate<T: Aggregate>(
     encode(&op.migrate(from, &acc)?)
 }
 
-/// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world.
+/// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world (a plugin
+/// exports one world, once).
+///
+/// ```
+/// use weir_sdk::{Aggregate, Event, Window};
+///
+/// struct Count;
+/// impl Aggregate for Count {
+///     type Acc = u64;
+///     type Out = u64;
+///     fn configure(_config: &str) -> Result<Self, String> {
+///         Ok(Count)
+///     }
+///     fn add(&mut self, acc: &mut u64, _event: &Event<'_>) -> Result<(), String> {
+///         *acc += 1;
+///         Ok(())
+///     }
+///     fn merge(&mut self, a: u64, b: u64) -> Result<u64, String> {
+///         Ok(a + b)
+///     }
+///     fn finish(&mut self, _: Option<&str>, _: Window, acc: u64) -> Result<Option<u64>, String> {
+///         Ok(Some(acc))
+///     }
+/// }
+/// weir_sdk::export_aggregate!(Count);
+/// ```
+///
+/// A type that does not implement [`Aggregate`] is refused when the plugin compiles:
+///
+/// ```compile_fail,E0277
+/// struct NotAnAggregate;
+/// weir_sdk::export_aggregate!(NotAnAggregate);
+/// ```
 #[macro_export]
 macro_rules! export_aggregate {
     ($t:ty) => {

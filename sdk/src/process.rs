@@ -278,7 +278,39 @@ pub(crate) fn on_timer_with<T: Process>(
     Ok(batch_from!(Batch, out.batch))
 }
 
-/// Exports a [`Process`] implementation as the plugin's `process` world.
+/// Exports a [`Process`] implementation as the plugin's `process` world (a plugin exports one
+/// world, once).
+///
+/// ```
+/// use weir_sdk::{Event, Keyed, Output, Process};
+///
+/// struct Dedup;
+/// impl Process for Dedup {
+///     fn configure(_config: &str) -> Result<Self, String> {
+///         Ok(Dedup)
+///     }
+///     fn on_event(
+///         &mut self,
+///         keyed: &mut Keyed<'_>,
+///         _event: &Event<'_>,
+///         out: &mut Output<'_>,
+///     ) -> Result<(), String> {
+///         if keyed.get::<bool>("seen")?.is_none() {
+///             keyed.set("seen", &true)?;
+///             out.forward();
+///         }
+///         Ok(())
+///     }
+/// }
+/// weir_sdk::export_process!(Dedup);
+/// ```
+///
+/// A type that does not implement [`Process`] is refused when the plugin compiles:
+///
+/// ```compile_fail,E0277
+/// struct NotAProcess;
+/// weir_sdk::export_process!(NotAProcess);
+/// ```
 #[macro_export]
 macro_rules! export_process {
     ($t:ty) => {

@@ -36,7 +36,31 @@ pub fn process<T: Transform>(state: &mut Option<T>, input: Batch) -> Result<Batc
     Ok(batch_from!(Batch, out))
 }
 
-/// Exports a [`Transform`] implementation as the plugin's `transform` world.
+/// Exports a [`Transform`] implementation as the plugin's `transform` world (a plugin exports
+/// one world, once).
+///
+/// ```
+/// use weir_sdk::{Event, Output, Transform};
+///
+/// struct Forward;
+/// impl Transform for Forward {
+///     fn configure(_config: &str) -> Result<Self, String> {
+///         Ok(Forward)
+///     }
+///     fn process(&mut self, _event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
+///         out.forward();
+///         Ok(())
+///     }
+/// }
+/// weir_sdk::export_transform!(Forward);
+/// ```
+///
+/// A type that does not implement [`Transform`] is refused when the plugin compiles:
+///
+/// ```compile_fail,E0277
+/// struct NotAnOperator;
+/// weir_sdk::export_transform!(NotAnOperator);
+/// ```
 #[macro_export]
 macro_rules! export_transform {
     ($t:ty) => {
