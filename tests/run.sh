@@ -12,6 +12,17 @@ bash plugins/build.sh >/dev/null
 echo "Python SDK:" && (cd sdk/python && python3 -m unittest discover -q -s tests -t .)
 echo "JavaScript SDK:" && node --test --test-reporter=dot sdk/js/tests/
 bash sdk/c/tests/run.sh
+# The Rust SDK with every world enabled (its README's examples are doctests), and the native unit
+# tests (`weir_sdk::testing`) of the example plugins that have some.
+echo "Rust SDK and plugin unit tests:"
+cargo test --quiet -p weir-sdk --all-features
+plugin_tests=()
+for dir in plugins/rust/*/; do
+  if grep -q '#\[cfg(test)\]' "$dir/src/lib.rs" 2>/dev/null; then
+    plugin_tests+=(-p "weir-plugin-$(basename "$dir")")
+  fi
+done
+cargo test --quiet "${plugin_tests[@]}"
 if cargo nextest --version >/dev/null 2>&1; then
   exec cargo nextest run --no-fail-fast --test-threads 2 "$@"
 else

@@ -9,17 +9,17 @@
 //
 // and `sdk/js/build.sh` turns the plugin folder into a component. The three worlds:
 //
-// - `transform({ init, process })` (or `transform(fn)`): per event, return what to emit —
+// - `transform({ configure, process })` (or `transform(fn)`): per event, return what to emit —
 //   `null` (drop), the event itself (forward unchanged; cheapest), a payload (Uint8Array, string,
 //   or any other value serialized as JSON), `event.with({...})` / `output({...})` to change key,
 //   time, headers or payload, or an array of those (several outputs; an array *element* that is
 //   itself an array is one JSON-array payload). Returning `undefined` is an error, so that a
 //   forgotten `return` cannot silently drop data. Throwing (an `EventError` or any error) sends
 //   that event to the dead-letter subject with the message; the rest of the batch goes on.
-// - `aggregate({ init, create, add, merge, finish, stateVersion, migrate })`: window aggregates
+// - `aggregate({ configure, create, add, merge, finish, stateVersion, migrate })`: window aggregates
 //   over JSON accumulators, mirroring sdk/src/aggregate.rs (there postcard; here JSON text, which
 //   the host stores opaquely).
-// - `process({ init, onEvent, onTimer })`: keyed process functions with per-key state and
+// - `process({ configure, onEvent, onTimer })`: keyed process functions with per-key state and
 //   event-time and processing-time timers kept by the host (the `keyed` import), through a
 //   `KeyedState` handle.
 //

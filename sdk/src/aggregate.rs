@@ -10,10 +10,20 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::bindings_aggregate::weir::operator::types::{
-    Accumulators, Batch, EventError, Results, Window, WindowError, Windows,
+    Accumulators, Batch, EventError, Results, WindowError, Windows,
 };
 use crate::event::{Event, columns_of};
 use crate::packed::{BatchView, PackedList, close_item};
+
+/// A time window `[start, end)`, in milliseconds since the Unix epoch: the window an
+/// [`Aggregate::finish`] call is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Window {
+    /// The window's first millisecond.
+    pub start: i64,
+    /// The first millisecond after the window.
+    pub end: i64,
+}
 
 /// A window aggregate over typed accumulators.
 pub trait Aggregate: Sized + 'static {
@@ -23,7 +33,7 @@ pub trait Aggregate: Sized + 'static {
     type Out: Serialize;
 
     /// Builds the aggregate from its JSON configuration (`{}` when the pipeline gives none).
-    fn init(config: &str) -> Result<Self, String>;
+    fn configure(config: &str) -> Result<Self, String>;
 
     /// Adds one event to an accumulator. An error dead-letters the event.
     fn add(&mut self, acc: &mut Self::Acc, event: &Event<'_>) -> Result<(), String>;
@@ -44,8 +54,8 @@ pub trait Aggregate: Sized + 'static {
     /// [`Aggregate::migrate`] to convert them.
     const STATE_VERSION: u32 = 0;
 
-    /// The state version of this instance (after `init`); [`Aggregate::STATE_VERSION`] unless
-    /// overridden (e.g. chosen by configuration).
+    /// The state version of this instance (after `configure`); [`Aggregate::STATE_VERSION`]
+    /// unless overridden (e.g. chosen by configuration).
     fn state_version(&self) -> u32 {
         Self::STATE_VERSION
     }
@@ -62,7 +72,7 @@ pub trait Aggregate: Sized + 'static {
     }
 }
 
-fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
+pub(crate) fn decode<A: DeserializeOwned + Default>(bytes: &[u8]) -> Result<A, String> {
     if bytes.is_empty() {
         return Ok(A::default());
     }
@@ -76,12 +86,12 @@ fn encode<A: Serialize>(acc: &A) -> Result<Vec<u8>, String> {
 fn state<T>(state: &mut Option<T>) -> Result<&mut T, String> {
     state
         .as_mut()
-        .ok_or_else(|| "called before a successful `init`".to_owned())
+        .ok_or_else(|| "called before a successful `configure`".to_owned())
 }
 
 #[doc(hidden)]
-pub fn init<T: Aggregate>(state: &mut Option<T>, config: &str) -> Result<(), String> {
-    *state = Some(T::init(config)?);
+pub fn configure<T: Aggregate>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::configure(config)?);
     Ok(())
 }
 
@@ -214,7 +224,39 @@ pub fn migrate<T: Aggregate>(
     encode(&op.migrate(from, &acc)?)
 }
 
-/// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world.
+/// Exports an [`Aggregate`] implementation as the plugin's `aggregate` world (a plugin
+/// exports one world, once).
+///
+/// ```
+/// use weir_sdk::{Aggregate, Event, Window};
+///
+/// struct Count;
+/// impl Aggregate for Count {
+///     type Acc = u64;
+///     type Out = u64;
+///     fn configure(_config: &str) -> Result<Self, String> {
+///         Ok(Count)
+///     }
+///     fn add(&mut self, acc: &mut u64, _event: &Event<'_>) -> Result<(), String> {
+///         *acc += 1;
+///         Ok(())
+///     }
+///     fn merge(&mut self, a: u64, b: u64) -> Result<u64, String> {
+///         Ok(a + b)
+///     }
+///     fn finish(&mut self, _: Option<&str>, _: Window, acc: u64) -> Result<Option<u64>, String> {
+///         Ok(Some(acc))
+///     }
+/// }
+/// weir_sdk::export_aggregate!(Count);
+/// ```
+///
+/// A type that does not implement [`Aggregate`] is refused when the plugin compiles:
+///
+/// ```compile_fail,E0277
+/// struct NotAnAggregate;
+/// weir_sdk::export_aggregate!(NotAnAggregate);
+/// ```
 #[macro_export]
 macro_rules! export_aggregate {
     ($t:ty) => {
@@ -227,36 +269,36 @@ macro_rules! export_aggregate {
             }
             impl $crate::bindings_aggregate::Guest for __WeirGlue {
                 fn configure(config: ::std::string::String) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::configure::<$t>(&mut s.borrow_mut(), &config))
                 }
                 fn create() -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    $crate::aggregate::create::<$t>()
+                    $crate::__private::aggregate::create::<$t>()
                 }
                 fn add(
                     accumulators: __t::Accumulators,
                     targets: ::std::vec::Vec<u8>,
                     input: __t::Batch,
                 ) -> ::core::result::Result<__t::Accumulators, __t::EventError> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
                 }
                 fn merge(
                     a: ::std::vec::Vec<u8>,
                     b: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
                 }
                 fn finish(
                     windows: __t::Windows,
                     accumulators: __t::Accumulators,
                 ) -> ::core::result::Result<__t::Results, __t::WindowError> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::finish::<$t>(&mut s.borrow_mut(), windows, accumulators))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::finish::<$t>(&mut s.borrow_mut(), windows, accumulators))
                 }
                 fn state_version() -> u32 {
                     __WEIR_STATE.with(|s| {
                         s.borrow()
                             .as_ref()
-                            .map_or(<$t as $crate::aggregate::Aggregate>::STATE_VERSION, |op| {
-                                $crate::aggregate::Aggregate::state_version(op)
+                            .map_or(<$t as $crate::Aggregate>::STATE_VERSION, |op| {
+                                $crate::Aggregate::state_version(op)
                             })
                     })
                 }
@@ -264,7 +306,7 @@ macro_rules! export_aggregate {
                     version: u32,
                     accumulator: ::std::vec::Vec<u8>,
                 ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::aggregate::migrate::<$t>(&mut s.borrow_mut(), version, accumulator))
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::migrate::<$t>(&mut s.borrow_mut(), version, accumulator))
                 }
             }
             $crate::bindings_aggregate::__export_aggregate_world!(__WeirGlue with_types_in $crate::bindings_aggregate);

@@ -211,6 +211,7 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
 
 /// Runs `f` over every event of the packed batch `cols`, collecting what it emits. Returns the
 /// output columns, or the index and message of the first event `f` failed on.
+#[cfg(any(feature = "transform", feature = "process"))]
 pub(crate) fn each_event(
     cols: crate::packed::Columns<'_>,
     mut f: impl FnMut(&Event<'_>, &mut Output<'_>) -> Result<(), String>,

@@ -1,51 +1,72 @@
-//! weir-sdk: write weir operators in Rust.
-//!
-//! A weir operator is a WebAssembly component implementing a world of the `weir:operator`
-//! package (`wit/`). The wire form is one call per packed batch; this SDK hides it. An author
-//! implements [`Transform`] with a per-event function over a zero-copy [`Event`] view and emits
-//! 0..n events through an [`Output`], then exports the type with one line:
-//!
-//! ```ignore
-//! use weir_sdk::{Event, Output, Transform};
-//!
-//! struct Upper;
-//! impl Transform for Upper {
-//!     fn init(_config: &str) -> Result<Self, String> { Ok(Upper) }
-//!     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
-//!         out.bytes(&event.payload().to_ascii_uppercase());
-//!         Ok(())
-//!     }
-//! }
-//! weir_sdk::export_transform!(Upper);
-//! ```
-//!
-//! Build with `cargo build --release --target wasm32-wasip2`.
-//!
-//! Module map: [`packed`] is the batch codec shared with the host; [`event`] the author-facing
-//! views and output builder; [`transform`] the glue between the generated bindings and
-//! [`Transform`]; [`log`] plugin logging into the host's logs.
+// weir-sdk: write weir operators in Rust. The crate documentation is README.md.
+//
+// Module map: `packed` is the batch codec shared with the host (the only module the host uses,
+// with every feature off); `event` the author-facing event view and output builder;
+// `transform`, `aggregate` and `process` a world each: its trait, and the glue between the
+// generated bindings and the trait that the export macros expand to; `testing` drives that
+// glue natively for unit tests; `log` is plugin logging. Authors import from the crate root.
+#![cfg_attr(not(doctest), doc = include_str!("../README.md"))]
+
+/// The examples of README.md (this crate's documentation), compiled and run as doctests when
+/// every world is enabled: `cargo test -p weir-sdk --all-features`. (A plugin enables one
+/// world; the examples span all three.)
+#[cfg(all(
+    doctest,
+    feature = "transform",
+    feature = "aggregate",
+    feature = "process"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;
+
+/// The Rust example of the repository's README.md, a `transform`.
+#[cfg(all(doctest, feature = "transform"))]
+#[doc = include_str!("../../README.md")]
+pub struct RepositoryReadmeExample;
 
 pub mod packed;
 
 #[cfg(feature = "aggregate")]
-pub mod aggregate;
+mod aggregate;
 #[cfg(feature = "guest")]
-pub mod event;
+mod event;
 #[cfg(feature = "guest")]
 pub mod log;
 #[cfg(feature = "process")]
-pub mod process;
+mod process;
+#[cfg(feature = "guest")]
+pub mod testing;
 #[cfg(feature = "transform")]
-pub mod transform;
+mod transform;
 
 #[cfg(feature = "aggregate")]
-pub use aggregate::Aggregate;
+pub use aggregate::{Aggregate, Window};
 #[cfg(feature = "guest")]
-pub use event::{Event, Output};
+pub use event::{Event, EventBuilder, Output};
+#[cfg(feature = "guest")]
+pub use packed::Headers;
 #[cfg(feature = "process")]
-pub use process::{Keyed, Process, TimeDomain};
+pub use process::{Keyed, Process, TimeDomain, TimerOutput};
 #[cfg(feature = "transform")]
 pub use transform::Transform;
+
+/// What the export macros expand to call: the glue between the generated bindings and the
+/// traits. Not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    #[cfg(feature = "aggregate")]
+    pub mod aggregate {
+        pub use crate::aggregate::{add, configure, create, finish, merge, migrate};
+    }
+    #[cfg(feature = "process")]
+    pub mod process {
+        pub use crate::process::{configure, on_events, on_timer};
+    }
+    #[cfg(feature = "transform")]
+    pub mod transform {
+        pub use crate::transform::{configure, process};
+    }
+}
 
 /// Generated bindings of the `transform` world. Plugin authors do not use these directly.
 #[cfg(feature = "transform")]
@@ -69,9 +90,6 @@ pub mod bindings_aggregate {
     wit_bindgen::generate!({
         world: "aggregate",
         path: "../wit",
-        // `window` (the SDK's window bounds) is in no function signature since `finish` became
-        // batched.
-        generate_unused_types: true,
         pub_export_macro: true,
         export_macro_name: "__export_aggregate_world",
         default_bindings_module: "weir_sdk::bindings_aggregate",

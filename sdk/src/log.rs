@@ -1,4 +1,5 @@
 //! Plugin logging: messages go to the host's structured logs, tagged with the plugin's name.
+//! Outside a component (native unit tests, see [`crate::testing`]) they go to stderr.
 
 #[cfg(feature = "transform")]
 use crate::bindings::weir::operator::log::{Level, log as host_log};
@@ -11,17 +12,25 @@ use crate::bindings_aggregate::weir::operator::log::{Level, log as host_log};
 use crate::bindings_process::weir::operator::log::{Level, log as host_log};
 
 pub fn trace(message: &str) {
-    host_log(Level::Trace, message)
+    emit(Level::Trace, "TRACE", message)
 }
 pub fn debug(message: &str) {
-    host_log(Level::Debug, message)
+    emit(Level::Debug, "DEBUG", message)
 }
 pub fn info(message: &str) {
-    host_log(Level::Info, message)
+    emit(Level::Info, "INFO", message)
 }
 pub fn warn(message: &str) {
-    host_log(Level::Warn, message)
+    emit(Level::Warn, "WARN", message)
 }
 pub fn error(message: &str) {
-    host_log(Level::Error, message)
+    emit(Level::Error, "ERROR", message)
+}
+
+fn emit(level: Level, name: &str, message: &str) {
+    if cfg!(target_arch = "wasm32") {
+        host_log(level, message)
+    } else {
+        eprintln!("[{name}] {message}");
+    }
 }

@@ -8,17 +8,17 @@ use crate::event::{Event, Output, batch_from, columns_of, each_event};
 pub trait Transform: Sized + 'static {
     /// Builds the operator from its JSON configuration (`{}` when the pipeline gives none).
     /// An error refuses the pipeline at start.
-    fn init(config: &str) -> Result<Self, String>;
+    fn configure(config: &str) -> Result<Self, String>;
 
     /// Handles one event, emitting 0..n events into `out`. An error sends this event to the
     /// pipeline's dead-letter subject with the message; the rest of the batch goes on.
     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String>;
 }
 
-/// Implements `init` of the world for `T`.
+/// Implements `configure` of the world for `T`.
 #[doc(hidden)]
-pub fn init<T: Transform>(state: &mut Option<T>, config: &str) -> Result<(), String> {
-    *state = Some(T::init(config)?);
+pub fn configure<T: Transform>(state: &mut Option<T>, config: &str) -> Result<(), String> {
+    *state = Some(T::configure(config)?);
     Ok(())
 }
 
@@ -28,7 +28,7 @@ pub fn process<T: Transform>(state: &mut Option<T>, input: Batch) -> Result<Batc
     let Some(op) = state.as_mut() else {
         return Err(EventError {
             index: 0,
-            message: "`process` called before a successful `init`".into(),
+            message: "`process` called before a successful `configure`".into(),
         });
     };
     let out = each_event(columns_of!(input), |event, out| op.process(event, out))
@@ -36,7 +36,31 @@ pub fn process<T: Transform>(state: &mut Option<T>, input: Batch) -> Result<Batc
     Ok(batch_from!(Batch, out))
 }
 
-/// Exports a [`Transform`] implementation as the plugin's `transform` world.
+/// Exports a [`Transform`] implementation as the plugin's `transform` world (a plugin exports
+/// one world, once).
+///
+/// ```
+/// use weir_sdk::{Event, Output, Transform};
+///
+/// struct Forward;
+/// impl Transform for Forward {
+///     fn configure(_config: &str) -> Result<Self, String> {
+///         Ok(Forward)
+///     }
+///     fn process(&mut self, _event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
+///         out.forward();
+///         Ok(())
+///     }
+/// }
+/// weir_sdk::export_transform!(Forward);
+/// ```
+///
+/// A type that does not implement [`Transform`] is refused when the plugin compiles:
+///
+/// ```compile_fail,E0277
+/// struct NotAnOperator;
+/// weir_sdk::export_transform!(NotAnOperator);
+/// ```
 #[macro_export]
 macro_rules! export_transform {
     ($t:ty) => {
@@ -50,8 +74,9 @@ macro_rules! export_transform {
                 fn configure(
                     config: ::std::string::String,
                 ) -> ::core::result::Result<(), ::std::string::String> {
-                    __WEIR_STATE
-                        .with(|s| $crate::transform::init::<$t>(&mut s.borrow_mut(), &config))
+                    __WEIR_STATE.with(|s| {
+                        $crate::__private::transform::configure::<$t>(&mut s.borrow_mut(), &config)
+                    })
                 }
                 fn process(
                     input: $crate::bindings::weir::operator::types::Batch,
@@ -59,8 +84,9 @@ macro_rules! export_transform {
                     $crate::bindings::weir::operator::types::Batch,
                     $crate::bindings::weir::operator::types::EventError,
                 > {
-                    __WEIR_STATE
-                        .with(|s| $crate::transform::process::<$t>(&mut s.borrow_mut(), input))
+                    __WEIR_STATE.with(|s| {
+                        $crate::__private::transform::process::<$t>(&mut s.borrow_mut(), input)
+                    })
                 }
             }
     $crate::bindings::__export_transform_world!(__WeirGlue with_types_in $crate::bindings);

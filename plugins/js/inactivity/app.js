@@ -8,7 +8,7 @@
 import { process } from "weir";
 
 export default process({
-  init(config) {
+  configure(config) {
     const timeout = config.timeout_ms ?? 60000;
     if (!Number.isSafeInteger(timeout) || timeout <= 0) throw new Error("inactivity config: `timeout_ms` must be a positive integer");
     return { timeout };

@@ -12,7 +12,7 @@
 import { EventError, transform } from "weir";
 
 export default transform({
-  init(config) {
+  configure(config) {
     const field = config.field ?? "amount";
     const min = config.min ?? 0;
     const keep = config.keep ?? [];

@@ -23,7 +23,7 @@ function addSums(a, b) {
 }
 
 export default aggregate({
-  init(config) {
+  configure(config) {
     const field = config.field ?? "amount";
     if (typeof field !== "string") throw new Error(`config.field must be a string, got ${JSON.stringify(field)}`);
     return { field };

@@ -51,8 +51,8 @@ class Settings:
             )
 
 
-@weir.init
-def init(config):
+@weir.configure
+def configure(config):
     return Settings(config)
 
 

@@ -58,7 +58,7 @@ export function eventFailure(index, e) {
 
 function hostLog(level, args) {
   if (!host.bound) {
-    throw new Error("weir log called while the component is being built; log from init or the operator functions");
+    throw new Error("weir log called while the component is being built; log from configure or the operator functions");
   }
   let message = "";
   for (let i = 0; i < args.length; i++) {

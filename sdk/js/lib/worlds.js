@@ -24,25 +24,25 @@ function checkMembers(what, def, allowed, required, values = []) {
   }
 }
 
-/** Parses the config JSON and runs the author's `init`; returns the context passed to every call. */
-function configure(def, configText) {
+/** Parses the config JSON and runs the author's `configure`; returns the context passed to every call. */
+function contextOf(def, configText) {
   let config;
   try {
     config = configText.trim() === "" ? {} : JSON.parse(configText);
   } catch (e) {
     throw `config is not valid JSON: ${messageOf(e)}`;
   }
-  if (!def.init) return config;
+  if (!def.configure) return config;
   let ctx;
   try {
-    ctx = def.init(config);
+    ctx = def.configure(config);
   } catch (e) {
     throw messageOf(e);
   }
   return ctx === undefined ? config : ctx;
 }
 
-const NOT_READY = "called before a successful `init`";
+const NOT_READY = "called before a successful `configure`";
 
 /** Appends one payload `r` that `finish` returned for window `i`. */
 function pushResult(out, r, i) {
@@ -53,19 +53,19 @@ function pushResult(out, r, i) {
 }
 
 /**
- * A `transform` operator. `def` is `(event, config) => result` or `{ init?(config), process(event, ctx) }`
- * where `init` returns the context passed to `process` (the parsed config when it returns nothing).
+ * A `transform` operator. `def` is `(event, config) => result` or `{ configure?(config), process(event, ctx) }`
+ * where `configure` returns the context passed to `process` (the parsed config when it returns nothing).
  * See the module comment for what `process` may return.
  */
 export function transform(def) {
   if (typeof def === "function") def = { process: def };
-  checkMembers("transform()", def, ["init", "process"], ["process"]);
+  checkMembers("transform()", def, ["configure", "process"], ["process"]);
   let ready = false;
   let ctx;
   return {
     [WORLD]: "transform",
     configure(config) {
-      ctx = configure(def, config);
+      ctx = contextOf(def, config);
       ready = true;
     },
     process(batch) {
@@ -89,7 +89,7 @@ export function transform(def) {
 }
 
 /**
- * A window aggregate over JSON accumulators: `{ init?(config), create(ctx), add(acc, event, ctx),
+ * A window aggregate over JSON accumulators: `{ configure?(config), create(ctx), add(acc, event, ctx),
  * merge(a, b, ctx), finish(key, window, acc, ctx) }`. `add` returns the new accumulator (or
  * nothing, having changed `acc` in place); `finish` gets the key as text (null: no key) and
  * `window` as `{ start, end }` in ms, and returns the window's result: a payload, an array of
@@ -109,7 +109,7 @@ export function aggregate(def) {
   checkMembers(
     "aggregate()",
     def,
-    ["init", "create", "add", "merge", "finish", "migrate"],
+    ["configure", "create", "add", "merge", "finish", "migrate"],
     ["create", "add", "merge", "finish"],
     ["stateVersion"],
   );
@@ -161,7 +161,7 @@ export function aggregate(def) {
   return {
     [WORLD]: "aggregate",
     configure(config) {
-      ctx = configure(def, config);
+      ctx = contextOf(def, config);
       ready = true;
     },
     create() {
@@ -359,18 +359,18 @@ function keyed() {
 }
 
 /**
- * A keyed process function: `{ init?(config), onEvent(event, state, ctx), onTimer?(time, state, ctx) }`.
+ * A keyed process function: `{ configure?(config), onEvent(event, state, ctx), onTimer?(time, state, ctx) }`.
  * `onEvent` returns outputs as in `transform`; `onTimer` returns payloads or `output({...})`
  * (the timer's key and time by default). `state` is a `KeyedState` of the current key.
  */
 export function process(def) {
-  checkMembers("process()", def, ["init", "onEvent", "onTimer"], ["onEvent"]);
+  checkMembers("process()", def, ["configure", "onEvent", "onTimer"], ["onEvent"]);
   let ready = false;
   let ctx;
   return {
     [WORLD]: "process",
     configure(config) {
-      ctx = configure(def, config);
+      ctx = contextOf(def, config);
       ready = true;
     },
     onEvents(key, batch) {

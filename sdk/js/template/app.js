@@ -12,7 +12,7 @@ import { EventError, log, transform } from "weir";
 
 export default transform({
   // `config` is the operator's `config` table from the pipeline file, parsed ({} when absent).
-  init(config) {
+  configure(config) {
     const min = config.min ?? 0;
     if (typeof min !== "number") throw new Error(`config.min must be a number, got ${JSON.stringify(min)}`);
     log.info("{{name}} starting, min =", min);

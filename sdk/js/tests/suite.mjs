@@ -233,7 +233,7 @@ export function defineTests(weir, label) {
 
   test(`${label}: payloads may be bytes, text (UTF-8) or JSON values; arrays emit several`, () => {
     const t = weir.transform({
-      init: (config) => ({ suffix: config.suffix }),
+      configure: (config) => ({ suffix: config.suffix }),
       process: (e, ctx) => {
         if (e.index === 0) return [new Uint8Array([1, 2]), "é" + ctx.suffix, { n: 1, s: "😀" }, [1, 2], null, 7];
         if (e.index === 3) return e.json;
@@ -294,14 +294,14 @@ export function defineTests(weir, label) {
     assert.deepEqual(thrown(() => t3.process(packBatch(events))), { index: 3, message: "too big" });
   });
 
-  test(`${label}: init refuses bad config JSON and init errors; process before init is an error`, () => {
+  test(`${label}: configure refuses bad config JSON and configure errors; process before configure is an error`, () => {
     const t = weir.transform({
-      init: (c) => {
+      configure: (c) => {
         if (c.bad) throw new Error("bad config");
       },
       process: (e) => e,
     });
-    assert.deepEqual(thrown(() => t.process(packBatch(events))), { index: 0, message: "called before a successful `init`" });
+    assert.deepEqual(thrown(() => t.process(packBatch(events))), { index: 0, message: "called before a successful `configure`" });
     assert.match(thrown(() => t.configure("{nope")), /^config is not valid JSON/);
     assert.equal(thrown(() => t.configure('{"bad":true}')), "bad config");
     assert.throws(() => weir.transform({ process: (e) => e, procss: () => 1 }), /unknown member `procss`/);
@@ -370,7 +370,7 @@ export function defineTests(weir, label) {
   test(`${label}: aggregate finish: one call for many windows, payloads packed with their window as origin`, () => {
     const seen = [];
     const a = weir.aggregate({
-      init: (config) => ({ tag: config.tag }),
+      configure: (config) => ({ tag: config.tag }),
       create: () => ({ n: 0 }),
       add: () => {},
       merge: (x) => x,
@@ -448,7 +448,7 @@ export function defineTests(weir, label) {
     assert.equal(thrown(() => make(() => "x").finish(farBack, packAccs(["{}"]))).message, "window start -9223372036854775808 is beyond JavaScript's exact integer range (±2^53)");
     assert.deepEqual(thrown(() => make(() => "x").finish(wins, packAccs(["{}"]))), { index: 0, message: "1 accumulators for 3 windows" });
     const early = weir.aggregate({ create: () => ({}), add: () => {}, merge: (x) => x, finish: () => null });
-    assert.deepEqual(thrown(() => early.finish(wins, accs)), { index: 0, message: "called before a successful `init`" });
+    assert.deepEqual(thrown(() => early.finish(wins, accs)), { index: 0, message: "called before a successful `configure`" });
   });
 
   test(`${label}: aggregate state versions: same version passes through, older ones migrate or refuse`, () => {

@@ -9,8 +9,8 @@ weir-plugin.toml for the build command); see the `weir` package's documentation 
 import weir
 
 
-@weir.init
-def init(config):
+@weir.configure
+def configure(config):
     label = config.get("label", "hello")
     if type(label) is not str:
         raise weir.ConfigError(f"config field `label`: expected a string, got {label!r}")

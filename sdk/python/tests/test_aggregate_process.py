@@ -158,12 +158,12 @@ class FinishGlue(unittest.TestCase):
             self.finish([(b"", 0, 10, b'{"mode":"refuse"}'), ok])
         self.assertEqual(cm.exception.value, fb.WindowError(0, "cannot finish"))
 
-    def test_finish_before_init_names_the_first_window(self):
+    def test_finish_before_configure_names_the_first_window(self):
         world = fb.make_app("aggregate", WINDOWS).WitWorld()
         with self.assertRaises(fb.Err) as cm:
             world.finish(fb.pack_windows([(b"a", 0, 1)]), fb.pack_accumulators([b""]))
         self.assertEqual(
-            cm.exception.value, fb.WindowError(0, "`finish` called before a successful `init`")
+            cm.exception.value, fb.WindowError(0, "`finish` called before a successful `configure`")
         )
 
     def test_state_version_and_migrate(self):

@@ -153,32 +153,32 @@ class TransformErrors(unittest.TestCase):
             world.process(fb.pack_batch(EVENTS))
         self.assertIn("cannot hold another list", cm.exception.value.message)
 
-    def test_process_before_init_is_refused(self):
+    def test_process_before_configure_is_refused(self):
         app = fb.make_app(
             "transform", "import weir\n@weir.transform\ndef process(e, c):\n    return e\n"
         )
         with self.assertRaises(fb.Err) as cm:
             app.WitWorld().process(fb.pack_batch(EVENTS))
-        self.assertIn("before a successful `init`", cm.exception.value.message)
+        self.assertIn("before a successful `configure`", cm.exception.value.message)
 
 
 class TransformConfig(unittest.TestCase):
-    def test_init_hook_result_is_what_process_receives(self):
+    def test_configure_hook_result_is_what_process_receives(self):
         app = fb.make_app(
             "transform",
             (
                 "import weir\n@weir.transform\ndef process(e, c):\n    return c\n"
-                "@weir.init\ndef init(config):\n    return {'got': config}\n"
+                "@weir.configure\ndef configure(config):\n    return {'got': config}\n"
             ),
         )
         out = run(app, EVENTS[:1], config='{"a":1}')
         self.assertEqual(out[0]["payload"], b'{"got":{"a":1}}')
 
-    def test_config_errors_refuse_init_with_the_message(self):
+    def test_config_errors_refuse_configure_with_the_message(self):
         app = fb.make_app(
             "transform",
             (
-                "import weir\n@weir.init\ndef init(config):\n"
+                "import weir\n@weir.configure\ndef configure(config):\n"
                 "    raise weir.ConfigError('config field `min`: expected a number')\n"
                 "@weir.transform\ndef process(e, c):\n    return e\n"
             ),
@@ -208,7 +208,7 @@ class TransformConfig(unittest.TestCase):
 
 
 class Logging(unittest.TestCase):
-    def test_log_and_print_reach_the_host_log_once_initialized(self):
+    def test_log_and_print_reach_the_host_log_once_configured(self):
         app = fb.make_app(
             "transform",
             (

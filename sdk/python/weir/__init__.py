@@ -17,7 +17,7 @@ packing, so an operator is written one event at a time:
 with `sdk/python/build.sh <plugin-dir> <out.wasm>` (componentize-py, offline).
 
 Module map: `event` (Event, Output, EventError, ConfigError); one module of glue per world:
-`transform_world` (`@weir.transform`, `@weir.init`), `aggregate_world` (`weir.Aggregate`,
+`transform_world` (`@weir.transform`, `@weir.configure`), `aggregate_world` (`weir.Aggregate`,
 `@weir.aggregate`), `process_world` (`weir.Process`, `@weir.process`, the `Keyed` state
 handle); `log` (`weir.log.info(...)`); `jsoncodec` (the strict JSON the SDK reads and writes:
 `weir.loads`, `weir.dumps`); `packed` (the batch codec); `bindings` (the door to
@@ -29,7 +29,7 @@ from .aggregate_world import Aggregate, aggregate
 from .event import ConfigError, Event, EventError, Output
 from .jsoncodec import JSONError, dumps, loads
 from .process_world import Events, Keyed, Process, process
-from .transform_world import init, transform
+from .transform_world import configure, transform
 
 __all__ = [
     "Aggregate",
@@ -42,8 +42,8 @@ __all__ = [
     "Output",
     "Process",
     "aggregate",
+    "configure",
     "dumps",
-    "init",
     "loads",
     "log",
     "process",

@@ -151,7 +151,7 @@ def aggregate(cls):
         @staticmethod
         def _op():
             if AggregateWorld.op is None:
-                raise Err("called before a successful `init`")
+                raise Err("called before a successful `configure`")
             return AggregateWorld.op
 
         def create(self):
@@ -165,7 +165,7 @@ def aggregate(cls):
             op = AggregateWorld.op
             if op is None:
                 raise Err(
-                    types.EventError(index=0, message="`add` called before a successful `init`")
+                    types.EventError(index=0, message="`add` called before a successful `configure`")
                 )
             return types.Accumulators(*run_add(op, accumulators, targets, input))
 
@@ -181,7 +181,7 @@ def aggregate(cls):
             if op is None:
                 raise Err(
                     types.WindowError(
-                        index=0, message="`finish` called before a successful `init`"
+                        index=0, message="`finish` called before a successful `configure`"
                     )
                 )
             return types.Results(*run_finish(op, windows, accumulators))

@@ -1,7 +1,7 @@
 """Plugin logging into the host's structured logs, tagged with the plugin: `weir.log.info(...)`.
 
 Python components are built without WASI (see sdk/python/build.sh), so at run time there is no
-stdout or stderr to write to: the first call from the host (`init`) points `sys.stdout` at
+stdout or stderr to write to: the first call from the host (`configure`) points `sys.stdout` at
 `info` and `sys.stderr` at `warn`, one log record per line, so that `print` and stray warnings
 end up in the host's logs too. Before that (componentize-py importing the app at build time)
 and outside a component (unit tests), messages go to the real stderr.

@@ -185,7 +185,7 @@ def process(cls):
             if op is None:
                 raise Err(
                     types.EventError(
-                        index=0, message="`on-events` called before a successful `init`"
+                        index=0, message="`on-events` called before a successful `configure`"
                     )
                 )
             src = InputBatch(input)
@@ -205,7 +205,7 @@ def process(cls):
         def on_timer(self, key, time):
             op = ProcessWorld.op
             if op is None:
-                raise Err("`on-timer` called before a successful `init`")
+                raise Err("`on-timer` called before a successful `configure`")
             out = OutputBuilder(None)
             emit = Emitter(out).emit
             try:

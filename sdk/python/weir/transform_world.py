@@ -1,8 +1,8 @@
 """The `transform` world in Python (mirrors sdk/src/transform.rs): `@weir.transform` on a
-per-event function, `@weir.init` on an optional configuration hook.
+per-event function, `@weir.configure` on an optional configuration hook.
 
-    @weir.init
-    def init(config):             # config: the pipeline's JSON config, parsed ({} when absent)
+    @weir.configure
+    def configure(config):        # config: the pipeline's JSON config, parsed ({} when absent)
         return Settings(config)   # what `process` receives (None: the parsed config itself)
 
     @weir.transform
@@ -28,15 +28,15 @@ from .bindings import Err, export, types
 from .event import Emitter, describe, events_of, parse_config
 from .packed import InputBatch, OutputBuilder
 
-__all__ = ["transform", "init"]
+__all__ = ["transform", "configure"]
 
-#: `@weir.init` hooks by module (a plugin has one; tests load several).
-_init_hooks = {}
+#: `@weir.configure` hooks by module (a plugin has one; tests load several).
+_configure_hooks = {}
 
 
-def init(fn):
+def configure(fn):
     """Registers `fn(config)` to run once when the operator starts (see the module doc)."""
-    _init_hooks[fn.__module__] = fn
+    _configure_hooks[fn.__module__] = fn
     return fn
 
 
@@ -87,7 +87,7 @@ def transform(fn):
             log.host_ready()
             try:
                 value = parse_config(config)
-                hook = _init_hooks.get(fn.__module__)
+                hook = _configure_hooks.get(fn.__module__)
                 if hook is not None:
                     returned = hook(value)
                     if returned is not None:
@@ -100,7 +100,7 @@ def transform(fn):
         def process(self, input):
             if not TransformWorld.ready:
                 raise Err(
-                    types.EventError(index=0, message="`process` called before a successful `init`")
+                    types.EventError(index=0, message="`process` called before a successful `configure`")
                 )
             return types.Batch(*run_transform(fn, TransformWorld.config, input))
 

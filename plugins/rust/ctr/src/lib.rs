@@ -7,9 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,7 +40,7 @@ impl Aggregate for Ctr {
     type Acc = Counts;
     type Out = Value;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config).map_err(|e| format!("ctr config: {e}"))
     }
 

@@ -13,8 +13,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use weir_sdk::process::TimerOutput;
-use weir_sdk::{Event, Keyed, Output, Process};
+use weir_sdk::{Event, Keyed, Output, Process, TimerOutput};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -61,7 +60,7 @@ impl Fraud {
 }
 
 impl Process for Fraud {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let f: Fraud =
             serde_json::from_str(config).map_err(|e| format!("fraud-detect config: {e}"))?;
         if f.max_count == 0 || f.within_ms <= 0 {
@@ -129,3 +128,101 @@ impl Process for Fraud {
 }
 
 weir_sdk::export_process!(Fraud);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use weir_sdk::testing::{ProcessHarness, TestEvent};
+
+    use super::Fraud;
+
+    fn tx(card: &str, time: i64, amount: f64, country: &str) -> TestEvent {
+        TestEvent::json(&json!({"amount": amount, "country": country}))
+            .key(card)
+            .time(time)
+    }
+
+    fn fraud() -> ProcessHarness<Fraud> {
+        ProcessHarness::configure("{}").unwrap()
+    }
+
+    #[test]
+    fn four_large_transactions_from_two_countries_within_a_minute_raise_one_alert() {
+        let mut h = fraud();
+        let run = h.process(&[
+            tx("c1", 0, 600.0, "FR"),
+            tx("c2", 500, 900.0, "US"),
+            tx("c1", 1_000, 700.0, "DE"),
+            tx("c1", 2_000, 800.0, "FR"),
+            tx("c1", 3_000, 900.0, "FR"),
+        ]);
+        assert!(run.failures.is_empty(), "{:?}", run.failures);
+        let alerts: Vec<Value> = run.json().unwrap();
+        assert_eq!(
+            alerts,
+            [json!({"card": "c1", "count": 4, "countries": ["DE", "FR"],
+                    "total": 3000.0, "first": 0, "last": 3_000})]
+        );
+        assert_eq!(run.outputs[0].origin(), Some(4), "raised by the fourth");
+        assert_eq!(run.outputs[0].key(), Some("c1"));
+        // The card starts again from nothing; the other card keeps its transaction.
+        assert_eq!(h.state::<Value>("c1", "recent").unwrap(), None);
+        assert_eq!(
+            h.state::<Vec<Value>>("c2", "recent")
+                .unwrap()
+                .map(|r| r.len()),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn small_or_single_country_transactions_raise_nothing() {
+        let mut h = fraud();
+        let run = h.process(&[
+            tx("c", 0, 10.0, "FR"),
+            tx("c", 1, 20.0, "DE"),
+            tx("c", 2, 600.0, "FR"),
+            tx("c", 3, 600.0, "FR"),
+            tx("c", 4, 600.0, "FR"),
+            tx("c", 5, 600.0, "FR"),
+        ]);
+        assert!(run.outputs.is_empty() && run.failures.is_empty());
+    }
+
+    #[test]
+    fn transactions_expire_a_minute_later_through_their_timers() {
+        let mut h = fraud();
+        h.process(&[tx("c", 0, 600.0, "FR"), tx("c", 1_000, 700.0, "DE")]);
+        assert_eq!(h.event_timers("c"), [60_000, 61_000]);
+        let fired = h.advance_watermark(60_000);
+        assert!(fired.outputs.is_empty() && fired.failures.is_empty());
+        let recent: Vec<Value> = h.state("c", "recent").unwrap().unwrap();
+        assert_eq!(recent.len(), 1);
+        h.advance_watermark(61_000);
+        assert_eq!(h.state::<Value>("c", "recent").unwrap(), None);
+    }
+
+    #[test]
+    fn a_transaction_without_an_amount_is_dead_lettered() {
+        let mut h = fraud();
+        let run = h.process(&[
+            TestEvent::json(&json!({"country": "FR"})).key("c"),
+            tx("c", 0, 600.0, "FR"),
+        ]);
+        assert_eq!(run.failures.len(), 1);
+        assert_eq!(run.failures[0].index, 0);
+        assert_eq!(
+            run.failures[0].message,
+            "field `amount` is missing or not a number"
+        );
+        assert_eq!(h.event_timers("c"), [60_000]);
+    }
+
+    #[test]
+    fn a_zero_window_is_refused_at_start() {
+        let err = ProcessHarness::<Fraud>::configure(r#"{"within_ms": 0}"#)
+            .err()
+            .unwrap();
+        assert!(err.contains("must be positive"), "{err}");
+    }
+}

@@ -24,7 +24,7 @@ fn recurse(n: u64) -> u64 {
 }
 
 impl Transform for Hostile {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let h: Hostile =
             serde_json::from_str(config).map_err(|e| format!("hostile config: {e}"))?;
         match h.mode.as_str() {

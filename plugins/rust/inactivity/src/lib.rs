@@ -12,8 +12,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use weir_sdk::process::TimerOutput;
-use weir_sdk::{Event, Keyed, Output, Process, TimeDomain};
+use weir_sdk::{Event, Keyed, Output, Process, TimeDomain, TimerOutput};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,7 +37,7 @@ struct Last {
 const LAST: &str = "last";
 
 impl Process for Inactivity {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Inactivity =
             serde_json::from_str(config).map_err(|e| format!("inactivity config: {e}"))?;
         if c.timeout_ms <= 0 {

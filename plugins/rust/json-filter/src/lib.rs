@@ -93,7 +93,7 @@ impl Filter {
 }
 
 impl Transform for Filter {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Config =
             serde_json::from_str(config).map_err(|e| format!("json-filter config: {e}"))?;
         if c.field.is_empty() {
@@ -121,3 +121,73 @@ impl Transform for Filter {
 }
 
 weir_sdk::export_transform!(Filter);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use weir_sdk::testing::{TestEvent, TransformHarness};
+
+    use super::Filter;
+
+    fn filter(config: serde_json::Value) -> TransformHarness<Filter> {
+        TransformHarness::configure(&config.to_string()).unwrap()
+    }
+
+    #[test]
+    fn matching_events_are_forwarded_unchanged_and_others_dropped() {
+        let mut f = filter(json!({"field": "user.country", "value": "FR"}));
+        let events = [
+            TestEvent::json(&json!({"user": {"country": "FR"}, "n": 1}))
+                .key("a")
+                .time(5)
+                .header("trace", "t1"),
+            TestEvent::json(&json!({"user": {"country": "DE"}})),
+            TestEvent::json(&json!({"n": 3})),
+        ];
+        let run = f.process(&events);
+        assert!(run.failures.is_empty());
+        assert_eq!(run.outputs.len(), 1);
+        let kept = &run.outputs[0];
+        assert_eq!(kept.origin(), Some(0));
+        assert_eq!(
+            (kept.key(), kept.time(), kept.header("trace")),
+            (Some("a"), 5, Some(&b"t1"[..]))
+        );
+        assert_eq!(
+            kept.json::<serde_json::Value>().unwrap(),
+            json!({"user": {"country": "FR"}, "n": 1})
+        );
+    }
+
+    #[test]
+    fn numbers_compare_numerically() {
+        let mut f = filter(json!({"field": "amount", "op": "gt", "value": 100}));
+        let run = f.process(&[
+            TestEvent::json(&json!({"amount": 100.5})),
+            TestEvent::json(&json!({"amount": 99})),
+            TestEvent::json(&json!({"amount": "1000"})),
+        ]);
+        let kept: Vec<_> = run.outputs.iter().map(|e| e.origin()).collect();
+        assert_eq!(kept, [Some(0)]);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_is_dead_lettered_alone() {
+        let mut f = filter(json!({"field": "k", "op": "exists"}));
+        let run = f.process(&[
+            TestEvent::new("not json"),
+            TestEvent::json(&json!({"k": null})),
+        ]);
+        assert_eq!(run.failures.len(), 1);
+        assert_eq!(run.failures[0].index, 0);
+        assert_eq!(run.outputs[0].origin(), Some(1));
+    }
+
+    #[test]
+    fn a_comparison_without_a_value_is_refused_at_start() {
+        let err = TransformHarness::<Filter>::configure(r#"{"field": "a", "op": "gt"}"#)
+            .err()
+            .unwrap();
+        assert_eq!(err, "json-filter config: op `gt` needs a `value`");
+    }
+}

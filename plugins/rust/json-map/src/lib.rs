@@ -33,7 +33,7 @@ struct JsonMap {
 }
 
 impl Transform for JsonMap {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let cfg: Map_ =
             serde_json::from_str(config).map_err(|e| format!("json-map config: {e}"))?;
         let mut rename = Vec::new();

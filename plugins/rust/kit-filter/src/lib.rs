@@ -25,7 +25,7 @@ fn default_field() -> String {
 struct KitFilter(Config);
 
 impl Transform for KitFilter {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config)
             .map(KitFilter)
             .map_err(|e| format!("kit-filter config: {e}"))

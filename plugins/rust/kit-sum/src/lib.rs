@@ -5,9 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +39,7 @@ impl Aggregate for KitSum {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config)
             .map(KitSum)
             .map_err(|e| format!("kit-sum config: {e}"))

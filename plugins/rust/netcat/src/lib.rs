@@ -8,7 +8,7 @@ use weir_sdk::{Event, Output, Transform};
 struct Netcat;
 
 impl Transform for Netcat {
-    fn init(_config: &str) -> Result<Self, String> {
+    fn configure(_config: &str) -> Result<Self, String> {
         Ok(Netcat)
     }
 

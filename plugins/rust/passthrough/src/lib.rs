@@ -5,7 +5,7 @@ use weir_sdk::{Event, Output, Transform};
 struct Passthrough;
 
 impl Transform for Passthrough {
-    fn init(_config: &str) -> Result<Self, String> {
+    fn configure(_config: &str) -> Result<Self, String> {
         Ok(Passthrough)
     }
 

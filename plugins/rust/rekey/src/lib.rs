@@ -34,7 +34,7 @@ struct Rekey {
 }
 
 impl Transform for Rekey {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Config = serde_json::from_str(config).map_err(|e| format!("rekey config: {e}"))?;
         Ok(Rekey {
             path: c.field.split('.').map(str::to_owned).collect(),

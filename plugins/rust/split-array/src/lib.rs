@@ -20,7 +20,7 @@ struct Split {
 }
 
 impl Transform for Split {
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config).map_err(|e| format!("split-array config: {e}"))
     }
 

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,7 +28,7 @@ impl Aggregate for TopK {
     type Acc = BTreeMap<String, u64>;
     type Out = Value;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let t: TopK = serde_json::from_str(config).map_err(|e| format!("top-k config: {e}"))?;
         if t.k == 0 {
             return Err("top-k config: `k` must be at least 1".into());

@@ -5,9 +5,7 @@
 //! (migration marks them, so tests can see it happened). Result: `{"count", "migrated"}`.
 
 use serde::{Deserialize, Serialize};
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +34,7 @@ impl Aggregate for VersionedCount {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         serde_json::from_str(config)
             .map(VersionedCount)
             .map_err(|e| format!("versioned-count config: {e}"))

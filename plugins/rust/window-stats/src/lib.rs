@@ -7,9 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use weir_sdk::Event;
-use weir_sdk::aggregate::Aggregate;
-use weir_sdk::bindings_aggregate::weir::operator::types::Window;
+use weir_sdk::{Aggregate, Event, Window};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,7 +49,7 @@ impl Aggregate for Stats {
     type Acc = Acc;
     type Out = Out;
 
-    fn init(config: &str) -> Result<Self, String> {
+    fn configure(config: &str) -> Result<Self, String> {
         let c: Config =
             serde_json::from_str(config).map_err(|e| format!("window-stats config: {e}"))?;
         Ok(Stats {
@@ -121,3 +119,105 @@ impl Aggregate for Stats {
 }
 
 weir_sdk::export_aggregate!(Stats);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+    use weir_sdk::Window;
+    use weir_sdk::testing::{AggregateHarness, TestEvent};
+
+    use super::Stats;
+
+    const MINUTE: Window = Window {
+        start: 0,
+        end: 60_000,
+    };
+
+    fn amount(key: &str, doc: Value) -> TestEvent {
+        TestEvent::json(&doc).key(key)
+    }
+
+    #[test]
+    fn a_window_reports_count_sum_avg_min_max_of_the_field() {
+        let mut stats =
+            AggregateHarness::<Stats>::configure(r#"{"field": "order.amount"}"#).unwrap();
+        let failures = stats.add(
+            MINUTE,
+            &[
+                amount("a", json!({"order": {"amount": 10}})),
+                amount("a", json!({"order": {"amount": 30.5}})),
+                amount("a", json!({"order": {}})),
+                amount("b", json!({"order": {"amount": 1}})),
+            ],
+        );
+        assert!(failures.is_empty(), "{failures:?}");
+        let results: Vec<Value> = stats.fire(MINUTE.end - 1).json().unwrap();
+        assert_eq!(
+            results,
+            [
+                json!({"key": "a", "start": 0, "end": 60_000, "count": 3,
+                       "sum": 40.5, "avg": 20.25, "min": 10.0, "max": 30.5}),
+                json!({"key": "b", "start": 0, "end": 60_000, "count": 1,
+                       "sum": 1.0, "avg": 1.0, "min": 1.0, "max": 1.0}),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_field_that_is_not_a_number_is_dead_lettered_and_not_counted() {
+        let mut stats = AggregateHarness::<Stats>::configure(r#"{"field": "amount"}"#).unwrap();
+        let failures = stats.add(
+            MINUTE,
+            &[
+                amount("a", json!({"amount": 2})),
+                amount("a", json!({"amount": "two"})),
+            ],
+        );
+        assert_eq!(failures.len(), 1);
+        assert_eq!(failures[0].index, 1);
+        assert_eq!(
+            failures[0].message,
+            r#"field `amount` is "two", not a number"#
+        );
+        let results: Vec<Value> = stats.fire(i64::MAX).json().unwrap();
+        assert_eq!(results[0]["count"], 1);
+    }
+
+    #[test]
+    fn merged_sessions_keep_the_extremes_of_both() {
+        let mut stats = AggregateHarness::<Stats>::configure(r#"{"field": "x"}"#).unwrap();
+        let (s1, s2) = (
+            Window { start: 0, end: 100 },
+            Window {
+                start: 50,
+                end: 200,
+            },
+        );
+        stats.add(s1, &[amount("k", json!({"x": 5}))]);
+        stats.add(
+            s2,
+            &[amount("k", json!({"x": -1})), amount("k", json!({"x": 9}))],
+        );
+        let session = stats.merge("k", s1, s2).unwrap();
+        let results: Vec<Value> = stats.fire(session.end).json().unwrap();
+        assert_eq!(
+            results,
+            [json!({"key": "k", "start": 0, "end": 200, "count": 3,
+                    "sum": 13.0, "avg": 13.0 / 3.0, "min": -1.0, "max": 9.0})]
+        );
+    }
+
+    #[test]
+    fn without_a_field_events_are_only_counted() {
+        let mut stats = AggregateHarness::<Stats>::configure("{}").unwrap();
+        stats.add(
+            MINUTE,
+            &[TestEvent::new("not even json"), TestEvent::new("")],
+        );
+        let results: Vec<Value> = stats.fire(i64::MAX).json().unwrap();
+        assert_eq!(
+            results,
+            [json!({"key": null, "start": 0, "end": 60_000, "count": 2})]
+        );
+    }
+}
