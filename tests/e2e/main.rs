@@ -6,6 +6,7 @@ mod chain;
 mod config;
 mod crash;
 mod guarantees;
+mod hardening;
 mod kit;
 mod one_engine;
 mod plugin_cli;

@@ -3,7 +3,9 @@
 //! late events):
 //!
 //! - the event's own headers first, except `Weir-Key` and `Weir-Time`, which the sink sets
-//!   itself (a re-keyed or key-less event never carries a stale key);
+//!   itself (a re-keyed or key-less event never carries a stale key). `Nats-*` headers are
+//!   reserved to NATS (`Nats-Expected-Last-Sequence` and the like change what the stream
+//!   does): a result whose plugin set one is refused with a reason (a dead letter);
 //! - `Nats-Msg-Id` when the delivery guarantee uses ids;
 //! - `Weir-Time` (event time, ms) and `Weir-Key` (when the event has a key). The key is text:
 //!   bytes a header value cannot hold (invalid UTF-8, control characters) are replaced, and a
@@ -36,32 +38,27 @@ impl OutputHeaders {
     }
 
     /// Starts from an event's packed headers; a header that cannot be sent (an invalid name or
-    /// value) is an error naming it, and nothing is built.
+    /// value, a reserved `Nats-*` name) is an error naming it, and nothing is built.
     pub fn from_event(packed: &[u8]) -> Result<Self, String> {
         let mut h = HeaderMap::new();
         for (name, value) in Headers::new(packed) {
-            if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
-                continue;
+            if let Some((name, value)) = sendable(name, value)? {
+                h.append(name, value);
             }
-            let name = std::str::from_utf8(name)
-                .ok()
-                .and_then(|n| HeaderName::from_str(n).ok())
-                .ok_or_else(|| {
-                    format!("invalid header name {:?}", String::from_utf8_lossy(name))
-                })?;
-            let value = std::str::from_utf8(value)
-                .ok()
-                .and_then(|v| HeaderValue::from_str(v).ok())
-                .ok_or_else(|| format!("invalid value of header {name}"))?;
-            h.append(name, value);
         }
         Ok(OutputHeaders(h))
     }
 
-    /// Starts from an event's packed headers, dropping them all if any cannot be sent (for
-    /// outputs that must go out anyway: dead letters, window results).
-    pub fn from_event_or_none(packed: &[u8]) -> Self {
-        Self::from_event(packed).unwrap_or_else(|_| Self::new())
+    /// Starts from an event's packed headers, leaving out those that cannot be sent (for
+    /// outputs that must go out anyway: dead letters, timer events, `[[after]]` outputs).
+    pub fn from_event_lossy(packed: &[u8]) -> Self {
+        let mut h = HeaderMap::new();
+        for (name, value) in Headers::new(packed) {
+            if let Ok(Some((name, value))) = sendable(name, value) {
+                h.append(name, value);
+            }
+        }
+        OutputHeaders(h)
     }
 
     /// `Nats-Msg-Id`, when `id` is given.
@@ -121,6 +118,30 @@ impl OutputHeaders {
     pub fn build(self) -> HeaderMap {
         self.0
     }
+}
+
+/// Header `name: value` of an event as it can be sent: `None` for those the sink sets itself,
+/// an error for an invalid or reserved one.
+fn sendable(name: &[u8], value: &[u8]) -> Result<Option<(HeaderName, HeaderValue)>, String> {
+    if RESERVED.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+        return Ok(None);
+    }
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    if name.len() >= 5 && name[..5].eq_ignore_ascii_case(b"nats-") {
+        return Err(format!(
+            "header {} is reserved to NATS (plugins may not set Nats-* headers)",
+            shown()
+        ));
+    }
+    let name = std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| HeaderName::from_str(n).ok())
+        .ok_or_else(|| format!("invalid header name {:?}", shown()))?;
+    let value = std::str::from_utf8(value)
+        .ok()
+        .and_then(|v| HeaderValue::from_str(v).ok())
+        .ok_or_else(|| format!("invalid value of header {name}"))?;
+    Ok(Some((name, value)))
 }
 
 impl Default for OutputHeaders {
@@ -186,11 +207,22 @@ mod tests {
         let p = packed(&[(b"bad name", b"v")]);
         let err = OutputHeaders::from_event(&p).err().unwrap();
         assert!(err.contains("bad name"), "{err}");
-        let p = packed(&[(b"ok", b"line\r\nbreak")]);
+        let p = packed(&[(b"ok", b"line\r\nbreak"), (b"kept", b"v")]);
         assert!(OutputHeaders::from_event(&p).is_err());
-        let h = OutputHeaders::from_event_or_none(&p).event(b"k", 0).build();
+        let h = OutputHeaders::from_event_lossy(&p).event(b"k", 0).build();
         assert_eq!(get(&h, "ok"), None);
+        assert_eq!(get(&h, "kept").as_deref(), Some("v"));
         assert_eq!(get(&h, "Weir-Key").as_deref(), Some("k"));
+    }
+
+    #[test]
+    fn plugins_may_not_set_nats_headers() {
+        let p = packed(&[(b"NATS-Expected-Last-Sequence", b"1"), (b"a", b"b")]);
+        let err = OutputHeaders::from_event(&p).err().unwrap();
+        assert!(err.contains("reserved to NATS"), "{err}");
+        let h = OutputHeaders::from_event_lossy(&p).build();
+        assert_eq!(get(&h, "NATS-Expected-Last-Sequence"), None);
+        assert_eq!(get(&h, "a").as_deref(), Some("b"));
     }
 
     #[test]

@@ -181,7 +181,7 @@ impl MessageBuilder {
     fn derived_dead_letter(&mut self, d: &DerivedDeadLetter) -> Message {
         let l = &d.letter;
         let id = self.ids.of(MessageId::DerivedDead(d.origin));
-        let headers = OutputHeaders::from_event_or_none(&l.headers)
+        let headers = OutputHeaders::from_event_lossy(&l.headers)
             .id(id)
             .failure(&l.error, &l.operator, &l.plugin)
             .origin(&d.origin.to_string())
@@ -221,7 +221,7 @@ impl MessageBuilder {
                 sequence: origin.sequence,
                 n,
             });
-            let headers = OutputHeaders::from_event_or_none(&d.headers)
+            let headers = OutputHeaders::from_event_lossy(&d.headers)
                 .id(id)
                 .failure(&d.error, &d.operator, &d.plugin)
                 .source(stream, &origin.subject, origin.sequence)
@@ -247,7 +247,7 @@ fn free_result(
 ) -> Message {
     Message {
         subject: subject.clone(),
-        headers: OutputHeaders::from_event_or_none(headers)
+        headers: OutputHeaders::from_event_lossy(headers)
             .id(id)
             .event(key, time)
             .build(),

@@ -4,6 +4,7 @@
 //! - [`headers`]: one header builder for every kind of output;
 //! - [`messages`]: a batch's outputs → messages (the "request builder"; no I/O);
 //! - [`publish`]: publishing with many acks in flight, retried until stored;
+//! - [`refused`]: what the stream refuses for good becomes a dead letter;
 //! - this module: the [`Sink`] itself and the checks made when a pipeline starts (streams
 //!   capture the subjects; duplicate windows are long enough for effectively-once).
 //!
@@ -14,6 +15,7 @@ pub mod headers;
 pub mod ids;
 pub mod messages;
 pub mod publish;
+pub mod refused;
 
 use std::str::FromStr;
 use std::sync::Mutex;
@@ -38,6 +40,7 @@ pub struct JetStreamSink {
     config: SinkConfig,
     builder: Mutex<MessageBuilder>,
     publisher: Publisher,
+    dead_letter: Subject,
 }
 
 impl JetStreamSink {
@@ -55,6 +58,7 @@ impl JetStreamSink {
             js,
             config: config.clone(),
             builder: Mutex::new(MessageBuilder::new(pipeline, source_stream, config, ids)),
+            dead_letter: Subject::from(config.dead_letter.as_str()),
         }
     }
 
@@ -125,7 +129,12 @@ impl Sink for JetStreamSink {
         msgs: Vec<Message>,
     ) -> impl Future<Output = anyhow::Result<()>> + Send + 'static {
         let publisher = self.publisher.clone();
-        async move { publisher.publish_all(msgs).await }
+        let dead_letter = self.dead_letter.clone();
+        async move {
+            let refused = publisher.publish_all(msgs).await;
+            refused::dead_letter_refused(&publisher, &dead_letter, refused).await;
+            Ok(())
+        }
     }
 
     fn hold(&self, msgs: Vec<Message>) -> Vec<PendingMessage> {

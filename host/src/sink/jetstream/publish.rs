@@ -3,11 +3,17 @@
 //! until a timeout after its publish, and what failed published again with the same ids
 //! until the stream has stored everything — the source is never acknowledged for data that
 //! was not stored. (During a NATS outage this waits; a killed host replays on restart.)
+//!
+//! A publish the server *refuses* for a reason that publishing again cannot fix — the message
+//! is larger than the server's `max_payload` or the stream's `max_msg_size`, or a header the
+//! stream checks (`Nats-Expected-Last-Sequence`, …) does not hold — is not retried: it is
+//! handed back as [`Refused`], for the sink to dead-letter.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, context::PublishAckFuture};
+use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
+use async_nats::jetstream::{self};
 
 use super::messages::Message;
 
@@ -24,6 +30,42 @@ pub struct Publisher {
 /// A publish awaiting its ack: the message's index, when it was sent, the ack.
 type Pending = (usize, tokio::time::Instant, PublishAckFuture);
 
+/// A message the server refused for good, and why.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    /// Its index among the messages given to [`Publisher::publish_all`].
+    pub index: usize,
+    pub message: Message,
+    pub reason: String,
+}
+
+/// A failed publish of message `index`: `permanent` when retrying cannot help.
+struct Failed {
+    index: usize,
+    reason: String,
+    permanent: bool,
+}
+
+/// JetStream API error codes of refusals that depend on the message, not on the moment:
+/// 10054 message size exceeds the stream's maximum, 10070 wrong last message id, 10071 wrong
+/// last sequence, 10164 wrong last sequence for the subject, 10165 the stream refuses
+/// per-message TTLs.
+const REFUSAL_CODES: [&str; 5] = ["10054", "10070", "10071", "10164", "10165"];
+
+/// Whether publishing `e`'s message again cannot succeed.
+fn is_permanent(e: &PublishError) -> bool {
+    match e.kind() {
+        PublishErrorKind::MaxPayloadExceeded
+        | PublishErrorKind::WrongLastMessageId
+        | PublishErrorKind::WrongLastSequence => true,
+        PublishErrorKind::Other => {
+            let text = format!("{e:?}");
+            REFUSAL_CODES.iter().any(|c| text.contains(c))
+        }
+        _ => false,
+    }
+}
+
 impl Publisher {
     pub fn new(js: jetstream::Context, max_in_flight: usize) -> Self {
         Publisher {
@@ -33,32 +75,50 @@ impl Publisher {
     }
 
     /// Publishes `msgs` keeping up to `max_in_flight` acks outstanding, retrying failures
-    /// (with the same ids) with backoff until the stream has stored every message.
-    pub async fn publish_all(&self, msgs: Vec<Message>) -> anyhow::Result<()> {
-        let mut msgs = msgs;
+    /// (with the same ids) with backoff until the stream has stored every message but those
+    /// it refused for good, which are returned.
+    pub async fn publish_all(&self, msgs: Vec<Message>) -> Vec<Refused> {
+        // (index in `msgs` as given, message)
+        let mut todo: Vec<(usize, Message)> = msgs.into_iter().enumerate().collect();
+        let mut refused = Vec::new();
         let mut attempt = 0u32;
-        while !msgs.is_empty() {
-            let mut failed = self.publish_once(&msgs).await;
-            if failed.is_empty() {
-                return Ok(());
+        while !todo.is_empty() {
+            let batch: Vec<Message> = todo.iter().map(|(_, m)| m.clone()).collect();
+            let mut failed = self.publish_once(&batch).await;
+            failed.sort_by_key(|f| f.index);
+            let mut retry = Vec::new();
+            for f in failed {
+                let (index, message) = todo[f.index].clone();
+                if f.permanent {
+                    refused.push(Refused {
+                        index,
+                        message,
+                        reason: f.reason,
+                    });
+                } else {
+                    retry.push((index, message, f.reason));
+                }
             }
+            let Some((_, _, first_error)) = retry.first() else {
+                break;
+            };
             attempt += 1;
             let backoff = Duration::from_millis(100 * u64::from(attempt.min(50)));
             tracing::warn!(
-                failed = failed.len(),
+                failed = retry.len(),
                 attempt,
-                first_error = %failed[0].1,
+                first_error = %first_error,
                 "publishes not acknowledged; retrying with the same message ids in {backoff:?}"
             );
             tokio::time::sleep(backoff).await;
-            failed.sort_by_key(|f| f.0);
-            msgs = failed.into_iter().map(|(i, _)| msgs[i].clone()).collect();
+            todo = retry.into_iter().map(|(i, m, _)| (i, m)).collect();
         }
-        Ok(())
+        refused.sort_by_key(|r| r.index);
+        refused
     }
 
-    /// Publishes every message once; returns those that failed (index, reason).
-    async fn publish_once(&self, msgs: &[Message]) -> Vec<(usize, String)> {
+    /// Publishes every message once; returns those that failed.
+    async fn publish_once(&self, msgs: &[Message]) -> Vec<Failed> {
         let mut failed = Vec::new();
         // Each ack is awaited until PUBLISH_ACK_TIMEOUT after its publish, not after the
         // await starts: when a connection drops, thousands of acks are lost at once and must
@@ -75,7 +135,11 @@ impl Publisher {
                 .await
             {
                 Ok(fut) => window.push_back((i, tokio::time::Instant::now(), fut)),
-                Err(e) => failed.push((i, e.to_string())),
+                Err(e) => failed.push(Failed {
+                    index: i,
+                    reason: refusal_text(&e),
+                    permanent: is_permanent(&e),
+                }),
             }
         }
         for pending in window {
@@ -86,11 +150,27 @@ impl Publisher {
 }
 
 /// Awaits one publish's ack until [`PUBLISH_ACK_TIMEOUT`] after it was sent; a failure or
-/// timeout is noted in `failed` for a retry.
-async fn await_ack((index, sent, fut): Pending, failed: &mut Vec<(usize, String)>) {
+/// timeout is noted in `failed`.
+async fn await_ack((index, sent, fut): Pending, failed: &mut Vec<Failed>) {
     match tokio::time::timeout_at(sent + PUBLISH_ACK_TIMEOUT, fut).await {
         Ok(Ok(_)) => {}
-        Ok(Err(e)) => failed.push((index, e.to_string())),
-        Err(_) => failed.push((index, "no ack within the publish timeout".into())),
+        Ok(Err(e)) => failed.push(Failed {
+            index,
+            reason: refusal_text(&e),
+            permanent: is_permanent(&e),
+        }),
+        Err(_) => failed.push(Failed {
+            index,
+            reason: "no ack within the publish timeout".into(),
+            permanent: false,
+        }),
+    }
+}
+
+/// The error and, when the server said why, its words.
+fn refusal_text(e: &PublishError) -> String {
+    match std::error::Error::source(e) {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - a payload containing `trigger` makes it do `mode`: `panic` (a trap), `error` (an error
 //!   value), `loop` (spin forever), `alloc` (allocate without bound), `recurse` (overflow the
-//!   stack);
+//!   stack), `header` (forward it with the header `header` = `value`, e.g. a reserved
+//!   `Nats-*` header), `grow` (forward it with `value` appended to the payload);
 //! - config `{"mode": ..., "trigger": "", ...}` with an empty trigger misbehaves on every event.
 
 use serde::Deserialize;
@@ -14,6 +15,12 @@ struct Hostile {
     mode: String,
     #[serde(default)]
     trigger: String,
+    /// `header` mode: the header to set.
+    #[serde(default)]
+    header: String,
+    /// `header` mode: its value; `grow` mode: the bytes to append.
+    #[serde(default)]
+    value: String,
 }
 
 /// Recursion without a shadow-stack frame: only the engine's native stack grows.
@@ -28,7 +35,7 @@ impl Transform for Hostile {
         let h: Hostile =
             serde_json::from_str(config).map_err(|e| format!("hostile config: {e}"))?;
         match h.mode.as_str() {
-            "panic" | "error" | "loop" | "alloc" | "recurse" => Ok(h),
+            "panic" | "error" | "loop" | "alloc" | "recurse" | "header" | "grow" => Ok(h),
             other => Err(format!("hostile config: unknown mode `{other}`")),
         }
     }
@@ -51,6 +58,18 @@ impl Transform for Hostile {
                 loop {
                     x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
                 }
+            }
+            "header" => {
+                out.event()
+                    .header(&self.header, self.value.as_bytes())
+                    .bytes(event.payload());
+                Ok(())
+            }
+            "grow" => {
+                let mut payload = event.payload().to_vec();
+                payload.extend_from_slice(self.value.as_bytes());
+                out.bytes(&payload);
+                Ok(())
             }
             "alloc" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();

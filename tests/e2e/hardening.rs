@@ -1,0 +1,100 @@
+//! Faults a user (or a plugin) can cause that once wedged or killed a pipeline: each test
+//! reproduces one against a real nats-server and real plugins, and checks that weir reports it
+//! and goes on.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::*;
+
+/// A pipeline running the `hostile` plugin with `config`.
+fn hostile_pipeline(name: &str, config: &str) -> String {
+    pipeline_text(name, "", &operator("hostile", "hostile", config))
+}
+
+/// Publishes `payloads` (no key), then a last ordinary event, and returns what reached `out`
+/// (`results` expected) and `dlq` once the last event came through; the host must then stop
+/// cleanly on SIGTERM.
+async fn run_through(
+    text: &str,
+    payloads: Vec<Vec<u8>>,
+    results: usize,
+) -> (Vec<Received>, Vec<Received>) {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_pipeline(dir.path(), text);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    weir.wait_running(Duration::from_secs(120));
+    let mut events: Vec<(Option<String>, Vec<u8>)> =
+        payloads.into_iter().map(|p| (None, p)).collect();
+    events.push((None, b"{\"last\":true}".to_vec()));
+    publish_all(&js, "in.a", &events).await;
+    let out = collect(&js, "OUT", "out", results, Duration::from_secs(30)).await;
+    let dead = collect(&js, "OUT", "dlq", 1, Duration::from_secs(30)).await;
+    let log = weir.log_reader();
+    assert!(
+        out.iter().any(|m| m.payload == b"{\"last\":true}"),
+        "the pipeline stopped after the refused output; log:\n{}",
+        log()
+    );
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+    (out, dead)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_output_larger_than_the_server_allows_is_dead_lettered_and_the_pipeline_goes_on() {
+    // The input fits the server's 1 MiB max_payload; the plugin's output (4 KiB more) does
+    // not: before, weir retried it forever (no checkpoint, no ack, SIGTERM ignored).
+    let big = vec![b'x'; (1 << 20) - 2048];
+    let text = hostile_pipeline(
+        "too-big",
+        &format!(
+            "{{ mode = \"grow\", trigger = \"xxxx\", value = \"{}\" }}",
+            "y".repeat(4096)
+        ),
+    );
+    let (out, dead) = run_through(&text, vec![big.clone()], 1).await;
+    assert_eq!(out.len(), 1, "only the last event is a result");
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert!(
+        d.header("Weir-Error")
+            .unwrap()
+            .contains("refused by JetStream"),
+        "{:?}",
+        d.headers
+    );
+    assert_eq!(d.header("Weir-Operator").as_deref(), Some("sink"));
+    assert_eq!(d.header("Weir-Original-Subject").as_deref(), Some("out"));
+    // The full output cannot be a dead letter either: a truncated copy says how big it was.
+    assert_eq!(d.header("Weir-Truncated").as_deref(), Some("true"));
+    assert_eq!(
+        d.header("Weir-Original-Size"),
+        Some((big.len() + 4096).to_string())
+    );
+    let id = d.header("Weir-Original-Id").unwrap();
+    assert!(id.starts_with("too-big/IN/1/"), "{id}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_setting_a_reserved_nats_header_gets_a_dead_letter_not_a_wedge() {
+    // `Nats-Expected-Last-Sequence: 1` makes JetStream refuse every publish after the first:
+    // before, weir retried such an output forever.
+    let text = hostile_pipeline(
+        "reserved",
+        r#"{ mode = "header", trigger = "poison", header = "Nats-Expected-Last-Sequence", value = "1" }"#,
+    );
+    let poison = json!({"poison": true}).to_string().into_bytes();
+    let (out, dead) = run_through(&text, vec![b"{}".to_vec(), poison.clone()], 2).await;
+    assert_eq!(out.len(), 2, "the plain event and the last one");
+    assert_eq!(dead.len(), 1);
+    let d = &dead[0];
+    assert_eq!(d.payload, poison);
+    assert!(
+        d.header("Weir-Error").unwrap().contains("reserved to NATS"),
+        "{:?}",
+        d.headers
+    );
+    assert_eq!(d.header("Nats-Expected-Last-Sequence"), None);
+}
