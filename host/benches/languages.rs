@@ -87,6 +87,7 @@ fn measure(path: &Path, config: &str, batch: &EventBatch) -> Row {
         operators: vec![Operator {
             name: "op".into(),
             instance,
+            breaker: Default::default(),
         }],
     };
     for _ in 0..20 {

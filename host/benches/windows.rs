@@ -123,6 +123,7 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
                 instance,
                 WindowOperator::new(spec, 0),
                 false,
+                Arc::new(weir::operator::isolate::Breaker::new(0)),
             );
             started = Instant::now();
             for b in input {

@@ -98,3 +98,41 @@ async fn a_plugin_setting_a_reserved_nats_header_gets_a_dead_letter_not_a_wedge(
     );
     assert_eq!(d.header("Nats-Expected-Last-Sequence"), None);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_trapping_on_every_event_stops_the_pipeline_instead_of_dead_lettering_all() {
+    // Every event loops until its 200 ms deadline: before, a batch of 300 cost 599 deadlines
+    // (two minutes) and dead-lettered every event, batch after batch, and weir exited 0.
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let block = format!(
+        "{}deadline = \"200ms\"\nmax_consecutive_failures = 4\n",
+        operator("hostile", "hostile", r#"{ mode = "loop", trigger = "" }"#)
+    );
+    let file = write_pipeline(dir.path(), &pipeline_text("broken", "", &block));
+    let events: Vec<(Option<String>, Vec<u8>)> = (0..300)
+        .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+        .collect();
+    publish_all(&js, "in.a", &events).await;
+    let mut cmd = weir();
+    cmd.arg("run")
+        .arg(&file)
+        .args(["--nats-url", &server.url()]);
+    let started = std::time::Instant::now();
+    let out = output_within(cmd, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        stderr.contains("operator `hostile` failed: 4 consecutive events failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("stopped taking input"), "{stderr}");
+    // Nothing of the failed batch was committed: no mass dead-lettering.
+    let dead = collect(&js, "OUT", "dlq", 1, Duration::from_secs(2)).await;
+    assert!(dead.is_empty(), "{} dead letters", dead.len());
+}

@@ -32,6 +32,7 @@ fn hostile_chain(rt: &Runtime, mode: &str, limits: Limits) -> Chain {
         operators: vec![Operator {
             name: mode.into(),
             instance,
+            breaker: Default::default(),
         }],
     }
 }
@@ -115,6 +116,7 @@ fn a_plugin_without_the_network_grant_is_denied_every_connection() {
         operators: vec![Operator {
             name: "netcat".into(),
             instance,
+            breaker: Default::default(),
         }],
     };
     // The plugin's connect fails inside the sandbox: its event is dead-lettered with the

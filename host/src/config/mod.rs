@@ -386,6 +386,14 @@ pub struct OperatorConfig {
     pub deadline: Duration,
     #[serde(default)]
     pub grants: Grants,
+    /// Failing events in a row (no success between) after which the operator is marked failed
+    /// and the pipeline stops taking input, rather than dead-letter everything; 0: never.
+    #[serde(default = "default_max_consecutive_failures")]
+    pub max_consecutive_failures: u32,
+}
+
+fn default_max_consecutive_failures() -> u32 {
+    100
 }
 
 fn default_memory_mib() -> u64 {

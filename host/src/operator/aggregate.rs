@@ -11,7 +11,7 @@ use std::sync::Arc;
 use weir_sdk::packed::{BatchView, PackedList, push_item};
 
 use super::EventBatch;
-use super::isolate::CallFailure;
+use super::isolate::{Breaker, CallFailure};
 use super::output::{BatchOutput, DeadLetter, WindowResult};
 use super::stage::{StageState, StatefulStage};
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
@@ -22,6 +22,7 @@ use crate::window::{Aggregator, Emission, Firing, ProcessingClock, WindowOperato
 /// An `aggregate` plugin seen as an [`Aggregator`].
 struct PluginAggregator<'a> {
     runtime: &'a Runtime,
+    breaker: &'a Arc<Breaker>,
     instance: &'a mut AggregateInstance,
     buffers: &'a mut CallBuffers,
     empty: &'a mut Option<(Arc<Plugin>, Vec<u8>)>,
@@ -150,6 +151,10 @@ impl Aggregator for PluginAggregator<'_> {
         self.instance.merge(self.runtime, a, b).map_err(whole)
     }
 
+    fn breaker(&self) -> Option<Arc<Breaker>> {
+        Some(Arc::clone(self.breaker))
+    }
+
     fn finish(
         &mut self,
         windows: &[Firing<'_>],
@@ -230,6 +235,8 @@ pub struct AggregateStage {
     empty: Option<(Arc<Plugin>, Vec<u8>)>,
     /// Emissions of the current call, reused from batch to batch.
     emitted: Vec<Emission>,
+    /// Stops the pipeline when the plugin fails on event after event.
+    breaker: Arc<Breaker>,
 }
 
 impl AggregateStage {
@@ -239,8 +246,10 @@ impl AggregateStage {
         instance: AggregateInstance,
         windows: WindowOperator,
         processing: bool,
+        breaker: Arc<Breaker>,
     ) -> Self {
         AggregateStage {
+            breaker,
             name,
             instance,
             windows,
@@ -256,6 +265,7 @@ impl AggregateStage {
     pub fn add(&mut self, runtime: &Runtime, events: &BatchView<'_>, out: &mut Vec<Emission>) {
         let mut agg = PluginAggregator {
             runtime,
+            breaker: &self.breaker,
             instance: &mut self.instance,
             buffers: &mut self.buffers,
             empty: &mut self.empty,
@@ -267,6 +277,7 @@ impl AggregateStage {
     pub fn fire_until(&mut self, runtime: &Runtime, watermark: i64, out: &mut Vec<Emission>) {
         let mut agg = PluginAggregator {
             runtime,
+            breaker: &self.breaker,
             instance: &mut self.instance,
             buffers: &mut self.buffers,
             empty: &mut self.empty,
@@ -312,6 +323,10 @@ impl AggregateStage {
                 Emission::Failed { index, error } => {
                     tracing::warn!(operator = %self.name, plugin = %plugin, error = %error, "event dead-lettered");
                     out.dead.extend(letter(index, error))
+                }
+                Emission::Stopped { reason } => {
+                    out.stopped =
+                        Some(format!("window aggregate `{}` failed: {reason}", self.name));
                 }
                 Emission::WindowFailed { key, window, error } => tracing::error!(
                     operator = %self.name,

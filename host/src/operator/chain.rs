@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use super::batch::EventBatch;
-use super::isolate::{CallFailure, isolate};
+use super::isolate::{Breaker, CallFailure, Stopped, isolate};
 use super::output::DeadLetter;
 use crate::runtime::{Plugin, Runtime, TransformInstance};
 
@@ -17,6 +17,8 @@ use crate::runtime::{Plugin, Runtime, TransformInstance};
 pub struct Operator {
     pub name: String,
     pub instance: TransformInstance,
+    /// Stops the pipeline when the plugin fails on event after event.
+    pub breaker: Arc<Breaker>,
 }
 
 impl Operator {
@@ -26,31 +28,34 @@ impl Operator {
         self.instance.replace(runtime, Some(plugin))
     }
 
-    /// Runs `input` through this operator, appending failing events to `dead`.
+    /// Runs `input` through this operator, appending failing events to `dead`; stops when
+    /// the operator's breaker trips.
     fn run(
         &mut self,
         runtime: &Runtime,
         input: &EventBatch,
         dead: &mut Vec<DeadLetter>,
-    ) -> EventBatch {
+    ) -> Result<EventBatch, Stopped> {
         // Fast path: the whole batch succeeds and its output is taken as it is.
-        let failure = match self.call(runtime, input) {
-            Ok(out) => return out,
+        let failure = match call(&mut self.instance, runtime, input) {
+            Ok(out) => return Ok(out),
             Err(failure) => failure,
         };
         let mut out = EventBatch::default();
         let events: Vec<u32> = (0..input.len() as u32).collect();
         let mut failed = Vec::new();
-        isolate(
+        let instance = &mut self.instance;
+        let result = isolate(
             &events,
             failure,
             &|i| i as usize,
             &mut |part: &[u32]| {
                 let part = input.select(part);
-                out.append(&self.call(runtime, &part)?);
+                out.append(&call(instance, runtime, &part)?);
                 Ok(())
             },
             &mut |i, message| failed.push((i, message)),
+            &self.breaker,
         );
         let plugin = self.instance.plugin().label();
         for (i, message) in failed {
@@ -58,17 +63,21 @@ impl Operator {
                 input, i, &self.name, &plugin, message,
             ));
         }
-        out
+        result.map(|_| out)
     }
+}
 
-    fn call(&mut self, runtime: &Runtime, input: &EventBatch) -> Result<EventBatch, CallFailure> {
-        let out = self
-            .instance
-            .process(runtime, &input.packed)
-            .map_err(|e| e.into_failure(input.len()))?;
-        EventBatch::from_plugin_output(out, &input.lineage)
-            .map_err(|e| CallFailure::Whole(format!("plugin returned a {e}")))
-    }
+/// One `process` call over `input`.
+fn call(
+    instance: &mut TransformInstance,
+    runtime: &Runtime,
+    input: &EventBatch,
+) -> Result<EventBatch, CallFailure> {
+    let out = instance
+        .process(runtime, &input.packed)
+        .map_err(|e| e.into_failure(input.len()))?;
+    EventBatch::from_plugin_output(out, &input.lineage)
+        .map_err(|e| CallFailure::Whole(format!("plugin returned a {e}")))
 }
 
 /// The operators of a pipeline, in order.
@@ -82,6 +91,8 @@ pub struct Chain {
 pub struct ChainOutput {
     pub events: EventBatch,
     pub dead: Vec<DeadLetter>,
+    /// An operator failed for good (its breaker tripped): the batch must not be committed.
+    pub stopped: Option<String>,
 }
 
 impl Chain {
@@ -93,11 +104,21 @@ impl Chain {
             if batch.is_empty() {
                 break;
             }
-            batch = op.run(&self.runtime, &batch, &mut dead);
+            match op.run(&self.runtime, &batch, &mut dead) {
+                Ok(out) => batch = out,
+                Err(Stopped(reason)) => {
+                    return ChainOutput {
+                        events: EventBatch::default(),
+                        dead,
+                        stopped: Some(format!("operator `{}` failed: {reason}", op.name)),
+                    };
+                }
+            }
         }
         ChainOutput {
             events: batch,
             dead,
+            stopped: None,
         }
     }
 }

@@ -12,6 +12,15 @@
 //! What a call does with its items and how its effects are undone on failure (restoring a
 //! key's state, discarding a failed call's output) is the caller's: this module only decides
 //! which items go into which call.
+//!
+//! A [`Breaker`] per operator stops this when a plugin fails on everything: after `limit`
+//! consecutive failing items (no successful call in between) — or at once when the plugin
+//! cannot be run at all (its instance trapped and could not be restarted) — isolation stops
+//! with [`Stopped`], and the pipeline stops taking input instead of dead-lettering every
+//! event, each at the cost of a deadline.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Why a call over several items failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,31 +30,103 @@ pub enum CallFailure {
     /// The call failed as a whole (a trap, malformed output): the failing item is found by
     /// splitting.
     Whole(String),
+    /// The plugin cannot be called any more (its instance could not be restarted).
+    Fatal(String),
+}
+
+/// Isolation stopped: the operator failed for good (the reason says why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stopped(pub String);
+
+/// Counts an operator's consecutive failing items — failures with no successful call in
+/// between — and trips after `limit` of them (0: never).
+/// Shared by the calls of one operator; safe to reach from the operator thread only, but
+/// `Sync` so that stages holding it stay `Send`.
+#[derive(Debug, Default)]
+pub struct Breaker {
+    limit: u32,
+    consecutive: AtomicU32,
+    tripped: Mutex<Option<String>>,
+}
+
+impl Breaker {
+    /// A breaker tripping after `limit` consecutive failures (0: never).
+    pub fn new(limit: u32) -> Self {
+        Breaker {
+            limit,
+            ..Default::default()
+        }
+    }
+
+    /// A breaker that never trips on failures.
+    pub const fn never() -> Self {
+        Breaker {
+            limit: 0,
+            consecutive: AtomicU32::new(0),
+            tripped: Mutex::new(None),
+        }
+    }
+
+    fn success(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+    }
+
+    /// Notes a failing item; trips (returning the reason) at the limit.
+    fn failure(&self, message: &str) -> Option<Stopped> {
+        let n = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        (self.limit > 0 && n >= self.limit).then(|| {
+            self.trip(format!(
+                "{n} consecutive events failed (the limit is {}); the last error: {message}",
+                self.limit
+            ))
+        })
+    }
+
+    /// Trips the breaker for `reason`.
+    pub fn trip(&self, reason: String) -> Stopped {
+        let mut t = self.tripped.lock().unwrap_or_else(|e| e.into_inner());
+        Stopped(t.get_or_insert(reason).clone())
+    }
+
+    /// Why the breaker tripped, if it did.
+    pub fn tripped(&self) -> Option<String> {
+        self.tripped
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 impl CallFailure {
     fn message(self) -> String {
         match self {
-            CallFailure::Item { message, .. } | CallFailure::Whole(message) => message,
+            CallFailure::Item { message, .. }
+            | CallFailure::Whole(message)
+            | CallFailure::Fatal(message) => message,
         }
     }
 }
 
 /// Calls `call` over `items` with as few calls as possible, isolating failures (see the module
 /// doc). `unit(item)` names the unit an item belongs to; a unit's items must be adjacent.
-/// `failed(unit, message)` is told of every unit that failed. Returns the number of calls made.
+/// `failed(unit, message)` is told of every unit that failed. Returns the number of calls made,
+/// or [`Stopped`] when `breaker` tripped (items not yet handled are left alone).
 pub fn call_isolating<I: Copy>(
     items: &[I],
     unit: &impl Fn(I) -> usize,
     call: &mut impl FnMut(&[I]) -> Result<(), CallFailure>,
     failed: &mut impl FnMut(usize, String),
-) -> usize {
+    breaker: &Breaker,
+) -> Result<usize, Stopped> {
     if items.is_empty() {
-        return 0;
+        return Ok(0);
     }
     match call(items) {
-        Ok(()) => 1,
-        Err(failure) => 1 + isolate(items, failure, unit, call, failed),
+        Ok(()) => {
+            breaker.success();
+            Ok(1)
+        }
+        Err(failure) => Ok(1 + isolate(items, failure, unit, call, failed, breaker)?),
     }
 }
 
@@ -58,35 +139,46 @@ pub fn isolate<I: Copy>(
     unit: &impl Fn(I) -> usize,
     call: &mut impl FnMut(&[I]) -> Result<(), CallFailure>,
     failed: &mut impl FnMut(usize, String),
-) -> usize {
+    breaker: &Breaker,
+) -> Result<usize, Stopped> {
     let mut items = items.to_vec();
     let mut failure = failure;
     let mut calls = 0;
     loop {
         match failure {
+            CallFailure::Fatal(message) => return Err(breaker.trip(message)),
             CallFailure::Item { index, message } if index < items.len() => {
                 let bad = unit(items[index]);
+                let stop = breaker.failure(&message);
                 failed(bad, message);
+                if let Some(stopped) = stop {
+                    return Err(stopped);
+                }
                 items.retain(|&i| unit(i) != bad);
             }
             whole => {
                 let first = unit(items[0]);
                 if items.iter().all(|&i| unit(i) == first) {
-                    failed(first, whole.message());
-                    return calls;
+                    let message = whole.message();
+                    let stop = breaker.failure(&message);
+                    failed(first, message);
+                    return stop.map_or(Ok(calls), Err);
                 }
                 let mid = split_point(&items, unit);
-                calls += call_isolating(&items[..mid], unit, call, failed);
-                calls += call_isolating(&items[mid..], unit, call, failed);
-                return calls;
+                calls += call_isolating(&items[..mid], unit, call, failed, breaker)?;
+                calls += call_isolating(&items[mid..], unit, call, failed, breaker)?;
+                return Ok(calls);
             }
         }
         if items.is_empty() {
-            return calls;
+            return Ok(calls);
         }
         calls += 1;
         match call(&items) {
-            Ok(()) => return calls,
+            Ok(()) => {
+                breaker.success();
+                return Ok(calls);
+            }
             Err(f) => failure = f,
         }
     }
@@ -132,7 +224,9 @@ mod tests {
                 Ok(())
             },
             &mut |u, m| failed.push((u, m)),
-        );
+            &Breaker::new(0),
+        )
+        .unwrap();
         (done, failed, calls)
     }
 
@@ -171,7 +265,9 @@ mod tests {
                 }
             },
             &mut |u, m| failed.push((u, m)),
-        );
+            &Breaker::new(0),
+        )
+        .unwrap();
         assert_eq!(failed, [(1, "trap".to_string())]);
         for call in &calls_seen {
             let with_one = call.iter().filter(|&&(e, _)| e == 1).count();
@@ -202,7 +298,9 @@ mod tests {
                 }
             },
             &mut |u, m| failed.push((u, m)),
-        );
+            &Breaker::new(0),
+        )
+        .unwrap();
         assert_eq!(failed, [(1, "bad".to_string())]);
     }
 
@@ -215,8 +313,74 @@ mod tests {
             &|i| i,
             &mut |_: &[usize]| Err(CallFailure::Whole("always".into())),
             &mut |_, _| failed += 1,
-        );
+            &Breaker::new(0),
+        )
+        .unwrap();
         assert_eq!(failed, 16);
         assert_eq!(calls, 31);
+    }
+
+    #[test]
+    fn a_breaker_stops_isolation_after_its_limit_of_consecutive_failures() {
+        let idx: Vec<usize> = (0..1000).collect();
+        let (mut failed, mut calls) = (0, 0);
+        let breaker = Breaker::new(10);
+        let stopped = call_isolating(
+            &idx,
+            &|i| i,
+            &mut |_: &[usize]| {
+                calls += 1;
+                Err(CallFailure::Whole("always".into()))
+            },
+            &mut |_, _| failed += 1,
+            &breaker,
+        )
+        .unwrap_err();
+        assert_eq!(failed, 10);
+        assert!(calls < 40, "{calls} calls");
+        assert!(
+            stopped.0.contains("10 consecutive events failed"),
+            "{stopped:?}"
+        );
+        assert_eq!(breaker.tripped(), Some(stopped.0));
+    }
+
+    #[test]
+    fn successes_reset_the_count_and_a_fatal_failure_stops_at_once() {
+        // Failures count until a call succeeds: two per call here, never three.
+        let breaker = Breaker::new(3);
+        let idx = [0usize, 1, 2, 3];
+        let ok = call_isolating(
+            &idx,
+            &|i| i,
+            &mut |part: &[usize]| match part.iter().position(|i| i % 2 == 1) {
+                Some(index) => Err(CallFailure::Item {
+                    index,
+                    message: "odd".into(),
+                }),
+                None => Ok(()),
+            },
+            &mut |_, _| {},
+            &breaker,
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        assert!(
+            call_isolating(
+                &idx,
+                &|i| i,
+                &mut |_: &[usize]| Ok(()),
+                &mut |_, _| {},
+                &breaker
+            )
+            .is_ok()
+        );
+        let fatal = call_isolating(
+            &idx,
+            &|i| i,
+            &mut |_: &[usize]| Err(CallFailure::Fatal("cannot restart".into())),
+            &mut |_, _| panic!("nothing is dead-lettered"),
+            &breaker,
+        );
+        assert_eq!(fatal, Err(Stopped("cannot restart".into())));
     }
 }

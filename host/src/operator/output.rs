@@ -130,6 +130,9 @@ pub struct BatchOutput {
     pub derived: Vec<Derived>,
     /// Window results and timer events an `[[after]]` operator failed on.
     pub derived_dead: Vec<DerivedDeadLetter>,
+    /// An operator failed for good (its breaker tripped, or its plugin cannot be restarted):
+    /// the batch must not be committed, and the pipeline stops taking input.
+    pub stopped: Option<String>,
 }
 
 impl BatchOutput {

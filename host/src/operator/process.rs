@@ -8,7 +8,9 @@
 use std::collections::HashMap;
 
 use super::batch::EventBatch;
-use super::isolate::{CallFailure, call_isolating};
+use std::sync::Arc;
+
+use super::isolate::{Breaker, CallFailure, call_isolating};
 use super::output::{BatchOutput, DeadLetter, TimerEvent};
 use super::stage::{StageState, StatefulStage};
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
@@ -35,25 +37,29 @@ pub struct ProcessStage {
     pub name: String,
     pub instance: ProcessInstance,
     watermark: i64,
+    /// Stops the pipeline when the plugin fails on event after event.
+    breaker: Arc<Breaker>,
 }
 
 impl ProcessStage {
-    pub fn new(name: String, instance: ProcessInstance) -> Self {
+    pub fn new(name: String, instance: ProcessInstance, breaker: Arc<Breaker>) -> Self {
         ProcessStage {
             name,
             instance,
             watermark: i64::MIN,
+            breaker,
         }
     }
 
     /// Runs `input` key by key (keys in order of first appearance, each key's events in
-    /// order); returns the emitted events (with lineage) and appends failures to `dead`.
+    /// order); returns the emitted events (with lineage) and appends failures to `dead`. When
+    /// the breaker trips, the keys not yet run are left alone and the reason is returned.
     pub fn run_batch(
         &mut self,
         runtime: &Runtime,
         input: &EventBatch,
         dead: &mut Vec<DeadLetter>,
-    ) -> EventBatch {
+    ) -> (EventBatch, Option<String>) {
         let view = input.view();
         let mut groups: Vec<(&[u8], Vec<u32>)> = Vec::new();
         let mut by_key: HashMap<&[u8], usize> = HashMap::new();
@@ -67,21 +73,27 @@ impl ProcessStage {
         }
         let mut out = EventBatch::default();
         let plugin = self.instance.plugin().label();
+        let breaker = Arc::clone(&self.breaker);
         for (key, indices) in groups {
             let mut failed = Vec::new();
-            call_isolating(
+            let result = call_isolating(
                 &indices,
                 &|i| i as usize,
                 &mut |part: &[u32]| self.call_key(runtime, input, key, part, &mut out),
                 &mut |i, message| failed.push((i, message)),
+                &breaker,
             );
             for (i, message) in failed {
                 dead.push(DeadLetter::of_batch_event(
                     input, i, &self.name, &plugin, message,
                 ));
             }
+            if let Err(stopped) = result {
+                let reason = format!("process function `{}` failed: {}", self.name, stopped.0);
+                return (out, Some(reason));
+            }
         }
-        out
+        (out, None)
     }
 
     /// One `on-events` call with events `part` of `key`; on failure the key's state is put
@@ -180,8 +192,11 @@ impl StatefulStage for ProcessStage {
     }
 
     fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput) {
-        let emitted = self.run_batch(runtime, events, &mut out.dead);
+        let (emitted, stopped) = self.run_batch(runtime, events, &mut out.dead);
         out.events.append(&emitted);
+        if stopped.is_some() {
+            out.stopped = stopped;
+        }
     }
 
     /// Fires due event-time timers; the watermark never moves back.

@@ -18,7 +18,10 @@ pub mod run_loop;
 pub mod stages;
 
 use crate::config::{OperatorConfig, Pipeline, WindowTime, config_json};
+use std::sync::Arc;
+
 use crate::operator::aggregate::AggregateStage;
+use crate::operator::isolate::Breaker;
 use crate::operator::process::ProcessStage;
 use crate::operator::{Chain, Operator, StatefulStage};
 use crate::runtime::instance::{Instance, WorldBindings};
@@ -80,6 +83,7 @@ fn chain_of(
         operators.push(Operator {
             name: op.name.get_ref().clone(),
             instance: start_instance(runtime, pipeline, op, &field, World::Transform)?,
+            breaker: Arc::new(Breaker::new(op.max_consecutive_failures)),
         });
     }
     Ok(Chain {
@@ -103,6 +107,7 @@ pub fn build_stateful(
             start_instance(runtime, pipeline, op, "window.aggregate", World::Aggregate)?,
             WindowOperator::new(w.spec(), lateness),
             w.time == WindowTime::Processing,
+            Arc::new(Breaker::new(op.max_consecutive_failures)),
         ))));
     }
     if let Some(p) = &c.process {
@@ -111,6 +116,7 @@ pub fn build_stateful(
         return Ok(Some(Box::new(ProcessStage::new(
             op.name.get_ref().clone(),
             instance,
+            Arc::new(Breaker::new(op.max_consecutive_failures)),
         ))));
     }
     Ok(None)

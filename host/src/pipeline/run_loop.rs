@@ -71,6 +71,19 @@ impl RunSummary {
     }
 }
 
+/// The error a pipeline stops with when an operator failed for good: nothing from `from` on is
+/// committed, so a restart processes it again (with a fixed plugin).
+fn stopped(reason: &str, from: u64) -> anyhow::Error {
+    tracing::error!(
+        reason,
+        "an operator failed; the pipeline stops taking input"
+    );
+    anyhow::anyhow!(
+        "{reason}; the pipeline stopped taking input: nothing from source position {from} on \
+         was committed or acknowledged, and a restart processes it again"
+    )
+}
+
 /// The run loop's state between batches.
 pub struct RunLoop<K: Sink> {
     sink: Arc<K>,
@@ -234,6 +247,10 @@ impl<K: Sink> RunLoop<K> {
                 (batch, out)
             })
             .await?;
+        if let Some(reason) = out.chain.stopped.as_ref().or(out.stateful.stopped.as_ref()) {
+            let from = batch.origins.first().map_or(0, |o| o.sequence);
+            return Err(stopped(reason, from));
+        }
         self.emit(out, &batch.origins).await?;
         if let Some(position) = batch.last_position() {
             self.sequence = position;
@@ -266,6 +283,9 @@ impl<K: Sink> RunLoop<K> {
         &mut self,
         stateful: crate::operator::BatchOutput,
     ) -> anyhow::Result<()> {
+        if let Some(reason) = &stateful.stopped {
+            return Err(stopped(reason, self.sequence + 1));
+        }
         if stateful.is_empty() {
             return Ok(());
         }

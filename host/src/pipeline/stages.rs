@@ -93,10 +93,14 @@ impl Stages {
         let out = self.chain.run(events);
         let mut chain = BatchOutput {
             dead: refused,
+            stopped: out.stopped,
             ..Default::default()
         };
         chain.dead.extend(out.dead);
         let mut stateful = BatchOutput::default();
+        if chain.stopped.is_some() {
+            return StagesOutput { chain, stateful };
+        }
         let Some(stage) = &mut self.stateful else {
             chain.events = out.events;
             return StagesOutput { chain, stateful };
@@ -203,6 +207,7 @@ impl Stages {
             let r = self.after.run(std::mem::take(&mut out.events));
             out.events = r.events;
             out.dead.extend(r.dead);
+            out.stopped = out.stopped.take().or(r.stopped);
         }
         if out.windows.is_empty() && out.timers.is_empty() {
             return;
@@ -218,6 +223,7 @@ impl Stages {
             origins.push(ResultOrigin::of_timer(&e));
         }
         let r = self.after.run(EventBatch::from_source(b));
+        out.stopped = out.stopped.take().or(r.stopped);
         let mut emitted = vec![0u32; origins.len()];
         for (i, e) in r.events.view().iter().enumerate() {
             let origin = r.events.lineage[i] as usize;

@@ -29,6 +29,9 @@ pub enum CallError {
     /// been replaced; which event caused it is unknown.
     #[error("plugin trapped: {0}")]
     Trap(String),
+    /// The plugin trapped and a fresh instance could not be started: it cannot be called.
+    #[error("plugin trapped and cannot be restarted: {0}")]
+    Broken(String),
 }
 
 impl CallError {
@@ -45,6 +48,7 @@ impl CallError {
             )),
             CallError::Failed(message) => CallFailure::Whole(message),
             CallError::Trap(message) => CallFailure::Whole(format!("plugin trapped: {message}")),
+            e @ CallError::Broken(_) => CallFailure::Fatal(e.to_string()),
         }
     }
 }
@@ -193,7 +197,7 @@ impl<B: WorldBindings> Instance<B> {
                 let message = describe_trap(&e, &self.store, &self.plugin.limits);
                 tracing::warn!(plugin = %self.plugin.label(), error = %message, "plugin trapped; replacing its instance");
                 self.replace(runtime, None).map_err(|e| {
-                    CallError::Trap(format!("{message}; and restarting it failed: {e:#}"))
+                    CallError::Broken(format!("{message}; restarting it failed: {e:#}"))
                 })?;
                 Err(CallError::Trap(message))
             }

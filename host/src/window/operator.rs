@@ -38,7 +38,9 @@ use add::add_isolating;
 use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState, WindowStateRef};
 
-use crate::operator::isolate::CallFailure;
+use std::sync::Arc;
+
+use crate::operator::isolate::{Breaker, CallFailure};
 
 /// A window to finish: its key, bounds and accumulator.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +71,15 @@ pub trait Aggregator {
         windows: &[Firing<'_>],
         results: &mut Vec<(u32, Vec<u8>)>,
     ) -> Result<(), CallFailure>;
+    /// The breaker that stops isolating failures when the aggregator fails on everything
+    /// (none: never).
+    fn breaker(&self) -> Option<Arc<Breaker>> {
+        None
+    }
 }
+
+/// The breaker of aggregators without one.
+pub(crate) static NEVER: Breaker = Breaker::never();
 
 /// What the operator emits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +103,9 @@ pub enum Emission {
         window: Window,
         error: String,
     },
+    /// The aggregator failed for good (its breaker tripped): events or windows not yet
+    /// handled were left as they were.
+    Stopped { reason: String },
 }
 
 /// Timers by time: the slots (position, id) due then. Grouping by time keeps registration an

@@ -83,6 +83,7 @@ impl MessageBuilder {
             timers,
             derived,
             derived_dead,
+            stopped: _,
         } = out;
         let mut msgs = Vec::with_capacity(events.len() + windows.len() + dead.len());
         self.results(events, origins, scope, &mut msgs, &mut dead);

@@ -20,7 +20,9 @@ pub(super) fn add_isolating(
 ) {
     let mut events = BatchBuilder::new();
     let mut targets = Vec::with_capacity(entries.len());
-    call_isolating(
+    let owned = agg.breaker();
+    let breaker = owned.as_deref().unwrap_or(&super::NEVER);
+    let result = call_isolating(
         entries,
         &|(event, _)| event as usize,
         &mut |part: &[(u32, u32)]| {
@@ -43,7 +45,11 @@ pub(super) fn add_isolating(
             agg.add(accs, &targets, &view)
         },
         &mut |index, error| out.push(Emission::Failed { index, error }),
+        breaker,
     );
+    if let Err(stopped) = result {
+        out.push(Emission::Stopped { reason: stopped.0 });
+    }
 }
 
 #[cfg(test)]

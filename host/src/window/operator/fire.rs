@@ -3,7 +3,7 @@
 //! aggregator, or by splitting after a trap) and reported while every other window fires.
 
 use super::{Aggregator, Emission, Firing, WindowOperator};
-use crate::operator::isolate::call_isolating;
+use crate::operator::isolate::{Stopped, call_isolating};
 
 impl WindowOperator {
     /// Emits the results of the slots at `due`, in order. `purge` (count windows): a window
@@ -31,7 +31,10 @@ impl WindowOperator {
         let mut results = Vec::with_capacity(firings.len());
         let mut failed = Vec::new();
         let all: Vec<u32> = (0..firings.len() as u32).collect();
-        finish_isolating(&firings, &all, agg, &mut results, &mut failed);
+        if let Err(stopped) = finish_isolating(&firings, &all, agg, &mut results, &mut failed) {
+            // The pipeline stops without committing this: state is restored at the restart.
+            out.push(Emission::Stopped { reason: stopped.0 });
+        }
         drop(firings);
         failed.sort_unstable_by_key(|&(i, _)| i);
         // `due` may name a slot twice (never in practice); `live` maps window index to slot.
@@ -83,9 +86,11 @@ fn finish_isolating(
     agg: &mut impl Aggregator,
     results: &mut Vec<(u32, Vec<u8>)>,
     failed: &mut Vec<(u32, String)>,
-) {
+) -> Result<(), Stopped> {
     let mut call: Vec<Firing<'_>> = Vec::with_capacity(todo.len());
     let mut got = Vec::new();
+    let owned = agg.breaker();
+    let breaker = owned.as_deref().unwrap_or(&super::NEVER);
     call_isolating(
         todo,
         &|i| i as usize,
@@ -98,7 +103,9 @@ fn finish_isolating(
             Ok(())
         },
         &mut |i, message| failed.push((i as u32, message)),
-    );
+        breaker,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
