@@ -183,8 +183,26 @@ fn run_nats(
     })
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT or SIGTERM: a graceful stop (finish the batch in hand, a last
+/// checkpoint). A second signal during that stop — which waits for NATS when NATS is down —
+/// ends the process at once with exit code 130: nothing since the last committed checkpoint
+/// was acknowledged, so a restart replays it.
 async fn shutdown_signal() {
+    next_signal().await;
+    tracing::info!("shutdown requested: finishing the batch in hand (a second signal forces exit)");
+    tokio::spawn(async {
+        next_signal().await;
+        tracing::warn!(
+            "second shutdown signal: exiting now; the last committed checkpoint stands and \
+             what came after it will be processed again at the next start"
+        );
+        eprintln!("error: stopped by a second signal before the last checkpoint");
+        std::process::exit(130);
+    });
+}
+
+/// The next SIGINT or SIGTERM.
+async fn next_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -204,5 +222,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
-    tracing::info!("shutdown requested: finishing the batch in hand");
 }

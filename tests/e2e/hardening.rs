@@ -136,3 +136,49 @@ async fn a_plugin_trapping_on_every_event_stops_the_pipeline_instead_of_dead_let
     let dead = collect(&js, "OUT", "dlq", 1, Duration::from_secs(2)).await;
     assert!(dead.is_empty(), "{} dead letters", dead.len());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_during_a_stop_that_waits_for_nats_forces_a_prompt_exit() {
+    let (mut server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline_text("signals", "", &operator("pass", "passthrough", "{}"));
+    let file = write_pipeline(dir.path(), &text);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    weir.wait_running(Duration::from_secs(120));
+    publish_all(&js, "in.a", &[(None, b"{}".to_vec())]).await;
+    collect(&js, "OUT", "out", 1, Duration::from_secs(30)).await;
+    // NATS goes away: the graceful stop waits for it to take its last checkpoint.
+    server.stop();
+    let pid = weir.child.id().to_string();
+    let signal = || {
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+    };
+    signal();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        weir.child.try_wait().unwrap().is_none(),
+        "the first signal waits for NATS"
+    );
+    signal();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = weir.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "a second SIGTERM did not end weir:\n{}",
+            weir.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130), "{}", weir.log());
+    assert!(
+        weir.log().contains("second shutdown signal"),
+        "{}",
+        weir.log()
+    );
+}
