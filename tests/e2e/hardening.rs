@@ -182,3 +182,40 @@ async fn a_second_signal_during_a_stop_that_waits_for_nats_forces_a_prompt_exit(
         weir.log()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_with_control_characters_stay_distinct_downstream() {
+    // Before, control characters became spaces in `Weir-Key`: "a\u{1}b" and "a\u{2}b" merged.
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline_text("keys", "", &operator("by-k", "rekey", r#"{ field = "k" }"#));
+    let file = write_pipeline(dir.path(), &text);
+    let weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    let keys = ["a\u{1}b", "a\u{2}b", "plain"];
+    let events: Vec<(Option<String>, Vec<u8>)> = keys
+        .iter()
+        .map(|k| (None, json!({ "k": k }).to_string().into_bytes()))
+        .collect();
+    publish_all(&js, "in.a", &events).await;
+    let out = collect(&js, "OUT", "out", 3, Duration::from_secs(60)).await;
+    use base64::Engine;
+    let got: Vec<String> = out
+        .iter()
+        .map(|m| {
+            let key = m.header("Weir-Key").unwrap();
+            match m.header("Weir-Key-Encoding").as_deref() {
+                Some("base64") => String::from_utf8(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(key)
+                        .unwrap(),
+                )
+                .unwrap(),
+                None => key,
+                Some(other) => panic!("encoding {other}"),
+            }
+        })
+        .collect();
+    assert_eq!(got, keys, "log:\n{}", weir.log());
+    assert_eq!(out[2].header("Weir-Key-Encoding"), None);
+    assert_eq!(weir.terminate(), Some(0));
+}

@@ -12,9 +12,12 @@ use async_nats::jetstream::{self, consumer::pull, message::Message};
 use futures::StreamExt;
 use weir_sdk::packed::{BatchBuilder, EventRef, push_header};
 
+use std::borrow::Cow;
+
 use super::{Ack, Origin, Polled, Source, SourceBatch};
 use crate::config::{KeyFrom, Pipeline, TimeFrom};
 use crate::operator::{DeadLetter, EventBatch};
+use crate::sink::jetstream::headers::KEY_ENCODING;
 
 /// The header that makes a message a watermark marker (value: milliseconds since the epoch).
 pub const WATERMARK_HEADER: &str = "Weir-Watermark";
@@ -376,16 +379,15 @@ impl BatchReader {
                 }
             }
         }
-        let key: &[u8] = match key {
-            KeyFrom::None => b"",
-            KeyFrom::Subject => msg.subject.as_bytes(),
-            KeyFrom::Header(h) => msg
-                .headers
-                .as_ref()
-                .and_then(|m| m.get(h.as_str()))
-                .map(|v| v.as_str().as_bytes())
-                .unwrap_or(b""),
+        let key = match event_key(msg, key) {
+            Ok(k) => k,
+            Err(error) => {
+                let letter = refuse(error, b"", &self.headers);
+                self.batch.refused.push(letter);
+                return;
+            }
         };
+        let key = &*key;
         match event_time(msg, time, published_ms) {
             Ok(t) => {
                 let at = self.lineage.len() as u32;
@@ -404,6 +406,31 @@ impl BatchReader {
         batch.events = EventBatch::from_source(self.builder);
         batch.events.lineage = self.lineage;
         batch
+    }
+}
+
+/// The key of `msg` as the pipeline's `source.key` says. A `Weir-Key` header written by a weir
+/// sink with `Weir-Key-Encoding: base64` (a key that is not plain text) is decoded.
+fn event_key<'m>(msg: &'m Message, key: &KeyFrom) -> Result<Cow<'m, [u8]>, String> {
+    let header = |name: &str| msg.headers.as_ref().and_then(|m| m.get(name));
+    match key {
+        KeyFrom::None => Ok(Cow::Borrowed(b"")),
+        KeyFrom::Subject => Ok(Cow::Borrowed(msg.subject.as_bytes())),
+        KeyFrom::Header(h) => {
+            let Some(value) = header(h.as_str()) else {
+                return Ok(Cow::Borrowed(b""));
+            };
+            let encoded = h.eq_ignore_ascii_case("Weir-Key")
+                && header(KEY_ENCODING).is_some_and(|e| e.as_str() == "base64");
+            if !encoded {
+                return Ok(Cow::Borrowed(value.as_str().as_bytes()));
+            }
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(value.as_str())
+                .map(Cow::Owned)
+                .map_err(|e| format!("key header {h:?} says base64 but is not: {e}"))
+        }
     }
 }
 

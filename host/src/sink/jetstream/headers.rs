@@ -7,9 +7,11 @@
 //!   reserved to NATS (`Nats-Expected-Last-Sequence` and the like change what the stream
 //!   does): a result whose plugin set one is refused with a reason (a dead letter);
 //! - `Nats-Msg-Id` when the delivery guarantee uses ids;
-//! - `Weir-Time` (event time, ms) and `Weir-Key` (when the event has a key). The key is text:
-//!   bytes a header value cannot hold (invalid UTF-8, control characters) are replaced, and a
-//!   very long key is cut;
+//! - `Weir-Time` (event time, ms) and `Weir-Key` (when the event has a key), losslessly: a key
+//!   that is plain text goes as it is; any other key (invalid UTF-8, control characters,
+//!   leading or trailing spaces, longer than 2048 bytes) goes base64-encoded with
+//!   `Weir-Key-Encoding: base64`, so that distinct keys stay distinct downstream (a source
+//!   reading `key = { header = "Weir-Key" }` decodes it);
 //! - window results: `Weir-Window-Start`, `Weir-Window-End`;
 //! - dead letters and late events: `Weir-Error`, `Weir-Operator`, `Weir-Plugin`, and either
 //!   `Weir-Source-Stream` / `-Subject` / `-Sequence` or `Weir-Origin` (for window results and
@@ -23,7 +25,10 @@ use weir_sdk::packed::Headers;
 use crate::window::Window;
 
 /// Headers the sink sets itself from the event.
-const RESERVED: [&[u8]; 2] = [b"weir-key", b"weir-time"];
+const RESERVED: [&[u8]; 3] = [b"weir-key", b"weir-time", b"weir-key-encoding"];
+
+/// The header saying how `Weir-Key` is encoded (only `base64`; absent: plain text).
+pub const KEY_ENCODING: &str = "Weir-Key-Encoding";
 
 /// Longest header value the sink writes from free text (errors, keys).
 const MAX_TEXT: usize = 2048;
@@ -69,14 +74,21 @@ impl OutputHeaders {
         self
     }
 
-    /// `Weir-Time` and, for a non-empty key, `Weir-Key`.
+    /// `Weir-Time` and, for a non-empty key, `Weir-Key` (base64 with `Weir-Key-Encoding` when
+    /// the key is not plain text).
     pub fn event(mut self, key: &[u8], time: i64) -> Self {
         self.0.insert("Weir-Time", time.to_string().as_str());
-        if !key.is_empty() {
-            self.0.insert(
-                "Weir-Key",
-                header_text(&String::from_utf8_lossy(key)).as_str(),
-            );
+        if key.is_empty() {
+            return self;
+        }
+        match plain_text(key) {
+            Some(text) => self.0.insert("Weir-Key", text),
+            None => {
+                use base64::Engine;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+                self.0.insert("Weir-Key", encoded.as_str());
+                self.0.insert(KEY_ENCODING, "base64");
+            }
         }
         self
     }
@@ -148,6 +160,17 @@ impl Default for OutputHeaders {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// `bytes` as a header value that reads back as the same bytes, if there is one: UTF-8 without
+/// control characters or surrounding spaces, at most [`MAX_TEXT`] bytes.
+fn plain_text(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let plain = text.len() <= MAX_TEXT
+        && !text.chars().any(char::is_control)
+        && text.trim() == text
+        && HeaderValue::from_str(text).is_ok();
+    plain.then_some(text)
 }
 
 /// Free text as a header value: control characters (line breaks from plugin errors) become
@@ -228,13 +251,38 @@ mod tests {
     #[test]
     fn keys_and_errors_become_one_line_of_bounded_text() {
         let h = OutputHeaders::new()
-            .event(b"a\nb\xff", 0)
+            .event(b"k", 0)
             .failure(&"x".repeat(5000), "op\r", "plugin")
             .build();
-        assert_eq!(get(&h, "Weir-Key").as_deref(), Some("a b\u{fffd}"));
+        assert_eq!(get(&h, "Weir-Key").as_deref(), Some("k"));
+        assert_eq!(get(&h, KEY_ENCODING), None);
         let error = get(&h, "Weir-Error").unwrap();
         assert!(error.len() <= MAX_TEXT + '…'.len_utf8() && error.ends_with('…'));
         assert_eq!(get(&h, "Weir-Operator").as_deref(), Some("op "));
+    }
+
+    #[test]
+    fn keys_that_are_not_plain_text_are_sent_losslessly_in_base64() {
+        use base64::Engine;
+        let decode = |h: &HeaderMap| {
+            assert_eq!(get(h, KEY_ENCODING).as_deref(), Some("base64"));
+            base64::engine::general_purpose::STANDARD
+                .decode(get(h, "Weir-Key").unwrap())
+                .unwrap()
+        };
+        let keys: [&[u8]; 4] = [b"a\x01b", b"a\x02b", b"\xff\xfe", b" padded"];
+        let sent: Vec<Vec<u8>> = keys
+            .iter()
+            .map(|k| decode(&OutputHeaders::new().event(k, 0).build()))
+            .collect();
+        assert_eq!(sent, keys.map(<[u8]>::to_vec));
+        // A stale encoding header from the event never describes the new key.
+        let p = packed(&[(b"Weir-Key-Encoding", b"base64")]);
+        let h = OutputHeaders::from_event(&p)
+            .unwrap()
+            .event(b"plain", 0)
+            .build();
+        assert_eq!(get(&h, KEY_ENCODING), None);
     }
 
     #[test]
