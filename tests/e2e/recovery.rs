@@ -218,6 +218,43 @@ async fn a_windowed_pipeline_killed_at_random_moments_outputs_exactly_the_expect
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_nats_stall_during_checkpoint_commits_is_not_taken_for_another_host() {
+    // The server freezes for 12 s while checkpoints commit every 200 ms: a commit's answer is
+    // lost although the server applies it when it thaws. Before, the next commit found the
+    // head moved and the host stopped, saying another host had committed.
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = windowed_pipeline(dir.path(), "stall", "interval = \"200ms\"");
+    let (events, expected) = events(60_000, 11);
+    publish_events(&js, &events).await;
+    let mut host = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+    let started = Instant::now();
+    while stream_messages(&js, "OUT").await < 500 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.pause();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    server.resume();
+    check_exact(&js, &expected, &|| host.log()).await;
+    assert!(
+        host.child.try_wait().unwrap().is_none(),
+        "the host stopped:\n{}",
+        host.log()
+    );
+    assert!(
+        !host.log().contains("another host committed"),
+        "{}",
+        host.log()
+    );
+    assert_eq!(host.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn nats_server_restarted_mid_stream_output_is_still_exact() {
     let (mut server, js) = server_with_streams().await;
     let dir = tempfile::tempdir().unwrap();

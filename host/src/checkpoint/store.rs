@@ -34,6 +34,9 @@ pub struct CheckpointStore {
     run: String,
     /// Retained checkpoints: id → blob object, as known to this host.
     retained: BTreeMap<u64, Option<String>>,
+    /// A head written by this host whose commit did not answer (a NATS stall): it may or may
+    /// not have been stored, and the next commit finds out first.
+    unconfirmed: Option<Bytes>,
 }
 
 impl CheckpointStore {
@@ -89,6 +92,7 @@ impl CheckpointStore {
             head_revision: None,
             run: format!("{:x}{:x}", std::process::id(), nanos & 0xffff_ffff_ffff),
             retained: BTreeMap::new(),
+            unconfirmed: None,
         };
         for m in store.list().await? {
             store.retained.insert(m.id, m.blob.map(|b| b.object));
@@ -239,6 +243,10 @@ impl CheckpointStore {
         }
         let value = Bytes::from(serde_json::to_vec(m).expect("manifests serialize"));
         let key = self.head_key();
+        if let Err(e) = self.confirm_unanswered().await {
+            self.discard_blob(m).await;
+            return Err(e);
+        }
         let committed: Result<u64, (bool, async_nats::Error)> = match self.head_revision {
             Some(rev) => self
                 .kv
@@ -262,10 +270,20 @@ impl CheckpointStore {
                     their_id,
                 });
             }
-            Err((false, e)) => {
-                self.discard_blob(m).await;
-                return Err(CheckpointError::nats(format!("committing {key}"), e));
-            }
+            Err((false, e)) => match self.head_entry().await {
+                // The answer was lost but the write happened: it is committed.
+                Ok(Some((rev, stored))) if stored == value => self.head_revision = Some(rev),
+                Ok(_) => {
+                    self.discard_blob(m).await;
+                    return Err(CheckpointError::nats(format!("committing {key}"), e));
+                }
+                Err(_) => {
+                    // Unknown: the blob may be the head's now, so it stays; the next commit
+                    // finds out.
+                    self.unconfirmed = Some(value);
+                    return Err(CheckpointError::nats(format!("committing {key}"), e));
+                }
+            },
         }
         // The head is the commit; the archive copy only serves listing and fallback.
         let archive = self.archive_key(m.id);
@@ -281,6 +299,39 @@ impl CheckpointStore {
                 break;
             }
         }
+        Ok(())
+    }
+
+    /// The head's revision and bytes.
+    async fn head_entry(&self) -> Result<Option<(u64, Bytes)>, CheckpointError> {
+        let key = self.head_key();
+        let entry = self
+            .kv
+            .entry(key.clone())
+            .await
+            .map_err(|e| CheckpointError::nats(format!("reading {key}"), e))?;
+        Ok(entry
+            .filter(|e| e.operation == kv::Operation::Put)
+            .map(|e| (e.revision, e.value)))
+    }
+
+    /// Finds out whether a commit that did not answer happened: if the head holds what it
+    /// wrote, that is this host's head (not another host's), and its revision is the one to
+    /// update next.
+    async fn confirm_unanswered(&mut self) -> Result<(), CheckpointError> {
+        let Some(attempted) = self.unconfirmed.clone() else {
+            return Ok(());
+        };
+        if let Some((rev, stored)) = self.head_entry().await?
+            && stored == attempted
+        {
+            tracing::info!(
+                revision = rev,
+                "a checkpoint commit that timed out had succeeded"
+            );
+            self.head_revision = Some(rev);
+        }
+        self.unconfirmed = None;
         Ok(())
     }
 
