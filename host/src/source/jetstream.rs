@@ -311,6 +311,8 @@ struct BatchReader {
     batch: SourceBatch,
     lineage: Vec<u32>,
     headers: Vec<u8>,
+    /// The key, when it comes from a payload field.
+    key: Vec<u8>,
 }
 
 impl BatchReader {
@@ -323,6 +325,7 @@ impl BatchReader {
             },
             lineage: Vec::with_capacity(capacity),
             headers: Vec::new(),
+            key: Vec::new(),
         }
     }
 
@@ -385,6 +388,16 @@ impl BatchReader {
                 .and_then(|m| m.get(h.as_str()))
                 .map(|v| v.as_str().as_bytes())
                 .unwrap_or(b""),
+            KeyFrom::Field(path) => {
+                match super::field::key_from_json_field(&msg.payload, path, &mut self.key) {
+                    Ok(()) => &self.key,
+                    Err(error) => {
+                        let letter = refuse(error, b"", &self.headers);
+                        self.batch.refused.push(letter);
+                        return;
+                    }
+                }
+            }
         };
         match event_time(msg, time, published_ms) {
             Ok(t) => {
@@ -411,7 +424,7 @@ impl BatchReader {
 fn event_time(msg: &Message, time: &TimeFrom, published_ms: i64) -> Result<i64, String> {
     match time {
         TimeFrom::Ingest => Ok(published_ms),
-        TimeFrom::Field(path) => super::time::time_from_json_field(&msg.payload, path),
+        TimeFrom::Field(path) => super::field::time_from_json_field(&msg.payload, path),
         TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
             None => Err(format!("event time header {h:?} is missing")),
             Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {
