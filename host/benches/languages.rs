@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use support::*;
 use weir::operator::{Chain, EventBatch, Operator};
 use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
-use weir::source::json_lines::JsonEvent;
+use weir::source::json_lines::{JsonEvent, PushScratch};
 use weir_sdk::packed::BatchBuilder;
 
 const BATCH: usize = 256;
@@ -51,9 +51,11 @@ fn batch() -> EventBatch {
         })
         .collect();
     let mut b = BatchBuilder::new();
-    let mut scratch = Vec::new();
+    let mut scratch = PushScratch::default();
     for i in 0..BATCH {
-        events[i % events.len()].push_to(&mut b, i as u32, &mut scratch);
+        events[i % events.len()]
+            .push_to(&mut b, i as u32, &mut scratch)
+            .expect("the kit's events have one payload each");
     }
     EventBatch::from_source(b)
 }

@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 mod cli;
 
@@ -36,17 +37,18 @@ enum Command {
         /// Run without NATS over the events in --input, printing results as JSON lines.
         #[arg(long, requires = "input")]
         local: bool,
-        /// JSON-lines events for --local.
+        /// JSON-lines events for --local (read as the run goes).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// NATS server URL (overrides `nats.url` of the pipeline).
-        #[arg(long, env = "WEIR_NATS_URL")]
+        /// NATS server URL (overrides `nats.url` of the pipeline; not with --local).
+        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
-        /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464.
+        /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464
+        /// (not with --local).
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
         /// Checkpoint to start from: `latest` (default), a checkpoint id, or `none` (empty
-        /// state, the source from its beginning).
+        /// state, the source from its beginning); not with --local.
         #[arg(long, default_value = "latest", value_parser = parse_start)]
         from_checkpoint: weir::checkpoint::StartFrom,
     },
@@ -75,8 +77,45 @@ fn parse_start(s: &str) -> Result<weir::checkpoint::StartFrom, String> {
     }
 }
 
+/// Refuses flags that would do nothing in the mode asked for (exits 2, like other usage
+/// errors): `--input` without `--local`; `--nats-url`, `--admin` and `--from-checkpoint`
+/// with it (`WEIR_NATS_URL` in the environment is ignored by `--local`).
+fn refuse_unused_flags(matches: &ArgMatches) {
+    let Some(("run", run)) = matches.subcommand() else {
+        return;
+    };
+    let given = |id: &str| run.value_source(id) == Some(ValueSource::CommandLine);
+    let message = if run.get_flag("local") {
+        ["nats_url", "admin", "from_checkpoint"]
+            .into_iter()
+            .find(|id| given(id))
+            .map(|id| {
+                format!(
+                    "--{} does nothing with --local, which runs without NATS, checkpoints or \
+                     an admin endpoint",
+                    id.replace('_', "-")
+                )
+            })
+    } else if given("input") {
+        Some(
+            "--input is read only with --local; without it `weir run` consumes the \
+             pipeline's JetStream source"
+                .to_owned(),
+        )
+    } else {
+        None
+    };
+    if let Some(message) = message {
+        Cli::command()
+            .error(clap::error::ErrorKind::ArgumentConflict, message)
+            .exit();
+    }
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    refuse_unused_flags(&matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     weir::telemetry::init(cli.log_json);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -233,3 +233,43 @@ async fn event_time_from_a_header_and_malformed_times_are_dead_lettered() {
     );
     assert_eq!(weir.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_key_comes_from_a_payload_field() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ops = operator("p", "passthrough", "{}");
+    let text = pipeline_text("keyed", "key = { field = \"user.id\" }", &ops);
+    let pipeline = write_pipeline(dir.path(), &text);
+    let weir = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
+    let events: Vec<_> = [
+        json!({"user": {"id": "u1"}, "n": 1}),
+        json!({"user": {"id": 7}, "n": 2}),
+        json!({"user": {}, "n": 3}),
+        json!({"user": {"id": ["not", "a", "key"]}, "n": 4}),
+    ]
+    .iter()
+    .map(|v| (None, v.to_string().into_bytes()))
+    .collect();
+    publish_all(&js, "in.x", &events).await;
+    let out = collect(&js, "OUT", "out", 3, Duration::from_secs(60)).await;
+    let mut keys: Vec<(i64, Option<String>)> = out
+        .iter()
+        .map(|m| {
+            let v: Value = serde_json::from_slice(&m.payload).unwrap();
+            (v["n"].as_i64().unwrap(), m.header("Weir-Key"))
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [(1, Some("u1".into())), (2, Some("7".into())), (3, None)],
+        "{}",
+        weir.log()
+    );
+    let dlq = collect(&js, "OUT", "dlq", 1, Duration::from_secs(30)).await;
+    assert_eq!(dlq.len(), 1);
+    let error = dlq[0].header("Weir-Error").unwrap_or_default();
+    assert!(error.contains("key field \"user.id\""), "{error}");
+    assert_eq!(weir.terminate(), Some(0));
+}

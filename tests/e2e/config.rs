@@ -82,3 +82,56 @@ fn a_file_that_is_not_wasm_exits_1() {
     assert_eq!(code, 1);
     assert!(err.contains("not a valid WebAssembly component"), "{err}");
 }
+
+#[test]
+fn validate_refuses_what_the_run_would_refuse_naming_field_and_line() {
+    let ops = operator("f", "json_filter", r#"{ field = "a", op = "exists" }"#);
+    let window = |w: &str| format!("{ops}\n{}", window_section(w, "agg", "window_stats", "{}"));
+    for (source_extra, stages, expected) in [
+        (
+            "consumer = \"my.consumer\"",
+            ops.clone(),
+            "pipeline.toml:6: field `source.consumer`",
+        ),
+        (
+            "subjects = [\"in..x\"]",
+            ops.clone(),
+            "pipeline.toml:6: field `source.subjects[0]`",
+        ),
+        (
+            "time = { field = \"\" }",
+            ops.clone(),
+            "pipeline.toml:6: field `source.time.field`",
+        ),
+        (
+            "ack_wait = \"500ms\"",
+            ops.clone(),
+            "field `source.ack_wait`: 500ms is out of range",
+        ),
+        (
+            "",
+            window("type = \"sliding\"\nsize = \"1h\"\nslide = \"1ms\""),
+            "field `window.slide`: 1ms puts every event in 3600000 windows",
+        ),
+        (
+            "",
+            window("type = \"tumbling\"\nsize = \"1s\"").replace("name = \"agg\"", "name = \"a*\""),
+            "field `window.aggregate.name`: \"a*\"",
+        ),
+    ] {
+        let text = pipeline_text("bad", source_extra, &stages);
+        let (code, err) = validate(&text);
+        assert_eq!(code, 1, "{expected}: {err}");
+        assert!(err.contains(expected), "{expected}: {err}");
+    }
+    let late = pipeline_text("bad", "", &ops).replace(
+        "dead_letter = \"dlq\"",
+        "dead_letter = \"dlq\"\nlate = \"late.*\"",
+    );
+    let (code, err) = validate(&late);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("field `sink.late`: \"late.*\" has a wildcard"),
+        "{err}"
+    );
+}

@@ -92,3 +92,23 @@ fn plugin_test_reports_failing_events_with_their_line_and_strict_fails() {
         Some(1)
     );
 }
+
+#[test]
+fn plugin_test_refuses_a_window_for_a_plugin_that_is_no_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(&events, "{\"payload\":{\"a\":1}}\n").unwrap();
+    let mut cmd = weir();
+    cmd.args(["plugin", "test"])
+        .arg(plugin("passthrough"))
+        .arg("--input")
+        .arg(&events)
+        .args(["--window", "session:5s"]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--window applies to aggregate plugins") && stderr.contains("`transform`"),
+        "{stderr}"
+    );
+}

@@ -82,15 +82,23 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    /// Extra command-line options (e.g. `--user`, `--tls`).
+    options: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server started with extra command-line `options` (kept across restarts).
+    pub fn start_with(options: &[&str]) -> Self {
         let store = tempfile::tempdir().unwrap();
         let mut s = NatsServer {
             child: None,
             port: free_port(),
             store,
+            options: options.iter().map(|o| o.to_string()).collect(),
         };
         s.spawn();
         s
@@ -101,6 +109,7 @@ impl NatsServer {
             .args(["-js", "-sd"])
             .arg(self.store.path())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.options)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -34,10 +34,10 @@ pub enum PluginCommand {
         /// The plugin's config: inline JSON, or @FILE.
         #[arg(long, default_value = "{}")]
         config: String,
-        /// For an aggregate: the window, `tumbling:SIZE`, `sliding:SIZE:SLIDE` or
-        /// `session:GAP` (durations like 10s, 5m).
-        #[arg(long, default_value = "tumbling:10s")]
-        window: String,
+        /// For an aggregate (only): the window, `tumbling:SIZE`, `sliding:SIZE:SLIDE` or
+        /// `session:GAP` (durations like 10s, 5m); default `tumbling:10s`.
+        #[arg(long)]
+        window: Option<String>,
         /// Exit 1 when any event failed (for plugin authors' CI).
         #[arg(long)]
         strict: bool,
@@ -82,7 +82,15 @@ pub fn run(
             let config: serde_json::Value = serde_json::from_str(&config)
                 .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))?;
             let world = detect_world(&runtime, &component)?;
-            let text = pipeline_text(&component, world, &config, &window)?;
+            if window.is_some() && world != World::Aggregate {
+                bail!(
+                    "--window applies to aggregate plugins; {} implements the `{}` world",
+                    component.display(),
+                    world.name()
+                );
+            }
+            let window = window.as_deref().unwrap_or("tumbling:10s");
+            let text = pipeline_text(&component, world, &config, window)?;
             let dir = tempfile::tempdir()?;
             let file = dir.path().join("plugin-test.toml");
             std::fs::write(&file, &text)?;

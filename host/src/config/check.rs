@@ -1,9 +1,28 @@
 //! Checks of a parsed pipeline file that serde cannot express: ranges, names, subjects,
-//! plugin files and combinations of sections. Every error names the field (and line).
+//! plugin files and combinations of sections. Every error names the field and its line.
+//!
+//! What needs the server — whether a stream captures the sink subjects, whether the source
+//! stream would capture them too (a feedback loop), whether the source's subject filters lie
+//! within its stream — is checked when `weir run` connects ([`crate::pipeline::nats`]).
 
 use std::collections::HashSet;
+use std::time::Duration;
 
-use super::{ConfigError, OperatorConfig, Pipeline, valid_name};
+use super::names::{header_problem, json_path_problem, stream_name_problem, subject_problem};
+use super::{ConfigError, Guarantee, KeyFrom, OperatorConfig, Pipeline, TimeFrom, valid_name};
+
+/// `source.max_wait`: from 1 ms (a fetch per message) to 1 min (a batch may wait that long).
+const MAX_WAIT: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
+/// `source.ack_wait`: from 1 s to 1 day (the server redelivers after it).
+const ACK_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(86_400));
+
+/// What is wrong with one field: its path (for the line) and the whole message.
+pub(super) type FieldProblem = (String, String);
+
+/// A [`FieldProblem`] as an `Err`.
+pub(super) fn problem(field: &str, message: impl Into<String>) -> Result<(), FieldProblem> {
+    Err((field.to_owned(), message.into()))
+}
 
 impl Pipeline {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
@@ -17,65 +36,126 @@ impl Pipeline {
                 ),
             ));
         }
-        self.check_source_and_sink()?;
+        let located = |r: Result<(), FieldProblem>| {
+            r.map_err(|(field, message)| self.field_error(&field, message))
+        };
+        located(self.check_source())?;
+        located(self.check_sink())?;
+        let stateful = c.window.is_some() || c.process.is_some();
+        located(c.checkpoint.check(stateful))?;
         self.check_stateful()?;
-        let mut names = std::collections::HashSet::new();
+        let mut names = HashSet::new();
         for (list, ops) in [("operators", &c.operators), ("after", &c.after)] {
             for (i, op) in ops.iter().enumerate() {
                 self.check_operator(&format!("{list}[{i}]"), op, &mut names)?;
             }
         }
+        if let Some(w) = &c.window {
+            self.check_operator("window.aggregate", &w.aggregate, &mut names)?;
+        }
+        if let Some(p) = &c.process {
+            self.check_operator("process.function", &p.function, &mut names)?;
+        }
         Ok(())
     }
 
-    /// `[source]`, `[sink]` and `[checkpoint]`.
-    fn check_source_and_sink(&self) -> Result<(), ConfigError> {
-        let c = &self.config;
-        let s = &c.source;
-        if s.stream.is_empty() {
-            return Err(self.error(None, "field `source.stream` must not be empty"));
+    /// `[source]`: names, subject filters, ranges, where key and time come from.
+    fn check_source(&self) -> Result<(), FieldProblem> {
+        let s = &self.config.source;
+        if let Some(why) = stream_name_problem(&s.stream) {
+            return problem("source.stream", format!("field `source.stream`: {why}"));
+        }
+        for (i, subject) in s.subjects.iter().enumerate() {
+            if let Some(why) = subject_problem(subject, true) {
+                return problem(
+                    &format!("source.subjects[{i}]"),
+                    format!("field `source.subjects[{i}]`: {why}"),
+                );
+            }
+        }
+        if let Some(why) = s.consumer.as_deref().and_then(stream_name_problem) {
+            return problem("source.consumer", format!("field `source.consumer`: {why}"));
         }
         if s.batch_size == 0 || s.batch_size > 10_000 {
-            return Err(self.error(
-                None,
+            return problem(
+                "source.batch_size",
                 format!(
                     "field `source.batch_size`: {} is out of range 1..=10000",
                     s.batch_size
                 ),
-            ));
+            );
         }
-        if c.sink.subject.is_empty() || c.sink.subject.contains(['*', '>', ' ']) {
-            return Err(self.error(
-                None,
+        within("source.max_wait", s.max_wait, MAX_WAIT)?;
+        within("source.ack_wait", s.ack_wait, ACK_WAIT)?;
+        let checkpoint = &self.config.checkpoint;
+        if checkpoint.guarantee != Guarantee::AtMostOnce && s.ack_wait <= checkpoint.interval {
+            return problem(
+                "source.ack_wait",
                 format!(
-                    "field `sink.subject`: {:?} must be a concrete subject (no wildcards)",
-                    c.sink.subject
+                    "field `source.ack_wait`: {:?} must exceed `checkpoint.interval` ({:?}): \
+                     messages are acknowledged once per checkpoint, and the server would \
+                     redeliver every one before that",
+                    s.ack_wait, checkpoint.interval
                 ),
-            ));
+            );
         }
-        if c.sink.dead_letter.is_empty() || c.sink.dead_letter.contains(['*', '>', ' ']) {
-            return Err(self.error(
-                None,
-                format!(
-                    "field `sink.dead_letter`: {:?} must be a concrete subject (no wildcards)",
-                    c.sink.dead_letter
-                ),
-            ));
+        self.check_key_and_time()?;
+        let w = &s.watermarks;
+        if w.interval.is_zero() {
+            return problem(
+                "source.watermarks.interval",
+                "field `source.watermarks.interval` must be positive",
+            );
         }
-        if c.sink.max_in_flight == 0 || c.sink.max_in_flight > 4096 {
-            return Err(self.error(
-                None,
+        if w.idle_timeout.is_some_and(|t| t.is_zero()) {
+            return problem(
+                "source.watermarks.idle_timeout",
+                "field `source.watermarks.idle_timeout` must be positive",
+            );
+        }
+        Ok(())
+    }
+
+    /// `source.key` and `source.time`: a header or JSON field they name must be one.
+    fn check_key_and_time(&self) -> Result<(), FieldProblem> {
+        let s = &self.config.source;
+        let key = match &s.key {
+            KeyFrom::Header(h) => header_problem(h).map(|why| ("source.key.header", why)),
+            KeyFrom::Field(f) => json_path_problem(f).map(|why| ("source.key.field", why)),
+            KeyFrom::None | KeyFrom::Subject => None,
+        };
+        let time = match &s.time {
+            TimeFrom::Header(h) => header_problem(h).map(|why| ("source.time.header", why)),
+            TimeFrom::Field(f) => json_path_problem(f).map(|why| ("source.time.field", why)),
+            TimeFrom::Ingest => None,
+        };
+        match key.or(time) {
+            Some((field, why)) => problem(field, format!("field `{field}`: {why}")),
+            None => Ok(()),
+        }
+    }
+
+    /// `[sink]`: concrete subjects, and the in-flight range.
+    fn check_sink(&self) -> Result<(), FieldProblem> {
+        let sink = &self.config.sink;
+        let subjects = [
+            ("sink.subject", Some(&sink.subject)),
+            ("sink.dead_letter", Some(&sink.dead_letter)),
+            ("sink.late", sink.late.as_ref()),
+        ];
+        for (field, subject) in subjects {
+            if let Some(why) = subject.and_then(|s| subject_problem(s, false)) {
+                return problem(field, format!("field `{field}`: {why}"));
+            }
+        }
+        if sink.max_in_flight == 0 || sink.max_in_flight > 4096 {
+            return problem(
+                "sink.max_in_flight",
                 format!(
                     "field `sink.max_in_flight`: {} is out of range 1..=4096",
-                    c.sink.max_in_flight
+                    sink.max_in_flight
                 ),
-            ));
-        }
-        c.checkpoint
-            .check(c.window.is_some() || c.process.is_some())
-            .map_err(|message| self.error(None, message))?;
-        if c.source.watermarks.interval.is_zero() {
-            return Err(self.error(None, "field `source.watermarks.interval` must be positive"));
+            );
         }
         Ok(())
     }
@@ -83,36 +163,15 @@ impl Pipeline {
     /// `[window]`, `[process]` and `[[after]]`, which needs one of them.
     fn check_stateful(&self) -> Result<(), ConfigError> {
         let c = &self.config;
-        if let Some(p) = &c.process {
-            if c.window.is_some() {
-                return Err(self.error(
-                    None,
-                    "`[window]` and `[process]` cannot both end one pipeline; use two pipelines",
-                ));
-            }
-            let path = self.base_dir().join(p.function.plugin.get_ref());
-            if !path.is_file() {
-                return Err(self.error(
-                    Some(p.function.plugin.span().start),
-                    format!(
-                        "field `process.function.plugin`: no such file {}",
-                        path.display()
-                    ),
-                ));
-            }
+        if c.process.is_some() && c.window.is_some() {
+            return Err(self.field_error(
+                "process",
+                "`[window]` and `[process]` cannot both end one pipeline; use two pipelines",
+            ));
         }
         if let Some(w) = &c.window {
-            w.check().map_err(|m| self.error(None, m))?;
-            let path = self.base_dir().join(w.aggregate.plugin.get_ref());
-            if !path.is_file() {
-                return Err(self.error(
-                    Some(w.aggregate.plugin.span().start),
-                    format!(
-                        "field `window.aggregate.plugin`: no such file {}",
-                        path.display()
-                    ),
-                ));
-            }
+            w.check()
+                .map_err(|(field, message)| self.field_error(&field, message))?;
         }
         if !c.after.is_empty() && c.window.is_none() && c.process.is_none() {
             return Err(self.error(
@@ -124,8 +183,8 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Checks transform operator `op` (`field`, e.g. `operators[0]`); `names` holds the names
-    /// of the operators before it.
+    /// Checks operator `op` (`field`, e.g. `operators[0]` or `window.aggregate`); `names`
+    /// holds the names of the operators checked before it.
     fn check_operator(
         &self,
         field: &str,
@@ -159,8 +218,8 @@ impl Pipeline {
         }
         let max = crate::runtime::engine::MAX_MEMORY_BYTES >> 20;
         if op.memory_limit_mib == 0 || op.memory_limit_mib > max {
-            return Err(self.error(
-                None,
+            return Err(self.field_error(
+                &format!("{field}.memory_limit_mib"),
                 format!(
                     "field `{field}.memory_limit_mib`: {} is out of range 1..={max}",
                     op.memory_limit_mib
@@ -168,8 +227,28 @@ impl Pipeline {
             ));
         }
         if op.deadline.is_zero() {
-            return Err(self.error(None, format!("field `{field}.deadline` must be positive")));
+            return Err(self.field_error(
+                &format!("{field}.deadline"),
+                format!("field `{field}.deadline` must be positive"),
+            ));
         }
         Ok(())
     }
+}
+
+/// `value` of duration field `field` lies in `range` (inclusive).
+fn within(field: &str, value: Duration, range: (Duration, Duration)) -> Result<(), FieldProblem> {
+    let (lo, hi) = range;
+    if value < lo || value > hi {
+        return problem(
+            field,
+            format!(
+                "field `{field}`: {} is out of range {}..={}",
+                humantime::format_duration(value),
+                humantime::format_duration(lo),
+                humantime::format_duration(hi)
+            ),
+        );
+    }
+    Ok(())
 }

@@ -75,33 +75,43 @@ impl Default for CheckpointConfig {
 impl CheckpointConfig {
     /// What is wrong with the settings, naming the field; `stateful`: the pipeline has a
     /// window or process stage.
-    pub fn check(&self, stateful: bool) -> Result<(), String> {
+    pub(super) fn check(&self, stateful: bool) -> Result<(), super::check::FieldProblem> {
+        use super::check::problem;
         if self.interval < Duration::from_millis(10) {
-            return Err(format!(
-                "field `checkpoint.interval`: {:?} is too short (at least 10ms)",
-                self.interval
-            ));
+            return problem(
+                "checkpoint.interval",
+                format!(
+                    "field `checkpoint.interval`: {:?} is too short (at least 10ms)",
+                    self.interval
+                ),
+            );
         }
         if self.retain == 0 {
-            return Err("field `checkpoint.retain` must be at least 1".into());
+            return problem(
+                "checkpoint.retain",
+                "field `checkpoint.retain` must be at least 1",
+            );
         }
         for (field, bucket) in [
             ("checkpoint.bucket", &self.bucket),
             ("checkpoint.state_bucket", &self.state_bucket),
         ] {
             if !super::valid_name(bucket) {
-                return Err(format!(
-                    "field `{field}`: {bucket:?} must be 1-64 characters of A-Z a-z 0-9 - _"
-                ));
+                return problem(
+                    field,
+                    format!(
+                        "field `{field}`: {bucket:?} must be 1-64 characters of A-Z a-z 0-9 - _"
+                    ),
+                );
             }
         }
         if stateful && self.guarantee == Guarantee::AtMostOnce {
-            return Err(
+            return problem(
+                "checkpoint.guarantee",
                 "field `checkpoint.guarantee`: \"at-most-once\" is for pipelines without \
                  `[window]` or `[process]`: restored state would fire windows and timers again \
                  whose results were already published; use \"at-least-once\" or \
-                 \"effectively-once\""
-                    .into(),
+                 \"effectively-once\"",
             );
         }
         Ok(())

@@ -15,7 +15,12 @@ use crate::runtime::Grants;
 
 mod check;
 mod checkpoint;
+mod lines;
+pub mod names;
+mod window;
 pub use checkpoint::{CheckpointConfig, Guarantee};
+pub use names::valid_name;
+pub use window::{MAX_WINDOWS_PER_EVENT, WindowConfig, WindowKind, WindowTime};
 
 /// A whole pipeline file.
 #[derive(Debug, Clone, Deserialize)]
@@ -51,31 +56,6 @@ pub struct PipelineConfig {
 pub struct ProcessConfig {
     /// The process plugin, as an operator.
     pub function: OperatorConfig,
-}
-
-/// The kind of window.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowKind {
-    /// Fixed windows of `size`.
-    Tumbling,
-    /// Windows of `size` every `slide` (`slide` divides `size`).
-    Sliding,
-    /// Per key, events closer than `gap` form one window.
-    Session,
-    /// Per key, every `count` events form one window (fires when full).
-    Global,
-}
-
-/// Which clock assigns events to windows and fires them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WindowTime {
-    /// The event's time (`[source] time`), fired by the watermark.
-    #[default]
-    Event,
-    /// The host's wall clock when the event reaches the window, fired by the wall clock.
-    Processing,
 }
 
 /// `[source.watermarks]`: how event time advances (for `[window]` and `[process]`).
@@ -126,158 +106,6 @@ pub enum WatermarkStrategy {
     Punctuated,
 }
 
-/// `[window]`: events are keyed by their key, assigned to event-time windows and aggregated by
-/// an `aggregate` plugin; results are events.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WindowConfig {
-    #[serde(rename = "type")]
-    pub kind: WindowKind,
-    /// Window length (tumbling, sliding).
-    #[serde(default, with = "humantime_serde")]
-    pub size: Option<Duration>,
-    /// Distance between window starts (sliding).
-    #[serde(default, with = "humantime_serde")]
-    pub slide: Option<Duration>,
-    /// Inactivity that closes a session (session).
-    #[serde(default, with = "humantime_serde")]
-    pub gap: Option<Duration>,
-    /// Events per window (global).
-    #[serde(default)]
-    pub count: Option<u64>,
-    /// Event time (default) or processing time.
-    #[serde(default)]
-    pub time: WindowTime,
-    /// How long after a window's end late events still update (and re-fire) it.
-    #[serde(default, with = "humantime_serde")]
-    pub allowed_lateness: Duration,
-    /// The aggregate plugin, as an operator.
-    pub aggregate: OperatorConfig,
-}
-
-impl WindowConfig {
-    /// The assigner of this window (sizes checked by [`load`]).
-    pub fn spec(&self) -> crate::window::WindowSpec {
-        let ms =
-            |d: Option<Duration>| d.unwrap_or_default().as_millis().min(i64::MAX as u128) as i64;
-        match self.kind {
-            WindowKind::Tumbling => crate::window::WindowSpec::Tumbling {
-                size: ms(self.size),
-                offset: 0,
-            },
-            WindowKind::Sliding => crate::window::WindowSpec::Sliding {
-                size: ms(self.size),
-                slide: ms(self.slide),
-                offset: 0,
-            },
-            WindowKind::Session => crate::window::WindowSpec::Session { gap: ms(self.gap) },
-            WindowKind::Global => crate::window::WindowSpec::Global {
-                count: self.count.unwrap_or(1),
-            },
-        }
-    }
-
-    /// How checkpoints name this window: state restores only into the same definition.
-    pub fn description(&self) -> String {
-        match self.time {
-            WindowTime::Event => format!("{:?}", self.spec()),
-            WindowTime::Processing => format!("{:?} in processing time", self.spec()),
-        }
-    }
-
-    /// What is wrong with the sizes for this kind of window, naming the field.
-    /// `count` only for global windows; processing time only for time windows, without
-    /// lateness.
-    fn check_count_and_clock(&self) -> Result<(), String> {
-        let kind = format!("{:?}", self.kind).to_lowercase();
-        if self.kind != WindowKind::Global && self.count.is_some() {
-            return Err(format!(
-                "field `window.count` does not apply to {kind} windows (only to global)"
-            ));
-        }
-        if self.time == WindowTime::Processing {
-            if self.kind == WindowKind::Global {
-                return Err(
-                    "field `window.time`: global windows fire by count, not by a clock".into(),
-                );
-            }
-            if !self.allowed_lateness.is_zero() {
-                return Err(
-                    "field `window.allowed_lateness` does not apply to processing-time \
-                            windows (no event is late on the host's clock)"
-                        .into(),
-                );
-            }
-        }
-        Ok(())
-    }
-
-    fn check(&self) -> Result<(), String> {
-        let positive = |name: &str, d: Option<Duration>| match d {
-            None => Err(format!(
-                "field `window.{name}` is required for {:?} windows",
-                self.kind
-            )
-            .to_lowercase()),
-            Some(d) if d.as_millis() == 0 => {
-                Err(format!("field `window.{name}` must be at least 1ms"))
-            }
-            Some(_) => Ok(()),
-        };
-        let unused = |name: &str, d: Option<Duration>| match d {
-            Some(_) => Err(format!(
-                "field `window.{name}` does not apply to {:?} windows",
-                self.kind
-            )
-            .to_lowercase()),
-            None => Ok(()),
-        };
-        self.check_count_and_clock()?;
-        match self.kind {
-            WindowKind::Global => {
-                match self.count {
-                    None => {
-                        return Err("field `window.count` is required for global windows".into());
-                    }
-                    Some(0) => return Err("field `window.count` must be at least 1".into()),
-                    Some(_) => {}
-                }
-                if !self.allowed_lateness.is_zero() {
-                    return Err("field `window.allowed_lateness` does not apply to global \
-                                windows (they are never late)"
-                        .into());
-                }
-                unused("size", self.size)?;
-                unused("slide", self.slide)?;
-                unused("gap", self.gap)
-            }
-            WindowKind::Tumbling => {
-                positive("size", self.size)?;
-                unused("slide", self.slide)?;
-                unused("gap", self.gap)
-            }
-            WindowKind::Sliding => {
-                positive("size", self.size)?;
-                positive("slide", self.slide)?;
-                unused("gap", self.gap)?;
-                let (size, slide) = (
-                    self.size.unwrap_or_default(),
-                    self.slide.unwrap_or_default(),
-                );
-                if size.as_millis() % slide.as_millis() != 0 {
-                    return Err("field `window.slide` must divide `window.size`".into());
-                }
-                Ok(())
-            }
-            WindowKind::Session => {
-                positive("gap", self.gap)?;
-                unused("size", self.size)?;
-                unused("slide", self.slide)
-            }
-        }
-    }
-}
-
 /// How to reach NATS. `--nats-url` / `WEIR_NATS_URL` override `url`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -296,6 +124,31 @@ fn default_url() -> String {
     "nats://127.0.0.1:4222".into()
 }
 
+/// `url` (one NATS URL or a comma-separated list) fit for messages and logs: credentials
+/// before `@` are hidden (`nats://user:***@host:4222`, `nats://***@host` for a token).
+pub fn redact_url(url: &str) -> String {
+    url.split(',')
+        .map(|server| {
+            let (scheme, rest) = match server.find("://") {
+                Some(i) => server.split_at(i + 3),
+                None => ("", server),
+            };
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+            match authority.rfind('@') {
+                None => server.to_owned(),
+                Some(at) => {
+                    let shown = match authority[..at].split_once(':') {
+                        Some((user, _)) => format!("{user}:***"),
+                        None => "***".to_owned(),
+                    };
+                    format!("{scheme}{shown}{}", &rest[at..])
+                }
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Where the key of an incoming event comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
@@ -306,6 +159,10 @@ pub enum KeyFrom {
     Subject,
     /// A message header (absent header: no key).
     Header(String),
+    /// A JSON field of the payload (dotted path): a string is the key as it is, a number or
+    /// boolean its JSON text; a missing or `null` field means no key; a payload that is not
+    /// JSON, or an object or array there, is dead-lettered.
+    Field(String),
 }
 
 /// Where the event time of an incoming event comes from.
@@ -494,13 +351,6 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|&&b| b == b'\n')
         .count()
         + 1
-}
-
-fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Reads and checks the pipeline file at `file`.

@@ -206,3 +206,211 @@ fn count_and_processing_time_windows_are_checked() {
         assert!(e.message.contains(message), "{text}: {e}");
     }
 }
+
+/// `GOOD` with `from` replaced by `to`: the error's message and line.
+fn refused(from: &str, to: &str) -> (String, Option<usize>) {
+    let dir = with_plugin();
+    assert!(GOOD.contains(from), "{from}");
+    let e = parse_in(dir.path(), &GOOD.replace(from, to)).unwrap_err();
+    (e.message, e.line)
+}
+
+#[test]
+fn subjects_names_and_paths_the_run_would_refuse_are_refused_at_their_line() {
+    let src = "stream = \"ORDERS\"";
+    let sink = "subject = \"out\"";
+    for (from, to, message, line) in [
+        (src, "stream = \"OR.DERS\"", "field `source.stream`", 4),
+        (
+            src,
+            "stream = \"ORDERS\"\nsubjects = [\"a..b\"]",
+            "field `source.subjects[0]`: \"a..b\" has an empty token",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\nsubjects = [\"\"]",
+            "field `source.subjects[0]`: is empty",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\nconsumer = \"my.consumer\"",
+            "field `source.consumer`",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\nconsumer = \"c*\"",
+            "field `source.consumer`",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\ntime = { field = \"\" }",
+            "field `source.time.field`: names no field",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\nkey = { header = \"\" }",
+            "field `source.key.header`",
+            5,
+        ),
+        (
+            src,
+            "stream = \"ORDERS\"\nkey = { field = \"a..b\" }",
+            "field `source.key.field`",
+            5,
+        ),
+        (sink, "subject = \"\"", "field `sink.subject`: is empty", 10),
+        (
+            sink,
+            "subject = \"out.*\"",
+            "field `sink.subject`: \"out.*\" has a wildcard",
+            10,
+        ),
+        (
+            sink,
+            "subject = \"out\"\nlate = \"late.>\"",
+            "field `sink.late`",
+            11,
+        ),
+        (
+            "dead_letter = \"dlq\"",
+            "dead_letter = \"dl q\"",
+            "field `sink.dead_letter`",
+            11,
+        ),
+    ] {
+        let (m, l) = refused(from, to);
+        assert!(m.contains(message), "{to}: {m}");
+        assert_eq!(l, Some(line), "{to}: {m}");
+    }
+}
+
+#[test]
+fn range_errors_carry_the_line() {
+    let src = "stream = \"ORDERS\"";
+    for (to, message, line) in [
+        (
+            "batch_size = 0",
+            "field `source.batch_size`: 0 is out of range 1..=10000",
+            5,
+        ),
+        (
+            "max_wait = \"0s\"",
+            "field `source.max_wait`: 0s is out of range 1ms..=1m",
+            5,
+        ),
+        ("max_wait = \"1year\"", "field `source.max_wait`", 5),
+        (
+            "ack_wait = \"500ms\"",
+            "field `source.ack_wait`: 500ms is out of range 1s..=1day",
+            5,
+        ),
+        ("ack_wait = \"1000years\"", "field `source.ack_wait`", 5),
+        ("watermarks = { idle_timeout = \"0s\" }", "idle_timeout", 5),
+    ] {
+        let (m, l) = refused(src, &format!("{src}\n{to}"));
+        assert!(m.contains(message), "{to}: {m}");
+        assert_eq!(l, Some(line), "{to}: {m}");
+    }
+    let (m, l) = refused("name = \"f\"", "name = \"f\"\nmemory_limit_mib = 0");
+    assert!(m.contains("operators[0].memory_limit_mib"), "{m}");
+    assert_eq!(l, Some(7));
+    let slow = format!("{GOOD}[checkpoint]\ninterval = \"1m\"\n");
+    let e = parse_in(with_plugin().path(), &slow).unwrap_err();
+    assert!(
+        e.message.contains("must exceed `checkpoint.interval`"),
+        "{e}"
+    );
+    assert_eq!(
+        e.line,
+        Some(3),
+        "the [source] table: ack_wait is not written"
+    );
+    let e = parse_in(
+        with_plugin().path(),
+        &format!("{GOOD}[checkpoint]\nretain = 0\n"),
+    )
+    .unwrap_err();
+    assert_eq!(e.line, Some(13), "{e}");
+}
+
+/// `GOOD` ending in a window (`w`: its lines) aggregated by `a`.
+fn windowed(w: &str) -> String {
+    GOOD.replace(
+        "[sink]",
+        &format!("[window]\n{w}\n[window.aggregate]\nname = \"a\"\nplugin = \"op.wasm\"\n[sink]"),
+    )
+}
+
+#[test]
+fn a_sliding_window_putting_an_event_in_too_many_windows_is_refused() {
+    let dir = with_plugin();
+    let ok = windowed("type = \"sliding\"\nsize = \"1s\"\nslide = \"1ms\"");
+    assert!(parse_in(dir.path(), &ok).is_ok());
+    let e = parse_in(
+        dir.path(),
+        &windowed("type = \"sliding\"\nsize = \"1h\"\nslide = \"1ms\""),
+    )
+    .unwrap_err();
+    assert!(e.message.contains("3600000 windows"), "{e}");
+    assert!(e.message.contains("at most 1000"), "{e}");
+    assert_eq!(e.line, Some(12), "{e}");
+}
+
+#[test]
+fn aggregate_and_process_function_names_are_checked_like_operators() {
+    let dir = with_plugin();
+    let bad =
+        windowed("type = \"tumbling\"\nsize = \"1s\"").replace("name = \"a\"", "name = \"a.b\"");
+    let e = parse_in(dir.path(), &bad).unwrap_err();
+    assert!(
+        e.message.contains("field `window.aggregate.name`: \"a.b\""),
+        "{e}"
+    );
+    assert_eq!(e.line, Some(13));
+    let clash =
+        windowed("type = \"tumbling\"\nsize = \"1s\"").replace("name = \"a\"", "name = \"f\"");
+    let e = parse_in(dir.path(), &clash).unwrap_err();
+    assert!(e.message.contains("used by an earlier operator"), "{e}");
+    let process = GOOD.replace(
+        "[sink]",
+        "[process.function]\nname = \"p q\"\nplugin = \"op.wasm\"\n[sink]",
+    );
+    let e = parse_in(dir.path(), &process).unwrap_err();
+    assert!(e.message.contains("field `process.function.name`"), "{e}");
+    let memory = process.replace("name = \"p q\"", "name = \"p\"\nmemory_limit_mib = 0");
+    let e = parse_in(dir.path(), &memory).unwrap_err();
+    assert!(
+        e.message.contains("process.function.memory_limit_mib"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_key_may_come_from_a_payload_field() {
+    let dir = with_plugin();
+    let text = GOOD.replace(
+        "stream = \"ORDERS\"",
+        "stream = \"ORDERS\"\nkey = { field = \"user.id\" }",
+    );
+    let p = parse_in(dir.path(), &text).unwrap();
+    assert_eq!(p.config.source.key, KeyFrom::Field("user.id".into()));
+}
+
+#[test]
+fn credentials_in_nats_urls_are_hidden() {
+    assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+    assert_eq!(
+        redact_url("nats://weir:s3cret@10.0.0.1:4222"),
+        "nats://weir:***@10.0.0.1:4222"
+    );
+    assert_eq!(
+        redact_url("tls://tok3n@h:1,nats://h2"),
+        "tls://***@h:1,nats://h2"
+    );
+    assert_eq!(redact_url("u:p@h:4222/x@y"), "u:***@h:4222/x@y");
+}

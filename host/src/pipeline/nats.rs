@@ -8,6 +8,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
@@ -17,7 +18,7 @@ use super::stages::Stages;
 use crate::admin::Metrics;
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{CheckpointStore, Checkpointer, Restored, StartFrom, restore_point};
-use crate::config::{Guarantee, Pipeline};
+use crate::config::{Guarantee, Pipeline, names, redact_url};
 use crate::runtime::Runtime;
 use crate::sink::Sink;
 use crate::sink::jetstream::JetStreamSink;
@@ -79,21 +80,17 @@ pub async fn run(
     run.run(source, shutdown).await
 }
 
-/// Connect and check: connects to NATS (retrying until the server is up) and checks that the
-/// sink's streams exist and suit the delivery guarantee.
+/// Connect and check: connects to NATS (failing fast, saying why, when the first connection
+/// cannot be made; reconnecting for ever once it was) and checks that the sink's streams exist
+/// and suit the delivery guarantee, and that the source stream holds the source's subject
+/// filters and does not capture what the sink publishes.
 async fn connect_and_check(
     pipeline: &Pipeline,
     url: &str,
 ) -> anyhow::Result<(jetstream::Context, Arc<JetStreamSink>)> {
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
-    let client = async_nats::ConnectOptions::new()
-        .name(format!("weir {name}"))
-        .retry_on_initial_connect()
-        .max_reconnects(None)
-        .connect(url)
-        .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+    let client = connect(&format!("weir {name}"), url).await?;
     // Every batch in the pipeline may hold `max_in_flight` un-awaited publish acks, and so
     // may a checkpoint publishing held outputs; the client's limit must exceed their sum or
     // publishing would wait on itself.
@@ -117,7 +114,125 @@ async fn connect_and_check(
             .await
             .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
     }
+    check_source_stream(pipeline, &js).await?;
     Ok((js, Arc::new(sink)))
+}
+
+/// How long the first connection to NATS may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connects to NATS at `url` as `client_name`. The first connection is tried once, within
+/// [`CONNECT_TIMEOUT`], and its failure says what happened — the server cannot be reached,
+/// refused the credentials, or has a certificate that is not trusted — with the credentials
+/// of the URL hidden; after that the client reconnects for ever (a server restart is
+/// survived).
+pub async fn connect(client_name: &str, url: &str) -> anyhow::Result<async_nats::Client> {
+    let shown = redact_url(url);
+    let connecting = async_nats::ConnectOptions::new()
+        .name(client_name)
+        .connection_timeout(CONNECT_TIMEOUT)
+        .max_reconnects(None)
+        .connect(url);
+    match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting).await {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(anyhow::anyhow!(connect_error(&shown, &e))),
+        Err(_) => {
+            anyhow::bail!("cannot connect to NATS at {shown}: no answer within {CONNECT_TIMEOUT:?}")
+        }
+    }
+}
+
+/// What a failed first connection to `shown` (a redacted URL) means, first thing first.
+fn connect_error(shown: &str, e: &async_nats::ConnectError) -> String {
+    use async_nats::ConnectErrorKind as Kind;
+    let detail = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
+    // A TLS handshake failure surfaces as an I/O error: tell it by its text.
+    let certificate = detail.contains("certificate") || e.kind() == Kind::Tls;
+    match e.kind() {
+        Kind::AuthorizationViolation | Kind::Authentication => format!(
+            "NATS at {shown} refused the credentials (authorization violation): check the \
+             user and password, token or nkey of the URL"
+        ),
+        _ if certificate && detail.contains("UnknownIssuer") => format!(
+            "the TLS certificate of NATS at {shown} is not trusted (its issuer is unknown): \
+             add the issuing CA to the system's trust store or point SSL_CERT_FILE at it \
+             ({detail})"
+        ),
+        _ if certificate => {
+            format!("the TLS certificate of NATS at {shown} is not trusted: {detail}")
+        }
+        Kind::ServerParse => format!("{shown} is not a NATS server URL: {detail}"),
+        _ => format!("cannot connect to NATS at {shown}: {detail}"),
+    }
+}
+
+/// Checks the source stream: it exists, each of `source.subjects` lies within the subjects it
+/// captures, and it captures none of the subjects the sink publishes to that the source
+/// reads — the pipeline would consume its own output, a feedback loop.
+async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> anyhow::Result<()> {
+    let src = &pipeline.config.source;
+    let mut stream = js.get_stream(&src.stream).await.map_err(|e| {
+        pipeline.field_error(
+            "source.stream",
+            format!(
+                "field `source.stream`: cannot open JetStream stream {:?} ({e})",
+                src.stream
+            ),
+        )
+    })?;
+    let captured = stream
+        .info()
+        .await
+        .with_context(|| format!("reading stream {:?}", src.stream))?
+        .config
+        .subjects
+        .clone();
+    if captured.is_empty() {
+        return Ok(()); // a mirror or a stream of sources: no subjects of its own
+    }
+    for (i, filter) in src.subjects.iter().enumerate() {
+        if !captured.iter().any(|s| names::filter_within(filter, s)) {
+            let field = format!("source.subjects[{i}]");
+            return Err(pipeline
+                .field_error(
+                    &field,
+                    format!(
+                        "field `{field}`: {filter:?} is not within stream {:?}, which \
+                         captures {captured:?}",
+                        src.stream
+                    ),
+                )
+                .into());
+        }
+    }
+    let sink = &pipeline.config.sink;
+    let published = [
+        ("sink.subject", Some(&sink.subject)),
+        ("sink.dead_letter", Some(&sink.dead_letter)),
+        ("sink.late", sink.late.as_ref()),
+    ];
+    for (field, subject) in published {
+        let Some(subject) = subject else { continue };
+        let read = src.subjects.is_empty()
+            || src
+                .subjects
+                .iter()
+                .any(|f| names::subject_matches(subject, f));
+        if read && captured.iter().any(|s| names::subject_matches(subject, s)) {
+            return Err(pipeline
+                .field_error(
+                    field,
+                    format!(
+                        "field `{field}`: {subject:?} is captured by the source stream {:?}, \
+                         so the pipeline would read its own output again (a feedback loop); \
+                         publish outside the source stream or narrow `source.subjects`",
+                        src.stream
+                    ),
+                )
+                .into());
+        }
+    }
+    Ok(())
 }
 
 /// Where the source resumes: right after the restored checkpoint's position (it must be a

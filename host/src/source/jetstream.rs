@@ -5,14 +5,13 @@
 //! covers); after a crash the pipeline restarts the consumer right after the checkpoint's
 //! position, so nothing depends on the server redelivering.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
 use futures::StreamExt;
 use weir_sdk::packed::{BatchBuilder, EventRef, push_header};
-
-use std::borrow::Cow;
 
 use super::{Ack, Origin, Polled, Source, SourceBatch};
 use crate::config::{KeyFrom, Pipeline, TimeFrom};
@@ -314,6 +313,8 @@ struct BatchReader {
     batch: SourceBatch,
     lineage: Vec<u32>,
     headers: Vec<u8>,
+    /// The key, when it comes from a payload field.
+    key: Vec<u8>,
 }
 
 impl BatchReader {
@@ -326,6 +327,7 @@ impl BatchReader {
             },
             lineage: Vec::with_capacity(capacity),
             headers: Vec::new(),
+            key: Vec::new(),
         }
     }
 
@@ -379,7 +381,7 @@ impl BatchReader {
                 }
             }
         }
-        let key = match event_key(msg, key) {
+        let key = match event_key(msg, key, &mut self.key) {
             Ok(k) => k,
             Err(error) => {
                 let letter = refuse(error, b"", &self.headers);
@@ -409,13 +411,22 @@ impl BatchReader {
     }
 }
 
-/// The key of `msg` as the pipeline's `source.key` says. A `Weir-Key` header written by a weir
-/// sink with `Weir-Key-Encoding: base64` (a key that is not plain text) is decoded.
-fn event_key<'m>(msg: &'m Message, key: &KeyFrom) -> Result<Cow<'m, [u8]>, String> {
+/// The key of `msg` as the pipeline's `source.key` says (`buf`: where a key read from the
+/// payload is written). A `Weir-Key` header written by a weir sink with `Weir-Key-Encoding:
+/// base64` (a key that is not plain text) is decoded.
+fn event_key<'m>(
+    msg: &'m Message,
+    key: &KeyFrom,
+    buf: &'m mut Vec<u8>,
+) -> Result<Cow<'m, [u8]>, String> {
     let header = |name: &str| msg.headers.as_ref().and_then(|m| m.get(name));
     match key {
         KeyFrom::None => Ok(Cow::Borrowed(b"")),
         KeyFrom::Subject => Ok(Cow::Borrowed(msg.subject.as_bytes())),
+        KeyFrom::Field(path) => {
+            super::field::key_from_json_field(&msg.payload, path, buf)?;
+            Ok(Cow::Borrowed(buf))
+        }
         KeyFrom::Header(h) => {
             let Some(value) = header(h.as_str()) else {
                 return Ok(Cow::Borrowed(b""));
@@ -438,7 +449,7 @@ fn event_key<'m>(msg: &'m Message, key: &KeyFrom) -> Result<Cow<'m, [u8]>, Strin
 fn event_time(msg: &Message, time: &TimeFrom, published_ms: i64) -> Result<i64, String> {
     match time {
         TimeFrom::Ingest => Ok(published_ms),
-        TimeFrom::Field(path) => super::time::time_from_json_field(&msg.payload, path),
+        TimeFrom::Field(path) => super::field::time_from_json_field(&msg.payload, path),
         TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
             None => Err(format!("event time header {h:?} is missing")),
             Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {

@@ -1,10 +1,25 @@
 //! JSON-lines events from a file: the source of `weir run --local` and `weir plugin test`.
 //!
 //! One event per line: `{"key": string|null, "time": <ms since epoch>, "payload": <JSON>,
-//! "headers": {"name": "value"}}`. `payload` is carried as its JSON text; `payload_text`
-//! (a string) may be given instead to carry raw text that need not be JSON. Missing `key` means
-//! no key, missing `time` means 0, missing `headers` none. Blank lines are skipped. A line that
-//! is not such an object is an error naming the file and line; nothing is processed past it.
+//! "headers": {"name": "value"}}`. The payload is given by at most one of `payload` (JSON,
+//! carried as its text), `payload_text` (a string: text that need not be JSON) and
+//! `payload_base64` (standard base64: any bytes, e.g. ones that are not UTF-8); none means an
+//! empty payload. Missing `key` means no key, missing `time` means 0, missing `headers` none.
+//! A line `{"watermark": W}` is a watermark marker (not an event). Blank lines are skipped.
+//! Outputs use the same form: `payload` when the bytes are JSON, `payload_text` when they are
+//! other UTF-8 text, `payload_base64` otherwise.
+//!
+//! The file is streamed: lines are read as batches are asked for, so memory does not grow
+//! with the input. A line that is neither an event nor a marker (or is not UTF-8) ends the run
+//! with an error naming the file and line; the lines before it have been processed and their
+//! results written, but windows still open are not fired — the input did not end.
+//!
+//! Whether only markers move event time (punctuated watermarks) is decided before the first
+//! batch, as a stream cannot look ahead: punctuated when the pipeline says so
+//! (`[source.watermarks] strategy = "punctuated"`) or when a first pass over the file — quick,
+//! in constant memory — finds a marker line. Otherwise watermarks are generated from event
+//! times as configured (markers still advance event time). An input that cannot be read twice
+//! (a pipe) is punctuated only if the pipeline says so.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -12,14 +27,17 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use weir_sdk::packed::{BatchBuilder, EventRef, Headers, push_header};
 
 use super::{Origin, Polled, Source, SourceBatch, SourcePartitions};
 use crate::operator::EventBatch;
 
 /// One event in the JSON-lines format (input and output alike).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct JsonEvent {
     #[serde(default)]
@@ -27,31 +45,61 @@ pub struct JsonEvent {
     #[serde(default)]
     pub time: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload: Option<Box<serde_json::value::RawValue>>,
+    pub payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_base64: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
 }
 
+/// Buffers reused from event to event by [`JsonEvent::push_to`].
+#[derive(Debug, Default)]
+pub struct PushScratch {
+    headers: Vec<u8>,
+    payload: Vec<u8>,
+}
+
 impl JsonEvent {
-    /// Appends this event to a batch.
-    pub fn push_to(&self, b: &mut BatchBuilder, origin: u32, scratch: &mut Vec<u8>) {
-        scratch.clear();
-        for (k, v) in &self.headers {
-            push_header(scratch, k.as_bytes(), v.as_bytes());
-        }
-        let payload: &[u8] = match (&self.payload, &self.payload_text) {
-            (Some(p), _) => p.get().as_bytes(),
-            (None, Some(t)) => t.as_bytes(),
-            (None, None) => b"",
+    /// Appends this event to a batch; refuses (saying why) more than one payload field, or
+    /// `payload_base64` that is not base64.
+    pub fn push_to(
+        &self,
+        b: &mut BatchBuilder,
+        origin: u32,
+        scratch: &mut PushScratch,
+    ) -> Result<(), String> {
+        let payload: &[u8] = match (&self.payload, &self.payload_text, &self.payload_base64) {
+            (None, None, None) => b"",
+            (Some(p), None, None) => p.get().as_bytes(),
+            (None, Some(t), None) => t.as_bytes(),
+            (None, None, Some(encoded)) => {
+                scratch.payload.clear();
+                BASE64
+                    .decode_vec(encoded, &mut scratch.payload)
+                    .map_err(|e| format!("`payload_base64` is not standard base64: {e}"))?;
+                &scratch.payload
+            }
+            _ => {
+                return Err(
+                    "give the payload once: `payload` (JSON), `payload_text` or \
+                            `payload_base64`, not several"
+                        .into(),
+                );
+            }
         };
+        scratch.headers.clear();
+        for (k, v) in &self.headers {
+            push_header(&mut scratch.headers, k.as_bytes(), v.as_bytes());
+        }
         let key = self.key.as_deref().unwrap_or("").as_bytes();
-        b.push(key, self.time, scratch, payload, origin);
+        b.push(key, self.time, &scratch.headers, payload, origin);
+        Ok(())
     }
 
-    /// The JSON-lines form of a packed event: `payload` when the bytes are JSON, else
-    /// `payload_text` (lossy UTF-8).
+    /// The JSON-lines form of a packed event: `payload` when the bytes are JSON,
+    /// `payload_text` when they are other UTF-8 text, else `payload_base64`.
     pub fn from_event(e: &EventRef<'_>) -> Self {
         let headers = Headers::new(e.headers)
             .map(|(n, v)| {
@@ -61,20 +109,20 @@ impl JsonEvent {
                 )
             })
             .collect();
-        let text = std::str::from_utf8(e.payload).ok();
-        let payload =
-            text.and_then(|t| serde_json::from_str::<Box<serde_json::value::RawValue>>(t).ok());
-        let payload_text = match payload {
-            Some(_) => None,
-            None => Some(String::from_utf8_lossy(e.payload).into_owned()),
-        };
-        JsonEvent {
+        let mut event = JsonEvent {
             key: (!e.key.is_empty()).then(|| String::from_utf8_lossy(e.key).into_owned()),
             time: e.time,
-            payload,
-            payload_text,
             headers,
+            ..Default::default()
+        };
+        match std::str::from_utf8(e.payload) {
+            Ok(text) => match serde_json::from_str::<Box<RawValue>>(text) {
+                Ok(json) => event.payload = Some(json),
+                Err(_) => event.payload_text = Some(text.to_owned()),
+            },
+            Err(_) => event.payload_base64 = Some(BASE64.encode(e.payload)),
         }
+        event
     }
 }
 
@@ -93,32 +141,92 @@ pub struct WatermarkLine {
     pub watermark: i64,
 }
 
-/// The JSON-lines file source: a bounded input, read whole when opened (a malformed line
-/// stops the run before anything is processed), handed out in batches of `batch_size` lines.
-/// An event's position is its line number. When the file holds `{"watermark": W}` lines, only
-/// they move event time (deterministic runs); otherwise watermarks are generated from event
-/// times as configured, over one partition.
+/// Whether `line` is meant as a marker: an object whose first key is `"watermark"` (a marker
+/// has no other key, so this tells markers from events without parsing twice).
+fn is_marker_line(line: &[u8]) -> bool {
+    let rest = line.trim_ascii_start();
+    rest.strip_prefix(b"{")
+        .is_some_and(|r| r.trim_ascii_start().starts_with(b"\"watermark\""))
+}
+
+/// Parses one line that is not blank.
+fn parse_line(line: &[u8]) -> Result<InputLine, String> {
+    let text = std::str::from_utf8(line).map_err(|e| {
+        format!(
+            "not UTF-8 text (at byte {} of the line); give payloads that are not text as \
+             \"payload_base64\"",
+            e.valid_up_to() + 1
+        )
+    })?;
+    // Not an untagged serde enum: `RawValue` payloads cannot go through serde's buffering.
+    if is_marker_line(line) {
+        return serde_json::from_str::<WatermarkLine>(text)
+            .map(InputLine::Watermark)
+            .map_err(|e| format!("not a {{\"watermark\": ms}} line: {e}"));
+    }
+    serde_json::from_str::<JsonEvent>(text)
+        .map(InputLine::Event)
+        .map_err(|e| {
+            format!(
+                "not an event object {{\"key\", \"time\", \"payload\" | \"payload_text\" | \
+                 \"payload_base64\", \"headers\"}} nor a {{\"watermark\": ms}} line: {e}"
+            )
+        })
+}
+
+/// Whether the file at `path` holds a marker line (read through once, line by line).
+fn has_marker_lines(path: &Path) -> anyhow::Result<bool> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        if reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            == 0
+        {
+            return Ok(false);
+        }
+        if is_marker_line(&line) && serde_json::from_slice::<WatermarkLine>(&line).is_ok() {
+            return Ok(true);
+        }
+    }
+}
+
+/// The JSON-lines file source: a bounded input, streamed in batches of `batch_size` lines
+/// (see the module doc for errors and watermarks). An event's position is its line number.
 pub struct JsonLinesSource {
     name: String,
-    lines: std::vec::IntoIter<(usize, InputLine)>,
+    reader: Box<dyn BufRead + Send>,
+    /// The number of the last line read.
+    line: usize,
     batch_size: usize,
+    /// The file holds marker lines.
     punctuated: bool,
-    scratch: Vec<u8>,
+    buf: Vec<u8>,
+    scratch: PushScratch,
+    /// A line that could not be read, met after part of a batch: reported by the next call.
+    failed: Option<anyhow::Error>,
 }
 
 impl JsonLinesSource {
     /// Opens `path`, batching `batch_size` lines at a time.
     pub fn open(path: &Path, batch_size: usize) -> anyhow::Result<Self> {
-        let lines = read_events(path)?;
-        let punctuated = lines
-            .iter()
-            .any(|(_, l)| matches!(l, InputLine::Watermark(_)));
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let regular = file.metadata().is_ok_and(|m| m.is_file());
+        let punctuated = regular && has_marker_lines(path)?;
         Ok(JsonLinesSource {
             name: path.display().to_string(),
-            lines: lines.into_iter(),
+            reader: Box::new(std::io::BufReader::with_capacity(1 << 16, file)),
+            line: 0,
             batch_size: batch_size.max(1),
             punctuated,
-            scratch: Vec::new(),
+            buf: Vec::new(),
+            scratch: PushScratch::default(),
+            failed: None,
         })
     }
 
@@ -133,31 +241,69 @@ impl JsonLinesSource {
         }
     }
 
-    /// The next batch of up to `batch_size` lines, `None` at the end of the file.
-    fn batch(&mut self) -> Option<SourceBatch> {
+    /// The next line that is not blank, `None` at the end of the file; errors name the file
+    /// and line.
+    fn next_line(&mut self) -> anyhow::Result<Option<InputLine>> {
+        loop {
+            self.buf.clear();
+            let read = self
+                .reader
+                .read_until(b'\n', &mut self.buf)
+                .with_context(|| format!("{}:{}: cannot read", self.name, self.line + 1))?;
+            if read == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            return parse_line(&self.buf)
+                .map(Some)
+                .map_err(|why| anyhow::anyhow!("{}:{}: {why}", self.name, self.line));
+        }
+    }
+
+    /// The next batch of up to `batch_size` lines, `None` at the end of the file. A line that
+    /// cannot be read ends the batch before it, and is the error of the next call.
+    fn batch(&mut self) -> anyhow::Result<Option<SourceBatch>> {
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
         let mut b = BatchBuilder::with_capacity(self.batch_size, 128);
         let mut batch = SourceBatch::default();
         let mut lineage = Vec::with_capacity(self.batch_size);
-        for (line, l) in self.lines.by_ref().take(self.batch_size) {
+        while batch.origins.len() < self.batch_size {
+            let line = match self.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => {
+                    self.failed = Some(e);
+                    break;
+                }
+            };
             let source = batch.origins.len() as u32;
-            batch.origins.push(Origin {
-                subject: String::new(),
-                sequence: line as u64,
-            });
-            match l {
+            match line {
                 InputLine::Event(ev) => {
-                    ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch);
+                    let pushed = ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch);
+                    if let Err(why) = pushed {
+                        self.failed = Some(anyhow::anyhow!("{}:{}: {why}", self.name, self.line));
+                        break;
+                    }
                     lineage.push(source);
                 }
                 InputLine::Watermark(w) => batch.watermarks.push((source, w.watermark)),
             }
+            batch.origins.push(Origin {
+                subject: String::new(),
+                sequence: self.line as u64,
+            });
         }
         if batch.origins.is_empty() {
-            return None;
+            return self.failed.take().map_or(Ok(None), Err);
         }
         batch.events = EventBatch::from_source(b);
         batch.events.lineage = lineage;
-        Some(batch)
+        Ok(Some(batch))
     }
 }
 
@@ -168,87 +314,109 @@ impl Source for JsonLinesSource {
 
     async fn next_batch(&mut self, _wait: Option<Duration>) -> anyhow::Result<Polled> {
         Ok(self
-            .batch()
+            .batch()?
             .map_or(Polled::End, |b| Polled::Batch(Box::new(b))))
     }
-}
-
-/// Reads all lines of a JSON-lines file, with their line numbers.
-pub fn read_events(path: &Path) -> anyhow::Result<Vec<(usize, InputLine)>> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut events = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: cannot read", path.display(), i + 1))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        // Not an untagged serde enum: `RawValue` payloads cannot go through serde's buffering.
-        let ev = match serde_json::from_str::<WatermarkLine>(&line) {
-            Ok(w) => InputLine::Watermark(w),
-            Err(_) => InputLine::Event(serde_json::from_str::<JsonEvent>(&line).with_context(|| {
-                format!(
-                    "{}:{}: not an event object {{\"key\", \"time\", \"payload\", \"headers\"}} \
-                     nor a {{\"watermark\": ms}} line",
-                    path.display(),
-                    i + 1
-                )
-            })?),
-        };
-        events.push((i + 1, ev));
-    }
-    Ok(events)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn file(text: &[u8]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.jsonl");
+        std::fs::write(&p, text).unwrap();
+        (dir, p)
+    }
+
+    fn round_trip(line: &str) -> JsonEvent {
+        let ev: JsonEvent = serde_json::from_str(line).unwrap();
+        let mut b = BatchBuilder::new();
+        ev.push_to(&mut b, 0, &mut PushScratch::default()).unwrap();
+        JsonEvent::from_event(&b.view().get(0))
+    }
+
     #[test]
     fn event_round_trips_through_a_packed_batch() {
         let line = r#"{"key":"u1","time":42,"payload":{"a":[1,2]},"headers":{"h":"v"}}"#;
-        let ev: JsonEvent = serde_json::from_str(line).unwrap();
-        let mut b = BatchBuilder::new();
-        ev.push_to(&mut b, 0, &mut Vec::new());
-        let back = JsonEvent::from_event(&b.view().get(0));
-        assert_eq!(serde_json::to_string(&back).unwrap(), line);
+        assert_eq!(serde_json::to_string(&round_trip(line)).unwrap(), line);
     }
 
     #[test]
     fn non_json_payload_is_kept_as_text() {
-        let ev: JsonEvent = serde_json::from_str(r#"{"payload_text":"not json {"}"#).unwrap();
-        let mut b = BatchBuilder::new();
-        ev.push_to(&mut b, 0, &mut Vec::new());
-        let back = JsonEvent::from_event(&b.view().get(0));
+        let back = round_trip(r#"{"payload_text":"not json {"}"#);
         assert_eq!(back.payload_text.as_deref(), Some("not json {"));
         assert_eq!(back.key, None);
     }
 
     #[test]
+    fn bytes_that_are_not_utf8_go_in_and_out_as_base64() {
+        // 0xff 0xfe 0x00 0x41
+        let back = round_trip(r#"{"payload_base64":"//4AQQ=="}"#);
+        assert_eq!(back.payload_base64.as_deref(), Some("//4AQQ=="));
+        assert!(back.payload.is_none() && back.payload_text.is_none());
+    }
+
+    #[test]
     fn batches_hold_events_and_markers_with_their_line_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("e.jsonl");
-        let text = "{\"time\":1}\n\n{\"watermark\":5}\n{\"key\":\"k\",\"time\":7}\n";
-        std::fs::write(&p, text).unwrap();
+        let (_dir, p) = file(b"{\"time\":1}\n\n{\"watermark\":5}\n{\"key\":\"k\",\"time\":7}\n");
         let mut src = JsonLinesSource::open(&p, 2).unwrap();
         assert!(src.punctuated);
-        let first = src.batch().unwrap();
+        let first = src.batch().unwrap().unwrap();
         let lines: Vec<u64> = first.origins.iter().map(|o| o.sequence).collect();
         assert_eq!(lines, [1, 3]);
         assert_eq!(first.watermarks, [(1, 5)]);
         assert_eq!(first.events.lineage, [0]);
-        let second = src.batch().unwrap();
+        let second = src.batch().unwrap().unwrap();
         assert_eq!(second.origins[0].sequence, 4);
         assert_eq!(second.events.view().key(0), b"k");
-        assert!(src.batch().is_none());
+        assert!(src.batch().unwrap().is_none());
     }
 
     #[test]
-    fn a_bad_line_is_reported_with_its_number() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("e.jsonl");
-        std::fs::write(&p, "{\"time\":1}\n\n{\"tme\":2}\n").unwrap();
-        let err = format!("{:#}", read_events(&p).unwrap_err());
-        assert!(err.contains("e.jsonl:3"), "{err}");
+    fn a_marker_anywhere_in_the_file_makes_it_punctuated() {
+        let mut text = "{\"time\":1}\n".repeat(5000);
+        let (_dir, p) = file(text.as_bytes());
+        assert!(!JsonLinesSource::open(&p, 10).unwrap().punctuated);
+        text.push_str(" { \"watermark\" : 9 }\n");
+        let (_dir, p) = file(text.as_bytes());
+        assert!(JsonLinesSource::open(&p, 10).unwrap().punctuated);
+    }
+
+    #[test]
+    fn a_bad_line_ends_the_input_after_the_lines_before_it() {
+        let (_dir, p) = file(b"{\"time\":1}\n\n{\"time\":2}\n{\"tme\":3}\n{\"time\":4}\n");
+        // Opening reads nothing yet: the bad line is found when it is reached.
+        let mut src = JsonLinesSource::open(&p, 10).unwrap();
+        let before = src.batch().unwrap().unwrap();
+        assert_eq!(before.events.len(), 2);
+        let err = format!("{:#}", src.batch().err().unwrap());
+        assert!(err.contains("e.jsonl:4: not an event object"), "{err}");
+        assert!(err.contains("unknown field `tme`"), "{err}");
+    }
+
+    #[test]
+    fn unreadable_lines_are_named_with_what_is_wrong() {
+        for (text, why) in [
+            (
+                &b"{\"payload\":1,\"payload_text\":\"1\"}\n"[..],
+                "give the payload once",
+            ),
+            (b"{\"payload_base64\":\"**\"}\n", "not standard base64"),
+            (
+                b"{\"payload_text\":\"\xff\"}\n",
+                "not UTF-8 text (at byte 18",
+            ),
+            (
+                b"{\"watermark\":\"soon\"}\n",
+                "not a {\"watermark\": ms} line",
+            ),
+        ] {
+            let (_dir, p) = file(text);
+            let mut src = JsonLinesSource::open(&p, 10).unwrap();
+            let err = format!("{:#}", src.batch().err().unwrap());
+            assert!(err.contains("e.jsonl:1: ") && err.contains(why), "{err}");
+        }
     }
 }

@@ -5,16 +5,16 @@
 //!   pipeline's `[source]` section; messages stay unacknowledged until the checkpoint that
 //!   covers them is committed;
 //! - [`json_lines`]: JSON lines from a file, for `weir run --local` and `weir plugin test`;
-//! - [`time`]: event time from a payload field.
+//! - [`field`]: event time and key from a JSON field of the payload.
 //!
 //! A source appends message bytes straight into a packed batch ([`SourceBatch`]), says where
 //! each message came from ([`Origin`]: subject and position, for lineage, message ids and dead
 //! letters), refuses what it cannot read (as dead letters, never by stopping), and hands out
 //! watermark markers (punctuated watermarks) apart from events.
 
+pub mod field;
 pub mod jetstream;
 pub mod json_lines;
-pub mod time;
 
 use std::future::Future;
 use std::time::Duration;

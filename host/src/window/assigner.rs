@@ -60,24 +60,18 @@ impl WindowSpec {
     pub fn assign(&self, ts: i64, out: &mut Vec<Window>) {
         match *self {
             WindowSpec::Tumbling { size, offset } => {
-                let start = window_start(ts, offset, size);
-                out.push(Window {
-                    start,
-                    end: start.saturating_add(size),
-                });
+                out.push(clamped(window_start(ts, offset, size), size));
             }
             WindowSpec::Sliding {
                 size,
                 slide,
                 offset,
             } => {
-                let mut start = window_start(ts, offset, slide);
-                while start > ts.saturating_sub(size) {
-                    out.push(Window {
-                        start,
-                        end: start.saturating_add(size),
-                    });
-                    start = start.saturating_sub(slide);
+                let (ts, size, slide) = (i128::from(ts), i128::from(size), i128::from(slide));
+                let mut start = window_start(ts as i64, offset, slide as i64);
+                while start > ts - size {
+                    out.push(clamped(start, size as i64));
+                    start -= slide;
                 }
             }
             WindowSpec::Session { gap } => out.push(Window {
@@ -92,9 +86,22 @@ impl WindowSpec {
     }
 }
 
-/// Start of the window of length `size` aligned to `offset` that contains `ts`.
-fn window_start(ts: i64, offset: i64, size: i64) -> i64 {
-    ts - (ts - offset).rem_euclid(size)
+/// Start of the window of length `size` aligned to `offset` that contains `ts`, computed
+/// without overflow (it may lie before `i64::MIN`).
+fn window_start(ts: i64, offset: i64, size: i64) -> i128 {
+    let ts = i128::from(ts);
+    ts - (ts - i128::from(offset)).rem_euclid(i128::from(size.max(1)))
+}
+
+/// The window `[start, start + size)` within the `i64` range: a window reaching before
+/// `i64::MIN` or past `i64::MAX` is cut there, so times at the ends of the range stay in
+/// the far past or far future instead of wrapping around.
+fn clamped(start: i128, size: i64) -> Window {
+    let clamp = |t: i128| t.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+    Window {
+        start: clamp(start),
+        end: clamp(start + i128::from(size)),
+    }
 }
 
 #[cfg(test)]
@@ -132,6 +139,33 @@ mod tests {
         };
         assert_eq!(assign(s, 500), [(0, 3000), (-1000, 2000), (-2000, 1000)]);
         assert_eq!(assign(s, 1000), [(1000, 4000), (0, 3000), (-1000, 2000)]);
+    }
+
+    #[test]
+    fn times_at_the_ends_of_the_range_stay_there_instead_of_wrapping() {
+        let t = WindowSpec::Tumbling {
+            size: 3000,
+            offset: 250,
+        };
+        let [(start, end)] = assign(t, i64::MIN)[..] else {
+            panic!("one window")
+        };
+        assert_eq!(start, i64::MIN);
+        assert!(end > i64::MIN && end < i64::MIN + 3000, "{end}");
+        assert_eq!(assign(t, i64::MAX)[0].1, i64::MAX);
+        let s = WindowSpec::Sliding {
+            size: 3000,
+            slide: 1000,
+            offset: 0,
+        };
+        let windows = assign(s, i64::MIN + 10);
+        assert_eq!(windows.len(), 3, "{windows:?}");
+        assert!(
+            windows
+                .iter()
+                .all(|&(start, end)| start == i64::MIN && end < 0)
+        );
+        assert!(assign(s, i64::MAX).iter().all(|&(start, _)| start > 0));
     }
 
     #[test]
