@@ -40,7 +40,7 @@ enum Command {
         #[arg(long)]
         input: Option<PathBuf>,
         /// NATS server URL (overrides `nats.url` of the pipeline).
-        #[arg(long, env = "WEIR_NATS_URL")]
+        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
         /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464.
         #[arg(long)]

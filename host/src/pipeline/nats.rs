@@ -23,6 +23,7 @@ use crate::sink::Sink;
 use crate::sink::jetstream::JetStreamSink;
 use crate::source::SourcePartitions;
 use crate::source::jetstream::{JetStreamSource, Resume};
+use crate::telemetry::redact::redact_url;
 
 /// Runs `pipeline` against the NATS server at `url` until `shutdown` completes, starting
 /// from checkpoint `from`.
@@ -93,7 +94,7 @@ async fn connect_and_check(
         .max_reconnects(None)
         .connect(url)
         .await
-        .with_context(|| format!("connecting to NATS at {url}"))?;
+        .with_context(|| format!("connecting to NATS at {}", redact_url(url)))?;
     // Every batch in the pipeline may hold `max_in_flight` un-awaited publish acks, and so
     // may a checkpoint publishing held outputs; the client's limit must exceed their sum or
     // publishing would wait on itself.
