@@ -7,6 +7,7 @@ mod config;
 mod crash;
 mod guarantees;
 mod kit;
+mod log_safety;
 mod one_engine;
 mod plugin_cli;
 mod recovery;

@@ -82,15 +82,23 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     store: tempfile::TempDir,
+    /// Extra command-line arguments (e.g. `--user`, `--pass`).
+    args: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server started with extra command-line arguments `args`.
+    pub fn start_with(args: &[&str]) -> Self {
         let store = tempfile::tempdir().unwrap();
         let mut s = NatsServer {
             child: None,
             port: free_port(),
             store,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -101,6 +109,7 @@ impl NatsServer {
             .args(["-js", "-sd"])
             .arg(self.store.path())
             .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
