@@ -14,7 +14,7 @@ use async_nats::jetstream;
 
 use super::run_loop::{PIPELINE_DEPTH, RunLoop, RunSummary};
 use super::stages::Stages;
-use crate::admin::Metrics;
+use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{CheckpointStore, Checkpointer, Restored, StartFrom, restore_point};
 use crate::config::{Guarantee, Pipeline};
@@ -45,7 +45,7 @@ pub async fn run(
             .await
             .context("loading the plugins panicked")??
     };
-    let (js, sink) = connect_and_check(pipeline, url).await?;
+    let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
     let file = pipeline.file.display();
     let mut store = CheckpointStore::open(&js, name, &cfg.checkpoint)
         .await
@@ -85,6 +85,7 @@ pub async fn run(
 async fn connect_and_check(
     pipeline: &Pipeline,
     url: &str,
+    health: &Arc<Health>,
 ) -> anyhow::Result<(jetstream::Context, Arc<JetStreamSink>)> {
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
@@ -92,6 +93,7 @@ async fn connect_and_check(
         .name(format!("weir {name}"))
         .retry_on_initial_connect()
         .max_reconnects(None)
+        .event_callback(health.nats_events())
         .connect(url)
         .await
         .with_context(|| format!("connecting to NATS at {}", redact_url(url)))?;

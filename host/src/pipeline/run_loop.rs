@@ -166,12 +166,13 @@ impl<K: Sink> RunLoop<K> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         tokio::pin!(shutdown);
+        self.metrics.health.set_consuming(true);
         loop {
             let wait = self.next_wait();
             let polled = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                p = source.next_batch(wait) => p?,
+                p = self.metrics.health.awaiting_input(source.next_batch(wait)) => p?,
             };
             self.reap().await?;
             self.collect_checkpoint(false).await?;
@@ -376,6 +377,7 @@ impl<K: Sink> RunLoop<K> {
     /// Shutdown: let a running checkpoint finish, take a last one covering everything, wait
     /// for every delivery.
     pub async fn shutdown(mut self) -> anyhow::Result<RunSummary> {
+        self.metrics.health.set_consuming(false);
         self.collect_checkpoint(true).await?;
         if self.checkpointer.is_some() && (self.dirty || !self.held.is_empty()) {
             self.checkpoint().await?;
