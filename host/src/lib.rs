@@ -11,8 +11,8 @@
 //!
 //! [`pipeline`] holds the engine (`Stages`, the one orchestrator) and the run loop that every
 //! driver (`weir run`, `weir run --local`, `weir plugin test`) uses; [`config`] reads pipeline
-//! files; [`admin`] serves health and metrics; [`toolchain`] builds plugins; [`telemetry`]
-//! sets up logs.
+//! files; [`admin`] serves liveness, readiness and metrics; [`toolchain`] builds plugins;
+//! [`telemetry`] sets up logs and keeps them safe (escaped, secrets redacted).
 
 pub mod admin;
 pub mod checkpoint;

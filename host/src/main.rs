@@ -43,8 +43,8 @@ enum Command {
         /// NATS server URL (overrides `nats.url` of the pipeline; not with --local).
         #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
-        /// Serve /health and /metrics (Prometheus) on this address, e.g. 127.0.0.1:9464
-        /// (not with --local).
+        /// Serve /health, /ready and /metrics (Prometheus) on this address, e.g.
+        /// 127.0.0.1:9464; an address that cannot be bound fails the start (not with --local).
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
         /// Checkpoint to start from: `latest` (default), a checkpoint id, or `none` (empty
@@ -210,12 +210,7 @@ fn run_nats(
     rt.block_on(async {
         let metrics = weir::admin::Metrics::new(p.config.name.get_ref());
         if let Some(addr) = admin {
-            let m = metrics.clone();
-            tokio::spawn(async move {
-                if let Err(e) = weir::admin::serve(addr, m).await {
-                    tracing::error!(error = %format!("{e:#}"), "admin endpoint stopped");
-                }
-            });
+            weir::admin::start(addr, &p, metrics.clone()).await?;
         }
         weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal(), metrics, from).await?;
         Ok(())

@@ -1,5 +1,9 @@
 //! Plugin logging: messages go to the host's structured logs, tagged with the plugin's name.
 //! Outside a component (native unit tests, see [`crate::testing`]) they go to stderr.
+//!
+//! The host keeps a plugin's logs in bounds: 100 lines/s per instance on average, in bursts of
+//! up to 500 (lines over that are dropped and counted), 4 KiB per line; control characters
+//! are escaped in text logs, and secrets of the plugin's config are redacted.
 
 #[cfg(feature = "transform")]
 use crate::bindings::weir::operator::log::{Level, log as host_log};

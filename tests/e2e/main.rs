@@ -1,6 +1,7 @@
 //! End-to-end tests of weir: the `weir` binary and its library against a real nats-server
 //! (started per test on a free loopback port) with plugins built from `plugins/`.
 
+mod admin;
 mod after;
 mod chain;
 mod config;
@@ -9,6 +10,7 @@ mod guarantees;
 mod hardening;
 mod kit;
 mod local_input;
+mod log_safety;
 mod one_engine;
 mod plugin_cli;
 mod recovery;

@@ -56,7 +56,7 @@ fn refused_credentials_are_named_and_the_password_is_not_shown() {
     assert!(error.contains("refused the credentials"), "{stderr}");
     assert!(error.contains("authorization violation"), "{stderr}");
     assert!(
-        error.contains(&format!("nats://weir:***@127.0.0.1:{}", server.port)),
+        error.contains(&format!("nats://***@127.0.0.1:{}", server.port)),
         "{stderr}"
     );
     assert!(!stderr.contains("wrong-one"), "{stderr}");

@@ -361,8 +361,20 @@ impl WeirProcess {
 
     /// Like [`WeirProcess::start`] with extra arguments.
     pub fn start_with(pipeline: &Path, url: &str, log: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(pipeline, url, log, extra, &[])
+    }
+
+    /// Like [`WeirProcess::start_with`] with extra environment variables.
+    pub fn start_with_env(
+        pipeline: &Path,
+        url: &str,
+        log: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         let stderr = std::fs::File::create(log).unwrap();
         let child = weir()
+            .envs(env.iter().copied())
             .arg("run")
             .arg(pipeline)
             .args(["--nats-url", url])
@@ -504,6 +516,11 @@ pub fn free_addr() -> String {
 
 /// `GET path` on `addr` over plain HTTP/1.0; the response body.
 pub fn http_get(addr: &str, path: &str) -> String {
+    http_get_status(addr, path).1
+}
+
+/// `GET path` on `addr` over plain HTTP/1.0; the status code and the response body.
+pub fn http_get_status(addr: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let started = Instant::now();
     loop {
@@ -512,11 +529,14 @@ pub fn http_get(addr: &str, path: &str) -> String {
                 write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
                 let mut response = String::new();
                 s.read_to_string(&mut response).unwrap();
-                return response
-                    .split("\r\n\r\n")
+                // "HTTP/1.1 503 Service Unavailable"
+                let status = response
+                    .split(' ')
                     .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+                return (status, body.to_owned());
             }
             Err(e) if started.elapsed() > Duration::from_secs(10) => panic!("{addr}: {e}"),
             Err(_) => std::thread::sleep(Duration::from_millis(50)),

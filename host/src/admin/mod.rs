@@ -1,159 +1,164 @@
-//! The admin HTTP endpoint (`weir run --admin ADDR`): `GET /health` and `GET /metrics`
-//! (Prometheus text format) — counts of events in and out, dead letters, late events, and the
-//! event-time watermark with its lag behind the wall clock.
+//! The admin HTTP endpoint (`weir run --admin ADDR`):
+//!
+//! - `GET /health`: liveness — `200 ok` while the run loop is not stuck, `503` with the
+//!   reason otherwise ([`health`]);
+//! - `GET /ready`: readiness — `200 ready` when connected to NATS, restored and consuming,
+//!   with no operator marked failed; `503` with every reason otherwise;
+//! - `GET /metrics`: Prometheus text format — counts of events in and out, dead letters, late
+//!   events, checkpoints, and the event-time watermark with its lag behind the wall clock
+//!   ([`metrics`]).
+//!
+//! [`start`] binds the address before the pipeline starts: an address that cannot be bound
+//! (a port in use) fails the start. The endpoint has no authentication; an address other
+//! than loopback is logged as a warning.
+
+pub mod health;
+pub mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 
-/// Counters and gauges of a running pipeline, updated by the run loop.
-#[derive(Debug)]
-pub struct Metrics {
-    pipeline: String,
-    pub inputs: AtomicU64,
-    pub results: AtomicU64,
-    pub dead_letters: AtomicU64,
-    pub late: AtomicU64,
-    pub batches: AtomicU64,
-    /// Event-time watermark, ms since the epoch (`i64::MIN`: none yet).
-    pub watermark: AtomicI64,
-    /// Checkpoints committed.
-    pub checkpoints: AtomicU64,
-    /// Source sequence of the last committed checkpoint.
-    pub checkpoint_sequence: AtomicU64,
-    /// The last checkpoint's pause of processing (state snapshot), µs.
-    pub checkpoint_pause_us: AtomicU64,
-    /// The last checkpoint's time from snapshot to commit, ms.
-    pub checkpoint_write_ms: AtomicU64,
-    /// The last checkpoint's state blob size.
-    pub checkpoint_bytes: AtomicU64,
-}
+pub use health::Health;
+pub use metrics::Metrics;
 
-impl Metrics {
-    pub fn new(pipeline: &str) -> Arc<Self> {
-        Arc::new(Metrics {
-            pipeline: pipeline.to_owned(),
-            inputs: AtomicU64::new(0),
-            results: AtomicU64::new(0),
-            dead_letters: AtomicU64::new(0),
-            late: AtomicU64::new(0),
-            batches: AtomicU64::new(0),
-            watermark: AtomicI64::new(i64::MIN),
-            checkpoints: AtomicU64::new(0),
-            checkpoint_sequence: AtomicU64::new(0),
-            checkpoint_pause_us: AtomicU64::new(0),
-            checkpoint_write_ms: AtomicU64::new(0),
-            checkpoint_bytes: AtomicU64::new(0),
-        })
-    }
+use crate::config::{OperatorConfig, Pipeline, PipelineConfig};
 
-    /// The metrics in Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let p = &self.pipeline;
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, v: u64| {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{pipeline=\"{p}\"}} {v}\n"
-            ));
-        };
-        counter(
-            "weir_input_events_total",
-            "Source messages processed.",
-            self.inputs.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_results_total",
-            "Results published to the sink.",
-            self.results.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_dead_letters_total",
-            "Events sent to the dead-letter subject.",
-            self.dead_letters.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_late_events_total",
-            "Events past their windows' allowed lateness.",
-            self.late.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_batches_total",
-            "Source batches completed.",
-            self.batches.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_checkpoints_total",
-            "Checkpoints committed.",
-            self.checkpoints.load(Ordering::Relaxed),
-        );
-        for (name, help, v) in [
-            (
-                "weir_checkpoint_sequence",
-                "Source stream sequence covered by the last checkpoint.",
-                &self.checkpoint_sequence,
-            ),
-            (
-                "weir_checkpoint_pause_us",
-                "Processing pause of the last checkpoint (state snapshot), microseconds.",
-                &self.checkpoint_pause_us,
-            ),
-            (
-                "weir_checkpoint_write_ms",
-                "Time from snapshot to commit of the last checkpoint, milliseconds.",
-                &self.checkpoint_write_ms,
-            ),
-            (
-                "weir_checkpoint_bytes",
-                "State blob size of the last checkpoint.",
-                &self.checkpoint_bytes,
-            ),
-        ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{pipeline=\"{p}\"}} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
-        }
-        let wm = self.watermark.load(Ordering::Relaxed);
-        if wm != i64::MIN {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            out.push_str(&format!(
-                "# HELP weir_watermark_ms Event-time watermark (ms since the epoch).\n# TYPE weir_watermark_ms gauge\nweir_watermark_ms{{pipeline=\"{p}\"}} {wm}\n"
-            ));
-            out.push_str(&format!(
-                "# HELP weir_watermark_lag_ms How far the watermark trails the wall clock.\n# TYPE weir_watermark_lag_ms gauge\nweir_watermark_lag_ms{{pipeline=\"{p}\"}} {}\n",
-                now.saturating_sub(wm)
-            ));
-        }
-        out
-    }
-}
+/// The environment variable overriding [`liveness_timeout`] (a duration, e.g. `2m`).
+pub const LIVENESS_TIMEOUT_ENV: &str = "WEIR_LIVENESS_TIMEOUT";
+
+/// The shortest liveness timeout [`liveness_timeout`] picks.
+const MIN_LIVENESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn metrics(State(m): State<Arc<Metrics>>) -> String {
     m.render()
 }
 
-async fn health() -> &'static str {
-    "ok\n"
+async fn health(State(m): State<Arc<Metrics>>) -> (StatusCode, String) {
+    match m.health.liveness() {
+        Ok(()) => (StatusCode::OK, "ok\n".into()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not live: {why}\n"),
+        ),
+    }
 }
 
-/// Serves the admin endpoint on `addr` until the process ends.
-pub async fn serve(addr: SocketAddr, metrics: Arc<Metrics>) -> anyhow::Result<()> {
-    let app = Router::new()
+async fn ready(State(m): State<Arc<Metrics>>) -> (StatusCode, String) {
+    match m.health.readiness() {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
+        Err(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {why}\n"),
+        ),
+    }
+}
+
+/// The endpoint's routes over `metrics`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
         .route("/health", get(health))
+        .route("/ready", get(ready))
         .route("/metrics", get(self::metrics))
-        .with_state(metrics);
+        .with_state(metrics)
+}
+
+/// How long the run loop of `cfg` may work on one batch before the host is not live: ten
+/// times the longest step a healthy loop takes (a fetch's `source.max_wait`, a plugin call's
+/// `deadline`), at least 30 s. `WEIR_LIVENESS_TIMEOUT` overrides it.
+pub fn liveness_timeout(cfg: &PipelineConfig) -> anyhow::Result<Duration> {
+    if let Ok(text) = std::env::var(LIVENESS_TIMEOUT_ENV) {
+        return humantime::parse_duration(text.trim()).with_context(|| {
+            format!("{LIVENESS_TIMEOUT_ENV}={text:?} is not a duration (e.g. 2m)")
+        });
+    }
+    let operators: Vec<&OperatorConfig> = cfg
+        .operators
+        .iter()
+        .chain(&cfg.after)
+        .chain(cfg.window.as_ref().map(|w| &w.aggregate))
+        .chain(cfg.process.as_ref().map(|p| &p.function))
+        .collect();
+    let longest_step = operators
+        .iter()
+        .map(|o| o.deadline)
+        .chain([cfg.source.max_wait])
+        .max()
+        .unwrap_or_default();
+    Ok((longest_step * 10).max(MIN_LIVENESS_TIMEOUT))
+}
+
+/// Binds the admin endpoint of `pipeline` on `addr` and serves it in the background; returns
+/// the bound address. Fails, naming `addr`, when it cannot bind (a port in use).
+pub async fn start(
+    addr: SocketAddr,
+    pipeline: &Pipeline,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<SocketAddr> {
+    metrics
+        .health
+        .set_liveness_timeout(liveness_timeout(&pipeline.config)?);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("--admin: cannot listen on {addr}"))?;
-    tracing::info!(%addr, "admin endpoint: /health, /metrics");
-    axum::serve(listener, app)
-        .await
-        .context("admin endpoint failed")
+        .with_context(|| format!("--admin {addr}: cannot listen on this address"))?;
+    let bound = listener.local_addr().unwrap_or(addr);
+    if !addr.ip().is_loopback() {
+        tracing::warn!(
+            addr = %bound,
+            "the admin endpoint listens on a non-loopback address: /health, /ready and \
+             /metrics are reachable from the network, without authentication"
+        );
+    }
+    tracing::info!(addr = %bound, "admin endpoint: /health, /ready, /metrics");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router(metrics)).await {
+            tracing::error!(error = %e, "admin endpoint stopped");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline(extra: &str) -> Pipeline {
+        let text = format!(
+            "name = \"p\"\n[source]\nstream = \"IN\"\n{extra}\n\
+             [sink]\nsubject = \"out\"\ndead_letter = \"dlq\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("p.toml");
+        std::fs::write(&file, text).unwrap();
+        crate::config::load(&file).unwrap()
+    }
+
+    #[test]
+    fn the_liveness_timeout_follows_the_longest_step_with_a_floor() {
+        assert_eq!(
+            liveness_timeout(&pipeline("").config).unwrap(),
+            MIN_LIVENESS_TIMEOUT
+        );
+        assert_eq!(
+            liveness_timeout(&pipeline("max_wait = \"5s\"").config).unwrap(),
+            Duration::from_secs(50)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_address_in_use_fails_the_start_naming_it() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap();
+        let p = pipeline("");
+        let err = start(addr, &p, Metrics::new("p")).await.unwrap_err();
+        let text = format!("{err:#}");
+        assert!(text.contains(&addr.to_string()), "{text}");
+        assert!(text.to_lowercase().contains("in use"), "{text}");
+    }
 }

@@ -1,5 +1,6 @@
 //! `weir checkpoint list|show|delete PIPELINE.toml`: inspecting and removing a pipeline's
-//! checkpoints in JetStream.
+//! checkpoints in JetStream. The NATS URL may hold credentials: it is printed without them,
+//! and `--help` does not show `WEIR_NATS_URL`'s value.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use clap::Subcommand;
 
 use weir::checkpoint::{CheckpointStore, Manifest};
 use weir::config;
+use weir::telemetry::redact::redact_url;
 
 #[derive(Subcommand)]
 pub enum CheckpointCommand {
@@ -15,14 +17,14 @@ pub enum CheckpointCommand {
         /// The pipeline file (TOML).
         pipeline: std::path::PathBuf,
         /// NATS server URL (overrides `nats.url` of the pipeline).
-        #[arg(long, env = "WEIR_NATS_URL")]
+        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
     },
     /// Print a checkpoint's manifest as JSON (default: the latest).
     Show {
         pipeline: std::path::PathBuf,
         id: Option<u64>,
-        #[arg(long, env = "WEIR_NATS_URL")]
+        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
     },
     /// Delete one checkpoint, or with --all every checkpoint (the next run starts afresh).
@@ -32,7 +34,7 @@ pub enum CheckpointCommand {
         id: Option<u64>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
-        #[arg(long, env = "WEIR_NATS_URL")]
+        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
         nats_url: Option<String>,
     },
 }
@@ -42,7 +44,7 @@ async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<(Checkpoin
     let url = url.unwrap_or_else(|| p.config.nats.url.clone());
     let client = async_nats::connect(&url)
         .await
-        .map_err(|e| anyhow::anyhow!("connecting to NATS at {url}: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", redact_url(&url)))?;
     let js = async_nats::jetstream::new(client);
     let name = p.config.name.get_ref().clone();
     let store = CheckpointStore::open(&js, &name, &p.config.checkpoint).await?;

@@ -124,31 +124,6 @@ fn default_url() -> String {
     "nats://127.0.0.1:4222".into()
 }
 
-/// `url` (one NATS URL or a comma-separated list) fit for messages and logs: credentials
-/// before `@` are hidden (`nats://user:***@host:4222`, `nats://***@host` for a token).
-pub fn redact_url(url: &str) -> String {
-    url.split(',')
-        .map(|server| {
-            let (scheme, rest) = match server.find("://") {
-                Some(i) => server.split_at(i + 3),
-                None => ("", server),
-            };
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-            match authority.rfind('@') {
-                None => server.to_owned(),
-                Some(at) => {
-                    let shown = match authority[..at].split_once(':') {
-                        Some((user, _)) => format!("{user}:***"),
-                        None => "***".to_owned(),
-                    };
-                    format!("{scheme}{shown}{}", &rest[at..])
-                }
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 /// Where the key of an incoming event comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]

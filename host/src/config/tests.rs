@@ -400,17 +400,3 @@ fn the_key_may_come_from_a_payload_field() {
     let p = parse_in(dir.path(), &text).unwrap();
     assert_eq!(p.config.source.key, KeyFrom::Field("user.id".into()));
 }
-
-#[test]
-fn credentials_in_nats_urls_are_hidden() {
-    assert_eq!(redact_url("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
-    assert_eq!(
-        redact_url("nats://weir:s3cret@10.0.0.1:4222"),
-        "nats://weir:***@10.0.0.1:4222"
-    );
-    assert_eq!(
-        redact_url("tls://tok3n@h:1,nats://h2"),
-        "tls://***@h:1,nats://h2"
-    );
-    assert_eq!(redact_url("u:p@h:4222/x@y"), "u:***@h:4222/x@y");
-}

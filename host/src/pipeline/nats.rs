@@ -15,15 +15,16 @@ use async_nats::jetstream;
 
 use super::run_loop::{PIPELINE_DEPTH, RunLoop, RunSummary};
 use super::stages::Stages;
-use crate::admin::Metrics;
+use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{CheckpointStore, Checkpointer, Restored, StartFrom, restore_point};
-use crate::config::{Guarantee, Pipeline, names, redact_url};
+use crate::config::{Guarantee, Pipeline, names};
 use crate::runtime::Runtime;
 use crate::sink::Sink;
 use crate::sink::jetstream::JetStreamSink;
 use crate::source::SourcePartitions;
 use crate::source::jetstream::{JetStreamSource, Resume};
+use crate::telemetry::redact::redact_url;
 
 /// Runs `pipeline` against the NATS server at `url` until `shutdown` completes, starting
 /// from checkpoint `from`.
@@ -45,7 +46,7 @@ pub async fn run(
             .await
             .context("loading the plugins panicked")??
     };
-    let (js, sink) = connect_and_check(pipeline, url).await?;
+    let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
     let file = pipeline.file.display();
     let mut store = CheckpointStore::open(&js, name, &cfg.checkpoint)
         .await
@@ -87,10 +88,11 @@ pub async fn run(
 async fn connect_and_check(
     pipeline: &Pipeline,
     url: &str,
+    health: &Arc<Health>,
 ) -> anyhow::Result<(jetstream::Context, Arc<JetStreamSink>)> {
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
-    let client = connect(&format!("weir {name}"), url).await?;
+    let client = connect(&format!("weir {name}"), url, Some(health)).await?;
     // Every batch in the pipeline may hold `max_in_flight` un-awaited publish acks, and so
     // may a checkpoint publishing held outputs; the client's limit must exceed their sum or
     // publishing would wait on itself.
@@ -126,13 +128,20 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// refused the credentials, or has a certificate that is not trusted — with the credentials
 /// of the URL hidden; after that the client reconnects for ever (a server restart is
 /// survived).
-pub async fn connect(client_name: &str, url: &str) -> anyhow::Result<async_nats::Client> {
+pub async fn connect(
+    client_name: &str,
+    url: &str,
+    health: Option<&Arc<Health>>,
+) -> anyhow::Result<async_nats::Client> {
     let shown = redact_url(url);
-    let connecting = async_nats::ConnectOptions::new()
+    let mut options = async_nats::ConnectOptions::new()
         .name(client_name)
         .connection_timeout(CONNECT_TIMEOUT)
-        .max_reconnects(None)
-        .connect(url);
+        .max_reconnects(None);
+    if let Some(health) = health {
+        options = options.event_callback(health.nats_events());
+    }
+    let connecting = options.connect(url);
     match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(anyhow::anyhow!(connect_error(&shown, &e))),

@@ -179,12 +179,13 @@ impl<K: Sink> RunLoop<K> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         tokio::pin!(shutdown);
+        self.metrics.health.set_consuming(true);
         loop {
             let wait = self.next_wait();
             let polled = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                p = source.next_batch(wait) => p?,
+                p = self.metrics.health.awaiting_input(source.next_batch(wait)) => p?,
             };
             self.reap().await?;
             self.collect_checkpoint(false).await?;
@@ -249,6 +250,7 @@ impl<K: Sink> RunLoop<K> {
             .await?;
         if let Some(reason) = out.chain.stopped.as_ref().or(out.stateful.stopped.as_ref()) {
             let from = batch.origins.first().map_or(0, |o| o.sequence);
+            self.metrics.health.set_failed("pipeline", reason);
             return Err(stopped(reason, from));
         }
         self.emit(out, &batch.origins).await?;
@@ -284,6 +286,7 @@ impl<K: Sink> RunLoop<K> {
         stateful: crate::operator::BatchOutput,
     ) -> anyhow::Result<()> {
         if let Some(reason) = &stateful.stopped {
+            self.metrics.health.set_failed("pipeline", reason);
             return Err(stopped(reason, self.sequence + 1));
         }
         if stateful.is_empty() {
@@ -396,6 +399,7 @@ impl<K: Sink> RunLoop<K> {
     /// Shutdown: let a running checkpoint finish, take a last one covering everything, wait
     /// for every delivery.
     pub async fn shutdown(mut self) -> anyhow::Result<RunSummary> {
+        self.metrics.health.set_consuming(false);
         self.collect_checkpoint(true).await?;
         if self.checkpointer.is_some() && (self.dirty || !self.held.is_empty()) {
             self.checkpoint().await?;

@@ -1,6 +1,12 @@
 //! Live plugin instances: a store (sandbox state), the generated bindings of the plugin's
 //! world, and the config the plugin was initialised with, so that a trapped instance can be
 //! replaced by a fresh one transparently.
+//!
+//! Text a plugin returns (error messages of `configure` and of calls) is made fit to print
+//! before it goes anywhere — logs, errors on the terminal, dead-letter headers: the config's
+//! secrets scrubbed ([`Secrets`]), control characters escaped, cut at
+//! [`MAX_LINE_BYTES`](super::plugin_log::MAX_LINE_BYTES). The config itself is never part of
+//! an error (it may hold keys); the caller names the operator and its `config` field.
 
 use std::sync::Arc;
 
@@ -12,8 +18,11 @@ use super::bindings::weir::operator::types::{Accumulators, Batch, Results, Windo
 use super::bindings_aggregate::Aggregate;
 use super::bindings_process::Process;
 use super::plugin::{Plugin, Pre};
+use super::plugin_log::{MAX_LINE_BYTES, PluginLog, cut};
 use super::sandbox::{Limits, StoreState};
 use crate::operator::isolate::CallFailure;
+use crate::telemetry::escape::escape_control;
+use crate::telemetry::redact::Secrets;
 
 /// Why a call into a plugin did not produce a result.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,6 +128,8 @@ impl WorldBindings for Process {
 pub struct Instance<B> {
     plugin: Arc<Plugin>,
     config: String,
+    /// The secrets of `config`, scrubbed from the plugin's log lines and error messages.
+    secrets: Arc<Secrets>,
     store: Store<StoreState>,
     bindings: B,
     /// Instances replaced after a trap (or upgrade), for metrics and tests.
@@ -135,10 +146,12 @@ pub type ProcessInstance = Instance<Process>;
 impl<B: WorldBindings> Instance<B> {
     /// Instantiates `plugin` and calls its `configure` with `config` (JSON).
     pub fn new(runtime: &Runtime, plugin: Arc<Plugin>, config: &str) -> anyhow::Result<Self> {
-        let (store, bindings) = Self::start(runtime, &plugin, config)?;
+        let secrets = Arc::new(Secrets::of_config(config));
+        let (store, bindings) = Self::start(runtime, &plugin, config, &secrets)?;
         Ok(Instance {
             plugin,
             config: config.to_owned(),
+            secrets,
             store,
             bindings,
             restarts: 0,
@@ -149,8 +162,10 @@ impl<B: WorldBindings> Instance<B> {
         runtime: &Runtime,
         plugin: &Arc<Plugin>,
         config: &str,
+        secrets: &Arc<Secrets>,
     ) -> anyhow::Result<(Store<StoreState>, B)> {
-        let state = StoreState::new(&plugin.label(), &plugin.limits, &plugin.grants);
+        let mut state = StoreState::new(&plugin.label(), &plugin.limits, &plugin.grants);
+        state.log = PluginLog::new(&plugin.label(), secrets.clone());
         let mut store = Store::new(runtime.engine(), state);
         store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
@@ -166,8 +181,9 @@ impl<B: WorldBindings> Instance<B> {
         match bindings.call_configure(&mut store, config) {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(msg)) => anyhow::bail!(
-                "plugin {} refused its config {config}: {msg}",
-                plugin.path.display()
+                "plugin {} refused its config: {}",
+                plugin.path.display(),
+                printable(secrets, &msg)
             ),
             Err(e) => anyhow::bail!(
                 "plugin {} trapped in configure: {}",
@@ -179,6 +195,19 @@ impl<B: WorldBindings> Instance<B> {
 
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// The plugin's report that item `index` failed.
+    fn item_error(&self, index: u32, message: &str) -> CallError {
+        CallError::Event {
+            index,
+            message: printable(&self.secrets, message),
+        }
+    }
+
+    /// The plugin's report that a call failed.
+    fn failed(&self, message: &str) -> CallError {
+        CallError::Failed(printable(&self.secrets, message))
     }
 
     /// Calls into the plugin with a fresh deadline. On a trap the instance is replaced before
@@ -211,10 +240,16 @@ impl<B: WorldBindings> Instance<B> {
         runtime: &Runtime,
         plugin: Option<Arc<Plugin>>,
     ) -> anyhow::Result<()> {
+        let restart = plugin.is_none();
         let plugin = plugin.unwrap_or_else(|| self.plugin.clone());
-        let (mut store, bindings) = Self::start(runtime, &plugin, &self.config)?;
+        let (mut store, bindings) = Self::start(runtime, &plugin, &self.config, &self.secrets)?;
         // Keyed state belongs to the host, not to the instance: carry it over.
-        store.data_mut().keyed = std::mem::take(&mut self.store.data_mut().keyed);
+        let (new, old) = (store.data_mut(), self.store.data_mut());
+        new.keyed = std::mem::take(&mut old.keyed);
+        if restart {
+            // A plugin cannot refill its log's rate by trapping.
+            std::mem::swap(&mut new.log, &mut old.log);
+        }
         self.store = store;
         self.bindings = bindings;
         self.plugin = plugin;
@@ -228,10 +263,7 @@ impl Instance<Transform> {
     pub fn process(&mut self, runtime: &Runtime, input: &Batch) -> Result<Batch, CallError> {
         match self.call(runtime, |b, s| b.call_process(s, input))? {
             Ok(batch) => Ok(batch),
-            Err(e) => Err(CallError::Event {
-                index: e.index,
-                message: e.message,
-            }),
+            Err(e) => Err(self.item_error(e.index, &e.message)),
         }
     }
 }
@@ -240,7 +272,7 @@ impl Instance<Aggregate> {
     /// A new, empty accumulator.
     pub fn create(&mut self, runtime: &Runtime) -> Result<Vec<u8>, CallError> {
         self.call(runtime, |b, s| b.call_create(s))?
-            .map_err(CallError::Failed)
+            .map_err(|m| self.failed(&m))
     }
 
     /// Adds the events of `input` to `accumulators` (see `add` in the WIT).
@@ -253,17 +285,14 @@ impl Instance<Aggregate> {
     ) -> Result<Accumulators, CallError> {
         match self.call(runtime, |b, s| b.call_add(s, accumulators, targets, input))? {
             Ok(accs) => Ok(accs),
-            Err(e) => Err(CallError::Event {
-                index: e.index,
-                message: e.message,
-            }),
+            Err(e) => Err(self.item_error(e.index, &e.message)),
         }
     }
 
     /// Merges two accumulators.
     pub fn merge(&mut self, runtime: &Runtime, a: &[u8], b: &[u8]) -> Result<Vec<u8>, CallError> {
         self.call(runtime, |bind, s| bind.call_merge(s, a, b))?
-            .map_err(CallError::Failed)
+            .map_err(|m| self.failed(&m))
     }
 
     /// The results of windows that fire together (see `finish` in the WIT). A window the
@@ -276,10 +305,7 @@ impl Instance<Aggregate> {
     ) -> Result<Results, CallError> {
         match self.call(runtime, |b, s| b.call_finish(s, windows, accumulators))? {
             Ok(results) => Ok(results),
-            Err(e) => Err(CallError::Event {
-                index: e.index,
-                message: e.message,
-            }),
+            Err(e) => Err(self.item_error(e.index, &e.message)),
         }
     }
 
@@ -296,8 +322,15 @@ impl Instance<Aggregate> {
         acc: &[u8],
     ) -> Result<Vec<u8>, CallError> {
         self.call(runtime, |b, s| b.call_migrate(s, from, acc))?
-            .map_err(CallError::Failed)
+            .map_err(|m| self.failed(&m))
     }
+}
+
+/// `text` from a plugin, fit to print anywhere: `secrets` scrubbed, control characters
+/// escaped, cut at [`MAX_LINE_BYTES`].
+fn printable(secrets: &Secrets, text: &str) -> String {
+    let text = secrets.scrub(text);
+    cut(&escape_control(&text), MAX_LINE_BYTES).into_owned()
 }
 
 /// Turns a wasmtime error into a sentence naming the limit that was hit, if any.
@@ -320,11 +353,14 @@ fn describe_trap(e: &wasmtime::Error, store: &Store<StoreState>, limits: &Limits
     }
 }
 
-/// The error and its causes on one line (wasm backtraces are logged at debug level).
+/// The error and its causes on one line, escaped (wasm backtraces are logged at debug level).
 fn first_line(e: &wasmtime::Error) -> String {
     tracing::debug!(error = ?e, "plugin trap details");
     e.chain()
-        .map(|c| c.to_string().lines().next().unwrap_or_default().to_owned())
+        .map(|c| {
+            let text = c.to_string();
+            escape_control(text.lines().next().unwrap_or_default()).into_owned()
+        })
         .collect::<Vec<_>>()
         .join(": ")
 }
@@ -345,10 +381,7 @@ impl Instance<Process> {
         self.store.data_mut().keyed.current = key.to_vec();
         match self.call(runtime, |b, s| b.call_on_events(s, key, input))? {
             Ok(batch) => Ok(batch),
-            Err(e) => Err(CallError::Event {
-                index: e.index,
-                message: e.message,
-            }),
+            Err(e) => Err(self.item_error(e.index, &e.message)),
         }
     }
 
@@ -361,6 +394,6 @@ impl Instance<Process> {
     ) -> Result<Batch, CallError> {
         self.store.data_mut().keyed.current = key.to_vec();
         self.call(runtime, |b, s| b.call_on_timer(s, key, time))?
-            .map_err(CallError::Failed)
+            .map_err(|m| self.failed(&m))
     }
 }

@@ -4,6 +4,7 @@
 //! - [`engine`]: engine configuration (pooling allocator, epoch interruption) and its ticker;
 //! - [`cache`]: compiled components keyed by content hash, so large components compile once;
 //! - [`sandbox`]: what a plugin may touch (memory cap, deadline, WASI grants) and import checks;
+//! - [`plugin_log`]: a plugin's log lines, capped in rate and length, scrubbed of secrets;
 //! - [`plugin`]: a loaded plugin version (`InstancePre`) and the world it implements;
 //! - [`instance`]: a live, initialised plugin instance (`transform` or `aggregate`), replaced
 //!   transparently after a trap.
@@ -15,6 +16,7 @@ pub mod cache;
 pub mod engine;
 pub mod instance;
 pub mod plugin;
+pub mod plugin_log;
 pub mod sandbox;
 
 pub use engine::Runtime;

@@ -11,6 +11,8 @@
 //!   plugin sees a permission error) unless the pipeline grants `network` to that plugin.
 //!   Components importing interfaces the host does not provide are refused at load
 //!   ([`check_imports`]).
+//! - **Logs**: a plugin's log lines are capped in rate and length and scrubbed of its config's
+//!   secrets ([`super::plugin_log`]).
 
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::plugin_log::PluginLog;
 use crate::state::keyed::TimeDomain;
 
 /// Resource limits of one plugin instance.
@@ -109,13 +112,13 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Per-instance host state: the WASI context, resources, the memory limiter and the label
-/// used to tag the plugin's log lines.
+/// Per-instance host state: the WASI context, resources, the memory limiter and the plugin's
+/// log (tagged with its label, capped in rate and length).
 pub struct StoreState {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub memory: MemoryCap,
-    pub label: String,
+    pub log: PluginLog,
     /// Per-key state of a keyed `process` operator (empty for other worlds).
     pub keyed: crate::state::KeyedState,
 }
@@ -141,7 +144,7 @@ impl StoreState {
                 cap: limits.memory_bytes,
                 hit: false,
             },
-            label: label.to_owned(),
+            log: PluginLog::new(label, Default::default()),
             keyed: crate::state::KeyedState::default(),
         }
     }
@@ -194,15 +197,7 @@ impl super::bindings_process::weir::operator::keyed::Host for StoreState {
 
 impl super::bindings::weir::operator::log::Host for StoreState {
     fn log(&mut self, level: super::bindings::weir::operator::log::Level, message: String) {
-        use super::bindings::weir::operator::log::Level;
-        let plugin = self.label.as_str();
-        match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
-        }
+        self.log.log(level, &message);
     }
 }
 

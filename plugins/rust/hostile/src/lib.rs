@@ -1,10 +1,14 @@
-//! `hostile`: a misbehaving operator for the sandbox tests. It forwards events, except:
+//! `hostile`: a misbehaving operator for the sandbox and hardening tests. It forwards events,
+//! except:
 //!
 //! - a payload containing `trigger` makes it do `mode`: `panic` (a trap), `error` (an error
-//!   value), `loop` (spin forever), `alloc` (allocate without bound), `recurse` (overflow the
-//!   stack), `header` (forward it with the header `header` = `value`, e.g. a reserved
-//!   `Nats-*` header), `grow` (forward it with `value` appended to the payload);
-//! - config `{"mode": ..., "trigger": "", ...}` with an empty trigger misbehaves on every event.
+//!   value, `message` if set), `loop` (spin forever), `alloc` (allocate without bound),
+//!   `recurse` (overflow the stack), `log` (log `message` `count` times, then forward), `leak`
+//!   (an error value carelessly quoting its own config's `api_key`), `header` (forward it with
+//!   the header `header` = `value`, e.g. a reserved `Nats-*` header), `grow` (forward it with
+//!   `value` appended to the payload);
+//! - config `{"mode": ..., "trigger": "", ...}` with an empty trigger misbehaves on every event;
+//! - an unknown `mode` is refused by `configure`, quoting the mode.
 
 use serde::Deserialize;
 use weir_sdk::{Event, Output, Transform};
@@ -21,6 +25,19 @@ struct Hostile {
     /// `header` mode: its value; `grow` mode: the bytes to append.
     #[serde(default)]
     value: String,
+    /// What `log` logs and `error` reports.
+    #[serde(default)]
+    message: String,
+    /// How many times `log` logs `message` per event.
+    #[serde(default = "one")]
+    count: u32,
+    /// A secret that `leak` quotes in its errors.
+    #[serde(default)]
+    api_key: String,
+}
+
+fn one() -> u32 {
+    1
 }
 
 /// Recursion without a shadow-stack frame: only the engine's native stack grows.
@@ -35,7 +52,8 @@ impl Transform for Hostile {
         let h: Hostile =
             serde_json::from_str(config).map_err(|e| format!("hostile config: {e}"))?;
         match h.mode.as_str() {
-            "panic" | "error" | "loop" | "alloc" | "recurse" | "header" | "grow" => Ok(h),
+            "panic" | "error" | "loop" | "alloc" | "recurse" | "log" | "leak" | "header"
+            | "grow" => Ok(h),
             other => Err(format!("hostile config: unknown mode `{other}`")),
         }
     }
@@ -52,7 +70,18 @@ impl Transform for Hostile {
         }
         match self.mode.as_str() {
             "panic" => panic!("hostile plugin: poison event at index {}", event.index()),
-            "error" => Err(format!("poison payload at index {}", event.index())),
+            "error" if self.message.is_empty() => {
+                Err(format!("poison payload at index {}", event.index()))
+            }
+            "error" => Err(self.message.clone()),
+            "leak" => Err(format!("upstream refused api key {}", self.api_key)),
+            "log" => {
+                for _ in 0..self.count {
+                    weir_sdk::log::info(&self.message);
+                }
+                out.forward();
+                Ok(())
+            }
             "loop" => {
                 let mut x: u64 = 1;
                 loop {

@@ -1,5 +1,16 @@
 //! Logging: `tracing` to stderr, filtered by `WEIR_LOG` (or `RUST_LOG`), as text (coloured on a
-//! terminal) or JSON.
+//! terminal) or JSON — and what keeps logs and errors safe to print:
+//!
+//! - [`escape`]: text log lines escape control characters in every field, so a message (from
+//!   a plugin, an event, a server) cannot forge log lines or send sequences to the terminal;
+//!   JSON lines are escaped by the JSON encoder;
+//! - [`redact`]: credentials in URLs and the secrets of plugin configs never printed.
+//!
+//! A plugin's own log lines are capped in rate and length by
+//! [`crate::runtime::plugin_log`].
+
+pub mod escape;
+pub mod redact;
 
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +27,6 @@ pub fn init(json: bool) {
     let _ = if json {
         builder.json().try_init()
     } else {
-        builder.try_init()
+        builder.fmt_fields(escape::EscapedFields).try_init()
     };
 }
