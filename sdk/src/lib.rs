@@ -21,11 +21,11 @@
 //!
 //! Build with `cargo build --release --target wasm32-wasip2`.
 //!
-//! Module map: [`packed`] is the batch codec shared with the host; [`event`] the author-facing
+//! Module map: [`packed`] is the batch codec shared with the host (crate `weir-packed`); [`event`] the author-facing
 //! views and output builder; [`transform`] the glue between the generated bindings and
 //! [`Transform`]; [`log`] plugin logging into the host's logs.
 
-pub mod packed;
+pub use weir_packed as packed;
 
 #[cfg(feature = "aggregate")]
 pub mod aggregate;
