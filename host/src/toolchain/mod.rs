@@ -254,12 +254,17 @@ fn copy_dir(from: &Path, to: &Path, fill: Option<&dyn Fn(&str) -> String>) -> an
             copy_dir(&entry.path(), &target, fill)?;
             continue;
         }
+        let Some(fill) = fill else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+            continue;
+        };
         let bytes = std::fs::read(entry.path())
             .with_context(|| format!("reading {}", entry.path().display()))?;
-        let bytes = match (fill, String::from_utf8(bytes)) {
-            (Some(fill), Ok(text)) => fill(&text).into_bytes(),
-            (_, Ok(text)) => text.into_bytes(),
-            (_, Err(e)) => e.into_bytes(),
+        let bytes = match String::from_utf8(bytes) {
+            Ok(text) => fill(&text).into_bytes(),
+            Err(binary) => binary.into_bytes(),
         };
         std::fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
     }
