@@ -21,7 +21,7 @@ use wasmtime::component::{Component, Linker};
 use weir::operator::EventBatch;
 use weir::runtime::sandbox::StoreState;
 use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
-use weir_sdk::packed::BatchBuilder;
+use weir_packed::BatchBuilder;
 
 mod records {
     wasmtime::component::bindgen!({

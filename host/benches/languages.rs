@@ -18,7 +18,7 @@ use support::*;
 use weir::operator::{Chain, EventBatch, Operator};
 use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
 use weir::source::json_lines::{JsonEvent, PushScratch};
-use weir_sdk::packed::BatchBuilder;
+use weir_packed::BatchBuilder;
 
 const BATCH: usize = 256;
 const FILTER: &str = r#"{"field":"amount","min":10,"keep":["user","amount","country","note"]}"#;

@@ -18,7 +18,7 @@ use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
     Aggregator, BoundedOutOfOrderness, Emission, Firing, WindowOperator, WindowSpec,
 };
-use weir_sdk::packed::{BatchBuilder, BatchView};
+use weir_packed::{BatchBuilder, BatchView};
 
 /// Count in an 8-byte accumulator: the baseline without a plugin.
 struct NativeCount;

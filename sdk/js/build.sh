@@ -9,8 +9,9 @@
 #   world = "transform"    required: transform | aggregate | process
 #   main  = "app.js"       optional, the module to build (default app.js)
 #
-# Toolchain: `npm ci --prefix sdk/js` (componentize-qjs, the default QuickJS engine: ~1.6 MB
-# components). The SpiderMonkey engine (~12 MB components, slower per event) is optional:
+# Toolchain: componentize-qjs (the default QuickJS engine: ~1.6 MB components), from
+# $COMPONENTIZE_QJS, the plugin's node_modules (`npm install` there), `npm ci --prefix sdk/js`
+# or PATH. The SpiderMonkey engine (~12 MB components, slower per event) is optional:
 # `npm ci --prefix sdk/js/spidermonkey`.
 #
 # What it runs, step by step (the recipe to port into `weir plugin build`):
@@ -99,8 +100,15 @@ esac
 
 command -v node >/dev/null || die "node is not installed: install Node.js 18 or newer (e.g. apt-get install nodejs npm)"
 if [[ "$engine" == quickjs ]]; then
-  tool="$sdk/node_modules/.bin/componentize-qjs"
-  [[ -x "$tool" ]] || die "componentize-qjs is not installed: run \`npm ci --prefix sdk/js\` from the repository root"
+  # componentize-qjs: $COMPONENTIZE_QJS, else the plugin's node_modules (`npm install` in the
+  # plugin folder; the template's package.json pins it), else the SDK's (`npm ci --prefix sdk/js`
+  # in a weir checkout), else PATH (`npm install -g componentize-qjs@0.4.5`).
+  tool="${COMPONENTIZE_QJS:-}"
+  for candidate in "$plugin_dir/node_modules/.bin/componentize-qjs" "$sdk/node_modules/.bin/componentize-qjs"; do
+    if [[ -z "$tool" && -x "$candidate" ]]; then tool="$candidate"; fi
+  done
+  [[ -n "$tool" ]] || tool="$(command -v componentize-qjs || true)"
+  [[ -n "$tool" && -x "$tool" ]] || die "componentize-qjs is not installed: run \`npm install\` in $plugin_dir (its package.json pins componentize-qjs), or \`npm install -g componentize-qjs@0.4.5\`, or set COMPONENTIZE_QJS to its path"
 else
   tool="$sdk/spidermonkey/node_modules/.bin/componentize-js"
   [[ -x "$tool" ]] || die "componentize-js is not installed: run \`npm ci --prefix sdk/js/spidermonkey\` from the repository root"

@@ -1,7 +1,7 @@
 // weir-sdk: write weir operators in Rust. The crate documentation is README.md.
 //
-// Module map: `packed` is the batch codec shared with the host (the only module the host uses,
-// with every feature off); `event` the author-facing event view and output builder;
+// Module map: `packed` is the batch codec shared with the host (crate `weir-packed`, all the
+// host uses); `event` the author-facing event view and output builder;
 // `transform`, `aggregate` and `process` a world each: its trait, and the glue between the
 // generated bindings and the trait that the export macros expand to; `testing` drives that
 // glue natively for unit tests; `log` is plugin logging. Authors import from the crate root.
@@ -24,7 +24,7 @@ pub struct ReadmeExamples;
 #[doc = include_str!("../../README.md")]
 pub struct RepositoryReadmeExample;
 
-pub mod packed;
+pub use weir_packed as packed;
 
 #[cfg(feature = "aggregate")]
 mod aggregate;

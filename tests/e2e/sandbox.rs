@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use weir::operator::{Chain, EventBatch, Operator};
 use weir::runtime::{Grants, Limits, Plugin, Runtime, TransformInstance};
-use weir_sdk::packed::BatchBuilder;
+use weir_packed::BatchBuilder;
 
 use crate::support::*;
 

@@ -311,12 +311,32 @@ pub fn write_pipeline(dir: &Path, text: &str) -> PathBuf {
 pub fn weir() -> Command {
     let mut c = Command::new(weir_bin());
     c.env("WEIR_CACHE_DIR", cache_dir());
+    plugin_toolchains(&mut c);
     // WEIR_TEST_LOG=debug,weir=trace turns up the logs of every host a test starts.
     c.env(
         "WEIR_LOG",
         std::env::var("WEIR_TEST_LOG").unwrap_or_else(|_| "info".into()),
     );
     c
+}
+
+/// Points `weir plugin build` at the plugin toolchains `tests/setup.sh` installs into the
+/// checkout (componentize-py in `.tools/`, componentize-qjs in `sdk/js/node_modules/`): weir
+/// looks for them in `$COMPONENTIZE_PY` / `$COMPONENTIZE_QJS`, the plugin's folder and PATH,
+/// never in its own source tree.
+pub fn plugin_toolchains(cmd: &mut Command) {
+    for (var, tool) in [
+        ("COMPONENTIZE_PY", ".tools/bin/componentize-py"),
+        (
+            "COMPONENTIZE_QJS",
+            "sdk/js/node_modules/.bin/componentize-qjs",
+        ),
+    ] {
+        let tool = root().join(tool);
+        if std::env::var_os(var).is_none() && tool.is_file() {
+            cmd.env(var, tool);
+        }
+    }
 }
 
 /// Runs `cmd` to completion, killing it after `limit` (a hang fails the test with its

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use weir_sdk::packed::{BatchView, PackedList, push_item};
+use weir_packed::{BatchView, PackedList, push_item};
 
 use super::EventBatch;
 use super::isolate::{Breaker, CallFailure};

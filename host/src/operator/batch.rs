@@ -2,7 +2,7 @@
 //! `lineage` — for each event, the index of the source message it descends from. Lineage drives
 //! deterministic message ids, acknowledgements and dead-letter headers.
 
-use weir_sdk::packed::{BatchBuilder, BatchView, Columns, LayoutError};
+use weir_packed::{BatchBuilder, BatchView, Columns, LayoutError};
 
 use crate::runtime::bindings::weir::operator::types::Batch;
 
@@ -100,7 +100,7 @@ impl EventBatch {
         let view = BatchView::new(columns(&out), Some(input_lineage.len()))?;
         if !out.headers.is_empty() {
             for e in view.iter() {
-                weir_sdk::packed::validate_headers(e.headers)?;
+                weir_packed::validate_headers(e.headers)?;
             }
         }
         let lineage: Vec<u32> = out

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use sha2::{Digest, Sha256};
-use weir_sdk::packed::{BatchBuilder, EventRef, push_header};
+use weir_packed::{BatchBuilder, EventRef, push_header};
 
 use super::EventBatch;
 use crate::window::Window;

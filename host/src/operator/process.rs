@@ -148,7 +148,7 @@ impl ProcessStage {
             self.instance.keyed().domain = TimeDomain::Event;
             let batch = result.map_err(|e| e.to_string()).and_then(|batch| {
                 let b = super::batch::into_builder(batch);
-                weir_sdk::packed::BatchView::new(b.columns(), None)
+                weir_packed::BatchView::new(b.columns(), None)
                     .map(|view| timer_events(&key, &view))
                     .map_err(|e| format!("plugin returned a {e}"))
             });
@@ -171,7 +171,7 @@ impl ProcessStage {
 }
 
 /// A timer call's output as events; an event without a key gets the timer's key.
-fn timer_events(key: &[u8], view: &weir_sdk::packed::BatchView<'_>) -> Vec<TimerEvent> {
+fn timer_events(key: &[u8], view: &weir_packed::BatchView<'_>) -> Vec<TimerEvent> {
     view.iter()
         .map(|e| TimerEvent {
             key: if e.key.is_empty() {

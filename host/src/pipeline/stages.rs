@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Instant;
 
-use weir_sdk::packed::BatchBuilder;
+use weir_packed::BatchBuilder;
 
 use crate::admin::Metrics;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
@@ -336,7 +336,7 @@ impl Stages {
 
 #[cfg(test)]
 mod tests {
-    use weir_sdk::packed::BatchBuilder;
+    use weir_packed::BatchBuilder;
 
     use super::*;
 
@@ -400,7 +400,7 @@ mod tests {
         let events = all.select(&[0, 1, 3, 4]);
         let refused = vec![DeadLetter::of_event(
             2,
-            &weir_sdk::packed::EventRef {
+            &weir_packed::EventRef {
                 key: b"",
                 time: 0,
                 payload: b"?",

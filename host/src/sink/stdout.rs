@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 
-use weir_sdk::packed::{BatchBuilder, EventRef};
+use weir_packed::{BatchBuilder, EventRef};
 
 use crate::checkpoint::PendingMessage;
 use crate::operator::{BatchOutput, DeadLetter};

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
 use futures::StreamExt;
-use weir_sdk::packed::{BatchBuilder, EventRef, push_header};
+use weir_packed::{BatchBuilder, EventRef, push_header};
 
 use super::{Ack, Origin, Polled, Source, SourceBatch};
 use crate::config::{KeyFrom, Pipeline, TimeFrom};

@@ -31,7 +31,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use weir_sdk::packed::{BatchBuilder, EventRef, Headers, push_header};
+use weir_packed::{BatchBuilder, EventRef, Headers, push_header};
 
 use super::{Origin, Polled, Source, SourceBatch, SourcePartitions};
 use crate::operator::EventBatch;

@@ -13,13 +13,13 @@ use super::Manifest;
 /// The compilers tried, in order (Debian installs `clang-19`).
 const CLANGS: [&str; 2] = ["clang-19", "clang"];
 
-/// Writes the C bindings of `world` into `out` (`<world>.h`, `<world>.c` and the component
-/// type object).
-pub fn bindings(home: &Path, world: &str, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// Writes the C bindings of `world` of the WIT contract in the weir tree `tree`
+/// ([`super::sdk_tree`]) into `out` (`<world>.h`, `<world>.c` and the component type object).
+pub fn bindings(tree: &Path, world: &str, out: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut resolve = wit_parser::Resolve::default();
     let (pkg, _) = resolve
-        .push_dir(home.join("wit"))
-        .with_context(|| format!("reading {}", home.join("wit").display()))?;
+        .push_dir(tree.join("wit"))
+        .with_context(|| format!("reading {}", tree.join("wit").display()))?;
     let world_id = resolve.select_world(&[pkg], Some(world))?;
     let mut files = wit_bindgen_core::Files::default();
     Opts::default()
@@ -52,11 +52,12 @@ fn clang() -> anyhow::Result<&'static str> {
     )
 }
 
-/// Builds the C plugin in `dir`; returns the component's path.
-pub fn build(home: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
+/// Builds the C plugin in `dir` with the C SDK of the weir tree `tree`; returns the component's
+/// path.
+pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
     let build_dir = dir.join("target");
     let bindings_dir = build_dir.join("bindings");
-    let generated = bindings(home, &m.world, &bindings_dir)?;
+    let generated = bindings(tree, &m.world, &bindings_dir)?;
     let mut sources: Vec<PathBuf> = if m.sources.is_empty() {
         let mut found = Vec::new();
         for entry in std::fs::read_dir(dir)? {
@@ -80,7 +81,7 @@ pub fn build(home: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
             .cloned(),
     );
     // The SDK's sources (weir.c, weir_batch.c, weir_json.c, …).
-    let sdk_c = home.join("sdk/c");
+    let sdk_c = tree.join("sdk/c");
     let mut sdk_sources: Vec<PathBuf> = std::fs::read_dir(&sdk_c)
         .with_context(|| format!("reading the C SDK in {}", sdk_c.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -4,15 +4,22 @@
 //! A plugin project is a folder with a `weir-plugin.toml` (`name`, `lang`, `world`, and
 //! `module` for Python, `main` for JavaScript) — or, for Rust, just a `Cargo.toml`. Languages:
 //! - Rust: `cargo build --release --target wasm32-wasip2` (the SDK's macros export the world);
+//!   the project carries the SDK in `vendor/` ([`vendor`]);
 //! - Python: componentize-py, via `sdk/python/build.sh`;
 //! - JavaScript: componentize-qjs (QuickJS), via `sdk/js/build.sh`;
 //! - C: bindings from `wit-bindgen-c` and the wrapping into a component with the WASI preview 1
 //!   reactor adapter happen here, in-process ([`c`]); only clang and wasi-libc are external.
 //!
-//! The WIT contract, the SDKs and the templates are found in the weir source tree:
-//! `$WEIR_HOME`, else the tree this binary was built from.
+//! Only the language's own toolchain is needed: the WIT contract, the templates, the SDKs and
+//! the build scripts are embedded in the binary ([`embedded`]) and written, once per weir
+//! version and SDK content, into the cache folder (`$WEIR_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/weir`, else `~/.cache/weir`) as `sdk-<version>-<hash>/`; Python, JavaScript
+//! and C builds read them there. `$WEIR_HOME`, when set, names a weir source tree to read
+//! instead (for SDK developers: their edits apply without rebuilding weir).
 
 pub mod c;
+pub mod embedded;
+pub mod vendor;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,22 +67,22 @@ pub struct Manifest {
 
 const WORLDS: [&str; 3] = ["transform", "aggregate", "process"];
 
-/// The weir source tree holding `wit/` and `sdk/`.
-pub fn home() -> anyhow::Result<PathBuf> {
-    let candidates = std::env::var_os("WEIR_HOME")
-        .map(PathBuf::from)
-        .into_iter()
-        .chain(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .map(Path::to_path_buf),
-        );
-    for c in candidates {
-        if c.join("wit/types.wit").is_file() && c.join("sdk").is_dir() {
-            return Ok(c);
+/// The weir source tree (`wit/`, `sdk/`, the workspace's `Cargo.toml` and `Cargo.lock`) the
+/// toolchains read: `$WEIR_HOME` when set, else the tree embedded in this binary, written into
+/// the cache folder ([`embedded::materialize`]).
+pub fn sdk_tree() -> anyhow::Result<PathBuf> {
+    if let Some(home) = std::env::var_os("WEIR_HOME") {
+        let home = PathBuf::from(home);
+        if !home.join("wit/types.wit").is_file() || !home.join("sdk").is_dir() {
+            bail!(
+                "WEIR_HOME is {}, which is not a weir source tree (no wit/types.wit or sdk/); \
+                 unset it to use the SDK built into weir",
+                home.display()
+            );
         }
+        return Ok(home);
     }
-    bail!("cannot find weir's `wit/` and `sdk/` folders; set WEIR_HOME to a weir source checkout")
+    embedded::materialize(&crate::runtime::cache::CompileCache::default_dir())
 }
 
 /// Reads `dir/weir-plugin.toml` (Rust projects may have only a `Cargo.toml`).
@@ -120,10 +127,9 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let m = manifest(dir)?;
     match m.lang {
         Lang::Rust => build_rust(dir),
-        Lang::C => c::build(&home()?, dir, &m),
+        Lang::C => c::build(&sdk_tree()?, dir, &m),
         Lang::Python | Lang::Js => {
-            let home = home()?;
-            let script = home.join("sdk").join(m.lang.name()).join("build.sh");
+            let script = sdk_tree()?.join("sdk").join(m.lang.name()).join("build.sh");
             let out = dir.join("target").join(format!("{}.wasm", m.name));
             let status = Command::new("bash")
                 .arg(&script)
@@ -203,38 +209,64 @@ pub fn new_project(lang: Lang, name: &str, dest: &Path) -> anyhow::Result<()> {
     if dest.exists() {
         bail!("{} already exists", dest.display());
     }
-    let home = home()?;
-    let template = home.join("sdk").join(lang.name()).join("template");
+    let tree = sdk_tree()?;
+    let template = tree.join("sdk").join(lang.name()).join("template");
     if !template.is_dir() {
         bail!("no template for {} at {}", lang.name(), template.display());
     }
-    let home_text = home.display().to_string();
-    copy_template(&template, dest, &|text: &str| {
+    let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{name_snake}}", &name.replace('-', "_"))
-            .replace("{{weir_home}}", &home_text)
-    })
+    };
+    copy_dir(&template, dest, Some(&fill))?;
+    if lang == Lang::Rust {
+        vendor::write(&tree, dest)?;
+    }
+    Ok(())
 }
 
-fn copy_template(from: &Path, to: &Path, fill: &dyn Fn(&str) -> String) -> anyhow::Result<()> {
+/// Copies the folder `from` to `to` as it is (without build outputs and installed tools).
+pub fn copy_tree(from: &Path, to: &Path) -> anyhow::Result<()> {
+    copy_dir(from, to, None)
+}
+
+/// Copies `from` to `to`, leaving out build outputs (`target/`, `*.wasm`), installed tools
+/// (`node_modules/`) and Python caches. With `fill`, a template: text files go through `fill`
+/// and a `.tmpl` suffix is dropped from file names.
+fn copy_dir(from: &Path, to: &Path, fill: Option<&dyn Fn(&str) -> String>) -> anyhow::Result<()> {
     std::fs::create_dir_all(to).with_context(|| format!("creating {}", to.display()))?;
     for entry in std::fs::read_dir(from).with_context(|| format!("reading {}", from.display()))? {
-        let entry = entry?;
+        let entry = entry.with_context(|| format!("reading {}", from.display()))?;
         let name = entry.file_name();
         let name_str = name.to_string_lossy();
-        if name_str == "target" || name_str == "node_modules" || name_str.ends_with(".wasm") {
+        let skipped = matches!(&*name_str, "target" | "node_modules" | "__pycache__")
+            || name_str.ends_with(".wasm")
+            || name_str.ends_with(".pyc");
+        if skipped {
             continue;
         }
-        let target = to.join(name_str.trim_end_matches(".tmpl"));
+        let target_name = match fill {
+            Some(_) => name_str.trim_end_matches(".tmpl"),
+            None => &name_str,
+        };
+        let target = to.join(target_name);
         if entry.file_type()?.is_dir() {
-            copy_template(&entry.path(), &target, fill)?;
-        } else {
-            let bytes = std::fs::read(entry.path())?;
-            match String::from_utf8(bytes) {
-                Ok(text) => std::fs::write(&target, fill(&text))?,
-                Err(e) => std::fs::write(&target, e.into_bytes())?,
-            }
+            copy_dir(&entry.path(), &target, fill)?;
+            continue;
         }
+        let Some(fill) = fill else {
+            std::fs::copy(entry.path(), &target).with_context(|| {
+                format!("copying {} to {}", entry.path().display(), target.display())
+            })?;
+            continue;
+        };
+        let bytes = std::fs::read(entry.path())
+            .with_context(|| format!("reading {}", entry.path().display()))?;
+        let bytes = match String::from_utf8(bytes) {
+            Ok(text) => fill(&text).into_bytes(),
+            Err(binary) => binary.into_bytes(),
+        };
+        std::fs::write(&target, bytes).with_context(|| format!("writing {}", target.display()))?;
     }
     Ok(())
 }

@@ -34,7 +34,7 @@ impl ProcessingClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir_sdk::packed::BatchBuilder;
+    use weir_packed::BatchBuilder;
 
     #[test]
     fn events_are_stamped_with_a_clock_that_never_moves_back() {

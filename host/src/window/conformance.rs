@@ -2,7 +2,7 @@
 //! Beam's `SessionsTest`), run against [`WindowOperator`] with events fed directly.
 
 use serde::Deserialize;
-use weir_sdk::packed::{BatchBuilder, BatchView};
+use weir_packed::{BatchBuilder, BatchView};
 
 use super::*;
 use crate::operator::isolate::CallFailure;

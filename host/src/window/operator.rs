@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap;
 
-use weir_sdk::packed::BatchView;
+use weir_packed::BatchView;
 
 use super::assigner::{Window, WindowSpec};
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use weir_sdk::packed::BatchBuilder;
+use weir_packed::BatchBuilder;
 
 use super::conformance::TestAggregate;
 use super::*;

@@ -20,7 +20,7 @@
 use std::str::FromStr;
 
 use async_nats::{HeaderMap, HeaderName, HeaderValue};
-use weir_sdk::packed::Headers;
+use weir_packed::Headers;
 
 use crate::window::Window;
 
@@ -192,7 +192,7 @@ pub fn header_text(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use weir_sdk::packed::push_header;
+    use weir_packed::push_header;
 
     use super::*;
 

@@ -4,7 +4,7 @@
 
 use async_nats::{HeaderMap, Subject};
 use bytes::Bytes;
-use weir_sdk::packed::BatchView;
+use weir_packed::BatchView;
 
 use super::headers::OutputHeaders;
 use super::ids::{MessageId, Refusal};
@@ -127,7 +127,7 @@ impl MessageBuilder {
             let headers = match OutputHeaders::from_event(e.headers) {
                 Ok(h) => h,
                 Err(error) => {
-                    let e = weir_sdk::packed::EventRef { headers: &[], ..e };
+                    let e = weir_packed::EventRef { headers: &[], ..e };
                     dead.push(DeadLetter::of_event(source as u32, &e, "sink", "", error));
                     continue;
                 }
@@ -258,7 +258,7 @@ fn free_result(
 
 #[cfg(test)]
 mod tests {
-    use weir_sdk::packed::{BatchBuilder, push_header};
+    use weir_packed::{BatchBuilder, push_header};
 
     use super::*;
     use crate::operator::output::ResultOrigin;

@@ -2,7 +2,7 @@
 //! when it fails, the failing event found (named by the plugin, or by splitting after a trap)
 //! and reported while every other event is added.
 
-use weir_sdk::packed::{BatchBuilder, BatchView};
+use weir_packed::{BatchBuilder, BatchView};
 
 use super::{Aggregator, Emission};
 use crate::operator::isolate::call_isolating;

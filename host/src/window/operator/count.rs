@@ -48,7 +48,7 @@ impl WindowOperator {
 
 #[cfg(test)]
 mod tests {
-    use weir_sdk::packed::BatchBuilder;
+    use weir_packed::BatchBuilder;
 
     use super::*;
     use crate::window::conformance::TestAggregate;

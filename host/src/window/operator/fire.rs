@@ -110,7 +110,7 @@ fn finish_isolating(
 
 #[cfg(test)]
 mod tests {
-    use weir_sdk::packed::{BatchBuilder, BatchView};
+    use weir_packed::{BatchBuilder, BatchView};
 
     use super::*;
     use crate::operator::isolate::CallFailure;

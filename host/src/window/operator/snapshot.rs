@@ -182,7 +182,7 @@ mod tests {
     use super::*;
     use crate::window::WindowSpec;
     use crate::window::conformance::TestAggregate;
-    use weir_sdk::packed::BatchBuilder;
+    use weir_packed::BatchBuilder;
 
     #[test]
     fn the_in_place_state_decodes_as_the_snapshot_and_restores() {

@@ -1,14 +1,24 @@
-//! The packed batch codec: reading and writing the columnar layout defined in `wit/types.wit`.
+//! weir-packed: the packed batch codec, reading and writing the columnar layout defined in
+//! `wit/types.wit`.
 //!
-//! Both sides of the contract use this module: plugins (through the SDK's event views and output
-//! builder) and the host (which keeps batches packed from the source to the sink). It depends on
-//! nothing, allocates only when a column grows, and never panics on malformed input: a
-//! [`BatchView`] is checked once when it is made, after which every access is in bounds.
+//! Both sides of the contract use this crate: plugins (through weir-sdk, which re-exports it as
+//! `weir_sdk::packed`, under its event views and output builder) and the host (which keeps
+//! batches packed from the source to the sink). It is a crate of its own, without features, so
+//! that the host's build does not depend on which of weir-sdk's features (the plugin worlds)
+//! another package of the same build turns on. It depends on nothing, allocates only when a
+//! column grows, and never panics on malformed input: a [`BatchView`] is checked once when it
+//! is made, after which every access is in bounds.
 
 use std::fmt;
 
 mod list;
 pub use list::{PackedList, close_item, push_item};
+
+/// The crate under the path weir-sdk re-exports it at, so that `weir_sdk::packed::BatchView`
+/// names the same item whether `weir_sdk` is the SDK or, as in the host (which depends on this
+/// crate under the name `weir-sdk`), the codec alone.
+#[doc(hidden)]
+pub use crate as packed;
 
 /// Why a packed batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
