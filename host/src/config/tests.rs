@@ -1,3 +1,5 @@
+//! Tests of pipeline-file parsing and checks: every refusal names the field and line.
+
 use super::*;
 
 fn parse_in(dir: &Path, text: &str) -> Result<Pipeline, ConfigError> {

@@ -58,16 +58,34 @@ pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
     let build_dir = dir.join("target");
     let bindings_dir = build_dir.join("bindings");
     let generated = bindings(tree, &m.world, &bindings_dir)?;
-    let mut sources: Vec<PathBuf> = if m.sources.is_empty() {
-        let mut found = Vec::new();
-        for entry in std::fs::read_dir(dir)? {
-            let p = entry?.path();
-            if p.extension().is_some_and(|e| e == "c") {
-                found.push(p);
-            }
-        }
+    let sdk_c = tree.join("sdk/c");
+    let sources = sources(dir, m, &generated, &sdk_c)?;
+    let core = build_dir.join(format!("{}.core.wasm", m.name));
+    compile(dir, &sources, &[&bindings_dir, &sdk_c], &core)?;
+    let path = build_dir.join(format!("{}.wasm", m.name));
+    componentize(&core, &path)?;
+    Ok(path)
+}
+
+/// The C files to compile: the project's (`sources` of the manifest, or every `*.c` of `dir`),
+/// the generated bindings, the SDK's.
+fn sources(
+    dir: &Path,
+    m: &Manifest,
+    generated: &[PathBuf],
+    sdk_c: &Path,
+) -> anyhow::Result<Vec<PathBuf>> {
+    let c_files = |folder: &Path| -> anyhow::Result<Vec<PathBuf>> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(folder)
+            .with_context(|| format!("reading {}", folder.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "c"))
+            .collect();
         found.sort();
-        found
+        Ok(found)
+    };
+    let mut sources = if m.sources.is_empty() {
+        c_files(dir)?
     } else {
         m.sources.iter().map(|s| dir.join(s)).collect()
     };
@@ -81,15 +99,12 @@ pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
             .cloned(),
     );
     // The SDK's sources (weir.c, weir_batch.c, weir_json.c, …).
-    let sdk_c = tree.join("sdk/c");
-    let mut sdk_sources: Vec<PathBuf> = std::fs::read_dir(&sdk_c)
-        .with_context(|| format!("reading the C SDK in {}", sdk_c.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "c"))
-        .collect();
-    sdk_sources.sort();
-    sources.extend(sdk_sources);
-    let core = build_dir.join(format!("{}.core.wasm", m.name));
+    sources.extend(c_files(sdk_c).context("reading the C SDK")?);
+    Ok(sources)
+}
+
+/// Compiles `sources` (headers from `includes`) into core module `core`.
+fn compile(dir: &Path, sources: &[PathBuf], includes: &[&Path], core: &Path) -> anyhow::Result<()> {
     let clang = clang()?;
     // wasi-libc's sysroot names the target `wasm32-wasi` on Debian, `wasm32-wasip1` in newer
     // wasi-sdk layouts.
@@ -98,22 +113,22 @@ pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
     } else {
         "--target=wasm32-wasi"
     };
-    let out = Command::new(clang)
-        // Debian's wasi-libc carries debug info: stripping it halves the component.
-        .args([
-            target,
-            "-mexec-model=reactor",
-            "-O2",
-            "-Wall",
-            "-Wl,--strip-debug",
-        ])
-        .arg("-I")
-        .arg(&bindings_dir)
-        .arg("-I")
-        .arg(&sdk_c)
-        .args(&sources)
+    let mut cmd = Command::new(clang);
+    // Debian's wasi-libc carries debug info: stripping it halves the component.
+    cmd.args([
+        target,
+        "-mexec-model=reactor",
+        "-O2",
+        "-Wall",
+        "-Wl,--strip-debug",
+    ]);
+    for include in includes {
+        cmd.arg("-I").arg(include);
+    }
+    let out = cmd
+        .args(sources)
         .arg("-o")
-        .arg(&core)
+        .arg(core)
         .output()
         .with_context(|| format!("running {clang}"))?;
     if !out.status.success() {
@@ -131,7 +146,13 @@ pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
         // Warnings of a successful build.
         eprint!("{}", String::from_utf8_lossy(&out.stderr));
     }
-    let module = std::fs::read(&core)?;
+    Ok(())
+}
+
+/// Wraps core module `core` into a component at `path`, with the WASI preview 1 reactor
+/// adapter.
+fn componentize(core: &Path, path: &Path) -> anyhow::Result<()> {
+    let module = std::fs::read(core).with_context(|| format!("reading {}", core.display()))?;
     let component = wit_component::ComponentEncoder::default()
         .module(&module)
         .context("reading the core module")?
@@ -142,7 +163,5 @@ pub fn build(tree: &Path, dir: &Path, m: &Manifest) -> anyhow::Result<PathBuf> {
         .validate(true)
         .encode()
         .context("wrapping the core module into a component")?;
-    let path = build_dir.join(format!("{}.wasm", m.name));
-    std::fs::write(&path, component).with_context(|| format!("writing {}", path.display()))?;
-    Ok(path)
+    std::fs::write(path, component).with_context(|| format!("writing {}", path.display()))
 }
