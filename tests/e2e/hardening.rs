@@ -219,3 +219,47 @@ async fn keys_with_control_characters_stay_distinct_downstream() {
     assert_eq!(out[2].header("Weir-Key-Encoding"), None);
     assert_eq!(weir.terminate(), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_deleted_under_a_running_host_is_recreated_and_nothing_is_lost() {
+    // Before, weir exited with "the JetStream consumer stream ended".
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline_text("orphan", "", &operator("pass", "passthrough", "{}"));
+    let file = write_pipeline(dir.path(), &text);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    weir.wait_running(Duration::from_secs(120));
+    let batch = |from: usize| -> Vec<(Option<String>, Vec<u8>)> {
+        (from..from + 100)
+            .map(|i| (None, json!({ "i": i }).to_string().into_bytes()))
+            .collect()
+    };
+    publish_all(&js, "in.a", &batch(0)).await;
+    collect(&js, "OUT", "out", 100, Duration::from_secs(30)).await;
+    let stream = js.get_stream("IN").await.unwrap();
+    let consumers: Vec<String> = {
+        use futures::StreamExt;
+        let mut names = stream.consumer_names();
+        let mut out = Vec::new();
+        while let Some(n) = names.next().await {
+            out.push(n.unwrap());
+        }
+        out
+    };
+    assert_eq!(consumers.len(), 1, "{consumers:?}");
+    stream.delete_consumer(&consumers[0]).await.unwrap();
+    publish_all(&js, "in.a", &batch(100)).await;
+    let out = collect(&js, "OUT", "out", 200, Duration::from_secs(60)).await;
+    let mut seen: Vec<i64> = out
+        .iter()
+        .map(|m| {
+            serde_json::from_slice::<serde_json::Value>(&m.payload).unwrap()["i"]
+                .as_i64()
+                .unwrap()
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..200).collect::<Vec<i64>>(), "log:\n{}", weir.log());
+    let log = weir.log_reader();
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}

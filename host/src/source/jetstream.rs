@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use anyhow::Context;
+use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
 use futures::StreamExt;
 use weir_packed::{BatchBuilder, EventRef, push_header};
@@ -222,7 +223,16 @@ impl JetStreamSource {
                 },
             };
             let msg = match next {
-                None => anyhow::bail!("the JetStream consumer stream ended"),
+                // The consumer is gone (deleted under us, or lost by a server): a new one
+                // resumes right after the last message processed.
+                None => {
+                    self.reopen("the consumer's message stream ended").await?;
+                    continue;
+                }
+                Some(Err(e)) if e.kind() == MessagesErrorKind::ConsumerDeleted => {
+                    self.reopen("the consumer was deleted").await?;
+                    continue;
+                }
                 Some(Err(e)) => {
                     tracing::warn!(error = %e, "pull error; continuing");
                     continue;
