@@ -24,10 +24,12 @@ fi
 if [ ! -x sdk/js/node_modules/.bin/componentize-qjs ]; then
   npm ci --prefix sdk/js --no-audit --no-fund --loglevel=error >/dev/null
 fi
-if ! command -v clang-19 >/dev/null || [ ! -d /usr/include/wasm32-wasi ] || ! command -v wasm-ld-19 >/dev/null; then
+# openssl makes the self-signed certificate of the TLS test.
+if ! command -v clang-19 >/dev/null || [ ! -d /usr/include/wasm32-wasi ] || ! command -v wasm-ld-19 >/dev/null \
+  || ! command -v openssl >/dev/null; then
   sudo=""
   if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq >/dev/null
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
-    clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 >/dev/null
+    clang-19 lld-19 wasi-libc libclang-rt-19-dev-wasm32 openssl >/dev/null
 fi
