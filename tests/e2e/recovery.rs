@@ -218,6 +218,47 @@ async fn a_windowed_pipeline_killed_at_random_moments_outputs_exactly_the_expect
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_restart_after_a_quiet_period_longer_than_the_duplicate_window_republishes_nothing() {
+    // The sink stream forgets message ids after 2 s. Before, a restart after a longer quiet
+    // period published the head checkpoint's held window results again: all duplicated.
+    let server = NatsServer::start();
+    let js = server.jetstream().await;
+    create_stream(&js, "IN", &["in.>"]).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "OUT".into(),
+        subjects: vec!["out".into(), "dlq".into()],
+        duplicate_window: Duration::from_secs(2),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = windowed_pipeline(
+        dir.path(),
+        "quiet",
+        "interval = \"200ms\"\nrecovery_time = \"1s\"",
+    );
+    let (events, expected) = events(3_000, 5);
+    publish_events(&js, &events).await;
+    let log = dir.path().join("weir.log");
+    let host = WeirProcess::start(&pipeline, &server.url(), &log);
+    check_exact(&js, &expected, &|| host.log()).await;
+    assert_eq!(host.terminate(), Some(0));
+    // Quiet for longer than the duplicate window, then a restart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut host = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("again.log"));
+    host.wait_running(Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        stream_messages(&js, "OUT").await,
+        expected.len() as u64,
+        "the restart published results again:\n{}",
+        host.log()
+    );
+    assert_eq!(host.terminate(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_nats_stall_during_checkpoint_commits_is_not_taken_for_another_host() {
     // The server freezes for 12 s while checkpoints commit every 200 ms: a commit's answer is
     // lost although the server applies it when it thaws. Before, the next commit found the
@@ -424,6 +465,7 @@ async fn of_two_hosts_committing_the_same_pipeline_only_one_succeeds() {
         window: None,
         blob: None,
         pending_outputs: 0,
+        pending_delivered: false,
         state_entries: 0,
     };
     let mut a = CheckpointStore::open(&js, "p", &config).await.unwrap();

@@ -253,6 +253,7 @@ impl Checkpointer {
             window: self.window.clone(),
             blob: None,
             pending_outputs: snap.pending.len() as u64,
+            pending_delivered: false,
             state_entries: snap.state_entries,
         };
         let deliver_held = self.deliver_held.clone();
@@ -342,11 +343,14 @@ async fn write(
     }
     let write = started.elapsed();
     tracing::trace!(checkpoint = id, "committed; publishing held outputs");
-    if !pending.is_empty()
-        && let Err(e) = deliver_held(pending).await
-    {
-        // Delivery retries until stored; an error here is not a NATS refusal.
-        tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed");
+    if !pending.is_empty() {
+        match deliver_held(pending).await {
+            Ok(()) => store.mark_delivered(&mut manifest).await,
+            // Delivery retries until stored; an error here is not a NATS refusal.
+            Err(e) => {
+                tracing::error!(checkpoint = id, error = %e, "publishing held outputs failed")
+            }
+        }
     }
     tracing::trace!(
         checkpoint = id,
@@ -389,6 +393,7 @@ mod tests {
             window: None,
             blob: None,
             pending_outputs: 0,
+            pending_delivered: false,
             state_entries: 0,
         }
     }

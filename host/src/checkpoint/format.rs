@@ -90,6 +90,11 @@ pub struct Manifest {
     pub blob: Option<BlobRef>,
     /// Outputs held in the blob, published once this checkpoint is committed.
     pub pending_outputs: u64,
+    /// Whether the held outputs were all stored by the sink (set on the head after the
+    /// commit): a restore then does not publish them again — after a quiet period longer than
+    /// the sink's duplicate window, that would duplicate them.
+    #[serde(default)]
+    pub pending_delivered: bool,
     /// Live (key, window) accumulators, or keys with process state.
     pub state_entries: u64,
 }

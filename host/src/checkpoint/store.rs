@@ -302,6 +302,30 @@ impl CheckpointStore {
         Ok(())
     }
 
+    /// Records on the head that checkpoint `m` (the head this host committed) had its held
+    /// outputs stored. A failure only means a restore publishes them again (deduplicated
+    /// within the duplicate window), so it is logged, not returned.
+    pub async fn mark_delivered(&mut self, m: &mut Manifest) {
+        m.pending_delivered = true;
+        let value = Bytes::from(serde_json::to_vec(m).expect("manifests serialize"));
+        let key = self.head_key();
+        let Some(rev) = self.head_revision else {
+            return;
+        };
+        match self.kv.update(&key, value, rev).await {
+            Ok(rev) => self.head_revision = Some(rev),
+            Err(e) => {
+                tracing::warn!(checkpoint = m.id, error = %e, "recording delivered outputs failed");
+                // The head may have moved (or not): the next commit re-reads it.
+                if let Ok(Some((rev, stored))) = self.head_entry().await
+                    && serde_json::from_slice::<Manifest>(&stored).is_ok_and(|h| h.id == m.id)
+                {
+                    self.head_revision = Some(rev);
+                }
+            }
+        }
+    }
+
     /// The head's revision and bytes.
     async fn head_entry(&self) -> Result<Option<(u64, Bytes)>, CheckpointError> {
         let key = self.head_key();

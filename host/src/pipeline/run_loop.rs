@@ -152,7 +152,12 @@ impl<K: Sink> RunLoop<K> {
     ) -> anyhow::Result<()> {
         let Restored { manifest, mut blob } = restored;
         self.sequence = manifest.source.sequence;
-        let republish = std::mem::take(&mut blob.pending);
+        let mut republish = std::mem::take(&mut blob.pending);
+        if manifest.pending_delivered {
+            // Stored after the commit: publishing them again could outlive the duplicate
+            // window and duplicate them.
+            republish.clear();
+        }
         self.stages
             .run(move |s| {
                 s.restore(&manifest, blob, window.as_deref())
