@@ -312,16 +312,13 @@ impl CheckpointStore {
         let Some(rev) = self.head_revision else {
             return;
         };
-        match self.kv.update(&key, value, rev).await {
+        match self.kv.update(&key, value.clone(), rev).await {
             Ok(rev) => self.head_revision = Some(rev),
             Err(e) => {
                 tracing::warn!(checkpoint = m.id, error = %e, "recording delivered outputs failed");
-                // The head may have moved (or not): the next commit re-reads it.
-                if let Ok(Some((rev, stored))) = self.head_entry().await
-                    && serde_json::from_slice::<Manifest>(&stored).is_ok_and(|h| h.id == m.id)
-                {
-                    self.head_revision = Some(rev);
-                }
+                // It may have happened all the same (a lost answer): the next commit finds
+                // out before it writes, as after a commit that did not answer.
+                self.unconfirmed = Some(value);
             }
         }
     }
