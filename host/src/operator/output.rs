@@ -52,6 +52,17 @@ impl DeadLetter {
         }
     }
 
+    /// The refused event, as a view.
+    pub fn event(&self) -> EventRef<'_> {
+        EventRef {
+            key: &self.key,
+            time: self.time,
+            payload: &self.payload,
+            headers: &self.headers,
+            origin: self.source,
+        }
+    }
+
     /// Event `index` of `batch` as a dead letter, logged.
     pub fn of_batch_event(
         batch: &EventBatch,

@@ -101,17 +101,10 @@ fn json(v: &impl serde::Serialize) -> String {
 }
 
 fn dead_letter_line(d: &DeadLetter, line: Option<u64>) -> Line {
-    let ev = EventRef {
-        key: &d.key,
-        time: d.time,
-        payload: &d.payload,
-        headers: &d.headers,
-        origin: 0,
-    };
     Line {
         to: Stream::Stderr,
         text: json(&DeadLetterLine {
-            dead_letter: JsonEvent::from_event(&ev),
+            dead_letter: JsonEvent::from_event(&d.event()),
             operator: &d.operator,
             plugin: &d.plugin,
             error: &d.error,
@@ -121,17 +114,10 @@ fn dead_letter_line(d: &DeadLetter, line: Option<u64>) -> Line {
 }
 
 fn late_line(d: &DeadLetter, line: u64) -> Line {
-    let ev = EventRef {
-        key: &d.key,
-        time: d.time,
-        payload: &d.payload,
-        headers: &d.headers,
-        origin: 0,
-    };
     Line {
         to: Stream::Stderr,
         text: json(&LateLine {
-            late: JsonEvent::from_event(&ev),
+            late: JsonEvent::from_event(&d.event()),
             line,
         }),
     }
