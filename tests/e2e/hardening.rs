@@ -100,6 +100,61 @@ async fn a_plugin_setting_a_reserved_nats_header_gets_a_dead_letter_not_a_wedge(
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_sleeping_in_a_host_call_is_dead_lettered_at_its_deadline() {
+    // The plugin sleeps an hour in WASI (clock subscription + poll), outside wasm code: before,
+    // the epoch deadline never fired, weir hung and ignored SIGTERM (run_through ends with one).
+    let block = format!(
+        "{}deadline = \"300ms\"\n",
+        operator(
+            "hostile",
+            "hostile",
+            r#"{ mode = "sleep", trigger = "nap" }"#
+        )
+    );
+    let text = pipeline_text("sleepy", "", &block);
+    let nap = json!({"nap": true}).to_string().into_bytes();
+    let (out, dead) = run_through(&text, vec![b"{}".to_vec(), nap.clone()], 2).await;
+    assert_eq!(out.len(), 2, "the plain event and the last one");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].payload, nap);
+    let error = dead[0].header("Weir-Error").unwrap();
+    assert!(error.contains("deadline exceeded"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_sleeping_in_configure_fails_validate_and_run_at_its_deadline() {
+    // Before, `weir validate` and `weir run` hung for as long as configure slept.
+    let (server, _js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let block = format!(
+        "{}deadline = \"300ms\"\n",
+        operator("hostile", "hostile", r#"{ mode = "sleep-configure" }"#)
+    );
+    let file = write_pipeline(dir.path(), &pipeline_text("sleepy-start", "", &block));
+    let mut validate = weir();
+    validate.arg("validate").arg(&file);
+    let mut run = weir();
+    run.arg("run")
+        .arg(&file)
+        .args(["--nats-url", &server.url()]);
+    for (what, cmd) in [("validate", validate), ("run", run)] {
+        let started = std::time::Instant::now();
+        let out = output_within(cmd, Duration::from_secs(120));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} took {:?}",
+            started.elapsed()
+        );
+        assert!(
+            stderr.contains("trapped in configure") && stderr.contains("deadline exceeded"),
+            "{what}: {stderr}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_trapping_on_every_event_stops_the_pipeline_instead_of_dead_lettering_all() {
     // Every event loops until its 200 ms deadline: before, a batch of 300 cost 599 deadlines
     // (two minutes) and dead-lettered every event, batch after batch, and weir exited 0.

@@ -83,6 +83,67 @@ fn a_looping_plugin_is_stopped_at_its_deadline() {
 }
 
 #[test]
+fn a_plugin_sleeping_in_a_host_call_is_stopped_at_its_deadline() {
+    plugins_dir();
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    // The plugin blocks in WASI (a clock subscription polled by the host), not in wasm code,
+    // so the epoch interruption alone cannot reach it: the call's deadline must.
+    let took = misbehaving_event_is_isolated("sleep", limits, "deadline exceeded");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+#[test]
+fn a_plugin_sleeping_in_configure_fails_at_its_deadline() {
+    let rt = runtime();
+    let limits = Limits {
+        deadline: Duration::from_millis(200),
+        ..Limits::default()
+    };
+    let plugin =
+        Plugin::load_transform(&rt, &plugin("hostile"), limits, Grants::default()).unwrap();
+    let started = Instant::now();
+    let err = TransformInstance::new(&rt, plugin, r#"{"mode":"sleep-configure"}"#)
+        .err()
+        .expect("configure sleeping for an hour must fail");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("configure") && err.contains("deadline exceeded"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_plugin_sleeping_briefly_within_its_deadline_is_not_stopped() {
+    let rt = runtime();
+    let plugin = Plugin::load_transform(
+        &rt,
+        &plugin("hostile"),
+        Limits::default(),
+        Grants::default(),
+    )
+    .unwrap();
+    let config = r#"{"mode":"sleep","trigger":"nap","sleep_ms":20}"#;
+    let instance = TransformInstance::new(&rt, plugin, config).unwrap();
+    let mut chain = Chain {
+        runtime: rt.clone(),
+        operators: vec![Operator {
+            name: "nap".into(),
+            instance,
+            breaker: Default::default(),
+        }],
+    };
+    let out = chain.run(batch(&["a", "nap", "b"]));
+    assert_eq!(payloads(&out.events), ["a", "nap", "b"]);
+    assert!(out.dead.is_empty());
+    assert_eq!(chain.operators[0].instance.restarts, 0);
+}
+
+#[test]
 fn a_plugin_allocating_without_bound_hits_the_memory_cap() {
     plugins_dir();
     let limits = Limits {

@@ -14,6 +14,8 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use anyhow::Context;
+
 use super::run_loop::{RunLoop, RunSummary};
 use super::stages::Stages;
 use crate::admin::Metrics;
@@ -33,7 +35,13 @@ pub async fn run(
     let source = JsonLinesSource::open(input, cfg.source.batch_size)?;
     let partitions = source.partitions(&cfg.source);
     let metrics = Metrics::new(cfg.name.get_ref());
-    let stages = Stages::build(runtime, pipeline, metrics.clone(), &partitions)?;
+    let stages = {
+        // Plugin calls block until their deadline: not on a task of the runtime.
+        let (rt, p, m) = (runtime.clone(), pipeline.clone(), metrics.clone());
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
+            .await
+            .context("loading the plugins panicked")??
+    };
     let tick = cfg.source.watermarks.interval;
     let run = RunLoop::new(
         Arc::new(sink),

@@ -17,6 +17,7 @@ use super::bindings::Transform;
 use super::bindings::weir::operator::types::{Accumulators, Batch, Results, Windows};
 use super::bindings_aggregate::Aggregate;
 use super::bindings_process::Process;
+use super::deadline::{self, Elapsed};
 use super::plugin::{Plugin, Pre};
 use super::plugin_log::{MAX_LINE_BYTES, PluginLog, cut};
 use super::sandbox::{Limits, StoreState};
@@ -62,66 +63,65 @@ impl CallError {
     }
 }
 
-/// The generated bindings of one world.
-pub trait WorldBindings: Sized {
-    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self>;
-    fn call_configure(
-        &self,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>>;
+/// The generated bindings of one world. Calls are made on a fiber (`call_async`), driven by
+/// [`deadline::run`], so that a plugin blocked in a host call still ends at its deadline.
+pub trait WorldBindings: Sized + Send + Sync {
+    fn instantiate<'a>(
+        plugin: &'a Plugin,
+        store: &'a mut Store<StoreState>,
+    ) -> impl Future<Output = wasmtime::Result<Self>> + 'a;
+    fn call_configure<'a>(
+        &'a self,
+        store: &'a mut Store<StoreState>,
+        config: &'a str,
+    ) -> impl Future<Output = wasmtime::Result<Result<(), String>>> + 'a;
 }
 
-impl WorldBindings for Transform {
-    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
-        match &plugin.pre {
-            Pre::Transform(pre) => pre.instantiate(store),
-            _ => Err(wasmtime::Error::msg(
-                "plugin does not implement `transform`",
-            )),
+/// Implements [`WorldBindings`] for the bindings `$world` of `Pre::$variant`.
+macro_rules! world_bindings {
+    ($world:ident, $variant:ident, $name:literal) => {
+        impl WorldBindings for $world {
+            async fn instantiate(
+                plugin: &Plugin,
+                store: &mut Store<StoreState>,
+            ) -> wasmtime::Result<Self> {
+                match &plugin.pre {
+                    Pre::$variant(pre) => pre.instantiate_async(store).await,
+                    _ => Err(wasmtime::Error::msg(concat!(
+                        "plugin does not implement `",
+                        $name,
+                        "`"
+                    ))),
+                }
+            }
+            async fn call_configure(
+                &self,
+                store: &mut Store<StoreState>,
+                config: &str,
+            ) -> wasmtime::Result<Result<(), String>> {
+                $world::call_configure(self, store, config).await
+            }
         }
-    }
-    fn call_configure(
-        &self,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        Transform::call_configure(self, store, config)
-    }
+    };
 }
 
-impl WorldBindings for Aggregate {
-    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
-        match &plugin.pre {
-            Pre::Aggregate(pre) => pre.instantiate(store),
-            _ => Err(wasmtime::Error::msg(
-                "plugin does not implement `aggregate`",
-            )),
-        }
-    }
-    fn call_configure(
-        &self,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        Aggregate::call_configure(self, store, config)
-    }
-}
+world_bindings!(Transform, Transform, "transform");
+world_bindings!(Aggregate, Aggregate, "aggregate");
+world_bindings!(Process, Process, "process");
 
-impl WorldBindings for Process {
-    fn instantiate(plugin: &Plugin, store: &mut Store<StoreState>) -> wasmtime::Result<Self> {
-        match &plugin.pre {
-            Pre::Process(pre) => pre.instantiate(store),
-            _ => Err(wasmtime::Error::msg("plugin does not implement `process`")),
-        }
-    }
-    fn call_configure(
-        &self,
-        store: &mut Store<StoreState>,
-        config: &str,
-    ) -> wasmtime::Result<Result<(), String>> {
-        Process::call_configure(self, store, config)
-    }
+/// Calls into the plugin instance `$inst` with a fresh deadline: `$call` is an expression
+/// over the bindings `$b` and the store `$s` that makes the (async) call. On a trap, or a
+/// deadline passed in a host call, the instance is replaced before returning
+/// [`CallError::Trap`].
+macro_rules! call {
+    ($inst:expr, $runtime:expr, |$b:ident, $s:ident| $call:expr) => {{
+        let inst = &mut *$inst;
+        inst.arm();
+        let deadline = inst.plugin.limits.deadline;
+        let ($b, $s) = (&inst.bindings, &mut inst.store);
+        let out = deadline::run(deadline, $call);
+        inst.settle($runtime, out)
+    }};
 }
 
 /// An initialised plugin instance of world `B`.
@@ -170,26 +170,20 @@ impl<B: WorldBindings> Instance<B> {
         store.limiter(|s| &mut s.memory);
         store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
         store.epoch_deadline_trap();
-        let bindings = B::instantiate(plugin, &mut store).map_err(|e| {
-            anyhow::anyhow!(
-                "instantiating plugin {}: {}",
-                plugin.path.display(),
-                describe_trap(&e, &store, &plugin.limits)
-            )
-        })?;
-        store.set_epoch_deadline(Runtime::deadline_ticks(plugin.limits.deadline));
-        match bindings.call_configure(&mut store, config) {
+        let limits = &plugin.limits;
+        let out = deadline::run(limits.deadline, B::instantiate(plugin, &mut store));
+        let bindings = outcome(out, &store, limits)
+            .map_err(|e| anyhow::anyhow!("instantiating plugin {}: {e}", plugin.path.display()))?;
+        store.set_epoch_deadline(Runtime::deadline_ticks(limits.deadline));
+        let out = deadline::run(limits.deadline, bindings.call_configure(&mut store, config));
+        match outcome(out, &store, limits) {
             Ok(Ok(())) => Ok((store, bindings)),
             Ok(Err(msg)) => anyhow::bail!(
                 "plugin {} refused its config: {}",
                 plugin.path.display(),
                 printable(secrets, &msg)
             ),
-            Err(e) => anyhow::bail!(
-                "plugin {} trapped in configure: {}",
-                plugin.path.display(),
-                describe_trap(&e, &store, &plugin.limits)
-            ),
+            Err(e) => anyhow::bail!("plugin {} trapped in configure: {e}", plugin.path.display()),
         }
     }
 
@@ -210,20 +204,23 @@ impl<B: WorldBindings> Instance<B> {
         CallError::Failed(printable(&self.secrets, message))
     }
 
-    /// Calls into the plugin with a fresh deadline. On a trap the instance is replaced before
-    /// returning [`CallError::Trap`].
-    fn call<R>(
-        &mut self,
-        runtime: &Runtime,
-        f: impl FnOnce(&B, &mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> Result<R, CallError> {
+    /// Gives the next call a fresh deadline.
+    fn arm(&mut self) {
         self.store
             .set_epoch_deadline(Runtime::deadline_ticks(self.plugin.limits.deadline));
         self.store.data_mut().memory.hit = false;
-        match f(&self.bindings, &mut self.store) {
+    }
+
+    /// The outcome of a call made by [`call!`]: on a trap or a deadline, the instance is
+    /// replaced before returning [`CallError::Trap`].
+    fn settle<R>(
+        &mut self,
+        runtime: &Runtime,
+        out: Result<wasmtime::Result<R>, Elapsed>,
+    ) -> Result<R, CallError> {
+        match outcome(out, &self.store, &self.plugin.limits) {
             Ok(r) => Ok(r),
-            Err(e) => {
-                let message = describe_trap(&e, &self.store, &self.plugin.limits);
+            Err(message) => {
                 tracing::warn!(plugin = %self.plugin.label(), error = %message, "plugin trapped; replacing its instance");
                 self.replace(runtime, None).map_err(|e| {
                     CallError::Broken(format!("{message}; restarting it failed: {e:#}"))
@@ -261,7 +258,7 @@ impl<B: WorldBindings> Instance<B> {
 impl Instance<Transform> {
     /// Transforms `input`. On a trap the instance is replaced before returning.
     pub fn process(&mut self, runtime: &Runtime, input: &Batch) -> Result<Batch, CallError> {
-        match self.call(runtime, |b, s| b.call_process(s, input))? {
+        match call!(self, runtime, |b, s| b.call_process(s, input))? {
             Ok(batch) => Ok(batch),
             Err(e) => Err(self.item_error(e.index, &e.message)),
         }
@@ -271,8 +268,7 @@ impl Instance<Transform> {
 impl Instance<Aggregate> {
     /// A new, empty accumulator.
     pub fn create(&mut self, runtime: &Runtime) -> Result<Vec<u8>, CallError> {
-        self.call(runtime, |b, s| b.call_create(s))?
-            .map_err(|m| self.failed(&m))
+        call!(self, runtime, |b, s| b.call_create(s))?.map_err(|m| self.failed(&m))
     }
 
     /// Adds the events of `input` to `accumulators` (see `add` in the WIT).
@@ -283,7 +279,12 @@ impl Instance<Aggregate> {
         targets: &[u8],
         input: &Batch,
     ) -> Result<Accumulators, CallError> {
-        match self.call(runtime, |b, s| b.call_add(s, accumulators, targets, input))? {
+        match call!(self, runtime, |b, s| b.call_add(
+            s,
+            accumulators,
+            targets,
+            input
+        ))? {
             Ok(accs) => Ok(accs),
             Err(e) => Err(self.item_error(e.index, &e.message)),
         }
@@ -291,8 +292,7 @@ impl Instance<Aggregate> {
 
     /// Merges two accumulators.
     pub fn merge(&mut self, runtime: &Runtime, a: &[u8], b: &[u8]) -> Result<Vec<u8>, CallError> {
-        self.call(runtime, |bind, s| bind.call_merge(s, a, b))?
-            .map_err(|m| self.failed(&m))
+        call!(self, runtime, |bind, s| bind.call_merge(s, a, b))?.map_err(|m| self.failed(&m))
     }
 
     /// The results of windows that fire together (see `finish` in the WIT). A window the
@@ -303,7 +303,11 @@ impl Instance<Aggregate> {
         windows: &Windows,
         accumulators: &Accumulators,
     ) -> Result<Results, CallError> {
-        match self.call(runtime, |b, s| b.call_finish(s, windows, accumulators))? {
+        match call!(self, runtime, |b, s| b.call_finish(
+            s,
+            windows,
+            accumulators
+        ))? {
             Ok(results) => Ok(results),
             Err(e) => Err(self.item_error(e.index, &e.message)),
         }
@@ -311,7 +315,7 @@ impl Instance<Aggregate> {
 
     /// The version of the plugin's accumulator encoding.
     pub fn state_version(&mut self, runtime: &Runtime) -> Result<u32, CallError> {
-        self.call(runtime, |b, s| b.call_state_version(s))
+        call!(self, runtime, |b, s| b.call_state_version(s))
     }
 
     /// Converts an accumulator of state version `from` into the plugin's current encoding.
@@ -321,8 +325,7 @@ impl Instance<Aggregate> {
         from: u32,
         acc: &[u8],
     ) -> Result<Vec<u8>, CallError> {
-        self.call(runtime, |b, s| b.call_migrate(s, from, acc))?
-            .map_err(|m| self.failed(&m))
+        call!(self, runtime, |b, s| b.call_migrate(s, from, acc))?.map_err(|m| self.failed(&m))
     }
 }
 
@@ -331,6 +334,23 @@ impl Instance<Aggregate> {
 fn printable(secrets: &Secrets, text: &str) -> String {
     let text = secrets.scrub(text);
     cut(&escape_control(&text), MAX_LINE_BYTES).into_owned()
+}
+
+/// The result of a call driven by [`deadline::run`], or a sentence saying why there is none.
+fn outcome<R>(
+    out: Result<wasmtime::Result<R>, Elapsed>,
+    store: &Store<StoreState>,
+    limits: &Limits,
+) -> Result<R, String> {
+    match out {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err(describe_trap(&e, store, limits)),
+        Err(Elapsed) => Err(format!(
+            "deadline exceeded: the call waited in a host call (a sleep or poll) longer than {} \
+             and was stopped",
+            humantime::format_duration(limits.deadline)
+        )),
+    }
 }
 
 /// Turns a wasmtime error into a sentence naming the limit that was hit, if any.
@@ -379,7 +399,7 @@ impl Instance<Process> {
         input: &Batch,
     ) -> Result<Batch, CallError> {
         self.store.data_mut().keyed.current = key.to_vec();
-        match self.call(runtime, |b, s| b.call_on_events(s, key, input))? {
+        match call!(self, runtime, |b, s| b.call_on_events(s, key, input))? {
             Ok(batch) => Ok(batch),
             Err(e) => Err(self.item_error(e.index, &e.message)),
         }
@@ -393,7 +413,6 @@ impl Instance<Process> {
         time: i64,
     ) -> Result<Batch, CallError> {
         self.store.data_mut().keyed.current = key.to_vec();
-        self.call(runtime, |b, s| b.call_on_timer(s, key, time))?
-            .map_err(|m| self.failed(&m))
+        call!(self, runtime, |b, s| b.call_on_timer(s, key, time))?.map_err(|m| self.failed(&m))
     }
 }

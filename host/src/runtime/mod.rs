@@ -4,6 +4,7 @@
 //! - [`engine`]: engine configuration (pooling allocator, epoch interruption) and its ticker;
 //! - [`cache`]: compiled components keyed by content hash, so large components compile once;
 //! - [`sandbox`]: what a plugin may touch (memory cap, deadline, WASI grants) and import checks;
+//! - [`deadline`]: every call ends at its deadline, also when the plugin blocks in a host call;
 //! - [`plugin_log`]: a plugin's log lines, capped in rate and length, scrubbed of secrets;
 //! - [`plugin`]: a loaded plugin version (`InstancePre`) and the world it implements;
 //! - [`instance`]: a live, initialised plugin instance (`transform` or `aggregate`), replaced
@@ -13,6 +14,7 @@
 //! between two batches (hot reload builds on that).
 
 pub mod cache;
+pub mod deadline;
 pub mod engine;
 pub mod instance;
 pub mod plugin;
@@ -29,6 +31,7 @@ pub mod bindings {
     wasmtime::component::bindgen!({
         world: "transform",
         path: "../wit",
+        exports: { default: async },
     });
 }
 
@@ -38,6 +41,7 @@ pub mod bindings_aggregate {
     wasmtime::component::bindgen!({
         world: "aggregate",
         path: "../wit",
+        exports: { default: async },
         with: {
             "weir:operator/types": super::bindings::weir::operator::types,
             "weir:operator/log": super::bindings::weir::operator::log,
@@ -51,6 +55,7 @@ pub mod bindings_process {
     wasmtime::component::bindgen!({
         world: "process",
         path: "../wit",
+        exports: { default: async },
         with: {
             "weir:operator/types": super::bindings::weir::operator::types,
             "weir:operator/log": super::bindings::weir::operator::log,

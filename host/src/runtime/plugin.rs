@@ -153,7 +153,7 @@ impl Plugin {
             path: path.to_owned(),
             message: format!("linking host interfaces: {e:#}"),
         };
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(link)?;
         type Data = wasmtime::component::HasSelf<StoreState>;
         match world {
             World::Process => {

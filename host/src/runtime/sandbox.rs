@@ -2,8 +2,9 @@
 //!
 //! - **Memory**: a cap per instance, enforced by a [`ResourceLimiter`] that remembers when it
 //!   refused, so the error can say "memory cap exceeded" rather than a bare trap.
-//! - **Time**: an epoch deadline per call (see [`super::engine::EPOCH_TICK`]); a plugin that
-//!   loops is interrupted.
+//! - **Time**: a deadline per call: a plugin looping in wasm code is interrupted by the epoch
+//!   (see [`super::engine::EPOCH_TICK`]); one blocked in a host call (a WASI sleep or poll) is
+//!   dropped at the deadline ([`super::deadline`]).
 //! - **Stack**: bounded by the engine (`max_wasm_stack`); overflow traps.
 //! - **WASI**: linked because language runtimes import it (CPython imports all of it, sockets
 //!   included), but granting nothing: no preopened directories, no environment, no arguments,

@@ -6,7 +6,9 @@
 //!   `recurse` (overflow the stack), `log` (log `message` `count` times, then forward), `leak`
 //!   (an error value carelessly quoting its own config's `api_key`), `header` (forward it with
 //!   the header `header` = `value`, e.g. a reserved `Nats-*` header), `grow` (forward it with
-//!   `value` appended to the payload);
+//!   `value` appended to the payload), `sleep` (sleep `sleep_ms` in the host's WASI clock,
+//!   then forward);
+//! - mode `sleep-configure` sleeps `sleep_ms` in `configure` (then forwards every event);
 //! - config `{"mode": ..., "trigger": "", ...}` with an empty trigger misbehaves on every event;
 //! - an unknown `mode` is refused by `configure`, quoting the mode.
 
@@ -34,6 +36,18 @@ struct Hostile {
     /// A secret that `leak` quotes in its errors.
     #[serde(default)]
     api_key: String,
+    /// How long `sleep` and `sleep-configure` sleep (milliseconds; an hour unless set).
+    #[serde(default = "an_hour")]
+    sleep_ms: u64,
+}
+
+fn an_hour() -> u64 {
+    3_600_000
+}
+
+/// Blocks in WASI (`wasi:clocks` subscription + `wasi:io/poll`), not in wasm code.
+fn sleep(ms: u64) {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
 }
 
 fn one() -> u32 {
@@ -53,7 +67,11 @@ impl Transform for Hostile {
             serde_json::from_str(config).map_err(|e| format!("hostile config: {e}"))?;
         match h.mode.as_str() {
             "panic" | "error" | "loop" | "alloc" | "recurse" | "log" | "leak" | "header"
-            | "grow" => Ok(h),
+            | "grow" | "sleep" => Ok(h),
+            "sleep-configure" => {
+                sleep(h.sleep_ms);
+                Ok(h)
+            }
             other => Err(format!("hostile config: unknown mode `{other}`")),
         }
     }
@@ -64,7 +82,7 @@ impl Transform for Hostile {
                 .payload()
                 .windows(self.trigger.len())
                 .any(|w| w == self.trigger.as_bytes());
-        if !hit {
+        if !hit || self.mode == "sleep-configure" {
             out.forward();
             return Ok(());
         }
@@ -92,6 +110,11 @@ impl Transform for Hostile {
                 out.event()
                     .header(&self.header, self.value.as_bytes())
                     .bytes(event.payload());
+                Ok(())
+            }
+            "sleep" => {
+                sleep(self.sleep_ms);
+                out.forward();
                 Ok(())
             }
             "grow" => {
