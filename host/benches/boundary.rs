@@ -79,6 +79,13 @@ fn packed_encode(inp: &Input, b: &mut BatchBuilder) {
 }
 
 fn boundary(c: &mut Criterion) {
+    // Plugin calls run where the host makes them: on a thread of a tokio runtime.
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let _context = tokio.enter();
     let rt = Runtime::new(Some(std::env::temp_dir().join("weir-bench-cache"))).unwrap();
     let plugin = Plugin::load_transform(
         &rt,

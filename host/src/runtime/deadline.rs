@@ -13,7 +13,7 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::task::Poll;
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::engine::EPOCH_TICK;
@@ -29,7 +29,20 @@ pub struct Elapsed;
 /// code is stopped by the engine (and reported as such) rather than by this timer.
 pub fn run<F: Future>(deadline: Duration, call: F) -> Result<F::Output, Elapsed> {
     let expires = Instant::now() + deadline + 2 * EPOCH_TICK;
-    wasmtime_wasi::runtime::in_tokio(until(expires, call))
+    let call = until(expires, call);
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        // No runtime on this thread (`weir validate`, tests): wasmtime-wasi's own.
+        return wasmtime_wasi::runtime::in_tokio(call);
+    };
+    // Host functions need the runtime's context (timers, I/O) while they are polled.
+    let _context = handle.enter();
+    let mut call = pin!(call);
+    // Most calls never wait in the host: one poll completes them, without the cost of
+    // `block_on` (a parked-thread waker, the runtime's blocking-region bookkeeping).
+    if let Poll::Ready(out) = call.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        return out;
+    }
+    handle.block_on(call)
 }
 
 /// `call`, or [`Elapsed`] if it is pending at `expires`.
