@@ -16,6 +16,7 @@ mod plugin_cli;
 mod recovery;
 mod sandbox;
 mod startup;
+mod store_damage;
 mod support;
 mod usecases;
 mod window_kinds;

@@ -107,7 +107,11 @@ pub(crate) async fn stream_messages(js: &jetstream::Context, stream: &str) -> u6
 
 /// Reads the pipeline's results and checks them against `expected`: every (key, window)
 /// exactly once with the right count and sum, and nothing else in the sink stream.
-async fn check_exact(js: &jetstream::Context, expected: &Expected, logs: &dyn Fn() -> String) {
+pub(crate) async fn check_exact(
+    js: &jetstream::Context,
+    expected: &Expected,
+    logs: &dyn Fn() -> String,
+) {
     let got = collect(js, "OUT", "out", expected.len(), Duration::from_secs(180)).await;
     let mut seen: BTreeMap<(String, i64), Vec<(u64, i64)>> = BTreeMap::new();
     for m in &got {

@@ -1,4 +1,5 @@
-//! Taking checkpoints while a pipeline runs, and choosing one to restore at start.
+//! Taking checkpoints while a pipeline runs (choosing one to restore at start is
+//! [`super::recover`]).
 //!
 //! The run loop calls [`Checkpointer::due`] between batches. When a checkpoint is due it
 //! snapshots the stages on the operator thread (the only pause) and hands the snapshot to
@@ -15,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::format::{CheckpointError, FORMAT_VERSION, Manifest, PluginVersion, SourcePosition};
 use super::store::CheckpointStore;
-use super::{EncodedState, PendingMessage, StateBlob};
+use super::{EncodedState, PendingMessage};
 use crate::config::{CheckpointConfig, Guarantee};
 use crate::source::Ack;
 
@@ -23,102 +24,6 @@ use crate::source::Ack;
 /// its `release`).
 pub type DeliverHeld =
     Arc<dyn Fn(Vec<PendingMessage>) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
-
-/// Which checkpoint `weir run` starts from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartFrom {
-    /// The latest complete one (falling back to older ones when its blob is unusable).
-    Latest,
-    /// Exactly this one.
-    Id(u64),
-    /// None: empty state, the source from its beginning (or the consumer's ack floor).
-    Fresh,
-}
-
-/// The checkpoint to restore, if any.
-pub struct Restored {
-    pub manifest: Manifest,
-    pub blob: StateBlob,
-}
-
-/// Which checkpoints to try, in order, to start `from` (the committed head and the listed
-/// manifests), and the id the next checkpoint gets. `Latest`: the head, then older ones
-/// newest first (a damaged blob falls back); `Id`: exactly that one; `Fresh`: none.
-fn candidates(
-    head: Option<Manifest>,
-    listed: Vec<Manifest>,
-    from: StartFrom,
-) -> anyhow::Result<(Vec<Manifest>, u64)> {
-    let next_id = listed
-        .iter()
-        .map(|m| m.id)
-        .chain(head.as_ref().map(|h| h.id))
-        .max()
-        .unwrap_or(0)
-        + 1;
-    let candidates = match from {
-        StartFrom::Fresh => Vec::new(),
-        StartFrom::Id(id) => vec![
-            listed
-                .into_iter()
-                .chain(head)
-                .find(|m| m.id == id)
-                .ok_or_else(|| anyhow::anyhow!("checkpoint {id} does not exist"))?,
-        ],
-        StartFrom::Latest => match head {
-            None => Vec::new(),
-            Some(head) => {
-                let older = listed.into_iter().rev().filter(|m| m.id < head.id);
-                std::iter::once(head.clone()).chain(older).collect()
-            }
-        },
-    };
-    Ok((candidates, next_id))
-}
-
-/// Loads the checkpoint to start from and returns it with the id the next checkpoint gets.
-pub async fn restore_point(
-    store: &mut CheckpointStore,
-    from: StartFrom,
-) -> anyhow::Result<(Option<Restored>, u64)> {
-    let head = store.head().await?;
-    let listed = store.list().await?;
-    let (candidates, next_id) = candidates(head, listed, from)?;
-    if candidates.is_empty() {
-        return Ok((None, next_id));
-    }
-    if let StartFrom::Id(id) = from {
-        let m = candidates.into_iter().next().expect("one candidate");
-        let blob = store
-            .load_blob(&m)
-            .await
-            .map_err(|e| anyhow::anyhow!("checkpoint {id}: {e}"))?;
-        return Ok((Some(Restored { manifest: m, blob }), next_id));
-    }
-    let mut errors = Vec::new();
-    for m in candidates {
-        match store.load_blob(&m).await {
-            Ok(blob) => {
-                if !errors.is_empty() {
-                    tracing::warn!(
-                        checkpoint = m.id,
-                        "restoring an older checkpoint because newer ones are unusable"
-                    );
-                }
-                return Ok((Some(Restored { manifest: m, blob }), next_id));
-            }
-            Err(e) => {
-                tracing::error!(checkpoint = m.id, error = %e, "checkpoint unusable");
-                errors.push(format!("checkpoint {}: {e}", m.id));
-            }
-        }
-    }
-    anyhow::bail!(
-        "no usable checkpoint ({}); to start with empty state run `weir checkpoint delete \
-         --all` or `weir run --from-checkpoint none`",
-        errors.join("; ")
-    )
-}
 
 /// What a finished checkpoint task reports.
 struct Outcome {
@@ -266,8 +171,8 @@ impl Checkpointer {
         )));
     }
 
-    /// Collects a finished checkpoint task. A conflict (another host committed) is fatal;
-    /// other failures are logged and retried at the next interval.
+    /// Collects a finished checkpoint task. A conflict (another host committed) and a deleted
+    /// bucket are fatal; other failures are logged and retried at the next interval.
     pub async fn poll(&mut self, wait: bool) -> Result<Option<Committed>, CheckpointError> {
         let Some(task) = &self.task else {
             return Ok(None);
@@ -292,7 +197,9 @@ impl Checkpointer {
                 self.last = Some(c);
                 Ok(Some(c))
             }
-            Err(e @ CheckpointError::Conflict { .. }) => Err(e),
+            Err(e @ (CheckpointError::Conflict { .. } | CheckpointError::StoreDeleted { .. })) => {
+                Err(e)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "checkpoint failed; retrying at the next interval");
                 self.failures += 1;
@@ -370,62 +277,5 @@ async fn write(
             write,
         }),
         unpublished: Vec::new(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn manifest(id: u64) -> Manifest {
-        Manifest {
-            format: FORMAT_VERSION,
-            pipeline: "p".into(),
-            id,
-            created_ms: 0,
-            guarantee: "effectively-once".into(),
-            source: SourcePosition {
-                stream: "IN".into(),
-                sequence: id * 10,
-            },
-            watermark: None,
-            plugins: Vec::new(),
-            window: None,
-            blob: None,
-            pending_outputs: 0,
-            pending_delivered: false,
-            state_entries: 0,
-        }
-    }
-
-    fn ids(c: &[Manifest]) -> Vec<u64> {
-        c.iter().map(|m| m.id).collect()
-    }
-
-    #[test]
-    fn latest_tries_the_head_then_older_checkpoints_newest_first() {
-        let listed = vec![manifest(1), manifest(2), manifest(3), manifest(5)];
-        // A listed checkpoint newer than the head (an uncommitted write) is never restored.
-        let (c, next) = candidates(Some(manifest(3)), listed, StartFrom::Latest).unwrap();
-        assert_eq!(ids(&c), [3, 2, 1]);
-        assert_eq!(next, 6);
-    }
-
-    #[test]
-    fn an_exact_id_must_exist_and_fresh_restores_nothing_but_keeps_ids_growing() {
-        let listed = vec![manifest(1), manifest(2)];
-        let (c, _) = candidates(Some(manifest(2)), listed.clone(), StartFrom::Id(1)).unwrap();
-        assert_eq!(ids(&c), [1]);
-        let err = candidates(Some(manifest(2)), listed.clone(), StartFrom::Id(9)).unwrap_err();
-        assert!(
-            err.to_string().contains("checkpoint 9 does not exist"),
-            "{err}"
-        );
-        let (c, next) = candidates(Some(manifest(2)), listed, StartFrom::Fresh).unwrap();
-        assert!(c.is_empty());
-        assert_eq!(next, 3);
-        let (c, next) = candidates(None, Vec::new(), StartFrom::Latest).unwrap();
-        assert!(c.is_empty());
-        assert_eq!(next, 1);
     }
 }

@@ -47,6 +47,37 @@ pub enum CheckpointError {
         our_id: u64,
         their_id: u64,
     },
+    #[error("manifest {key} in key-value bucket {bucket:?} is corrupt: {reason}")]
+    CorruptManifest {
+        bucket: String,
+        key: String,
+        reason: String,
+    },
+    #[error(
+        "key-value bucket {bucket:?} of the checkpoint manifests does not exist, but pipeline \
+         {pipeline} has run before ({evidence}): starting with empty state would silently lose \
+         its window and keyed state. Restore the bucket, or start with empty state on purpose \
+         with `weir run --from-checkpoint none` (the source is read again from the start of \
+         its stream)"
+    )]
+    ManifestsMissing {
+        bucket: String,
+        pipeline: String,
+        /// What shows that the pipeline ran: state blobs left, a consumer's acknowledgements.
+        evidence: String,
+    },
+    #[error(
+        "{kind} {bucket:?} of the checkpoints of pipeline {pipeline} was deleted while the \
+         pipeline ran, so no checkpoint can be committed; stopping (nothing after the last \
+         committed checkpoint was acknowledged). Restore the bucket, or start with empty \
+         state with `weir run --from-checkpoint none`"
+    )]
+    StoreDeleted {
+        /// `key-value bucket` or `object store`.
+        kind: &'static str,
+        bucket: String,
+        pipeline: String,
+    },
     #[error("{what}: {source}")]
     Nats {
         what: String,

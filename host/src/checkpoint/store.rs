@@ -10,6 +10,12 @@
 //! Blobs are objects `p/<id>-<run>` (`run` is unique per host process, so a losing writer
 //! never overwrites the winner's blob). After each commit, checkpoints older than the newest
 //! `retain` are deleted.
+//!
+//! Damage is reported, not fatal to reading: a head that does not parse is a [`Head::Corrupt`]
+//! (its revision is kept, so the next commit replaces it), unparsable archived manifests are
+//! listed apart ([`Listing::unreadable`]). Read-only users open the buckets with
+//! [`CheckpointStore::open_existing`], which creates nothing. A bucket deleted under a running
+//! host makes the commit fail with [`CheckpointError::StoreDeleted`].
 
 use std::collections::BTreeMap;
 
@@ -18,13 +24,43 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
 
+use super::buckets::{deleted, kv_stream, object_stream, stream_exists};
 use super::format::{BlobRef, CheckpointError, Manifest, StateBlob, sha256_hex};
 use crate::config::CheckpointConfig;
 
+/// The head of a pipeline's checkpoints, as read.
+#[derive(Debug)]
+pub enum Head {
+    /// No head: a first run, or the key was deleted.
+    Missing,
+    /// The latest committed checkpoint.
+    Committed(Manifest),
+    /// The head's value does not parse ([`CheckpointError::CorruptManifest`]).
+    Corrupt(CheckpointError),
+}
+
+/// A manifest key whose value does not parse.
+#[derive(Debug)]
+pub struct Unreadable {
+    pub key: String,
+    pub error: CheckpointError,
+}
+
+/// The pipeline's manifests: the retained checkpoints and the head, oldest first, and the keys
+/// that do not parse.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub manifests: Vec<Manifest>,
+    pub unreadable: Vec<Unreadable>,
+}
+
 /// A pipeline's checkpoints.
 pub struct CheckpointStore {
+    js: jetstream::Context,
     kv: kv::Store,
-    objects: object_store::ObjectStore,
+    bucket: String,
+    /// `None`: opened read-only and the object store does not exist.
+    objects: Option<object_store::ObjectStore>,
     state_bucket: String,
     pipeline: String,
     retain: usize,
@@ -79,12 +115,57 @@ impl CheckpointStore {
                     )
                 })?,
         };
+        Self::with(js, kv, Some(objects), pipeline, config).await
+    }
+
+    /// Opens the buckets of `config` for pipeline `pipeline` without creating any: `None` when
+    /// the manifest bucket does not exist (an object store that does not exist holds no
+    /// blobs). For commands that only read or delete.
+    pub async fn open_existing(
+        js: &jetstream::Context,
+        pipeline: &str,
+        config: &CheckpointConfig,
+    ) -> Result<Option<Self>, CheckpointError> {
+        if !stream_exists(js, &kv_stream(&config.bucket)).await? {
+            return Ok(None);
+        }
+        let kv = js.get_key_value(&config.bucket).await.map_err(|e| {
+            CheckpointError::nats(format!("opening key-value bucket {:?}", config.bucket), e)
+        })?;
+        let objects = if stream_exists(js, &object_stream(&config.state_bucket)).await? {
+            Some(
+                js.get_object_store(&config.state_bucket)
+                    .await
+                    .map_err(|e| {
+                        CheckpointError::nats(
+                            format!("opening object store {:?}", config.state_bucket),
+                            e,
+                        )
+                    })?,
+            )
+        } else {
+            None
+        };
+        Self::with(js, kv, objects, pipeline, config)
+            .await
+            .map(Some)
+    }
+
+    async fn with(
+        js: &jetstream::Context,
+        kv: kv::Store,
+        objects: Option<object_store::ObjectStore>,
+        pipeline: &str,
+        config: &CheckpointConfig,
+    ) -> Result<Self, CheckpointError> {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or_default();
         let mut store = CheckpointStore {
+            js: js.clone(),
             kv,
+            bucket: config.bucket.clone(),
             objects,
             state_bucket: config.state_bucket.clone(),
             pipeline: pipeline.to_owned(),
@@ -100,8 +181,19 @@ impl CheckpointStore {
         Ok(store)
     }
 
-    fn head_key(&self) -> String {
+    /// The key of the head manifest (`<pipeline>.head`).
+    pub fn head_key(&self) -> String {
         format!("{}.head", self.pipeline)
+    }
+
+    /// The manifest bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The pipeline whose checkpoints these are.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
     }
 
     fn archive_key(&self, id: u64) -> String {
@@ -110,8 +202,9 @@ impl CheckpointStore {
 
     fn parse(&self, key: &str, bytes: &[u8]) -> Result<Manifest, CheckpointError> {
         let m: Manifest =
-            serde_json::from_slice(bytes).map_err(|e| CheckpointError::CorruptBlob {
-                object: format!("manifest {key}"),
+            serde_json::from_slice(bytes).map_err(|e| CheckpointError::CorruptManifest {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
                 reason: e.to_string(),
             })?;
         if m.format > super::format::FORMAT_VERSION {
@@ -124,32 +217,51 @@ impl CheckpointStore {
         Ok(m)
     }
 
-    /// The latest committed checkpoint; remembers its revision for the next commit.
+    /// The latest committed checkpoint (a corrupt head is an error); remembers its revision
+    /// for the next commit.
     pub async fn head(&mut self) -> Result<Option<Manifest>, CheckpointError> {
+        match self.read_head().await? {
+            Head::Missing => Ok(None),
+            Head::Committed(m) => Ok(Some(m)),
+            Head::Corrupt(e) => Err(e),
+        }
+    }
+
+    /// The head as it is, damage included; remembers its revision for the next commit (which
+    /// so replaces a corrupt head).
+    pub async fn read_head(&mut self) -> Result<Head, CheckpointError> {
         let key = self.head_key();
         let entry = self
             .kv
             .entry(key.clone())
             .await
             .map_err(|e| CheckpointError::nats(format!("reading {key}"), e))?;
-        match entry {
-            Some(e) if e.operation == kv::Operation::Put => {
-                self.head_revision = Some(e.revision);
-                self.parse(&key, &e.value).map(Some)
-            }
-            Some(e) => {
-                self.head_revision = Some(e.revision);
-                Ok(None)
-            }
-            None => {
-                self.head_revision = None;
-                Ok(None)
-            }
-        }
+        self.head_revision = entry.as_ref().map(|e| e.revision);
+        Ok(match entry {
+            Some(e) if e.operation == kv::Operation::Put => match self.parse(&key, &e.value) {
+                Ok(m) => Head::Committed(m),
+                Err(e @ CheckpointError::CorruptManifest { .. }) => Head::Corrupt(e),
+                Err(e) => return Err(e),
+            },
+            _ => Head::Missing,
+        })
     }
 
-    /// Every retained checkpoint of the pipeline (and the head), oldest first.
+    /// Every readable retained checkpoint of the pipeline (and the head), oldest first; keys
+    /// that do not parse are logged (but for the head: [`Self::read_head`] reports it) and
+    /// left out.
     pub async fn list(&self) -> Result<Vec<Manifest>, CheckpointError> {
+        let listing = self.listing().await?;
+        let head = self.head_key();
+        for u in listing.unreadable.iter().filter(|u| u.key != head) {
+            tracing::warn!(key = %u.key, error = %u.error, "unreadable checkpoint manifest");
+        }
+        Ok(listing.manifests)
+    }
+
+    /// Every retained checkpoint of the pipeline (and the head), oldest first, and the keys
+    /// whose manifests do not parse.
+    pub async fn listing(&self) -> Result<Listing, CheckpointError> {
         let prefix = format!("{}.cp.", self.pipeline);
         let mut keys = self
             .kv
@@ -157,6 +269,7 @@ impl CheckpointStore {
             .await
             .map_err(|e| CheckpointError::nats("listing checkpoints", e))?;
         let mut found = BTreeMap::new();
+        let mut unreadable = Vec::new();
         while let Some(key) = keys.next().await {
             let key = key.map_err(|e| CheckpointError::nats("listing checkpoints", e))?;
             if !key.starts_with(&prefix) && key != self.head_key() {
@@ -170,10 +283,20 @@ impl CheckpointStore {
             else {
                 continue;
             };
-            let m = self.parse(&key, &value)?;
-            found.insert(m.id, m);
+            match self.parse(&key, &value) {
+                Ok(m) => {
+                    found.insert(m.id, m);
+                }
+                Err(error @ CheckpointError::CorruptManifest { .. }) => {
+                    unreadable.push(Unreadable { key, error })
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(found.into_values().collect())
+        Ok(Listing {
+            manifests: found.into_values().collect(),
+            unreadable,
+        })
     }
 
     /// The blob of `m`, checked against its size and digest and decoded.
@@ -181,7 +304,13 @@ impl CheckpointStore {
         let Some(blob) = &m.blob else {
             return Ok(StateBlob::default());
         };
-        let mut object = match self.objects.get(&blob.object).await {
+        let Some(objects) = &self.objects else {
+            return Err(CheckpointError::MissingBlob {
+                bucket: blob.bucket.clone(),
+                object: blob.object.clone(),
+            });
+        };
+        let mut object = match objects.get(&blob.object).await {
             Ok(o) => o,
             Err(e) if e.kind() == object_store::GetErrorKind::NotFound => {
                 return Err(CheckpointError::MissingBlob {
@@ -221,16 +350,38 @@ impl CheckpointStore {
 
     /// Writes checkpoint `m` with its encoded `blob` (if any), commits it as the head
     /// (compare-and-set), archives its manifest and applies retention. Fills `m.blob`.
+    /// A NATS failure because a bucket was deleted is [`CheckpointError::StoreDeleted`].
     pub async fn commit(
         &mut self,
         m: &mut Manifest,
         blob: Option<Vec<u8>>,
     ) -> Result<(), CheckpointError> {
+        match self.write_and_commit(m, blob).await {
+            Err(e @ CheckpointError::Nats { .. }) => {
+                let deleted = deleted(&self.js, &self.pipeline, &self.bucket, &self.state_bucket);
+                Err(deleted.await.unwrap_or(e))
+            }
+            done => done,
+        }
+    }
+
+    async fn write_and_commit(
+        &mut self,
+        m: &mut Manifest,
+        blob: Option<Vec<u8>>,
+    ) -> Result<(), CheckpointError> {
         if let Some(bytes) = blob {
+            let Some(objects) = &self.objects else {
+                return Err(CheckpointError::StoreDeleted {
+                    kind: "object store",
+                    bucket: self.state_bucket.clone(),
+                    pipeline: self.pipeline.clone(),
+                });
+            };
             let object = format!("{}/{:020}-{}", self.pipeline, m.id, self.run);
             let sha256 = sha256_hex(&bytes);
             let size = bytes.len() as u64;
-            self.objects
+            objects
                 .put(object.as_str(), &mut bytes.as_slice())
                 .await
                 .map_err(|e| CheckpointError::nats(format!("writing state blob {object}"), e))?;
@@ -262,7 +413,10 @@ impl CheckpointStore {
         match committed {
             Ok(rev) => self.head_revision = Some(rev),
             Err((true, _)) => {
-                let their_id = self.head().await?.map(|h| h.id).unwrap_or(0);
+                let their_id = match self.read_head().await? {
+                    Head::Committed(h) => h.id,
+                    Head::Missing | Head::Corrupt(_) => 0,
+                };
                 self.discard_blob(m).await;
                 return Err(CheckpointError::Conflict {
                     pipeline: self.pipeline.clone(),
@@ -357,8 +511,8 @@ impl CheckpointStore {
     }
 
     async fn discard_blob(&self, m: &Manifest) {
-        if let Some(b) = &m.blob {
-            let _ = self.objects.delete(&b.object).await;
+        if let (Some(b), Some(objects)) = (&m.blob, &self.objects) {
+            let _ = objects.delete(&b.object).await;
         }
     }
 
@@ -367,13 +521,15 @@ impl CheckpointStore {
         let key = self.archive_key(id);
         let object = match self.retained.get(&id) {
             Some(o) => o.clone(),
+            // An unreadable manifest names no blob: the key alone goes.
             None => match self.kv.get(key.clone()).await {
-                Ok(Some(v)) => self.parse(&key, &v)?.blob.map(|b| b.object),
+                Ok(Some(v)) => self.parse(&key, &v).ok().and_then(|m| m.blob),
                 _ => None,
-            },
+            }
+            .map(|b| b.object),
         };
-        if let Some(object) = object {
-            match self.objects.delete(&object).await {
+        if let (Some(object), Some(objects)) = (object, &self.objects) {
+            match objects.delete(&object).await {
                 Ok(()) => {}
                 Err(e) if e.kind() == object_store::DeleteErrorKind::NotFound => {}
                 Err(e) => {
@@ -389,19 +545,26 @@ impl CheckpointStore {
         Ok(())
     }
 
-    /// Deletes every checkpoint of the pipeline, head included: the next run starts afresh.
+    /// Deletes every checkpoint of the pipeline, head included (unreadable manifests too):
+    /// the next run starts afresh.
     pub async fn delete_all(&mut self) -> Result<usize, CheckpointError> {
-        let all = self.list().await?;
-        for m in &all {
+        let listing = self.listing().await?;
+        for m in &listing.manifests {
             self.retained
                 .insert(m.id, m.blob.as_ref().map(|b| b.object.clone()));
             self.delete(m.id).await?;
+        }
+        for u in &listing.unreadable {
+            self.kv
+                .purge(&u.key)
+                .await
+                .map_err(|e| CheckpointError::nats(format!("deleting {}", u.key), e))?;
         }
         let key = self.head_key();
         self.kv
             .purge(&key)
             .await
             .map_err(|e| CheckpointError::nats(format!("deleting {key}"), e))?;
-        Ok(all.len())
+        Ok(listing.manifests.len())
     }
 }

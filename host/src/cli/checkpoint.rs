@@ -1,12 +1,17 @@
 //! `weir checkpoint list|show|delete PIPELINE.toml`: inspecting and removing a pipeline's
 //! checkpoints in JetStream. The NATS URL may hold credentials: it is printed without them,
 //! and `--help` does not show `WEIR_NATS_URL`'s value.
+//!
+//! These commands create no bucket: against a server where the pipeline's buckets do not
+//! exist they say so. A corrupt or missing head manifest is reported (`!` lines in `list`, a
+//! warning on stderr for `show`), never a reason to fail: they are the way to inspect and
+//! clean up a damaged store.
 
 use std::path::Path;
 
 use clap::Subcommand;
 
-use weir::checkpoint::{CheckpointStore, Manifest};
+use weir::checkpoint::{CheckpointStore, Head, Manifest};
 use weir::config;
 use weir::telemetry::redact::redact_url;
 
@@ -39,7 +44,24 @@ pub enum CheckpointCommand {
     },
 }
 
-async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<(CheckpointStore, String)> {
+/// A pipeline's checkpoint store, opened without creating anything.
+struct Opened {
+    /// The pipeline's name.
+    name: String,
+    /// The manifest bucket.
+    bucket: String,
+    /// `None`: the manifest bucket does not exist.
+    store: Option<CheckpointStore>,
+}
+
+impl Opened {
+    /// Why there is nothing: the bucket that does not exist.
+    fn absent(&self) -> String {
+        format!("key-value bucket {:?} does not exist", self.bucket)
+    }
+}
+
+async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<Opened> {
     let p = config::load(pipeline)?;
     let url = url.unwrap_or_else(|| p.config.nats.url.clone());
     let client = async_nats::connect(&url)
@@ -47,8 +69,38 @@ async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<(Checkpoin
         .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", redact_url(&url)))?;
     let js = async_nats::jetstream::new(client);
     let name = p.config.name.get_ref().clone();
-    let store = CheckpointStore::open(&js, &name, &p.config.checkpoint).await?;
-    Ok((store, name))
+    let store = CheckpointStore::open_existing(&js, &name, &p.config.checkpoint).await?;
+    Ok(Opened {
+        name,
+        bucket: p.config.checkpoint.bucket.clone(),
+        store,
+    })
+}
+
+/// The checkpoint a restart resumes from, unless its state fails to load: the head, or
+/// without a readable one the newest listed checkpoint.
+fn restart_point(head: &Head, listed: &[Manifest]) -> Option<u64> {
+    match head {
+        Head::Committed(h) => Some(h.id),
+        Head::Missing | Head::Corrupt(_) => listed.last().map(|m| m.id),
+    }
+}
+
+/// What is wrong with the head, if anything, for people reading a listing.
+fn head_problem(store: &CheckpointStore, head: &Head, listed: &[Manifest]) -> Option<String> {
+    let fallback = match listed.last() {
+        Some(m) => format!("a restart falls back to archived checkpoint {}", m.id),
+        None => "nothing is archived to fall back to".to_owned(),
+    };
+    match head {
+        Head::Committed(_) => None,
+        Head::Corrupt(e) => Some(format!("{e}; {fallback}")),
+        Head::Missing if listed.is_empty() => None,
+        Head::Missing => Some(format!(
+            "the head manifest {} is missing; {fallback}",
+            store.head_key()
+        )),
+    }
 }
 
 fn line(m: &Manifest, head: bool) -> String {
@@ -73,14 +125,31 @@ fn line(m: &Manifest, head: bool) -> String {
 pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
     match cmd {
         CheckpointCommand::List { pipeline, nats_url } => {
-            let (mut store, name) = open(&pipeline, nats_url).await?;
-            let head = store.head().await?.map(|h| h.id);
-            let all = store.list().await?;
-            if all.is_empty() {
+            let opened = open(&pipeline, nats_url).await?;
+            let name = &opened.name;
+            let Some(mut store) = opened.store else {
+                println!("pipeline {name}: no checkpoints ({})", opened.absent());
+                return Ok(());
+            };
+            let head = store.read_head().await?;
+            let listing = store.listing().await?;
+            let all = &listing.manifests;
+            if all.is_empty() && listing.unreadable.is_empty() {
                 println!("pipeline {name}: no checkpoints");
             }
-            for m in &all {
-                println!("{}", line(m, Some(m.id) == head));
+            let marked = restart_point(&head, all);
+            for m in all {
+                println!("{}", line(m, Some(m.id) == marked));
+            }
+            if let Some(problem) = head_problem(&store, &head, all) {
+                println!("! {problem}");
+            }
+            for u in listing
+                .unreadable
+                .iter()
+                .filter(|u| u.key != store.head_key())
+            {
+                println!("! {}", u.error);
             }
         }
         CheckpointCommand::Show {
@@ -88,9 +157,35 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
             id,
             nats_url,
         } => {
-            let (mut store, name) = open(&pipeline, nats_url).await?;
+            let opened = open(&pipeline, nats_url).await?;
+            let name = &opened.name;
+            let Some(mut store) = opened.store else {
+                match id {
+                    None => anyhow::bail!("pipeline {name} has no checkpoint: {}", opened.absent()),
+                    Some(id) => anyhow::bail!(
+                        "pipeline {name} has no checkpoint {id}: {}",
+                        opened.absent()
+                    ),
+                }
+            };
             let m = match id {
-                None => store.head().await?,
+                None => {
+                    let head = store.read_head().await?;
+                    let listed = store.list().await?;
+                    let problem = head_problem(&store, &head, &listed);
+                    match (head, listed.last()) {
+                        (Head::Committed(h), _) => Some(h),
+                        (Head::Corrupt(e), None) => {
+                            anyhow::bail!("pipeline {name} has no readable checkpoint: {e}")
+                        }
+                        (_, newest) => {
+                            if let Some(problem) = problem {
+                                eprintln!("warning: {problem}; showing that one");
+                            }
+                            newest.cloned()
+                        }
+                    }
+                }
                 Some(id) => store.list().await?.into_iter().find(|m| m.id == id),
             };
             let m = m.ok_or_else(|| match id {
@@ -105,20 +200,37 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
             all,
             nats_url,
         } => {
-            let (mut store, name) = open(&pipeline, nats_url).await?;
+            let opened = open(&pipeline, nats_url).await?;
+            let name = &opened.name;
+            let Some(mut store) = opened.store else {
+                if all {
+                    println!(
+                        "pipeline {name}: no checkpoints to delete ({})",
+                        opened.absent()
+                    );
+                    return Ok(());
+                }
+                let id = id.unwrap_or_default();
+                anyhow::bail!(
+                    "pipeline {name} has no checkpoint {id}: {}",
+                    opened.absent()
+                );
+            };
             if all {
                 let n = store.delete_all().await?;
                 println!("pipeline {name}: deleted {n} checkpoints; the next run starts afresh");
                 return Ok(());
             }
             let id = id.expect("clap requires an id without --all");
-            if store.head().await?.is_some_and(|h| h.id == id) {
+            let head = store.read_head().await?;
+            let listed = store.list().await?;
+            if restart_point(&head, &listed) == Some(id) {
                 anyhow::bail!(
                     "checkpoint {id} is the latest of pipeline {name}, the one a restart \
                      resumes from; delete it with --all (a fresh start) or keep it"
                 );
             }
-            if !store.list().await?.iter().any(|m| m.id == id) {
+            if !listed.iter().any(|m| m.id == id) {
                 anyhow::bail!("pipeline {name} has no checkpoint {id}");
             }
             store.delete(id).await?;

@@ -17,7 +17,7 @@ use super::run_loop::{PIPELINE_DEPTH, RunLoop, RunSummary};
 use super::stages::Stages;
 use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
-use crate::checkpoint::{CheckpointStore, Checkpointer, Restored, StartFrom, restore_point};
+use crate::checkpoint::{Checkpointer, Restored, StartFrom, open_for_run, restore_point};
 use crate::config::{Guarantee, Pipeline, names};
 use crate::runtime::Runtime;
 use crate::sink::Sink;
@@ -48,7 +48,7 @@ pub async fn run(
     };
     let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
     let file = pipeline.file.display();
-    let mut store = CheckpointStore::open(&js, name, &cfg.checkpoint)
+    let mut store = open_for_run(&js, pipeline, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: checkpoints: {e}"))?;
     let (restored, next_id) = restore_point(&mut store, from)

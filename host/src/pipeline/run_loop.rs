@@ -372,7 +372,13 @@ impl<K: Sink> RunLoop<K> {
             return Ok(());
         };
         let failures = checkpointer.failures;
-        if let Some(c) = checkpointer.poll(wait).await? {
+        let polled = checkpointer.poll(wait).await.inspect_err(|e| {
+            // A conflict or a deleted bucket: the host stops, not ready meanwhile.
+            self.metrics
+                .health
+                .set_failed("checkpoints", &e.to_string());
+        })?;
+        if let Some(c) = polled {
             self.summary.checkpoints += 1;
             let m = &self.metrics;
             m.checkpoints.fetch_add(1, Relaxed);
