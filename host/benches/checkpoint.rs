@@ -84,6 +84,7 @@ async fn run_case(
             },
             m2,
             weir::checkpoint::StartFrom::Fresh,
+            false,
         )
         .await
     });

@@ -50,6 +50,7 @@ async fn run_case(
             },
             metrics,
             weir::checkpoint::StartFrom::Fresh,
+            false,
         )
         .await
     });

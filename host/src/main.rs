@@ -51,6 +51,11 @@ enum Command {
         /// state, the source from its beginning); not with --local.
         #[arg(long, default_value = "latest", value_parser = parse_start)]
         from_checkpoint: weir::checkpoint::StartFrom,
+        /// Hot-load: watch the pipeline's plugin files and swap a rebuilt one into the running
+        /// pipeline (at a checkpoint barrier; state kept; a version that fails to load or to
+        /// configure is refused and the running one stays).
+        #[arg(long)]
+        watch: bool,
     },
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
@@ -139,15 +144,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pipeline,
             local: true,
             input: Some(input),
+            watch,
             ..
-        } => run_local(&pipeline, &input, cache),
+        } => run_local(&pipeline, &input, cache, watch),
         Command::Run {
             pipeline,
             nats_url,
             admin,
             from_checkpoint,
+            watch,
             ..
-        } => run_nats(&pipeline, nats_url, admin, from_checkpoint, cache),
+        } => run_nats(&pipeline, nats_url, admin, from_checkpoint, cache, watch),
     }
 }
 
@@ -175,6 +182,7 @@ fn run_local(
     pipeline: &std::path::Path,
     input: &std::path::Path,
     cache: PathBuf,
+    watch: bool,
 ) -> anyhow::Result<()> {
     let p = config::load(pipeline)?;
     let runtime = Runtime::new(Some(cache))?;
@@ -182,7 +190,7 @@ fn run_local(
     let s = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
-        .block_on(weir::pipeline::local::run(&runtime, &p, input, sink))?;
+        .block_on(weir::pipeline::local::run(&runtime, &p, input, sink, watch))?;
     tracing::info!(
         inputs = s.inputs,
         results = s.results,
@@ -200,6 +208,7 @@ fn run_nats(
     admin: Option<std::net::SocketAddr>,
     from: weir::checkpoint::StartFrom,
     cache: PathBuf,
+    watch: bool,
 ) -> anyhow::Result<()> {
     let p = config::load(pipeline)?;
     let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
@@ -212,7 +221,8 @@ fn run_nats(
         if let Some(addr) = admin {
             weir::admin::start(addr, &p, metrics.clone()).await?;
         }
-        weir::pipeline::nats::run(&runtime, &p, &url, shutdown_signal(), metrics, from).await?;
+        let stop = shutdown_signal();
+        weir::pipeline::nats::run(&runtime, &p, &url, stop, metrics, from, watch).await?;
         Ok(())
     })
 }

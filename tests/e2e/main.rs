@@ -8,6 +8,7 @@ mod config;
 mod crash;
 mod guarantees;
 mod hardening;
+mod hotload;
 mod kit;
 mod local_input;
 mod log_safety;

@@ -20,6 +20,8 @@ pub struct Metrics {
     pub watermark: AtomicI64,
     /// Checkpoints committed.
     pub checkpoints: AtomicU64,
+    /// Plugin versions swapped into the running pipeline (hot-loading).
+    pub swaps: AtomicU64,
     /// Source sequence of the last committed checkpoint.
     pub checkpoint_sequence: AtomicU64,
     /// The last checkpoint's pause of processing (state snapshot), µs.
@@ -44,6 +46,7 @@ impl Metrics {
             batches: AtomicU64::new(0),
             watermark: AtomicI64::new(i64::MIN),
             checkpoints: AtomicU64::new(0),
+            swaps: AtomicU64::new(0),
             checkpoint_sequence: AtomicU64::new(0),
             checkpoint_pause_us: AtomicU64::new(0),
             checkpoint_write_ms: AtomicU64::new(0),
@@ -90,6 +93,11 @@ impl Metrics {
             "weir_checkpoints_total",
             "Checkpoints committed.",
             self.checkpoints.load(Ordering::Relaxed),
+        );
+        counter(
+            "weir_plugin_swaps_total",
+            "New plugin versions swapped into the running pipeline.",
+            self.swaps.load(Ordering::Relaxed),
         );
         for (name, help, v) in [
             (

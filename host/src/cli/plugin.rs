@@ -100,7 +100,7 @@ pub fn run(
                 .enable_all()
                 .build()?
                 .block_on(weir::pipeline::local::run(
-                    &runtime, &pipeline, &input, sink,
+                    &runtime, &pipeline, &input, sink, false,
                 ))?;
             if strict && summary.dead_letters > 0 {
                 bail!("{} events failed", summary.dead_letters);

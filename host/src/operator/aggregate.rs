@@ -16,6 +16,7 @@ use super::output::{BatchOutput, DeadLetter, WindowResult};
 use super::stage::{StageState, StatefulStage};
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
 use crate::runtime::bindings::weir::operator::types::{Accumulators, Batch, Results, Windows};
+use crate::runtime::instance::AnyInstance;
 use crate::runtime::{AggregateInstance, CallError, Plugin, Runtime};
 use crate::window::{Aggregator, Emission, Firing, ProcessingClock, WindowOperator};
 
@@ -460,6 +461,53 @@ impl StatefulStage for AggregateStage {
                 "accumulators migrated"
             );
         }
+        Ok(())
+    }
+
+    fn swap(&mut self, runtime: &Runtime, next: AnyInstance) -> anyhow::Result<()> {
+        let AnyInstance::Aggregate(mut next) = next else {
+            anyhow::bail!(
+                "window aggregate `{}`: the new version implements `{}`, not `aggregate`",
+                self.name,
+                next.world().name()
+            );
+        };
+        let current = self.state_version(runtime)?;
+        let label = next.plugin().label();
+        let version = next.state_version(runtime).map_err(|e| {
+            anyhow::anyhow!(
+                "window aggregate `{}`: {label}: state_version: {e}",
+                self.name
+            )
+        })?;
+        if version < current {
+            anyhow::bail!(
+                "window aggregate `{}`: {label} has state version {version}, older than the \
+                 running version's {current}: it cannot read the live accumulators",
+                self.name
+            );
+        }
+        if version > current && self.windows.live_windows() > 0 {
+            let original = self.windows.snapshot();
+            let mut migrated = 0u64;
+            let result = self.windows.restore(self.windows.snapshot(), |acc| {
+                migrated += 1;
+                next.migrate(runtime, current, &acc)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = result {
+                self.windows
+                    .restore(original, Ok)
+                    .map_err(|e| anyhow::anyhow!("putting the accumulators back: {e}"))?;
+                anyhow::bail!(
+                    "window aggregate `{}`: {label} cannot migrate the accumulators from \
+                     state version {current} to {version}: {e}",
+                    self.name
+                );
+            }
+            tracing::info!(operator = %self.name, migrated, from = current, to = version, "accumulators migrated");
+        }
+        self.instance = next;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use super::isolate::{Breaker, CallFailure, call_isolating};
 use super::output::{BatchOutput, DeadLetter, TimerEvent};
 use super::stage::{StageState, StatefulStage};
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
+use crate::runtime::instance::AnyInstance;
 use crate::runtime::{ProcessInstance, Runtime};
 use crate::state::keyed::TimeDomain;
 
@@ -240,6 +241,19 @@ impl StatefulStage for ProcessStage {
             self.watermark = state.watermark;
             self.instance.keyed().restore_all(state.keyed);
         }
+        Ok(())
+    }
+
+    fn swap(&mut self, _runtime: &Runtime, next: AnyInstance) -> anyhow::Result<()> {
+        let AnyInstance::Process(mut next) = next else {
+            anyhow::bail!(
+                "process function `{}`: the new version implements `{}`, not `process`",
+                self.name,
+                next.world().name()
+            );
+        };
+        next.take_over(&mut self.instance);
+        self.instance = next;
         Ok(())
     }
 

@@ -13,6 +13,7 @@ use super::output::BatchOutput;
 use super::process::ProcessStateRef;
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
 use crate::runtime::Runtime;
+use crate::runtime::instance::AnyInstance;
 use crate::window::operator::WindowStateRef;
 
 /// A stage that keeps keyed state in the host and is checkpointed.
@@ -49,6 +50,10 @@ pub trait StatefulStage: Send {
         manifest: &Manifest,
         blob: &mut StateBlob,
     ) -> anyhow::Result<()>;
+
+    /// Installs a new version of the stage's plugin between two batches (hot-loading),
+    /// keeping the stage's state. On an error the running version stays.
+    fn swap(&mut self, runtime: &Runtime, next: AnyInstance) -> anyhow::Result<()>;
 
     /// The plugin version the stage runs, as a checkpoint records it.
     fn plugin_version(&mut self, runtime: &Runtime) -> anyhow::Result<PluginVersion>;

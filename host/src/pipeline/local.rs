@@ -30,6 +30,7 @@ pub async fn run(
     pipeline: &Pipeline,
     input: &Path,
     sink: StdoutSink,
+    watch: bool,
 ) -> anyhow::Result<RunSummary> {
     let cfg = &pipeline.config;
     let source = JsonLinesSource::open(input, cfg.source.batch_size)?;
@@ -52,5 +53,6 @@ pub async fn run(
         tick,
     )
     .await?;
+    let (run, _watch) = super::watch::attach(run, runtime, pipeline, watch)?;
     run.run(source, std::future::pending()).await
 }

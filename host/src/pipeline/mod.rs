@@ -9,13 +9,15 @@
 //!   by default); [`local`] is `weir run --local` and `weir plugin test` (JSON lines in, JSON
 //!   lines out, no NATS);
 //! - [`build_chain`], [`build_stateful`], [`build_after`] load the stages' plugins (errors name
-//!   the field and line).
+//!   the field and line); [`hotload`] swaps a new version of one into a running engine.
 
+pub mod hotload;
 pub mod local;
 pub mod nats;
 pub mod operator_thread;
 pub mod run_loop;
 pub mod stages;
+pub mod watch;
 
 use crate::config::{OperatorConfig, Pipeline, WindowTime, config_json};
 use std::sync::Arc;
@@ -37,13 +39,25 @@ fn start_instance<B: WorldBindings>(
     field: &str,
     world: World,
 ) -> anyhow::Result<Instance<B>> {
+    let path = hotload::plugin_file(pipeline, op);
+    start_instance_at(runtime, pipeline, op, field, world, &path)
+}
+
+/// [`start_instance`] with the component at `path` (a new version being hot-loaded).
+fn start_instance_at<B: WorldBindings>(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    op: &OperatorConfig,
+    field: &str,
+    world: World,
+    path: &std::path::Path,
+) -> anyhow::Result<Instance<B>> {
     let at = Some(op.plugin.span().start);
     let limits = Limits {
         memory_bytes: op.memory_limit_mib << 20,
         deadline: op.deadline,
     };
-    let path = pipeline.base_dir().join(op.plugin.get_ref());
-    let plugin = Plugin::load(runtime, &path, world, limits, op.grants.clone())
+    let plugin = Plugin::load(runtime, path, world, limits, op.grants.clone())
         .map_err(|e| pipeline.error(at, format!("field `{field}.plugin`: {e}")))?;
     let instance = Instance::<B>::new(runtime, plugin, &config_json(op)).map_err(|e| {
         pipeline.error(

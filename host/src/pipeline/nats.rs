@@ -35,6 +35,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
     metrics: Arc<Metrics>,
     from: StartFrom,
+    watch: bool,
 ) -> anyhow::Result<RunSummary> {
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
@@ -70,7 +71,8 @@ pub async fn run(
         next_id,
     );
     let tick = cfg.source.watermarks.interval;
-    let mut run = RunLoop::new(sink, stages, Some(checkpointer), guarantee, metrics, tick).await?;
+    let run = RunLoop::new(sink, stages, Some(checkpointer), guarantee, metrics, tick).await?;
+    let (mut run, _watch) = super::watch::attach(run, runtime, pipeline, watch)?;
     if let Some(restored) = restored {
         run.restore(restored, window)
             .await

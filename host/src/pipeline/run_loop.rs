@@ -26,8 +26,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::hotload::Prepared;
 use super::operator_thread::OperatorThread;
 use super::stages::{Stages, StagesOutput};
 use crate::admin::Metrics;
@@ -42,6 +44,9 @@ const ACK_POLL: Duration = Duration::from_millis(20);
 
 /// Batches whose outputs may be awaiting the sink at once.
 pub const PIPELINE_DEPTH: usize = 2;
+
+/// How soon a swap's checkpoint is tried again when it did not commit.
+const BARRIER_RETRY: Duration = Duration::from_secs(1);
 
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
@@ -106,6 +111,11 @@ pub struct RunLoop<K: Sink> {
     plugins: Vec<PluginVersion>,
     /// How often the stages want to be ticked on a quiet stream.
     tick: Option<Duration>,
+    /// New plugin versions, prepared off the hot path (hot-loading).
+    swaps: Option<mpsc::Receiver<Prepared>>,
+    /// A swap happened and the checkpoint recording it is not committed yet: no batch runs
+    /// on the new version before it is.
+    barrier: bool,
 }
 
 impl<K: Sink> RunLoop<K> {
@@ -140,7 +150,15 @@ impl<K: Sink> RunLoop<K> {
             dirty: false,
             plugins,
             tick,
+            swaps: None,
+            barrier: false,
         })
+    }
+
+    /// Takes new plugin versions from `swaps` and installs them between two batches.
+    pub fn with_swaps(mut self, swaps: mpsc::Receiver<Prepared>) -> Self {
+        self.swaps = Some(swaps);
+        self
     }
 
     /// Restore: puts the checkpoint's state back (`window`: the pipeline's window, which must
@@ -186,6 +204,14 @@ impl<K: Sink> RunLoop<K> {
         tokio::pin!(shutdown);
         self.metrics.health.set_consuming(true);
         loop {
+            if self.barrier {
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break,
+                    r = self.commit_barrier() => r?,
+                }
+                continue;
+            }
             let wait = self.next_wait();
             let polled = tokio::select! {
                 biased;
@@ -211,6 +237,7 @@ impl<K: Sink> RunLoop<K> {
             if end {
                 break;
             }
+            self.swap().await?;
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report(started);
@@ -335,6 +362,79 @@ impl<K: Sink> RunLoop<K> {
         while self.in_flight.front().is_some_and(JoinHandle::is_finished) {
             let done = self.in_flight.pop_front().expect("front exists");
             done.await.context("the delivering task panicked")??;
+        }
+        Ok(())
+    }
+
+    /// Installs the plugin versions that are ready (between two batches). With checkpoints,
+    /// the swap is a barrier: the checkpoint taken right after it records the new versions
+    /// with the state, and no batch runs on them before it is committed — a replay after a
+    /// crash runs each input on the version the checkpoint says.
+    async fn swap(&mut self) -> anyhow::Result<()> {
+        let Some(swaps) = &mut self.swaps else {
+            return Ok(());
+        };
+        let mut ready = Vec::new();
+        while let Ok(p) = swaps.try_recv() {
+            ready.push(p);
+        }
+        if ready.is_empty() {
+            return Ok(());
+        }
+        // A checkpoint being written covers batches of the old versions: it goes first.
+        self.collect_checkpoint(true).await?;
+        let (outcomes, plugins) = self
+            .stages
+            .run(move |s| {
+                let outcomes: Vec<_> = ready
+                    .into_iter()
+                    .map(|p| {
+                        let what = (
+                            p.operator.clone(),
+                            p.origin.clone(),
+                            p.instance.plugin().label(),
+                        );
+                        (what, s.swap(p))
+                    })
+                    .collect();
+                (outcomes, s.plugin_versions())
+            })
+            .await?;
+        let mut swapped = 0;
+        for ((operator, origin, version), outcome) in outcomes {
+            match outcome {
+                Ok(()) => {
+                    swapped += 1;
+                    tracing::info!(%operator, %version, %origin, from = self.sequence + 1, "plugin swapped");
+                }
+                Err(e) => tracing::error!(
+                    %operator, %version, %origin, error = %format!("{e:#}"),
+                    "swap refused; the running version stays"
+                ),
+            }
+        }
+        if swapped == 0 {
+            return Ok(());
+        }
+        self.metrics.swaps.fetch_add(swapped, Relaxed);
+        self.plugins = plugins?;
+        if self.checkpointer.is_some() {
+            self.barrier = true;
+            self.commit_barrier().await?;
+        }
+        Ok(())
+    }
+
+    /// Takes the checkpoint that records a swap and waits for it; if it does not commit
+    /// (NATS down), waits a little: the loop tries again before taking input.
+    async fn commit_barrier(&mut self) -> anyhow::Result<()> {
+        let committed = self.summary.checkpoints;
+        self.checkpoint().await?;
+        self.collect_checkpoint(true).await?;
+        if self.summary.checkpoints > committed {
+            self.barrier = false;
+        } else {
+            tokio::time::sleep(BARRIER_RETRY).await;
         }
         Ok(())
     }

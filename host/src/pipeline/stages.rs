@@ -13,12 +13,14 @@ use std::time::Instant;
 
 use weir_packed::BatchBuilder;
 
+use super::hotload::{Prepared, Slot};
 use crate::admin::Metrics;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
 use crate::config::{Pipeline, WatermarkStrategy};
 use crate::operator::output::{Derived, DerivedDeadLetter, ResultOrigin};
 use crate::operator::{BatchOutput, Chain, DeadLetter, EventBatch, StatefulStage};
 use crate::runtime::Runtime;
+use crate::runtime::instance::AnyInstance;
 use crate::source::{Origin, SourcePartitions};
 use crate::window::SourceWatermarks;
 
@@ -293,6 +295,36 @@ impl Stages {
         }
         out.extend(chain("after", &self.after));
         Ok(out)
+    }
+
+    /// Installs a new plugin version (hot-loading) between two batches, keeping the state;
+    /// on an error the running version stays.
+    pub fn swap(&mut self, next: Prepared) -> anyhow::Result<()> {
+        let Prepared { slot, instance, .. } = next;
+        let runtime = &self.runtime;
+        let op = match slot {
+            Slot::Operator(i) => self.chain.operators.get_mut(i),
+            Slot::After(i) => self.after.operators.get_mut(i),
+            Slot::Window | Slot::Process => {
+                return match &mut self.stateful {
+                    Some(stage) => stage.swap(runtime, instance),
+                    None => anyhow::bail!("the pipeline has no {}", slot.field()),
+                };
+            }
+        };
+        let Some(op) = op else {
+            anyhow::bail!("the pipeline has no {}", slot.field());
+        };
+        let AnyInstance::Transform(instance) = instance else {
+            anyhow::bail!(
+                "{} `{}`: the new version implements `{}`, not `transform`",
+                slot.field(),
+                op.name,
+                instance.world().name()
+            );
+        };
+        op.instance = instance;
+        Ok(())
     }
 
     /// Puts checkpointed state back: checks that it fits this pipeline (same window, same

@@ -329,6 +329,32 @@ impl Instance<Aggregate> {
     }
 }
 
+/// A started, configured instance of one of the three worlds (a version being hot-loaded).
+pub enum AnyInstance {
+    Transform(TransformInstance),
+    Aggregate(AggregateInstance),
+    Process(ProcessInstance),
+}
+
+impl AnyInstance {
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        match self {
+            AnyInstance::Transform(i) => i.plugin(),
+            AnyInstance::Aggregate(i) => i.plugin(),
+            AnyInstance::Process(i) => i.plugin(),
+        }
+    }
+
+    /// The world the instance implements.
+    pub fn world(&self) -> super::World {
+        match self {
+            AnyInstance::Transform(_) => super::World::Transform,
+            AnyInstance::Aggregate(_) => super::World::Aggregate,
+            AnyInstance::Process(_) => super::World::Process,
+        }
+    }
+}
+
 /// `text` from a plugin, fit to print anywhere: `secrets` scrubbed, control characters
 /// escaped, cut at [`MAX_LINE_BYTES`].
 fn printable(secrets: &Secrets, text: &str) -> String {
@@ -403,6 +429,12 @@ impl Instance<Process> {
             Ok(batch) => Ok(batch),
             Err(e) => Err(self.item_error(e.index, &e.message)),
         }
+    }
+
+    /// Takes over from `old`, the version this one replaces: the keys' state and timers
+    /// belong to the host and stay.
+    pub fn take_over(&mut self, old: &mut Self) {
+        self.store.data_mut().keyed = std::mem::take(&mut old.store.data_mut().keyed);
     }
 
     /// Fires the event-time timer of `key` at `time`.

@@ -117,8 +117,7 @@ impl WindowOperator {
         WindowStateRef(self)
     }
 
-    /// A copy of the operator's state.
-    #[cfg(test)]
+    /// A copy of the operator's state (tests; a hot swap migrating accumulators).
     pub fn snapshot(&self) -> WindowState {
         WindowState {
             watermark: self.watermark,

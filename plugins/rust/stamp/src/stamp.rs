@@ -1,0 +1,22 @@
+// The body of `stamp` and `stamp-v2`, which differ in `VERSION` only (included by each).
+
+use weir_sdk::{Event, Output, Transform};
+
+struct Stamp;
+
+impl Transform for Stamp {
+    fn configure(config: &str) -> Result<Self, String> {
+        match config {
+            "" | "null" | "{}" => Ok(Stamp),
+            other => Err(format!("stamp takes no config, got {other}")),
+        }
+    }
+
+    fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
+        let mut obj: serde_json::Map<String, serde_json::Value> = event.json()?;
+        obj.insert("v".into(), VERSION.into());
+        out.json(&obj)
+    }
+}
+
+weir_sdk::export_transform!(Stamp);
