@@ -14,6 +14,7 @@ mod log_safety;
 mod one_engine;
 mod plugin_cli;
 mod recovery;
+mod registry;
 mod sandbox;
 mod startup;
 mod store_damage;
