@@ -441,3 +441,29 @@ async fn registry_watch_yields_the_tag_after_a_deploy_and_a_rollback() {
         Some("rollback to 1 from 2: canary failed")
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_deploy_file_checks_the_component_then_publishes() {
+    let server = NatsServer::start();
+    let js = server.jetstream().await;
+    let registry = Registry::open(&js, true).await.unwrap();
+    let runtime = weir::runtime::Runtime::new(Some(cache_dir())).unwrap();
+    let stats = plugin("window_stats");
+    let tag = registry
+        .deploy_file(&runtime, &stats, "stats", Some("1.0.0"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (tag.version.as_str(), tag.world.as_str(), tag.digest.clone()),
+        ("1.0.0", "aggregate", digest_of(&stats))
+    );
+    assert_eq!(tag.runtime_world(), Some(weir::runtime::World::Aggregate));
+    let wrong = plugins_dir().join("weir-plugin-wrong-world.wasm");
+    let err = registry
+        .deploy_file(&runtime, &wrong, "stats", None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::NoWorld { .. }), "{err}");
+    assert_eq!(registry.tag("stats").await.unwrap(), Some(tag));
+    assert_eq!(objects(&js).await, 1);
+}

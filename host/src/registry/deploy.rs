@@ -47,6 +47,31 @@ impl Registry {
         Ok(tag.clone())
     }
 
+    /// Checks the component at `path` ([`validate`](super::validate::validate), on a blocking
+    /// thread: compiling takes seconds for some languages) and publishes it; a component that
+    /// does not load is refused before anything is stored.
+    pub async fn deploy_file(
+        &self,
+        runtime: &crate::runtime::Runtime,
+        path: &std::path::Path,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Tag, RegistryError> {
+        check_name(name)?;
+        let (runtime, owned) = (runtime.clone(), path.to_owned());
+        let checked =
+            tokio::task::spawn_blocking(move || super::validate::validate(&runtime, &owned))
+                .await
+                .map_err(|e| {
+                    RegistryError::from(crate::runtime::PluginError::Invalid {
+                        path: path.to_owned(),
+                        message: format!("checking the component failed: {e}"),
+                    })
+                })??;
+        self.publish(name, version, checked.world, &checked.bytes)
+            .await
+    }
+
     /// Stores `bytes` (a component already validated, e.g. by
     /// [`validate`](super::validate::validate)) and moves the tag of `name` to it.
     ///
