@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod operator;
 pub mod pipeline;
+pub mod registry;
 pub mod runtime;
 pub mod sink;
 pub mod source;

@@ -15,6 +15,7 @@ mod log_safety;
 mod one_engine;
 mod plugin_cli;
 mod recovery;
+mod registry;
 mod sandbox;
 mod startup;
 mod store_damage;

@@ -1,13 +1,34 @@
 //! `weir plugin new|build|test`: the plugin author's loop — a project from a template, a
 //! component from the project, and the component run offline over JSON-lines events.
+//!
+//! `weir plugin deploy|list|history|rollback`: the plugin registry in NATS
+//! ([`weir::registry`]). A deploy checks the component before anything is stored; the
+//! read-only commands create no bucket. The NATS URL may hold credentials: it is printed
+//! without them, and `--help` does not show `WEIR_NATS_URL`'s value.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use weir::runtime::{Grants, Limits, Plugin, PluginError, Runtime, World};
+use weir::registry::names::human_size;
+use weir::registry::{Registry, RegistryError, Tag};
+use weir::runtime::{Runtime, World};
+use weir::telemetry::redact::redact_url;
 use weir::toolchain::{self, Lang};
+
+/// Where the registry is: the NATS server.
+#[derive(clap::Args)]
+pub struct NatsArgs {
+    /// NATS server URL.
+    #[arg(
+        long,
+        env = "WEIR_NATS_URL",
+        hide_env_values = true,
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+}
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -41,6 +62,44 @@ pub enum PluginCommand {
         /// Exit 1 when any event failed (for plugin authors' CI).
         #[arg(long)]
         strict: bool,
+    },
+    /// Store a component in the registry in NATS and point the tag of NAME at it (after
+    /// checking that it loads and implements a weir world).
+    Deploy {
+        /// The component (.wasm).
+        component: PathBuf,
+        /// The plugin's name in the registry.
+        #[arg(long)]
+        name: String,
+        /// The version (default: the bytes' existing version, else the next integer).
+        #[arg(long)]
+        version: Option<String>,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// List the plugins of the registry and the version each tag points at.
+    List {
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Show every deploy and rollback of plugin NAME, oldest first (`*`: the current tag).
+    History {
+        name: String,
+        #[command(flatten)]
+        nats: NatsArgs,
+    },
+    /// Point the tag of NAME back at an earlier version (default: the one deployed before the
+    /// current one).
+    Rollback {
+        name: String,
+        /// The version to move the tag to.
+        #[arg(long)]
+        to: Option<String>,
+        /// Why (recorded in the history).
+        #[arg(long, default_value = "")]
+        reason: String,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
 }
 
@@ -107,24 +166,184 @@ pub fn run(
             }
             Ok(())
         }
+        PluginCommand::Deploy {
+            component,
+            name,
+            version,
+            nats,
+        } => {
+            weir::registry::names::check_name(&name)?;
+            let checked = weir::registry::validate::validate(&runtime()?, &component)
+                .with_context(|| format!("{name} was not deployed"))?;
+            block_on(async {
+                let registry = connect(&nats, true).await?;
+                let before = registry.tag(&name).await?;
+                let tag = registry
+                    .publish(&name, version.as_deref(), checked.world, &checked.bytes)
+                    .await
+                    .with_context(|| format!("{name} was not deployed"))?;
+                if before.as_ref() == Some(&tag) {
+                    println!(
+                        "{name} is already at version {}; nothing changed",
+                        describe(&tag)
+                    );
+                } else {
+                    let was =
+                        before.map_or(String::new(), |b| format!(", was version {}", b.version));
+                    println!("deployed {name} version {}{was}", describe(&tag));
+                }
+                Ok(())
+            })
+        }
+        PluginCommand::List { nats } => block_on(async {
+            let Some(registry) = connect_existing(&nats).await? else {
+                return Ok(());
+            };
+            let tags = registry.list().await?;
+            if tags.is_empty() {
+                println!("no plugins deployed");
+            } else {
+                print!("{}", table(&tags));
+            }
+            Ok(())
+        }),
+        PluginCommand::History { name, nats } => block_on(async {
+            weir::registry::names::check_name(&name)?;
+            let Some(registry) = connect_existing(&nats).await? else {
+                return Ok(());
+            };
+            let moves = registry.history(&name).await?;
+            if moves.is_empty() {
+                return Err(RegistryError::UnknownPlugin {
+                    name,
+                    bucket: weir::registry::TAGS.to_owned(),
+                }
+                .into());
+            }
+            let current = registry.tag(&name).await?;
+            for (i, t) in moves.iter().enumerate() {
+                let now = i + 1 == moves.len() && current.as_ref() == Some(t);
+                println!(
+                    "{} {}  version {}  sha256 {}…  {}  {}  {}",
+                    if now { '*' } else { ' ' },
+                    when(t.deployed_at_ms),
+                    t.version,
+                    t.short_digest(),
+                    t.world,
+                    human_size(t.size),
+                    t.note.as_deref().unwrap_or("deploy"),
+                );
+            }
+            Ok(())
+        }),
+        PluginCommand::Rollback {
+            name,
+            to,
+            reason,
+            nats,
+        } => block_on(async {
+            let registry = connect(&nats, false).await?;
+            let before = registry.tag(&name).await?;
+            let tag = registry.rollback(&name, to.as_deref(), &reason).await?;
+            let from = before.map_or(String::new(), |b| format!(" from {}", b.version));
+            println!("rolled back {name} to version {}{from}", describe(&tag));
+            Ok(())
+        }),
     }
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+/// The registry at `nats.nats_url`; with `create`, its buckets are created if missing.
+async fn connect(nats: &NatsArgs, create: bool) -> anyhow::Result<Registry> {
+    let url = &nats.nats_url;
+    let client = weir::pipeline::nats::connect("weir plugin", url, None).await?;
+    let js = async_nats::jetstream::new(client);
+    Registry::open(&js, create)
+        .await
+        .with_context(|| format!("the plugin registry at {}", redact_url(url)))
+}
+
+/// The registry, or `None` (and a line saying so) when its buckets do not exist.
+async fn connect_existing(nats: &NatsArgs) -> anyhow::Result<Option<Registry>> {
+    match connect(nats, false).await {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => match e.downcast_ref::<RegistryError>() {
+            Some(missing @ RegistryError::BucketMissing { .. }) => {
+                println!("no plugins deployed ({missing})");
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// `3 (sha256 1a2b3c4d5e6f…, transform, 1.2 MiB)`.
+fn describe(t: &Tag) -> String {
+    format!(
+        "{} (sha256 {}…, {}, {})",
+        t.version,
+        t.short_digest(),
+        t.world,
+        human_size(t.size)
+    )
+}
+
+/// A time in milliseconds since the epoch, to the second (UTC).
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The tags as a table with a header, columns aligned.
+fn table(tags: &[Tag]) -> String {
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "VERSION".to_owned(),
+        "WORLD".to_owned(),
+        "DIGEST".to_owned(),
+        "SIZE".to_owned(),
+        "DEPLOYED".to_owned(),
+        "NOTE".to_owned(),
+    ]];
+    for t in tags {
+        rows.push([
+            t.name.clone(),
+            t.version.clone(),
+            t.world.clone(),
+            t.short_digest().to_owned(),
+            human_size(t.size),
+            when(t.deployed_at_ms),
+            t.note.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut widths = [0; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// The world `path` implements: tried in turn, naming what is wrong when none fits.
 fn detect_world(runtime: &Runtime, path: &Path) -> anyhow::Result<World> {
-    let mut reasons = Vec::new();
-    for world in [World::Transform, World::Aggregate, World::Process] {
-        match Plugin::load(runtime, path, world, Limits::default(), Grants::default()) {
-            Ok(_) => return Ok(world),
-            Err(e @ PluginError::WrongWorld { .. }) => reasons.push(e.to_string()),
-            Err(e) => return Err(e.into()),
-        }
-    }
-    bail!(
-        "{}: implements no weir world:\n{}",
-        path.display(),
-        reasons.join("\n")
-    )
+    Ok(weir::registry::validate::detect_world(runtime, path)?.world)
 }
 
 /// A pipeline running only `component` (for `--local`).
