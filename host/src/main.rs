@@ -161,8 +161,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// `weir validate`: the file parses and checks, and every plugin loads and accepts its
 /// config.
 fn validate(pipeline: &std::path::Path, cache: PathBuf) -> anyhow::Result<()> {
-    let p = config::load(pipeline)?;
+    let mut p = config::load(pipeline)?;
     let runtime = Runtime::new(Some(cache))?;
+    if weir::pipeline::follow::uses_registry(&p) {
+        // Registry plugins are checked as they are deployed now.
+        let url = std::env::var("WEIR_NATS_URL").unwrap_or_else(|_| p.config.nats.url.clone());
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        rt.block_on(async {
+            let client = weir::pipeline::nats::connect("weir validate", &url, None).await?;
+            let js = async_nats::jetstream::new(client);
+            let registry = weir::registry::Registry::open(&js, false).await?;
+            let file = pipeline.display();
+            weir::pipeline::follow::resolve(&registry, &mut p, runtime.cache().dir())
+                .await
+                .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+            anyhow::Ok(())
+        })?;
+    }
     weir::pipeline::stages::Stages::build(
         &runtime,
         &p,

@@ -93,3 +93,75 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
     assert!(dead.is_empty(), "{} dead letters", dead.len());
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
 }
+
+/// `weir plugin deploy|rollback` with `args` against `url`; panics unless it succeeds.
+fn registry_cli(url: &str, args: &[&str]) {
+    let mut cmd = weir();
+    cmd.arg("plugin").args(args).args(["--nats-url", url]);
+    let out = output_within(cmd, Duration::from_secs(120));
+    assert!(
+        out.status.success(),
+        "weir plugin {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipeline_following_a_registry_tag_swaps_on_deploy_and_on_rollback() {
+    let (server, js) = server_with_streams().await;
+    let url = server.url();
+    let v1 = plugin("stamp");
+    registry_cli(&url, &["deploy", v1.to_str().unwrap(), "--name", "stamp"]);
+    let dir = tempfile::tempdir().unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"nats:stamp\"\nconfig = {}\n";
+    let file = write_pipeline(dir.path(), &pipeline_text("follow", "", ops));
+    let mut weir = WeirProcess::start(&file, &url, &dir.path().join("weir.log"));
+    weir.wait_running(Duration::from_secs(120));
+    let log = weir.log_reader();
+
+    let publish = |from: usize, to: usize| {
+        let js = js.clone();
+        async move {
+            let events: Vec<(Option<String>, Vec<u8>)> = (from..to)
+                .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+                .collect();
+            publish_all(&js, "in.a", &events).await;
+        }
+    };
+    publish(0, 500).await;
+    collect(&js, "OUT", "out", 500, Duration::from_secs(60)).await;
+    let v2 = plugin("stamp_v2");
+    registry_cli(&url, &["deploy", v2.to_str().unwrap(), "--name", "stamp"]);
+    wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
+    publish(500, 1000).await;
+    collect(&js, "OUT", "out", 1000, Duration::from_secs(60)).await;
+    registry_cli(&url, &["rollback", "stamp", "--reason", "test"]);
+    let swaps = || log().matches("plugin swapped").count();
+    let started = std::time::Instant::now();
+    while swaps() < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no rollback swap:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    publish(1000, 1500).await;
+
+    let out = collect(&js, "OUT", "out", 1500, Duration::from_secs(60)).await;
+    let mut version_of: BTreeMap<u64, u64> = BTreeMap::new();
+    for m in &out {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let i = v["i"].as_u64().unwrap();
+        assert!(
+            version_of.insert(i, v["v"].as_u64().unwrap()).is_none(),
+            "event {i} doubled"
+        );
+    }
+    assert_eq!(version_of.len(), 1500, "events lost; log:\n{}", log());
+    for (&i, &v) in &version_of {
+        let want = if (500..1000).contains(&i) { 2 } else { 1 };
+        assert_eq!(v, want, "event {i}");
+    }
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}

@@ -206,8 +206,19 @@ impl Pipeline {
                 format!("field `{field}.name`: {name:?} is used by an earlier operator"),
             ));
         }
-        let path = self.base_dir().join(op.plugin.get_ref());
-        if !path.is_file() {
+        if let Some((name, version)) = crate::pipeline::follow::registry_ref(op) {
+            let checked = crate::registry::names::check_name(&name).and_then(|()| match &version {
+                Some(v) => crate::registry::names::check_version(&name, v),
+                None => Ok(()),
+            });
+            if let Err(e) = checked {
+                return Err(self.error(
+                    Some(op.plugin.span().start),
+                    format!("field `{field}.plugin`: {e}"),
+                ));
+            }
+        } else if !self.base_dir().join(op.plugin.get_ref()).is_file() {
+            let path = self.base_dir().join(op.plugin.get_ref());
             return Err(self.error(
                 Some(op.plugin.span().start),
                 format!(

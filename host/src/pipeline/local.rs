@@ -53,6 +53,10 @@ pub async fn run(
         tick,
     )
     .await?;
-    let (run, _watch) = super::watch::attach(run, runtime, pipeline, watch)?;
+    let hot = super::watch::HotLoad {
+        files: watch,
+        registry: None,
+    };
+    let (run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
     run.run(source, std::future::pending()).await
 }

@@ -11,6 +11,7 @@
 //! - [`build_chain`], [`build_stateful`], [`build_after`] load the stages' plugins (errors name
 //!   the field and line); [`hotload`] swaps a new version of one into a running engine.
 
+pub mod follow;
 pub mod hotload;
 pub mod local;
 pub mod nats;

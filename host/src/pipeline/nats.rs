@@ -13,12 +13,15 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 
+use super::follow::{resolve, uses_registry};
 use super::run_loop::{PIPELINE_DEPTH, RunLoop, RunSummary};
 use super::stages::Stages;
+use super::watch::HotLoad;
 use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{Checkpointer, Restored, StartFrom, open_for_run, restore_point};
 use crate::config::{Guarantee, Pipeline, names};
+use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::sink::Sink;
 use crate::sink::jetstream::JetStreamSink;
@@ -40,15 +43,32 @@ pub async fn run(
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
     let guarantee = cfg.checkpoint.guarantee;
+    let file = pipeline.file.display();
+    // Registry plugins need NATS before they load; file plugins load first.
+    let (connected, resolved, registry) = if uses_registry(pipeline) {
+        let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
+        let registry = Registry::open(&js, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: plugin registry: {e}"))?;
+        let mut resolved = pipeline.clone();
+        let follows = resolve(&registry, &mut resolved, runtime.cache().dir())
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+        (Some((js, sink)), resolved, Some((registry, follows)))
+    } else {
+        (None, pipeline.clone(), None)
+    };
     let stages = {
-        let (rt, p, m) = (runtime.clone(), pipeline.clone(), metrics.clone());
+        let (rt, m) = (runtime.clone(), metrics.clone());
         let partitions = SourcePartitions::of(&cfg.source);
-        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &resolved, m, &partitions))
             .await
             .context("loading the plugins panicked")??
     };
-    let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
-    let file = pipeline.file.display();
+    let (js, sink) = match connected {
+        Some(c) => c,
+        None => connect_and_check(pipeline, url, &metrics.health).await?,
+    };
     let mut store = open_for_run(&js, pipeline, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: checkpoints: {e}"))?;
@@ -72,7 +92,11 @@ pub async fn run(
     );
     let tick = cfg.source.watermarks.interval;
     let run = RunLoop::new(sink, stages, Some(checkpointer), guarantee, metrics, tick).await?;
-    let (mut run, _watch) = super::watch::attach(run, runtime, pipeline, watch)?;
+    let hot = HotLoad {
+        files: watch,
+        registry,
+    };
+    let (mut run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
     if let Some(restored) = restored {
         run.restore(restored, window)
             .await

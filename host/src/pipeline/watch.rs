@@ -14,9 +14,11 @@ use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::follow::{Follow, follow, registry_ref};
 use super::hotload::{Prepared, Slot, plugin_file, prepare};
 use super::run_loop::RunLoop;
 use crate::config::Pipeline;
+use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::runtime::cache::content_hash;
 use crate::sink::Sink;
@@ -46,6 +48,9 @@ pub fn watch_files(
     let mut files: Vec<(Slot, PathBuf)> = Vec::new();
     let mut known: HashMap<PathBuf, String> = HashMap::new();
     for (slot, op) in Slot::all(pipeline) {
+        if registry_ref(op).is_some() {
+            continue; // follows its registry tag instead
+        }
         let file = plugin_file(pipeline, op);
         let file = file
             .canonicalize()
@@ -118,20 +123,51 @@ pub fn watch_files(
     })
 }
 
-/// With `watch`, `run` takes new versions of its plugin files as they are written; the
-/// returned watch must live as long as the run.
-pub fn attach<K: Sink>(
+/// What a running pipeline takes new plugin versions from.
+#[derive(Default)]
+pub struct HotLoad {
+    /// Its plugin files (`--watch`).
+    pub files: bool,
+    /// The registry tags its `nats:NAME` operators follow.
+    pub registry: Option<(Registry, Vec<Follow>)>,
+}
+
+/// Watches that feed a run loop; dropping them stops them.
+pub struct Watches {
+    _files: Option<FileWatch>,
+    tags: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Watches {
+    fn drop(&mut self) {
+        self.tags.iter().for_each(JoinHandle::abort);
+    }
+}
+
+/// Connects `run` to the sources of new versions in `hot` (`pipeline` as written, before
+/// registry references were resolved); the returned watches must live as long as the run.
+pub async fn attach<K: Sink>(
     run: RunLoop<K>,
     runtime: &Runtime,
     pipeline: &Pipeline,
-    watch: bool,
-) -> anyhow::Result<(RunLoop<K>, Option<FileWatch>)> {
-    if !watch {
-        return Ok((run, None));
+    hot: HotLoad,
+) -> anyhow::Result<(RunLoop<K>, Watches)> {
+    let mut watches = Watches {
+        _files: None,
+        tags: Vec::new(),
+    };
+    let follows = hot.registry.filter(|(_, f)| !f.is_empty());
+    if !hot.files && follows.is_none() {
+        return Ok((run, watches));
     }
     let (tx, rx) = mpsc::channel(8);
-    let files = watch_files(runtime, pipeline, tx)?;
-    Ok((run.with_swaps(rx), Some(files)))
+    if hot.files {
+        watches._files = Some(watch_files(runtime, pipeline, tx.clone())?);
+    }
+    if let Some((registry, follows)) = follows {
+        watches.tags = follow(registry, runtime, pipeline, follows, tx).await?;
+    }
+    Ok((run.with_swaps(rx), watches))
 }
 
 /// The content hash of `file`, `None` if it cannot be read.

@@ -1,0 +1,198 @@
+//! Operators whose plugin lives in the registry (`plugin = "nats:NAME"` follows the tag of
+//! NAME, `"nats:NAME@V"` is pinned to version V): resolved to a verified local copy before the
+//! plugins load ([`resolve`]), and — for those following a tag — watched while the pipeline
+//! runs ([`follow`]): a tag moved by `weir plugin deploy` or `rollback` is fetched, checked,
+//! prepared off the hot path and handed to the run loop, which swaps it in at a checkpoint
+//! barrier.
+
+use std::path::Path;
+
+use anyhow::Context;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::hotload::{Prepared, Slot, prepare};
+use crate::config::{OperatorConfig, Pipeline};
+use crate::registry::{Registry, Tag};
+use crate::runtime::Runtime;
+
+/// The prefix of a registry reference in `plugin`.
+pub const PREFIX: &str = "nats:";
+
+/// The registry name and pinned version of `op`'s plugin, if it is a registry reference.
+pub fn registry_ref(op: &OperatorConfig) -> Option<(String, Option<String>)> {
+    let text = op.plugin.get_ref().to_str()?;
+    let rest = text.strip_prefix(PREFIX)?;
+    Some(match rest.split_once('@') {
+        Some((name, version)) => (name.to_owned(), Some(version.to_owned())),
+        None => (rest.to_owned(), None),
+    })
+}
+
+/// Whether any operator of `pipeline` takes its plugin from the registry.
+pub fn uses_registry(pipeline: &Pipeline) -> bool {
+    Slot::all(pipeline)
+        .iter()
+        .any(|(_, op)| registry_ref(op).is_some())
+}
+
+/// An operator following the tag of a registry plugin.
+#[derive(Debug, Clone)]
+pub struct Follow {
+    pub slot: Slot,
+    pub name: String,
+    /// The digest loaded at the start.
+    pub digest: String,
+}
+
+/// Points every registry reference of `pipeline` at a verified local copy of the version it
+/// names (in `cache_dir`), and returns the operators that follow a tag.
+pub async fn resolve(
+    registry: &Registry,
+    pipeline: &mut Pipeline,
+    cache_dir: &Path,
+) -> anyhow::Result<Vec<Follow>> {
+    let mut follows = Vec::new();
+    let refs: Vec<(Slot, String, Option<String>)> = Slot::all(pipeline)
+        .into_iter()
+        .filter_map(|(slot, op)| registry_ref(op).map(|(n, v)| (slot, n, v)))
+        .collect();
+    for (slot, name, version) in refs {
+        let field = slot.field();
+        let tag = match &version {
+            Some(v) => registry.version(&name, v).await,
+            None => registry.tag(&name).await,
+        }
+        .with_context(|| format!("field `{field}.plugin`: looking up {PREFIX}{name}"))?;
+        let Some(tag) = tag else {
+            anyhow::bail!(
+                "field `{field}.plugin`: {PREFIX}{name}{} is not in the plugin registry \
+                 (deploy it with `weir plugin deploy COMPONENT --name {name}`)",
+                version
+                    .as_ref()
+                    .map(|v| format!("@{v}"))
+                    .unwrap_or_default()
+            );
+        };
+        check_world(slot, &tag)?;
+        let path = registry
+            .fetch_to(&tag, cache_dir)
+            .await
+            .with_context(|| format!("field `{field}.plugin`: fetching {PREFIX}{name}"))?;
+        tracing::info!(%field, plugin = %name, version = %tag.version, digest = %tag.short_digest(), "registry plugin resolved");
+        if let Some(op) = slot_config_mut(pipeline, slot) {
+            *op.plugin.get_mut() = path;
+        }
+        if version.is_none() {
+            follows.push(Follow {
+                slot,
+                name,
+                digest: tag.digest,
+            });
+        }
+    }
+    Ok(follows)
+}
+
+/// The operator block of `slot`, to point it at a resolved file.
+fn slot_config_mut(pipeline: &mut Pipeline, slot: Slot) -> Option<&mut OperatorConfig> {
+    let c = &mut pipeline.config;
+    match slot {
+        Slot::Operator(i) => c.operators.get_mut(i),
+        Slot::Window => c.window.as_mut().map(|w| &mut w.aggregate),
+        Slot::Process => c.process.as_mut().map(|p| &mut p.function),
+        Slot::After(i) => c.after.get_mut(i),
+    }
+}
+
+/// A registry version of another world than the operator's is refused.
+fn check_world(slot: Slot, tag: &Tag) -> anyhow::Result<()> {
+    let want = slot.world().name();
+    if tag.world != want {
+        anyhow::bail!(
+            "field `{}.plugin`: {PREFIX}{} version {} implements `{}`, the operator needs `{want}`",
+            slot.field(),
+            tag.name,
+            tag.version,
+            tag.world
+        );
+    }
+    Ok(())
+}
+
+/// Follows the tags of `follows`: each move is prepared and sent to `swaps`. The tasks end
+/// when the run loop is gone.
+pub async fn follow(
+    registry: Registry,
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    follows: Vec<Follow>,
+    swaps: mpsc::Sender<Prepared>,
+) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let mut tasks = Vec::new();
+    for f in follows {
+        let mut moves = registry
+            .watch(&f.name)
+            .await
+            .with_context(|| format!("following {PREFIX}{}", f.name))?;
+        // A move between the lookup and the watch would be missed: look once more.
+        let now = registry.tag(&f.name).await.ok().flatten();
+        let (registry, runtime, pipeline, swaps) = (
+            registry.clone(),
+            runtime.clone(),
+            pipeline.clone(),
+            swaps.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut current = f.digest.clone();
+            let mut next = now;
+            loop {
+                let tag = match next.take() {
+                    Some(tag) => tag,
+                    None => match moves.next().await {
+                        Some(Ok(tag)) => tag,
+                        Some(Err(e)) => {
+                            tracing::warn!(plugin = %f.name, error = %e, "following the registry tag");
+                            continue;
+                        }
+                        None => return,
+                    },
+                };
+                if tag.digest == current {
+                    continue;
+                }
+                current = tag.digest.clone();
+                match load(&registry, &runtime, &pipeline, f.slot, &tag).await {
+                    Ok(p) => {
+                        if swaps.send(p).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::error!(
+                        plugin = %f.name, version = %tag.version, error = %format!("{e:#}"),
+                        "hot-load refused; the running version stays"
+                    ),
+                }
+            }
+        }));
+    }
+    Ok(tasks)
+}
+
+/// Fetches (verified), compiles, instantiates and configures the version `tag` for `slot`.
+async fn load(
+    registry: &Registry,
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    slot: Slot,
+    tag: &Tag,
+) -> anyhow::Result<Prepared> {
+    check_world(slot, tag)?;
+    let path = registry.fetch_to(tag, runtime.cache().dir()).await?;
+    let origin = format!("{PREFIX}{}@{}", tag.name, tag.version);
+    let (rt, p) = (runtime.clone(), pipeline.clone());
+    tokio::task::spawn_blocking(move || prepare(&rt, &p, slot, &path, origin))
+        .await
+        .context("preparing the new version panicked")?
+}
