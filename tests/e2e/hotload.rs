@@ -165,3 +165,44 @@ async fn a_pipeline_following_a_registry_tag_swaps_on_deploy_and_on_rollback() {
     }
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_replays_on_the_checkpointed_version_then_swaps_to_the_configured_one() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("stamp.wasm");
+    std::fs::copy(plugin("stamp"), &live).unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"stamp.wasm\"\nconfig = {}\n";
+    let file = write_pipeline(dir.path(), &pipeline_text("restart", "", ops));
+    let events = |from: usize, to: usize| -> Vec<(Option<String>, Vec<u8>)> {
+        (from..to)
+            .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+            .collect()
+    };
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir1.log"));
+    weir.wait_running(Duration::from_secs(120));
+    publish_all(&js, "in.a", &events(0, 300)).await;
+    collect(&js, "OUT", "out", 300, Duration::from_secs(60)).await;
+    assert_eq!(weir.terminate(), Some(0));
+
+    // The file changes while the host is down: the checkpoint records version 1.
+    install(&plugin("stamp_v2"), &live);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir2.log"));
+    weir.wait_running(Duration::from_secs(120));
+    let log = weir.log_reader();
+    assert!(
+        log().contains("replaying with the plugin version the checkpoint records"),
+        "{}",
+        log()
+    );
+    wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
+    publish_all(&js, "in.a", &events(300, 600)).await;
+    let out = collect(&js, "OUT", "out", 600, Duration::from_secs(60)).await;
+    assert_eq!(out.len(), 600, "log:\n{}", log());
+    for m in &out {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let want = if v["i"].as_u64().unwrap() < 300 { 1 } else { 2 };
+        assert_eq!(v["v"].as_u64(), Some(want), "{v}");
+    }
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}

@@ -17,6 +17,8 @@
 
 use std::path::{Path, PathBuf};
 
+use super::stages::Stages;
+use crate::checkpoint::PluginVersion;
 use crate::config::{OperatorConfig, Pipeline};
 use crate::runtime::instance::AnyInstance;
 use crate::runtime::{Runtime, World};
@@ -145,6 +147,69 @@ pub fn prepare(
         instance,
         origin,
     })
+}
+
+/// The slot of the plugin a checkpoint records as `stage` (`operator`, `window`, `process`,
+/// `after`) and `name`.
+fn slot_of(pipeline: &Pipeline, stage: &str, name: &str) -> Option<Slot> {
+    Slot::all(pipeline)
+        .into_iter()
+        .map(|(slot, op)| (slot, op.name.get_ref()))
+        .find(|(slot, op)| {
+            op.as_str() == name
+                && matches!(
+                    (slot, stage),
+                    (Slot::Operator(_), "operator")
+                        | (Slot::Window, "window")
+                        | (Slot::Process, "process")
+                        | (Slot::After(_), "after")
+                )
+        })
+        .map(|(slot, _)| slot)
+}
+
+/// Puts in the plugin versions checkpoint `recorded` was written with where they differ from
+/// the loaded ones (blocking), so that a replay runs each input on the version that ran it
+/// before — a swap that happened after the checkpoint happens again at its next barrier. A
+/// recorded version missing from the component cache is reported and the loaded one runs.
+/// Returns the slots put back to a recorded version, with its content hash.
+pub fn restore_versions(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    stages: &mut Stages,
+    recorded: &[PluginVersion],
+) -> anyhow::Result<Vec<(Slot, String)>> {
+    let loaded = stages.plugin_versions()?;
+    let mut restored = Vec::new();
+    for r in recorded {
+        let running = loaded
+            .iter()
+            .find(|l| l.stage == r.stage && l.name == r.name);
+        if running.is_none_or(|l| l.sha256 == r.sha256) {
+            continue;
+        }
+        let Some(slot) = slot_of(pipeline, &r.stage, &r.name) else {
+            continue;
+        };
+        let path = runtime.cache().component_path(&r.sha256);
+        if !path.is_file() {
+            tracing::warn!(
+                operator = %r.name, recorded = %&r.sha256[..12.min(r.sha256.len())],
+                "the checkpoint was written by a plugin version not available here; \
+                 replaying with the loaded version"
+            );
+            continue;
+        }
+        let origin = format!(
+            "the checkpoint's version {}",
+            &r.sha256[..12.min(r.sha256.len())]
+        );
+        let prepared = prepare(runtime, pipeline, slot, &path, origin)?;
+        stages.swap(prepared)?;
+        tracing::info!(operator = %r.name, "replaying with the plugin version the checkpoint records");
+        restored.push((slot, r.sha256.clone()));
+    }
+    Ok(restored)
 }
 
 /// The component file of a file-referenced operator: its `plugin`, relative to the pipeline.

@@ -56,6 +56,7 @@ pub async fn run(
     let hot = super::watch::HotLoad {
         files: watch,
         registry: None,
+        pending: Vec::new(),
     };
     let (run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
     run.run(source, std::future::pending()).await

@@ -13,7 +13,8 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream;
 
-use super::follow::{resolve, uses_registry};
+use super::follow::{Follow, resolve, uses_registry};
+use super::hotload::{Prepared, plugin_file, prepare, restore_versions};
 use super::run_loop::{PIPELINE_DEPTH, RunLoop, RunSummary};
 use super::stages::Stages;
 use super::watch::HotLoad;
@@ -59,9 +60,9 @@ pub async fn run(
         (None, pipeline.clone(), None)
     };
     let stages = {
-        let (rt, m) = (runtime.clone(), metrics.clone());
+        let (rt, m, p) = (runtime.clone(), metrics.clone(), resolved.clone());
         let partitions = SourcePartitions::of(&cfg.source);
-        tokio::task::spawn_blocking(move || Stages::build(&rt, &resolved, m, &partitions))
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
             .await
             .context("loading the plugins panicked")??
     };
@@ -76,6 +77,8 @@ pub async fn run(
         .await
         .map_err(|e| anyhow::anyhow!("{file}: restoring pipeline {name:?}: {e:#}"))?;
     let resume = resume_point(pipeline, restored.as_ref(), from)?;
+    let (stages, registry, pending) =
+        recorded_versions(runtime, &resolved, stages, registry, restored.as_ref()).await?;
     let window = cfg.window.as_ref().map(|w| w.description());
     let deliver_held: DeliverHeld = {
         let sink = sink.clone();
@@ -95,6 +98,7 @@ pub async fn run(
     let hot = HotLoad {
         files: watch,
         registry,
+        pending,
     };
     let (mut run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
     if let Some(restored) = restored {
@@ -105,6 +109,68 @@ pub async fn run(
     let source = JetStreamSource::connect(&js, pipeline, resume).await?;
     tracing::info!(pipeline = %name, guarantee = guarantee.name(), "running");
     run.run(source, shutdown).await
+}
+
+/// Puts in the plugin versions the restored checkpoint was written with (fetching from the
+/// registry those this host has no copy of), so a replay runs every input on the version that
+/// ran it; operators following a registry tag then swap to the tag's version at the first
+/// barrier.
+async fn recorded_versions(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    mut stages: Stages,
+    mut registry: Option<(Registry, Vec<Follow>)>,
+    restored: Option<&Restored>,
+) -> anyhow::Result<(Stages, Option<(Registry, Vec<Follow>)>, Vec<Prepared>)> {
+    let Some(restored) = restored else {
+        return Ok((stages, registry, Vec::new()));
+    };
+    let recorded = restored.manifest.plugins.clone();
+    if let Some((reg, _)) = &registry {
+        for r in &recorded {
+            let cache = runtime.cache();
+            if !cache.component_path(&r.sha256).is_file()
+                && let Ok(bytes) = reg.fetch(&r.sha256).await
+            {
+                cache.keep_component(&r.sha256, &bytes);
+            }
+        }
+    }
+    let (rt, p) = (runtime.clone(), pipeline.clone());
+    let (stages, put_back) = tokio::task::spawn_blocking(move || {
+        let put_back = restore_versions(&rt, &p, &mut stages, &recorded);
+        (stages, put_back)
+    })
+    .await
+    .context("restoring plugin versions panicked")?;
+    let put_back = put_back.with_context(|| {
+        format!(
+            "{}: restoring the checkpoint's plugin versions",
+            pipeline.file.display()
+        )
+    })?;
+    let mut pending = Vec::new();
+    for (slot, sha) in put_back {
+        let follow = registry
+            .as_mut()
+            .and_then(|(_, follows)| follows.iter_mut().find(|f| f.slot == slot));
+        match follow {
+            // The tag's version is proposed again by the watch.
+            Some(f) => f.digest = sha,
+            None => {
+                let (rt, p) = (runtime.clone(), pipeline.clone());
+                let op = slot.config(pipeline).context("no such operator")?;
+                let path = plugin_file(pipeline, op);
+                let origin = format!("file {}", path.display());
+                let prepared =
+                    tokio::task::spawn_blocking(move || prepare(&rt, &p, slot, &path, origin))
+                        .await
+                        .context("preparing the configured plugin version panicked")??;
+                pending.push(prepared);
+            }
+        }
+    }
+    Ok((stages, registry, pending))
 }
 
 /// Connect and check: connects to NATS (failing fast, saying why, when the first connection

@@ -45,6 +45,9 @@ const ACK_POLL: Duration = Duration::from_millis(20);
 /// Batches whose outputs may be awaiting the sink at once.
 pub const PIPELINE_DEPTH: usize = 2;
 
+/// How often a quiet loop looks for new plugin versions (hot-loading).
+const SWAP_POLL: Duration = Duration::from_millis(100);
+
 /// How soon a swap's checkpoint is tried again when it did not commit.
 const BARRIER_RETRY: Duration = Duration::from_secs(1);
 
@@ -254,6 +257,10 @@ impl<K: Sink> RunLoop<K> {
         let checkpointing = self.checkpointer.as_ref();
         if !self.in_flight.is_empty() || checkpointing.is_some_and(Checkpointer::in_progress) {
             shorten(ACK_POLL);
+        }
+        if self.swaps.is_some() {
+            // A new plugin version must not wait for input to be swapped in.
+            shorten(SWAP_POLL);
         }
         if let Some(c) = checkpointing.filter(|_| self.dirty) {
             shorten(c.until_due(Instant::now()).max(Duration::from_millis(1)));

@@ -130,6 +130,9 @@ pub struct HotLoad {
     pub files: bool,
     /// The registry tags its `nats:NAME` operators follow.
     pub registry: Option<(Registry, Vec<Follow>)>,
+    /// Versions to swap in at the first barrier: the configured ones of operators put back
+    /// to the version a restored checkpoint records.
+    pub pending: Vec<Prepared>,
 }
 
 /// Watches that feed a run loop; dropping them stops them.
@@ -157,10 +160,14 @@ pub async fn attach<K: Sink>(
         tags: Vec::new(),
     };
     let follows = hot.registry.filter(|(_, f)| !f.is_empty());
-    if !hot.files && follows.is_none() {
+    if !hot.files && follows.is_none() && hot.pending.is_empty() {
         return Ok((run, watches));
     }
-    let (tx, rx) = mpsc::channel(8);
+    let (tx, rx) = mpsc::channel(8 + hot.pending.len());
+    for p in hot.pending {
+        tx.try_send(p)
+            .map_err(|_| anyhow::anyhow!("queueing a plugin version failed"))?;
+    }
     if hot.files {
         watches._files = Some(watch_files(runtime, pipeline, tx.clone())?);
     }

@@ -54,6 +54,33 @@ impl CompileCache {
         &self.dir
     }
 
+    /// Where a copy of the component of `hash` is kept (`components/<hash>.wasm`, the layout
+    /// the plugin registry fetches into): a restore can run the exact version a checkpoint
+    /// records even after the plugin file changed.
+    pub fn component_path(&self, hash: &str) -> PathBuf {
+        self.dir.join("components").join(format!("{hash}.wasm"))
+    }
+
+    /// Keeps a copy of `bytes` (whose hash is `hash`) at [`CompileCache::component_path`],
+    /// written once; a failure only costs that copy, so it is logged, not returned.
+    pub fn keep_component(&self, hash: &str, bytes: &[u8]) {
+        let path = self.component_path(hash);
+        if path.is_file() {
+            return;
+        }
+        let write = || -> std::io::Result<()> {
+            let dir = path.parent().unwrap_or(&self.dir);
+            std::fs::create_dir_all(dir)?;
+            let tmp = tempfile::NamedTempFile::new_in(dir)?;
+            std::fs::write(tmp.path(), bytes)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::warn!(path = %path.display(), error = %e, "keeping a copy of the plugin failed");
+        }
+    }
+
     fn entry(&self, hash: &str) -> PathBuf {
         self.dir.join(format!("{hash}-{}.cwasm", self.engine_tag))
     }

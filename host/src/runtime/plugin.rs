@@ -124,6 +124,7 @@ impl Plugin {
             source,
         })?;
         let hash = content_hash(&bytes);
+        runtime.cache().keep_component(&hash, &bytes);
         let engine = runtime.engine();
         let component = runtime
             .cache()
