@@ -94,25 +94,8 @@ pub fn watch_files(
                     continue;
                 }
                 known.insert(file.clone(), hash);
-                let (rt, p, slot, file) = (runtime.clone(), pipeline.clone(), *slot, file.clone());
-                let origin = format!("file {}", file.display());
-                let prepared =
-                    tokio::task::spawn_blocking(move || prepare(&rt, &p, slot, &file, origin))
-                        .await;
-                match prepared {
-                    Ok(Ok(p)) => {
-                        tracing::info!(operator = %p.operator, version = %p.instance.plugin().label(), "new plugin version ready");
-                        if swaps.send(p).await.is_err() {
-                            return; // the run loop is gone
-                        }
-                    }
-                    Ok(Err(e)) => tracing::error!(
-                        field = %slot.field(), error = %format!("{e:#}"),
-                        "hot-load refused; the running version stays"
-                    ),
-                    Err(e) => {
-                        tracing::error!(field = %slot.field(), error = %e, "hot-load panicked")
-                    }
+                if !reload(&runtime, &pipeline, *slot, file, &swaps).await {
+                    return; // the run loop is gone
                 }
             }
         }
@@ -175,6 +158,32 @@ pub async fn attach<K: Sink>(
         watches.tags = follow(registry, runtime, pipeline, follows, tx).await?;
     }
     Ok((run.with_swaps(rx), watches))
+}
+
+/// Prepares the new content of `file` for `slot` and sends it to `swaps`; a version that
+/// cannot run is refused in the log. `false` when the run loop is gone.
+async fn reload(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    slot: Slot,
+    file: &Path,
+    swaps: &mpsc::Sender<Prepared>,
+) -> bool {
+    let (rt, p, path) = (runtime.clone(), pipeline.clone(), file.to_owned());
+    let origin = format!("file {}", file.display());
+    let prepared = tokio::task::spawn_blocking(move || prepare(&rt, &p, slot, &path, origin)).await;
+    match prepared {
+        Ok(Ok(p)) => {
+            tracing::info!(operator = %p.operator, version = %p.instance.plugin().label(), "new plugin version ready");
+            return swaps.send(p).await.is_ok();
+        }
+        Ok(Err(e)) => tracing::error!(
+            field = %slot.field(), error = %format!("{e:#}"),
+            "hot-load refused; the running version stays"
+        ),
+        Err(e) => tracing::error!(field = %slot.field(), error = %e, "hot-load panicked"),
+    }
+    true
 }
 
 /// The content hash of `file`, `None` if it cannot be read.
