@@ -22,6 +22,9 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// Plugin versions swapped into the running pipeline (hot-loading).
     pub swaps: AtomicU64,
+    /// How long the last swap held the pipeline between two batches (installing the new
+    /// version and committing the checkpoint that records it), µs.
+    pub swap_stall_us: AtomicU64,
     /// Source sequence of the last committed checkpoint.
     pub checkpoint_sequence: AtomicU64,
     /// The last checkpoint's pause of processing (state snapshot), µs.
@@ -47,6 +50,7 @@ impl Metrics {
             watermark: AtomicI64::new(i64::MIN),
             checkpoints: AtomicU64::new(0),
             swaps: AtomicU64::new(0),
+            swap_stall_us: AtomicU64::new(0),
             checkpoint_sequence: AtomicU64::new(0),
             checkpoint_pause_us: AtomicU64::new(0),
             checkpoint_write_ms: AtomicU64::new(0),
@@ -100,6 +104,11 @@ impl Metrics {
             self.swaps.load(Ordering::Relaxed),
         );
         for (name, help, v) in [
+            (
+                "weir_plugin_swap_stall_microseconds",
+                "How long the last plugin swap held the pipeline between two batches.",
+                &self.swap_stall_us,
+            ),
             (
                 "weir_checkpoint_sequence",
                 "Source stream sequence covered by the last checkpoint.",

@@ -390,6 +390,7 @@ impl<K: Sink> RunLoop<K> {
         }
         // A checkpoint being written covers batches of the old versions: it goes first.
         self.collect_checkpoint(true).await?;
+        let stall = Instant::now();
         let (outcomes, plugins) = self
             .stages
             .run(move |s| {
@@ -429,6 +430,9 @@ impl<K: Sink> RunLoop<K> {
             self.barrier = true;
             self.commit_barrier().await?;
         }
+        let stall = stall.elapsed().as_micros() as u64;
+        self.metrics.swap_stall_us.store(stall, Relaxed);
+        tracing::info!(stall_us = stall, "swap done");
         Ok(())
     }
 
