@@ -86,11 +86,7 @@ fn measure(path: &Path, config: &str, batch: &EventBatch) -> Row {
     let instance = TransformInstance::new(&warm, plugin, config).unwrap();
     let mut chain = Chain {
         runtime: warm.clone(),
-        operators: vec![Operator {
-            name: "op".into(),
-            instance,
-            breaker: Default::default(),
-        }],
+        operators: vec![Operator::new("op".into(), instance, Default::default())],
     };
     for _ in 0..20 {
         let out = chain.run(batch.clone());

@@ -206,3 +206,71 @@ async fn a_restart_replays_on_the_checkpointed_version_then_swaps_to_the_configu
     }
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_version_failing_its_canary_is_rolled_back_and_no_event_is_dead_lettered() {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("stamp.wasm");
+    std::fs::copy(plugin("stamp"), &live).unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"stamp.wasm\"\nconfig = {}\n\
+               rollout = { canary_events = 100, max_error_rate = 0.05 }\n";
+    let file = write_pipeline(dir.path(), &pipeline_text("canary", "", ops));
+    let mut weir = WeirProcess::start_with(
+        &file,
+        &server.url(),
+        &dir.path().join("weir.log"),
+        &["--watch"],
+    );
+    weir.wait_running(Duration::from_secs(120));
+    let log = weir.log_reader();
+    let events = |from: usize, to: usize| -> Vec<(Option<String>, Vec<u8>)> {
+        (from..to)
+            .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+            .collect()
+    };
+    publish_all(&js, "in.a", &events(0, 200)).await;
+    collect(&js, "OUT", "out", 200, Duration::from_secs(60)).await;
+
+    // Version 4 traps on every event: its canary fails, the previous version takes its events.
+    install(&plugin("stamp_broken"), &live);
+    wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
+    publish_all(&js, "in.a", &events(200, 400)).await;
+    wait_for_log(&log, "canary failed: rolled back", Duration::from_secs(60));
+    collect(&js, "OUT", "out", 400, Duration::from_secs(60)).await;
+
+    // Version 2 passes its canary and stays.
+    install(&plugin("stamp_v2"), &live);
+    let swaps = || log().matches("plugin swapped").count();
+    let started = std::time::Instant::now();
+    while swaps() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    publish_all(&js, "in.a", &events(400, 600)).await;
+    wait_for_log(&log, "canary passed", Duration::from_secs(60));
+
+    let out = collect(&js, "OUT", "out", 600, Duration::from_secs(60)).await;
+    let mut version_of: BTreeMap<u64, u64> = BTreeMap::new();
+    for m in &out {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let i = v["i"].as_u64().unwrap();
+        assert!(
+            version_of.insert(i, v["v"].as_u64().unwrap()).is_none(),
+            "event {i} doubled"
+        );
+    }
+    assert_eq!(version_of.len(), 600, "log:\n{}", log());
+    for (&i, &v) in &version_of {
+        assert_eq!(v, if i < 400 { 1 } else { 2 }, "event {i}; log:\n{}", log());
+    }
+    let dead = collect(&js, "OUT", "dlq", 1, Duration::from_millis(500)).await;
+    assert!(dead.is_empty(), "{} dead letters", dead.len());
+    assert!(rollback_reason_logged(&log()), "{}", log());
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}
+
+/// The rollback is logged with its reason.
+fn rollback_reason_logged(log: &str) -> bool {
+    log.contains("events failed (budget") || log.contains("consecutive events failed")
+}

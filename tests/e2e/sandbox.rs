@@ -29,11 +29,7 @@ fn hostile_chain(rt: &Runtime, mode: &str, limits: Limits) -> Chain {
     let instance = TransformInstance::new(rt, plugin, &config).unwrap();
     Chain {
         runtime: rt.clone(),
-        operators: vec![Operator {
-            name: mode.into(),
-            instance,
-            breaker: Default::default(),
-        }],
+        operators: vec![Operator::new(mode.into(), instance, Default::default())],
     }
 }
 
@@ -131,11 +127,7 @@ fn a_plugin_sleeping_briefly_within_its_deadline_is_not_stopped() {
     let instance = TransformInstance::new(&rt, plugin, config).unwrap();
     let mut chain = Chain {
         runtime: rt.clone(),
-        operators: vec![Operator {
-            name: "nap".into(),
-            instance,
-            breaker: Default::default(),
-        }],
+        operators: vec![Operator::new("nap".into(), instance, Default::default())],
     };
     let out = chain.run(batch(&["a", "nap", "b"]));
     assert_eq!(payloads(&out.events), ["a", "nap", "b"]);
@@ -174,11 +166,7 @@ fn a_plugin_without_the_network_grant_is_denied_every_connection() {
     let instance = TransformInstance::new(&rt, plugin, "{}").unwrap();
     let mut chain = Chain {
         runtime: rt.clone(),
-        operators: vec![Operator {
-            name: "netcat".into(),
-            instance,
-            breaker: Default::default(),
-        }],
+        operators: vec![Operator::new("netcat".into(), instance, Default::default())],
     };
     // The plugin's connect fails inside the sandbox: its event is dead-lettered with the
     // denial, and the host carries on.

@@ -22,6 +22,8 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// Plugin versions swapped into the running pipeline (hot-loading).
     pub swaps: AtomicU64,
+    /// Canaries that rolled a new version back.
+    pub rollbacks: AtomicU64,
     /// How long the last swap held the pipeline between two batches (installing the new
     /// version and committing the checkpoint that records it), µs.
     pub swap_stall_us: AtomicU64,
@@ -51,6 +53,7 @@ impl Metrics {
             checkpoints: AtomicU64::new(0),
             swaps: AtomicU64::new(0),
             swap_stall_us: AtomicU64::new(0),
+            rollbacks: AtomicU64::new(0),
             checkpoint_sequence: AtomicU64::new(0),
             checkpoint_pause_us: AtomicU64::new(0),
             checkpoint_write_ms: AtomicU64::new(0),
@@ -102,6 +105,11 @@ impl Metrics {
             "weir_plugin_swaps_total",
             "New plugin versions swapped into the running pipeline.",
             self.swaps.load(Ordering::Relaxed),
+        );
+        counter(
+            "weir_plugin_rollbacks_total",
+            "New plugin versions rolled back by their canary.",
+            self.rollbacks.load(Ordering::Relaxed),
         );
         for (name, help, v) in [
             (

@@ -222,6 +222,11 @@ pub struct OperatorConfig {
     /// and the pipeline stops taking input, rather than dead-letter everything; 0: never.
     #[serde(default = "default_max_consecutive_failures")]
     pub max_consecutive_failures: u32,
+    /// How a hot-loaded new version is watched (transform operators): without it a new
+    /// version takes over at once; with it, events it fails on are processed by the previous
+    /// version and too many failures roll it back.
+    #[serde(default)]
+    pub rollout: Option<crate::operator::canary::Rollout>,
 }
 
 fn default_max_consecutive_failures() -> u32 {

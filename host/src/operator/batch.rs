@@ -141,6 +141,38 @@ impl EventBatch {
         }
     }
 
+    /// Merges two batches whose lineages are each in order into one in lineage order
+    /// (`self`'s events first among equal lineage).
+    pub fn merge(self, other: EventBatch) -> EventBatch {
+        if other.is_empty() {
+            return self;
+        }
+        if self.is_empty() {
+            return other;
+        }
+        let (a, b) = (self.view(), other.view());
+        let mut out = BatchBuilder::with_capacity(self.len() + other.len(), 64);
+        let mut lineage = Vec::with_capacity(self.len() + other.len());
+        let (mut i, mut j) = (0, 0);
+        while i < self.len() || j < other.len() {
+            let take_a =
+                j == other.len() || (i < self.len() && self.lineage[i] <= other.lineage[j]);
+            let (e, l) = if take_a {
+                i += 1;
+                (a.get(i - 1), self.lineage[i - 1])
+            } else {
+                j += 1;
+                (b.get(j - 1), other.lineage[j - 1])
+            };
+            out.push(e.key, e.time, e.headers, e.payload, lineage.len() as u32);
+            lineage.push(l);
+        }
+        EventBatch {
+            packed: into_packed(out),
+            lineage,
+        }
+    }
+
     /// Appends all events of `other`.
     pub fn append(&mut self, other: &EventBatch) {
         if self.is_empty() {

@@ -11,6 +11,7 @@
 
 pub mod aggregate;
 pub mod batch;
+pub mod canary;
 pub mod chain;
 pub mod isolate;
 pub mod output;

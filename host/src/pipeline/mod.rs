@@ -95,11 +95,11 @@ fn chain_of(
     let mut operators = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         let field = format!("{list}[{i}]");
-        operators.push(Operator {
-            name: op.name.get_ref().clone(),
-            instance: start_instance(runtime, pipeline, op, &field, World::Transform)?,
-            breaker: Arc::new(Breaker::new(op.max_consecutive_failures)),
-        });
+        let instance = start_instance(runtime, pipeline, op, &field, World::Transform)?;
+        let breaker = Arc::new(Breaker::new(op.max_consecutive_failures));
+        let mut operator = Operator::new(op.name.get_ref().clone(), instance, breaker);
+        operator.rollout = op.rollout;
+        operators.push(operator);
     }
     Ok(Chain {
         runtime: runtime.clone(),

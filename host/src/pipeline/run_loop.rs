@@ -29,13 +29,14 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hotload::Prepared;
+use super::hotload::{Prepared, Slot};
 use super::operator_thread::OperatorThread;
 use super::stages::{Stages, StagesOutput};
 use crate::admin::Metrics;
 use crate::checkpoint::coordinator::Snapshot;
 use crate::checkpoint::{Checkpointer, PendingMessage, PluginVersion, Restored};
 use crate::config::Guarantee;
+use crate::operator::chain::CanaryOutcome;
 use crate::sink::{Published, Scope, Sink};
 use crate::source::{Ack, Origin, Polled, Source, SourceBatch};
 
@@ -119,6 +120,8 @@ pub struct RunLoop<K: Sink> {
     /// A swap happened and the checkpoint recording it is not committed yet: no batch runs
     /// on the new version before it is.
     barrier: bool,
+    /// Told of every canary rollback (the registry records it on the tag).
+    rollbacks: Option<mpsc::UnboundedSender<(Slot, String)>>,
 }
 
 impl<K: Sink> RunLoop<K> {
@@ -155,7 +158,14 @@ impl<K: Sink> RunLoop<K> {
             tick,
             swaps: None,
             barrier: false,
+            rollbacks: None,
         })
+    }
+
+    /// Tells `rollbacks` of every canary rollback.
+    pub fn with_rollbacks(mut self, rollbacks: mpsc::UnboundedSender<(Slot, String)>) -> Self {
+        self.rollbacks = Some(rollbacks);
+        self
     }
 
     /// Takes new plugin versions from `swaps` and installs them between two batches.
@@ -278,13 +288,15 @@ impl<K: Sink> RunLoop<K> {
             tracing::warn!(error = %format!("{e:#}"), "acknowledging a batch failed");
         }
         let inputs = batch.origins.len() as u64;
-        let (batch, out) = self
+        let (batch, out, canaries) = self
             .stages
             .run(move |s| {
                 let events = std::mem::take(&mut batch.events);
                 let refused = std::mem::take(&mut batch.refused);
                 let out = s.run(events, refused, &batch.watermarks, &batch.origins);
-                (batch, out)
+                let settled = s.settle_canaries();
+                let canaries = (!settled.is_empty()).then(|| (settled, s.plugin_versions()));
+                (batch, out, canaries)
             })
             .await?;
         if let Some(reason) = out.chain.stopped.as_ref().or(out.stateful.stopped.as_ref()) {
@@ -295,6 +307,9 @@ impl<K: Sink> RunLoop<K> {
         self.emit(out, &batch.origins).await?;
         if let Some(position) = batch.last_position() {
             self.sequence = position;
+        }
+        if let Some((settled, plugins)) = canaries {
+            self.on_canaries(settled, plugins?);
         }
         if let Some(ack) = batch.ack {
             self.ack = Some(ack);
@@ -434,6 +449,37 @@ impl<K: Sink> RunLoop<K> {
         self.metrics.swap_stall_us.store(stall, Relaxed);
         tracing::info!(stall_us = stall, "swap done");
         Ok(())
+    }
+
+    /// Canaries decided by the last batch: a rollback is a barrier, like a swap.
+    fn on_canaries(
+        &mut self,
+        settled: Vec<(Slot, String, CanaryOutcome)>,
+        plugins: Vec<PluginVersion>,
+    ) {
+        let mut rolled_back = false;
+        for (slot, operator, outcome) in settled {
+            match outcome {
+                CanaryOutcome::Passed { version } => {
+                    tracing::info!(%operator, %version, "canary passed; the new version stays");
+                }
+                CanaryOutcome::RolledBack { from, to, reason } => {
+                    rolled_back = true;
+                    self.metrics.rollbacks.fetch_add(1, Relaxed);
+                    tracing::error!(
+                        %operator, %from, %to, %reason, from_position = self.sequence + 1,
+                        "canary failed: rolled back to the previous version"
+                    );
+                    if let Some(tx) = &self.rollbacks {
+                        let _ = tx.send((slot, reason));
+                    }
+                }
+            }
+        }
+        if rolled_back {
+            self.plugins = plugins;
+            self.barrier = self.checkpointer.is_some();
+        }
     }
 
     /// Takes the checkpoint that records a swap and waits for it; if it does not commit

@@ -17,6 +17,7 @@ use super::hotload::{Prepared, Slot};
 use crate::admin::Metrics;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
 use crate::config::{Pipeline, WatermarkStrategy};
+use crate::operator::chain::CanaryOutcome;
 use crate::operator::output::{Derived, DerivedDeadLetter, ResultOrigin};
 use crate::operator::{BatchOutput, Chain, DeadLetter, EventBatch, StatefulStage};
 use crate::runtime::Runtime;
@@ -323,8 +324,28 @@ impl Stages {
                 instance.world().name()
             );
         };
-        op.instance = instance;
+        op.install(instance);
         Ok(())
+    }
+
+    /// Settles the canaries decided by the last batch (see [`crate::operator::canary`]):
+    /// passed ones drop their previous version, failed ones roll back to it.
+    pub fn settle_canaries(&mut self) -> Vec<(Slot, String, CanaryOutcome)> {
+        let mut out = Vec::new();
+        let chains = [(&mut self.chain, false), (&mut self.after, true)];
+        for (chain, after) in chains {
+            for (i, op) in chain.operators.iter_mut().enumerate() {
+                if let Some(outcome) = op.settle_canary() {
+                    let slot = if after {
+                        Slot::After(i)
+                    } else {
+                        Slot::Operator(i)
+                    };
+                    out.push((slot, op.name.clone(), outcome));
+                }
+            }
+        }
+        out
     }
 
     /// Puts checkpointed state back: checks that it fits this pipeline (same window, same

@@ -3,5 +3,6 @@
 //! produced each output.
 
 const VERSION: u32 = 1;
+const BROKEN: bool = false;
 
 include!("stamp.rs");

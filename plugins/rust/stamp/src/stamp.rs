@@ -1,4 +1,5 @@
-// The body of `stamp` and `stamp-v2`, which differ in `VERSION` only (included by each).
+// The body of `stamp`, `stamp-v2` and `stamp-broken`, which differ in `VERSION` and `BROKEN`
+// only (included by each).
 
 use weir_sdk::{Event, Output, Transform};
 
@@ -13,6 +14,9 @@ impl Transform for Stamp {
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
+        if BROKEN {
+            panic!("stamp version {VERSION} is broken");
+        }
         let mut obj: serde_json::Map<String, serde_json::Value> = event.json()?;
         obj.insert("v".into(), VERSION.into());
         out.json(&obj)
