@@ -274,3 +274,62 @@ async fn a_new_version_failing_its_canary_is_rolled_back_and_no_event_is_dead_le
 fn rollback_reason_logged(log: &str) -> bool {
     log.contains("events failed (budget") || log.contains("consecutive events failed")
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_rollback_of_a_registry_version_moves_the_tag_back_with_the_reason() {
+    let (server, js) = server_with_streams().await;
+    let url = server.url();
+    registry_cli(
+        &url,
+        &[
+            "deploy",
+            plugin("stamp").to_str().unwrap(),
+            "--name",
+            "stamp",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"nats:stamp\"\nconfig = {}\n\
+               rollout = { canary_events = 50, max_error_rate = 0.1 }\n";
+    let file = write_pipeline(dir.path(), &pipeline_text("canary-tag", "", ops));
+    let mut host = WeirProcess::start(&file, &url, &dir.path().join("weir.log"));
+    host.wait_running(Duration::from_secs(120));
+    let log = host.log_reader();
+    let broken = plugin("stamp_broken");
+    registry_cli(
+        &url,
+        &["deploy", broken.to_str().unwrap(), "--name", "stamp"],
+    );
+    wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
+    let events: Vec<(Option<String>, Vec<u8>)> = (0..100)
+        .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+        .collect();
+    publish_all(&js, "in.a", &events).await;
+    wait_for_log(&log, "registry tag moved back", Duration::from_secs(60));
+    let out = collect(&js, "OUT", "out", 100, Duration::from_secs(60)).await;
+    assert_eq!(out.len(), 100);
+    assert!(out.iter().all(|m| {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        v["v"] == 1
+    }));
+
+    let mut history = weir();
+    history.args(["plugin", "history", "stamp", "--nats-url", &url]);
+    let history = output_within(history, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&history.stdout);
+    assert!(text.contains("automatic rollback: canary failed"), "{text}");
+    let mut list = weir();
+    list.args(["plugin", "list", "--nats-url", &url]);
+    let list =
+        String::from_utf8_lossy(&output_within(list, Duration::from_secs(60)).stdout).to_string();
+    let row = list
+        .lines()
+        .find(|l| l.starts_with("stamp"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        row.split_whitespace().nth(1) == Some("1"),
+        "the tag is back at version 1: {list}"
+    );
+    assert_eq!(host.terminate(), Some(0), "log:\n{}", log());
+}

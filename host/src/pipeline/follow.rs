@@ -5,7 +5,9 @@
 //! prepared off the hot path and handed to the run loop, which swaps it in at a checkpoint
 //! barrier.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use futures::StreamExt;
@@ -44,6 +46,8 @@ pub struct Follow {
     pub name: String,
     /// The digest loaded at the start.
     pub digest: String,
+    /// Its registry version, when known.
+    pub version: Option<String>,
 }
 
 /// Points every registry reference of `pipeline` at a verified local copy of the version it
@@ -89,6 +93,7 @@ pub async fn resolve(
                 slot,
                 name,
                 digest: tag.digest,
+                version: Some(tag.version),
             });
         }
     }
@@ -121,16 +126,51 @@ fn check_world(slot: Slot, tag: &Tag) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Follows the tags of `follows`: each move is prepared and sent to `swaps`. The tasks end
-/// when the run loop is gone.
+/// What a followed operator runs, as far as the registry is concerned.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    name: String,
+    /// The digest and version (when known) of the version handed to the run loop last.
+    current: (String, Option<String>),
+    /// The one before it (what a canary rolls back to).
+    previous: Option<(String, Option<String>)>,
+}
+
+type Tracks = Arc<Mutex<HashMap<Slot, Track>>>;
+
+fn lock(tracks: &Tracks) -> std::sync::MutexGuard<'_, HashMap<Slot, Track>> {
+    tracks.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Follows the tags of `follows`: each move is prepared and sent to `swaps`; a canary
+/// rollback reported on `rollbacks` moves the tag back, with the reason. The tasks end when
+/// the run loop is gone.
 pub async fn follow(
     registry: Registry,
     runtime: &Runtime,
     pipeline: &Pipeline,
     follows: Vec<Follow>,
     swaps: mpsc::Sender<Prepared>,
+    rollbacks: mpsc::UnboundedReceiver<(Slot, String)>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
-    let mut tasks = Vec::new();
+    let tracks: Tracks = Arc::new(Mutex::new(
+        follows
+            .iter()
+            .map(|f| {
+                let track = Track {
+                    name: f.name.clone(),
+                    current: (f.digest.clone(), f.version.clone()),
+                    previous: None,
+                };
+                (f.slot, track)
+            })
+            .collect(),
+    ));
+    let mut tasks = vec![tokio::spawn(record_rollbacks(
+        registry.clone(),
+        tracks.clone(),
+        rollbacks,
+    ))];
     for f in follows {
         let mut moves = registry
             .watch(&f.name)
@@ -138,14 +178,14 @@ pub async fn follow(
             .with_context(|| format!("following {PREFIX}{}", f.name))?;
         // A move between the lookup and the watch would be missed: look once more.
         let now = registry.tag(&f.name).await.ok().flatten();
-        let (registry, runtime, pipeline, swaps) = (
+        let (registry, runtime, pipeline, swaps, tracks) = (
             registry.clone(),
             runtime.clone(),
             pipeline.clone(),
             swaps.clone(),
+            tracks.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let mut current = f.digest.clone();
             let mut next = now;
             loop {
                 let tag = match next.take() {
@@ -159,12 +199,15 @@ pub async fn follow(
                         None => return,
                     },
                 };
-                if tag.digest == current {
+                if lock(&tracks).get(&f.slot).is_some_and(|t| t.current.0 == tag.digest) {
                     continue;
                 }
-                current = tag.digest.clone();
                 match load(&registry, &runtime, &pipeline, f.slot, &tag).await {
                     Ok(p) => {
+                        if let Some(t) = lock(&tracks).get_mut(&f.slot) {
+                            let current = (tag.digest.clone(), Some(tag.version.clone()));
+                            t.previous = Some(std::mem::replace(&mut t.current, current));
+                        }
                         if swaps.send(p).await.is_err() {
                             return;
                         }
@@ -178,6 +221,42 @@ pub async fn follow(
         }));
     }
     Ok(tasks)
+}
+
+/// Moves the tag of an operator whose canary failed back to the version it rolled back to,
+/// recording why — so that the next start does not load the failed version again.
+async fn record_rollbacks(
+    registry: Registry,
+    tracks: Tracks,
+    mut rollbacks: mpsc::UnboundedReceiver<(Slot, String)>,
+) {
+    while let Some((slot, reason)) = rollbacks.recv().await {
+        let (name, back_to) = {
+            let mut tracks = lock(&tracks);
+            let Some(t) = tracks.get_mut(&slot) else {
+                continue; // a file plugin: nothing to record
+            };
+            let Some(previous) = t.previous.take() else {
+                continue;
+            };
+            // The tag's move back is not a new version to swap to.
+            t.current = previous.clone();
+            (t.name.clone(), previous.1)
+        };
+        let Some(version) = back_to else {
+            tracing::warn!(plugin = %name, "the rolled-back version is not known by its registry version; the tag stays");
+            continue;
+        };
+        let note = format!("automatic rollback: canary failed: {reason}");
+        match registry.rollback(&name, Some(&version), &note).await {
+            Ok(tag) => {
+                tracing::info!(plugin = %name, version = %tag.version, "registry tag moved back")
+            }
+            Err(e) => {
+                tracing::error!(plugin = %name, error = %e, "recording the rollback in the registry failed")
+            }
+        }
+    }
 }
 
 /// Fetches (verified), compiles, instantiates and configures the version `tag` for `slot`.

@@ -156,7 +156,10 @@ async fn recorded_versions(
             .and_then(|(_, follows)| follows.iter_mut().find(|f| f.slot == slot));
         match follow {
             // The tag's version is proposed again by the watch.
-            Some(f) => f.digest = sha,
+            Some(f) => {
+                f.digest = sha;
+                f.version = None;
+            }
             None => {
                 let (rt, p) = (runtime.clone(), pipeline.clone());
                 let op = slot.config(pipeline).context("no such operator")?;

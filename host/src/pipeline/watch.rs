@@ -147,6 +147,7 @@ pub async fn attach<K: Sink>(
         return Ok((run, watches));
     }
     let (tx, rx) = mpsc::channel(8 + hot.pending.len());
+    let mut run = run;
     for p in hot.pending {
         tx.try_send(p)
             .map_err(|_| anyhow::anyhow!("queueing a plugin version failed"))?;
@@ -155,7 +156,9 @@ pub async fn attach<K: Sink>(
         watches._files = Some(watch_files(runtime, pipeline, tx.clone())?);
     }
     if let Some((registry, follows)) = follows {
-        watches.tags = follow(registry, runtime, pipeline, follows, tx).await?;
+        let (rollbacks, rolled_back) = mpsc::unbounded_channel();
+        watches.tags = follow(registry, runtime, pipeline, follows, tx, rolled_back).await?;
+        run = run.with_rollbacks(rollbacks);
     }
     Ok((run.with_swaps(rx), watches))
 }
