@@ -216,12 +216,10 @@ async fn a_new_version_failing_its_canary_is_rolled_back_and_no_event_is_dead_le
     let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"stamp.wasm\"\nconfig = {}\n\
                rollout = { canary_events = 100, max_error_rate = 0.05 }\n";
     let file = write_pipeline(dir.path(), &pipeline_text("canary", "", ops));
-    let mut weir = WeirProcess::start_with(
-        &file,
-        &server.url(),
-        &dir.path().join("weir.log"),
-        &["--watch"],
-    );
+    let admin = free_addr();
+    let args = ["--watch", "--admin", admin.as_str()];
+    let mut weir =
+        WeirProcess::start_with(&file, &server.url(), &dir.path().join("weir.log"), &args);
     weir.wait_running(Duration::from_secs(120));
     let log = weir.log_reader();
     let events = |from: usize, to: usize| -> Vec<(Option<String>, Vec<u8>)> {
@@ -267,7 +265,40 @@ async fn a_new_version_failing_its_canary_is_rolled_back_and_no_event_is_dead_le
     let dead = collect(&js, "OUT", "dlq", 1, Duration::from_millis(500)).await;
     assert!(dead.is_empty(), "{} dead letters", dead.len());
     assert!(rollback_reason_logged(&log()), "{}", log());
+    // `/plugins` shows version 2 with the events it took since it took over.
+    let v2 = sha256_of(&plugin("stamp_v2"));
+    let started = std::time::Instant::now();
+    loop {
+        let plugins: serde_json::Value =
+            serde_json::from_str(&http_get(&admin, "/plugins")).unwrap();
+        let stamp = &plugins[0];
+        if stamp["events"] == 200 {
+            assert_eq!(stamp["operator"], "stamp");
+            assert_eq!(stamp["digest"], v2.as_str());
+            assert_eq!(stamp["errors"], 0);
+            assert!(stamp["canary_previous"].is_null(), "{plugins}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{plugins}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let metrics = http_get(&admin, "/metrics");
+    assert!(
+        metrics.contains("weir_plugin_rollbacks_total{pipeline=\"canary\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("weir_plugin_swaps_total{pipeline=\"canary\"} 2"),
+        "{metrics}"
+    );
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}
+
+/// The hex SHA-256 of `file`.
+fn sha256_of(file: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(file).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The rollback is logged with its reason.

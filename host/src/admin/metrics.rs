@@ -22,6 +22,8 @@ pub struct Metrics {
     pub checkpoints: AtomicU64,
     /// Plugin versions swapped into the running pipeline (hot-loading).
     pub swaps: AtomicU64,
+    /// Each operator's plugin version (`GET /plugins`).
+    pub plugins: super::plugins::Plugins,
     /// Canaries that rolled a new version back.
     pub rollbacks: AtomicU64,
     /// How long the last swap held the pipeline between two batches (installing the new
@@ -54,6 +56,7 @@ impl Metrics {
             swaps: AtomicU64::new(0),
             swap_stall_us: AtomicU64::new(0),
             rollbacks: AtomicU64::new(0),
+            plugins: Default::default(),
             checkpoint_sequence: AtomicU64::new(0),
             checkpoint_pause_us: AtomicU64::new(0),
             checkpoint_write_ms: AtomicU64::new(0),

@@ -6,7 +6,9 @@
 //!   with no operator marked failed; `503` with every reason otherwise;
 //! - `GET /metrics`: Prometheus text format — counts of events in and out, dead letters, late
 //!   events, checkpoints, and the event-time watermark with its lag behind the wall clock
-//!   ([`metrics`]).
+//!   ([`metrics`]);
+//! - `GET /plugins`: JSON, the plugin version of each operator, since when, its events and
+//!   errors, and a watching canary ([`plugins`]).
 //!
 //! [`start`] binds the address before the pipeline starts: an address that cannot be bound
 //! (a port in use) fails the start. The endpoint has no authentication; an address other
@@ -14,6 +16,7 @@
 
 pub mod health;
 pub mod metrics;
+pub mod plugins;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -60,12 +63,22 @@ async fn ready(State(m): State<Arc<Metrics>>) -> (StatusCode, String) {
     }
 }
 
+async fn plugins(
+    State(m): State<Arc<Metrics>>,
+) -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        m.plugins.json(),
+    )
+}
+
 /// The endpoint's routes over `metrics`.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(self::metrics))
+        .route("/plugins", get(self::plugins))
         .with_state(metrics)
 }
 

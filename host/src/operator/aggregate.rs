@@ -355,6 +355,14 @@ impl StatefulStage for AggregateStage {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "window"
+    }
+
+    fn plugin(&self) -> &Arc<crate::runtime::Plugin> {
+        self.instance.plugin()
+    }
+
     fn uses_event_time(&self) -> bool {
         self.processing.is_none()
     }

@@ -24,6 +24,11 @@ pub struct Operator {
     pub rollout: Option<Rollout>,
     /// The new version under watch and the one it replaced.
     pub canary: Option<Canary>,
+    /// Since when the running version runs (ms since the Unix epoch), its events and the
+    /// events it failed on.
+    pub since_ms: i64,
+    pub events: u64,
+    pub errors: u64,
 }
 
 /// What became of a canary at the end of a batch.
@@ -47,7 +52,14 @@ impl Operator {
             breaker,
             rollout: None,
             canary: None,
+            since_ms: now_ms(),
+            events: 0,
+            errors: 0,
         }
+    }
+
+    fn restart_counts(&mut self) {
+        (self.since_ms, self.events, self.errors) = (now_ms(), 0, 0);
     }
 
     /// Swaps in another version of the plugin between two batches; the old version keeps
@@ -61,6 +73,7 @@ impl Operator {
     pub fn install(&mut self, next: TransformInstance) {
         let previous = std::mem::replace(&mut self.instance, next);
         self.canary = self.rollout.map(|r| Canary::new(previous, r));
+        self.restart_counts();
     }
 
     /// Settles a decided canary after a batch: a pass drops the previous version, a failure
@@ -78,6 +91,7 @@ impl Operator {
             Verdict::Failed(reason) => {
                 let canary = self.canary.take()?;
                 let failed = std::mem::replace(&mut self.instance, canary.previous);
+                self.restart_counts();
                 Some(CanaryOutcome::RolledBack {
                     from: failed.plugin().label(),
                     to: self.instance.plugin().label(),
@@ -91,6 +105,20 @@ impl Operator {
     /// the operator's breaker trips. Under a canary, events the new version fails on go to
     /// the previous version.
     fn run(
+        &mut self,
+        runtime: &Runtime,
+        input: &EventBatch,
+        dead: &mut Vec<DeadLetter>,
+    ) -> Result<EventBatch, Stopped> {
+        let before = dead.len();
+        let out = self.run_versions(runtime, input, dead);
+        self.events += input.len() as u64;
+        self.errors += (dead.len() - before) as u64;
+        out
+    }
+
+    /// [`Operator::run`] on the running version, or with its canary.
+    fn run_versions(
         &mut self,
         runtime: &Runtime,
         input: &EventBatch,
@@ -153,6 +181,13 @@ impl Operator {
             ));
         }
     }
+}
+
+/// The wall clock in ms since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The events a call over a batch failed on, and whether isolation stopped.

@@ -192,6 +192,14 @@ impl StatefulStage for ProcessStage {
         &self.name
     }
 
+    fn kind(&self) -> &'static str {
+        "process"
+    }
+
+    fn plugin(&self) -> &Arc<crate::runtime::Plugin> {
+        self.instance.plugin()
+    }
+
     fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput) {
         let (emitted, stopped) = self.run_batch(runtime, events, &mut out.dead);
         out.events.append(&emitted);

@@ -21,6 +21,12 @@ pub trait StatefulStage: Send {
     /// The stage's name in the pipeline (dead letters, logs).
     fn name(&self) -> &str;
 
+    /// `window` or `process`, as checkpoints and `/plugins` name the stage.
+    fn kind(&self) -> &'static str;
+
+    /// The plugin version the stage runs.
+    fn plugin(&self) -> &std::sync::Arc<crate::runtime::Plugin>;
+
     /// Whether event-time watermarks drive it (a processing-time window follows the wall
     /// clock instead, and ignores watermark markers).
     fn uses_event_time(&self) -> bool {

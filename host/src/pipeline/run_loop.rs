@@ -52,6 +52,9 @@ const SWAP_POLL: Duration = Duration::from_millis(100);
 /// How soon a swap's checkpoint is tried again when it did not commit.
 const BARRIER_RETRY: Duration = Duration::from_secs(1);
 
+/// How often `/plugins` is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);
 
@@ -122,6 +125,8 @@ pub struct RunLoop<K: Sink> {
     barrier: bool,
     /// Told of every canary rollback (the registry records it on the tag).
     rollbacks: Option<mpsc::UnboundedSender<(Slot, String)>>,
+    /// When `/plugins` was last refreshed (`None`: it is due).
+    statuses_at: Option<Instant>,
 }
 
 impl<K: Sink> RunLoop<K> {
@@ -159,6 +164,7 @@ impl<K: Sink> RunLoop<K> {
             swaps: None,
             barrier: false,
             rollbacks: None,
+            statuses_at: None,
         })
     }
 
@@ -215,6 +221,7 @@ impl<K: Sink> RunLoop<K> {
         let started = Instant::now();
         let mut last_report = Instant::now();
         tokio::pin!(shutdown);
+        self.publish_statuses().await?;
         self.metrics.health.set_consuming(true);
         loop {
             if self.barrier {
@@ -251,6 +258,7 @@ impl<K: Sink> RunLoop<K> {
                 break;
             }
             self.swap().await?;
+            self.publish_statuses().await?;
             if last_report.elapsed() >= REPORT_EVERY {
                 last_report = Instant::now();
                 self.report(started);
@@ -440,6 +448,7 @@ impl<K: Sink> RunLoop<K> {
             return Ok(());
         }
         self.metrics.swaps.fetch_add(swapped, Relaxed);
+        self.statuses_at = None;
         self.plugins = plugins?;
         if self.checkpointer.is_some() {
             self.barrier = true;
@@ -448,6 +457,17 @@ impl<K: Sink> RunLoop<K> {
         let stall = stall.elapsed().as_micros() as u64;
         self.metrics.swap_stall_us.store(stall, Relaxed);
         tracing::info!(stall_us = stall, "swap done");
+        Ok(())
+    }
+
+    /// Refreshes `/plugins` when due (about once a second, and after a swap or a rollback).
+    async fn publish_statuses(&mut self) -> anyhow::Result<()> {
+        if self.statuses_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
+            return Ok(());
+        }
+        let statuses = self.stages.run(|s| s.plugin_statuses()).await?;
+        self.metrics.plugins.set(statuses);
+        self.statuses_at = Some(Instant::now());
         Ok(())
     }
 
@@ -476,6 +496,7 @@ impl<K: Sink> RunLoop<K> {
                 }
             }
         }
+        self.statuses_at = None;
         if rolled_back {
             self.plugins = plugins;
             self.barrier = self.checkpointer.is_some();

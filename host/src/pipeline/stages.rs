@@ -15,6 +15,7 @@ use weir_packed::BatchBuilder;
 
 use super::hotload::{Prepared, Slot};
 use crate::admin::Metrics;
+use crate::admin::plugins::PluginStatus;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
 use crate::config::{Pipeline, WatermarkStrategy};
 use crate::operator::chain::CanaryOutcome;
@@ -326,6 +327,42 @@ impl Stages {
         };
         op.install(instance);
         Ok(())
+    }
+
+    /// Each operator's plugin version and counts, for `GET /plugins`.
+    pub fn plugin_statuses(&self) -> Vec<PluginStatus> {
+        let chain = |stage: &str, chain: &Chain| -> Vec<PluginStatus> {
+            chain
+                .operators
+                .iter()
+                .map(|op| PluginStatus {
+                    stage: stage.into(),
+                    operator: op.name.clone(),
+                    version: op.instance.plugin().label(),
+                    digest: op.instance.plugin().hash.clone(),
+                    since_ms: Some(op.since_ms),
+                    events: Some(op.events),
+                    errors: Some(op.errors),
+                    canary_previous: op.canary.as_ref().map(|c| c.previous.plugin().label()),
+                })
+                .collect()
+        };
+        let mut out = chain("operator", &self.chain);
+        if let Some(s) = &self.stateful {
+            let plugin = s.plugin();
+            out.push(PluginStatus {
+                stage: s.kind().into(),
+                operator: s.name().into(),
+                version: plugin.label(),
+                digest: plugin.hash.clone(),
+                since_ms: None,
+                events: None,
+                errors: None,
+                canary_previous: None,
+            });
+        }
+        out.extend(chain("after", &self.after));
+        out
     }
 
     /// Settles the canaries decided by the last batch (see [`crate::operator::canary`]):
