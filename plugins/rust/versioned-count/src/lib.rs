@@ -1,81 +1,11 @@
 //! `versioned-count`: a test fixture for plugin upgrades across a checkpoint restore.
 //!
 //! Counts events per window. Config: `{"state_version": N, "migrate": true}` — the accumulator
-//! version this instance claims, and whether it can migrate accumulators of older versions
-//! (migration marks them, so tests can see it happened). Result: `{"count", "migrated"}`.
+//! version this instance claims (default 0; 1 for `versioned-count-v2`, the same operator
+//! built as the next version, for hot-swap tests), and whether it can migrate accumulators of
+//! older versions (migration marks them, so tests can see it happened). Result:
+//! `{"count", "migrated"}`.
 
-use serde::{Deserialize, Serialize};
-use weir_sdk::{Aggregate, Event, Window};
+const DEFAULT_STATE_VERSION: u32 = 0;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Config {
-    #[serde(default)]
-    state_version: u32,
-    #[serde(default)]
-    migrate: bool,
-}
-
-struct VersionedCount(Config);
-
-#[derive(Serialize, Deserialize, Default)]
-struct Acc {
-    count: u64,
-    migrated: bool,
-}
-
-#[derive(Serialize)]
-struct Out {
-    count: u64,
-    migrated: bool,
-}
-
-impl Aggregate for VersionedCount {
-    type Acc = Acc;
-    type Out = Out;
-
-    fn configure(config: &str) -> Result<Self, String> {
-        serde_json::from_str(config)
-            .map(VersionedCount)
-            .map_err(|e| format!("versioned-count config: {e}"))
-    }
-
-    fn state_version(&self) -> u32 {
-        self.0.state_version
-    }
-
-    fn migrate(&mut self, from: u32, old: &[u8]) -> Result<Acc, String> {
-        if !self.0.migrate {
-            return Err(format!(
-                "no migration from state version {from} to {}",
-                self.0.state_version
-            ));
-        }
-        let old: Acc = postcard::from_bytes(old).map_err(|e| e.to_string())?;
-        Ok(Acc {
-            count: old.count,
-            migrated: true,
-        })
-    }
-
-    fn add(&mut self, acc: &mut Acc, _event: &Event<'_>) -> Result<(), String> {
-        acc.count += 1;
-        Ok(())
-    }
-
-    fn merge(&mut self, a: Acc, b: Acc) -> Result<Acc, String> {
-        Ok(Acc {
-            count: a.count + b.count,
-            migrated: a.migrated || b.migrated,
-        })
-    }
-
-    fn finish(&mut self, _key: Option<&str>, _w: Window, acc: Acc) -> Result<Option<Out>, String> {
-        Ok(Some(Out {
-            count: acc.count,
-            migrated: acc.migrated,
-        }))
-    }
-}
-
-weir_sdk::export_aggregate!(VersionedCount);
+include!("count.rs");
