@@ -445,3 +445,116 @@ dead_letter = "dlq"
     );
     assert_eq!(host.terminate(), Some(0), "{}", log());
 }
+
+/// Builds `plugins/<lang>/inactivity` with `weir plugin build` and loads it once (`weir
+/// validate`) so its compile is cached; returns the component.
+fn built_inactivity(lang: &str, dir: &Path) -> std::path::PathBuf {
+    let project = root().join("plugins").join(lang).join("inactivity");
+    let mut cmd = weir();
+    cmd.args(["plugin", "build"]).arg(&project);
+    let out = output_within(cmd, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "building {}:\n{}",
+        project.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let component = std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    let text = pipeline_text(
+        "warm",
+        "time = { field = \"ts\" }",
+        &process_section("inactivity", &component, "{ timeout_ms = 3000 }"),
+    );
+    let warm = dir.join(format!("warm-{lang}"));
+    std::fs::create_dir_all(&warm).unwrap();
+    let mut validate = weir();
+    validate.arg("validate").arg(write_pipeline(&warm, &text));
+    assert!(
+        output_within(validate, Duration::from_secs(600))
+            .status
+            .success()
+    );
+    component
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_function_swapped_across_languages_keeps_its_keys_state_and_timers() {
+    let dir = tempfile::tempdir().unwrap();
+    let python = built_inactivity("python", dir.path());
+    let js_version = built_inactivity("js", dir.path());
+    let (server, js) = server_with_streams().await;
+    let live = dir.path().join("idle.wasm");
+    std::fs::copy(plugin("inactivity"), &live).unwrap();
+    let section = "[process.function]\nname = \"inactivity\"\nplugin = \"idle.wasm\"\n\
+                   config = { timeout_ms = 3000 }\n";
+    let text = pipeline_text("hot-process", "time = { field = \"ts\" }", section);
+    let file = write_pipeline(dir.path(), &text);
+    let mut host = WeirProcess::start_with(
+        &file,
+        &server.url(),
+        &dir.path().join("weir.log"),
+        &["--watch"],
+    );
+    host.wait_running(Duration::from_secs(120));
+    let log = host.log_reader();
+    let reading = |device: &str, ts: i64| {
+        (
+            Some(device.to_owned()),
+            serde_json::json!({"ts": ts, "temp": 20})
+                .to_string()
+                .into_bytes(),
+        )
+    };
+    let swaps = || log().matches("plugin swapped").count();
+    let wait_swaps = |n: usize| {
+        let started = std::time::Instant::now();
+        while swaps() < n {
+            assert!(started.elapsed() < Duration::from_secs(60), "{}", log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // The Rust version registers d1's state and its processing-time timer (3 s).
+    publish_all(&js, "in.iot", &[reading("d1", 5)]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The Python version takes over before the timer fires: it fires on Python, from the
+    // state the Rust version wrote.
+    install(&python, &live);
+    wait_swaps(1);
+    let early = collect(&js, "OUT", "out", 1, Duration::from_millis(100)).await;
+    assert!(
+        early.is_empty(),
+        "d1's timer fired before the swap; log:\n{}",
+        log()
+    );
+    let alert = collect(&js, "OUT", "out", 1, Duration::from_secs(20)).await;
+    assert_eq!(
+        alert.len(),
+        1,
+        "d1's timer was lost in the swap; log:\n{}",
+        log()
+    );
+    let a: serde_json::Value = serde_json::from_slice(&alert[0].payload).unwrap();
+    assert_eq!(
+        (a["key"].as_str(), a["last_event_time"].as_i64()),
+        (Some("d1"), Some(5))
+    );
+
+    // The JavaScript version takes over from Python the same way.
+    publish_all(&js, "in.iot", &[reading("d2", 7)]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    install(&js_version, &live);
+    wait_swaps(2);
+    let alerts = collect(&js, "OUT", "out", 2, Duration::from_secs(20)).await;
+    assert_eq!(
+        alerts.len(),
+        2,
+        "d2's timer was lost in the swap; log:\n{}",
+        log()
+    );
+    let a: serde_json::Value = serde_json::from_slice(&alerts[1].payload).unwrap();
+    assert_eq!(
+        (a["key"].as_str(), a["last_event_time"].as_i64()),
+        (Some("d2"), Some(7))
+    );
+    assert_eq!(host.terminate(), Some(0), "{}", log());
+}
