@@ -558,3 +558,82 @@ async fn a_process_function_swapped_across_languages_keeps_its_keys_state_and_ti
     );
     assert_eq!(host.terminate(), Some(0), "{}", log());
 }
+
+/// Under steady load, swaps `stamp` for `stamp-v2` and `kill -9`s the host as soon as its log
+/// shows `step`; a restarted host must leave every event in the sink exactly once, with one
+/// switch of versions in source order.
+async fn killed_during_a_swap_at(step: &str) {
+    let (server, js) = server_with_streams().await;
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("stamp.wasm");
+    std::fs::copy(plugin("stamp"), &live).unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"stamp.wasm\"\nconfig = {}\n";
+    let name = format!("kill-{}", step.replace(' ', "-"));
+    let file = write_pipeline(dir.path(), &pipeline_text(&name, "", ops));
+    let args = ["--watch"];
+    let host = WeirProcess::start_with(&file, &server.url(), &dir.path().join("a.log"), &args);
+    let mut host = host;
+    host.wait_running(Duration::from_secs(120));
+    let log = host.log_reader();
+    const EVENTS: usize = 2000;
+    let publisher = {
+        let js = js.clone();
+        tokio::spawn(async move {
+            for step in 0..20 {
+                let events: Vec<(Option<String>, Vec<u8>)> = (step * 100..(step + 1) * 100)
+                    .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
+                    .collect();
+                publish_all(&js, "in.a", &events).await;
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    install(&plugin("stamp_v2"), &live);
+    wait_for_log(&log, step, Duration::from_secs(60));
+    host.kill9();
+    let host = WeirProcess::start_with(&file, &server.url(), &dir.path().join("b.log"), &args);
+    let log = host.log_reader();
+    publisher.await.unwrap();
+    let out = collect(&js, "OUT", "out", EVENTS, Duration::from_secs(60)).await;
+    let mut version_of: BTreeMap<u64, u64> = BTreeMap::new();
+    for m in &out {
+        let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
+        let i = v["i"].as_u64().unwrap();
+        assert!(
+            version_of.insert(i, v["v"].as_u64().unwrap()).is_none(),
+            "{step}: event {i} doubled"
+        );
+    }
+    assert_eq!(
+        version_of.len(),
+        EVENTS,
+        "{step}: events lost; log:\n{}",
+        log()
+    );
+    let versions: Vec<u64> = version_of.values().copied().collect();
+    let switch = versions
+        .iter()
+        .position(|&v| v == 2)
+        .unwrap_or(versions.len());
+    assert!(
+        versions[switch..].iter().all(|&v| v == 2),
+        "{step}: {versions:?}"
+    );
+    assert_eq!(host.terminate(), Some(0), "{step}: log:\n{}", log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_the_new_version_is_prepared_the_output_stays_exact() {
+    killed_during_a_swap_at("new plugin version ready").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_the_switch_before_its_checkpoint_the_output_stays_exact() {
+    killed_during_a_swap_at("plugin swapped").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn killed_right_after_the_barrier_checkpoint_the_output_stays_exact() {
+    killed_during_a_swap_at("swap done").await;
+}
