@@ -95,12 +95,19 @@ pub async fn run(
     );
     let tick = cfg.source.watermarks.interval;
     let run = RunLoop::new(sink, stages, Some(checkpointer), guarantee, metrics, tick).await?;
+    // Put back to the checkpoint's versions, the replay runs on them up to where the crashed
+    // host had got (what its consumer delivered); swaps wait until then.
+    let replay_until = match &restored {
+        Some(_) => delivered(&js, pipeline).await,
+        None => None,
+    };
     let hot = HotLoad {
         files: watch,
         registry,
         pending,
     };
-    let (mut run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
+    let (run, _watches) = super::watch::attach(run, runtime, pipeline, hot).await?;
+    let mut run = run.with_replay_until(replay_until);
     if let Some(restored) = restored {
         run.restore(restored, window)
             .await
@@ -109,6 +116,14 @@ pub async fn run(
     let source = JetStreamSource::connect(&js, pipeline, resume).await?;
     tracing::info!(pipeline = %name, guarantee = guarantee.name(), "running");
     run.run(source, shutdown).await
+}
+
+/// The last source sequence the pipeline's durable consumer delivered (to a host that may have
+/// processed it before it stopped), if the consumer exists.
+async fn delivered(js: &async_nats::jetstream::Context, pipeline: &Pipeline) -> Option<u64> {
+    let stream = js.get_stream(&pipeline.config.source.stream).await.ok()?;
+    let info = stream.consumer_info(pipeline.consumer_name()).await.ok()?;
+    Some(info.delivered.stream_sequence)
 }
 
 /// Puts in the plugin versions the restored checkpoint was written with (fetching from the

@@ -127,6 +127,9 @@ pub struct RunLoop<K: Sink> {
     rollbacks: Option<mpsc::UnboundedSender<(Slot, String)>>,
     /// When `/plugins` was last refreshed (`None`: it is due).
     statuses_at: Option<Instant>,
+    /// Swaps wait until the source position reaches this (a replay after a restore runs on
+    /// the versions the checkpoint records) or the source goes quiet.
+    replay_until: Option<u64>,
 }
 
 impl<K: Sink> RunLoop<K> {
@@ -165,7 +168,14 @@ impl<K: Sink> RunLoop<K> {
             barrier: false,
             rollbacks: None,
             statuses_at: None,
+            replay_until: None,
         })
+    }
+
+    /// Holds swaps until the source position reaches `sequence` (or the source is quiet).
+    pub fn with_replay_until(mut self, sequence: Option<u64>) -> Self {
+        self.replay_until = sequence;
+        self
     }
 
     /// Tells `rollbacks` of every canary rollback.
@@ -243,7 +253,10 @@ impl<K: Sink> RunLoop<K> {
             let end = matches!(polled, Polled::End);
             match polled {
                 Polled::Batch(batch) => self.on_batch(*batch).await?,
-                Polled::Quiet => self.on_idle().await?,
+                Polled::Quiet => {
+                    self.replay_until = None; // caught up
+                    self.on_idle().await?
+                }
                 Polled::End => self.on_end().await?,
             }
             if self.dirty
@@ -401,6 +414,9 @@ impl<K: Sink> RunLoop<K> {
     /// with the state, and no batch runs on them before it is committed — a replay after a
     /// crash runs each input on the version the checkpoint says.
     async fn swap(&mut self) -> anyhow::Result<()> {
+        if self.replay_until.is_some_and(|until| self.sequence < until) {
+            return Ok(()); // still replaying what ran on the versions in place
+        }
         let Some(swaps) = &mut self.swaps else {
             return Ok(());
         };
