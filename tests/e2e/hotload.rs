@@ -63,6 +63,16 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
     // A component of another world is refused; the running version stays.
     install(&plugin("window_stats"), &live);
     wait_for_log(&log, "hot-load refused", Duration::from_secs(60));
+    assert!(log().contains("does not implement the `transform` world"), "{}", log());
+    // So is one whose `configure` refuses the operator's config.
+    install(&plugin("hostile"), &live);
+    let refusals = || log().matches("hot-load refused").count();
+    let started = std::time::Instant::now();
+    while refusals() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "{}", log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(log().contains("refused its config"), "{}", log());
     tokio::time::sleep(Duration::from_millis(300)).await;
     install(&plugin("stamp_v2"), &live);
     wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
