@@ -63,7 +63,11 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
     // A component of another world is refused; the running version stays.
     install(&plugin("window_stats"), &live);
     wait_for_log(&log, "hot-load refused", Duration::from_secs(60));
-    assert!(log().contains("does not implement the `transform` world"), "{}", log());
+    assert!(
+        log().contains("does not implement the `transform` world"),
+        "{}",
+        log()
+    );
     // So is one whose `configure` refuses the operator's config.
     install(&plugin("hostile"), &live);
     let refusals = || log().matches("hot-load refused").count();
@@ -646,5 +650,5 @@ async fn killed_right_after_the_switch_before_its_checkpoint_the_output_stays_ex
 
 #[tokio::test(flavor = "multi_thread")]
 async fn killed_right_after_the_barrier_checkpoint_the_output_stays_exact() {
-    killed_during_a_swap_at("swap done").await;
+    killed_during_a_swap_at("recorded by a committed checkpoint").await;
 }

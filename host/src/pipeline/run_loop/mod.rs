@@ -36,7 +36,6 @@ use crate::admin::Metrics;
 use crate::checkpoint::coordinator::Snapshot;
 use crate::checkpoint::{Checkpointer, PendingMessage, PluginVersion, Restored};
 use crate::config::Guarantee;
-use crate::operator::chain::CanaryOutcome;
 use crate::sink::{Published, Scope, Sink};
 use crate::source::{Ack, Origin, Polled, Source, SourceBatch};
 
@@ -46,11 +45,10 @@ const ACK_POLL: Duration = Duration::from_millis(20);
 /// Batches whose outputs may be awaiting the sink at once.
 pub const PIPELINE_DEPTH: usize = 2;
 
+mod swap;
+
 /// How often a quiet loop looks for new plugin versions (hot-loading).
 const SWAP_POLL: Duration = Duration::from_millis(100);
-
-/// How soon a swap's checkpoint is tried again when it did not commit.
-const BARRIER_RETRY: Duration = Duration::from_secs(1);
 
 /// How often `/plugins` is refreshed.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -120,9 +118,9 @@ pub struct RunLoop<K: Sink> {
     tick: Option<Duration>,
     /// New plugin versions, prepared off the hot path (hot-loading).
     swaps: Option<mpsc::Receiver<Prepared>>,
-    /// A swap happened and the checkpoint recording it is not committed yet: no batch runs
-    /// on the new version before it is.
-    barrier: bool,
+    /// A swap or rollback whose versions no committed checkpoint records yet: the outputs
+    /// of the batches run since are held until one does ([`swap::Barrier`]).
+    barrier: Option<swap::Barrier>,
     /// Told of every canary rollback (the registry records it on the tag).
     rollbacks: Option<mpsc::UnboundedSender<(Slot, String)>>,
     /// When `/plugins` was last refreshed (`None`: it is due).
@@ -165,7 +163,7 @@ impl<K: Sink> RunLoop<K> {
             plugins,
             tick,
             swaps: None,
-            barrier: false,
+            barrier: None,
             rollbacks: None,
             statuses_at: None,
             replay_until: None,
@@ -234,14 +232,6 @@ impl<K: Sink> RunLoop<K> {
         self.publish_statuses().await?;
         self.metrics.health.set_consuming(true);
         loop {
-            if self.barrier {
-                tokio::select! {
-                    biased;
-                    _ = &mut shutdown => break,
-                    r = self.commit_barrier() => r?,
-                }
-                continue;
-            }
             let wait = self.next_wait();
             let polled = tokio::select! {
                 biased;
@@ -250,6 +240,7 @@ impl<K: Sink> RunLoop<K> {
             };
             self.reap().await?;
             self.collect_checkpoint(false).await?;
+            self.advance_barrier().await?;
             let end = matches!(polled, Polled::End);
             match polled {
                 Polled::Batch(batch) => self.on_batch(*batch).await?,
@@ -388,6 +379,11 @@ impl<K: Sink> RunLoop<K> {
         } else {
             msgs.extend(stateful);
         }
+        if let Some(barrier) = &mut self.barrier {
+            // Made by versions no committed checkpoint records yet: held until one does.
+            barrier.held.extend(self.sink.hold(msgs));
+            return Ok(());
+        }
         if msgs.is_empty() {
             return Ok(());
         }
@@ -409,130 +405,6 @@ impl<K: Sink> RunLoop<K> {
         Ok(())
     }
 
-    /// Installs the plugin versions that are ready (between two batches). With checkpoints,
-    /// the swap is a barrier: the checkpoint taken right after it records the new versions
-    /// with the state, and no batch runs on them before it is committed — a replay after a
-    /// crash runs each input on the version the checkpoint says.
-    async fn swap(&mut self) -> anyhow::Result<()> {
-        if self.replay_until.is_some_and(|until| self.sequence < until) {
-            return Ok(()); // still replaying what ran on the versions in place
-        }
-        let Some(swaps) = &mut self.swaps else {
-            return Ok(());
-        };
-        let mut ready = Vec::new();
-        while let Ok(p) = swaps.try_recv() {
-            ready.push(p);
-        }
-        if ready.is_empty() {
-            return Ok(());
-        }
-        // A checkpoint being written covers batches of the old versions: it goes first.
-        self.collect_checkpoint(true).await?;
-        let stall = Instant::now();
-        let (outcomes, plugins) = self
-            .stages
-            .run(move |s| {
-                let outcomes: Vec<_> = ready
-                    .into_iter()
-                    .map(|p| {
-                        let what = (
-                            p.operator.clone(),
-                            p.origin.clone(),
-                            p.instance.plugin().label(),
-                        );
-                        (what, s.swap(p))
-                    })
-                    .collect();
-                (outcomes, s.plugin_versions())
-            })
-            .await?;
-        let mut swapped = 0;
-        for ((operator, origin, version), outcome) in outcomes {
-            match outcome {
-                Ok(()) => {
-                    swapped += 1;
-                    tracing::info!(%operator, %version, %origin, from = self.sequence + 1, "plugin swapped");
-                }
-                Err(e) => tracing::error!(
-                    %operator, %version, %origin, error = %format!("{e:#}"),
-                    "swap refused; the running version stays"
-                ),
-            }
-        }
-        if swapped == 0 {
-            return Ok(());
-        }
-        self.metrics.swaps.fetch_add(swapped, Relaxed);
-        self.statuses_at = None;
-        self.plugins = plugins?;
-        if self.checkpointer.is_some() {
-            self.barrier = true;
-            self.commit_barrier().await?;
-        }
-        let stall = stall.elapsed().as_micros() as u64;
-        self.metrics.swap_stall_us.store(stall, Relaxed);
-        tracing::info!(stall_us = stall, "swap done");
-        Ok(())
-    }
-
-    /// Refreshes `/plugins` when due (about once a second, and after a swap or a rollback).
-    async fn publish_statuses(&mut self) -> anyhow::Result<()> {
-        if self.statuses_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
-            return Ok(());
-        }
-        let statuses = self.stages.run(|s| s.plugin_statuses()).await?;
-        self.metrics.plugins.set(statuses);
-        self.statuses_at = Some(Instant::now());
-        Ok(())
-    }
-
-    /// Canaries decided by the last batch: a rollback is a barrier, like a swap.
-    fn on_canaries(
-        &mut self,
-        settled: Vec<(Slot, String, CanaryOutcome)>,
-        plugins: Vec<PluginVersion>,
-    ) {
-        let mut rolled_back = false;
-        for (slot, operator, outcome) in settled {
-            match outcome {
-                CanaryOutcome::Passed { version } => {
-                    tracing::info!(%operator, %version, "canary passed; the new version stays");
-                }
-                CanaryOutcome::RolledBack { from, to, reason } => {
-                    rolled_back = true;
-                    self.metrics.rollbacks.fetch_add(1, Relaxed);
-                    tracing::error!(
-                        %operator, %from, %to, %reason, from_position = self.sequence + 1,
-                        "canary failed: rolled back to the previous version"
-                    );
-                    if let Some(tx) = &self.rollbacks {
-                        let _ = tx.send((slot, reason));
-                    }
-                }
-            }
-        }
-        self.statuses_at = None;
-        if rolled_back {
-            self.plugins = plugins;
-            self.barrier = self.checkpointer.is_some();
-        }
-    }
-
-    /// Takes the checkpoint that records a swap and waits for it; if it does not commit
-    /// (NATS down), waits a little: the loop tries again before taking input.
-    async fn commit_barrier(&mut self) -> anyhow::Result<()> {
-        let committed = self.summary.checkpoints;
-        self.checkpoint().await?;
-        self.collect_checkpoint(true).await?;
-        if self.summary.checkpoints > committed {
-            self.barrier = false;
-        } else {
-            tokio::time::sleep(BARRIER_RETRY).await;
-        }
-        Ok(())
-    }
-
     /// Snapshots the stages (the pause) and starts writing a checkpoint.
     async fn checkpoint(&mut self) -> anyhow::Result<()> {
         let Some(checkpointer) = &mut self.checkpointer else {
@@ -546,9 +418,15 @@ impl<K: Sink> RunLoop<K> {
         self.metrics
             .checkpoint_pause_us
             .store(began.elapsed().as_micros() as u64, Relaxed);
+        let mut pending = std::mem::take(&mut self.held);
+        if let Some(barrier) = &mut self.barrier {
+            // This checkpoint records the new versions: it publishes what they made so far.
+            pending.append(&mut barrier.held);
+            barrier.expected = Some(self.summary.checkpoints + 1);
+        }
         checkpointer.start(Snapshot {
             state,
-            pending: std::mem::take(&mut self.held),
+            pending,
             sequence: self.sequence,
             watermark,
             plugins: self.plugins.clone(),
@@ -606,9 +484,11 @@ impl<K: Sink> RunLoop<K> {
     pub async fn shutdown(mut self) -> anyhow::Result<RunSummary> {
         self.metrics.health.set_consuming(false);
         self.collect_checkpoint(true).await?;
-        if self.checkpointer.is_some() && (self.dirty || !self.held.is_empty()) {
+        let barrier = self.barrier.is_some();
+        if self.checkpointer.is_some() && (self.dirty || !self.held.is_empty() || barrier) {
             self.checkpoint().await?;
             self.collect_checkpoint(true).await?;
+            self.advance_barrier().await?;
         }
         while let Some(p) = self.in_flight.pop_front() {
             p.await.context("the delivering task panicked")??;
