@@ -10,10 +10,9 @@
 //!   batches: host-kept state (window accumulators, keyed state and timers) stays, an
 //!   aggregate's accumulators are migrated to a newer `state_version`, a downgrade is refused
 //!   and the old version keeps running;
-//! - the run loop ([`super::run_loop`]) makes the swap a checkpoint barrier: the batch in
-//!   flight finishes on the old version, the checkpoint taken right after the swap records the
-//!   new version with the state, and the new version takes the next batch only once that
-//!   checkpoint is committed.
+//! - the run loop ([`super::run_loop`]) swaps between two batches: the batch in flight
+//!   finishes on the old version, the new one takes the next batch, and its outputs are held
+//!   until a committed checkpoint records the new version (a barrier that does not stall).
 
 use std::path::{Path, PathBuf};
 

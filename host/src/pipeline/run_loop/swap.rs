@@ -14,10 +14,9 @@ use crate::pipeline::hotload::Slot;
 use crate::sink::Sink;
 
 impl<K: Sink> RunLoop<K> {
-    /// Installs the plugin versions that are ready (between two batches). With checkpoints,
-    /// the swap is a barrier: the checkpoint taken right after it records the new versions
-    /// with the state, and no batch runs on them before it is committed — a replay after a
-    /// crash runs each input on the version the checkpoint says.
+    /// Installs the plugin versions that are ready (between two batches) and opens the
+    /// barrier: their outputs are held until a committed checkpoint records them, so a replay
+    /// after a crash runs each input on the version the checkpoint says.
     pub(super) async fn swap(&mut self) -> anyhow::Result<()> {
         if self.replay_until.is_some_and(|until| self.sequence < until) {
             return Ok(()); // still replaying what ran on the versions in place
