@@ -541,16 +541,21 @@ fn details(r: &CaseResult) {
         summary(&r.baseline_gaps)
     );
     println!("file written → swap, p50/p99/max: {} ms", summary(&latency));
-    let phase = |i: usize| -> Vec<u64> { r.phases.iter().map(|p| p[i]).collect() };
-    println!(
-        "stall split over {} swaps, p50/p99/max ms: install {}; snapshot + outputs in flight \
-         acknowledged {}; checkpoint commit {}; source ack + collect {}",
-        r.phases.len(),
-        summary(&phase(0)),
-        summary(&phase(1)),
-        summary(&phase(2)),
-        summary(&phase(3))
-    );
+    if r.phases.is_empty() {
+        // The swap does not wait for a checkpoint: the stall is the install alone.
+        println!("stall split: none (the swap waits for no checkpoint)");
+    } else {
+        let phase = |i: usize| -> Vec<u64> { r.phases.iter().map(|p| p[i]).collect() };
+        println!(
+            "stall split over {} swaps, p50/p99/max ms: install {}; snapshot + outputs in flight \
+             acknowledged {}; checkpoint commit {}; source ack + collect {}",
+            r.phases.len(),
+            summary(&phase(0)),
+            summary(&phase(1)),
+            summary(&phase(2)),
+            summary(&phase(3))
+        );
+    }
     for (s, what) in r
         .first
         .iter()

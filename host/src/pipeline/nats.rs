@@ -45,31 +45,13 @@ pub async fn run(
     let name = cfg.name.get_ref();
     let guarantee = cfg.checkpoint.guarantee;
     let file = pipeline.file.display();
-    // Registry plugins need NATS before they load; file plugins load first.
-    let (connected, resolved, registry) = if uses_registry(pipeline) {
-        let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
-        let registry = Registry::open(&js, false)
-            .await
-            .map_err(|e| anyhow::anyhow!("{file}: plugin registry: {e}"))?;
-        let mut resolved = pipeline.clone();
-        let follows = resolve(&registry, &mut resolved, runtime.cache().dir())
-            .await
-            .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
-        (Some((js, sink)), resolved, Some((registry, follows)))
-    } else {
-        (None, pipeline.clone(), None)
-    };
-    let stages = {
-        let (rt, m, p) = (runtime.clone(), metrics.clone(), resolved.clone());
-        let partitions = SourcePartitions::of(&cfg.source);
-        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
-            .await
-            .context("loading the plugins panicked")??
-    };
-    let (js, sink) = match connected {
-        Some(c) => c,
-        None => connect_and_check(pipeline, url, &metrics.health).await?,
-    };
+    let Loaded {
+        js,
+        sink,
+        stages,
+        resolved,
+        registry,
+    } = connect_and_load(runtime, pipeline, url, &metrics).await?;
     let mut store = open_for_run(&js, pipeline, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: checkpoints: {e}"))?;
@@ -116,6 +98,60 @@ pub async fn run(
     let source = JetStreamSource::connect(&js, pipeline, resume).await?;
     tracing::info!(pipeline = %name, guarantee = guarantee.name(), "running");
     run.run(source, shutdown).await
+}
+
+/// A pipeline connected to NATS with its plugins loaded.
+struct Loaded {
+    js: jetstream::Context,
+    sink: Arc<JetStreamSink>,
+    stages: Stages,
+    /// The pipeline as loaded: registry references resolved to local copies.
+    resolved: Pipeline,
+    /// The registry, with the operators following its tags.
+    registry: Option<(Registry, Vec<Follow>)>,
+}
+
+/// Connects to NATS and loads the plugins — registry plugins need NATS before they load
+/// (resolved to verified local copies), file plugins load first, so a plugin error is
+/// reported without waiting for NATS.
+async fn connect_and_load(
+    runtime: &Runtime,
+    pipeline: &Pipeline,
+    url: &str,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Loaded> {
+    let file = pipeline.file.display();
+    let (connected, resolved, registry) = if uses_registry(pipeline) {
+        let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
+        let registry = Registry::open(&js, false)
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: plugin registry: {e}"))?;
+        let mut resolved = pipeline.clone();
+        let follows = resolve(&registry, &mut resolved, runtime.cache().dir())
+            .await
+            .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
+        (Some((js, sink)), resolved, Some((registry, follows)))
+    } else {
+        (None, pipeline.clone(), None)
+    };
+    let stages = {
+        let (rt, m, p) = (runtime.clone(), metrics.clone(), resolved.clone());
+        let partitions = SourcePartitions::of(&pipeline.config.source);
+        tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
+            .await
+            .context("loading the plugins panicked")??
+    };
+    let (js, sink) = match connected {
+        Some(c) => c,
+        None => connect_and_check(pipeline, url, &metrics.health).await?,
+    };
+    Ok(Loaded {
+        js,
+        sink,
+        stages,
+        resolved,
+        registry,
+    })
 }
 
 /// The last source sequence the pipeline's durable consumer delivered (to a host that may have

@@ -1,0 +1,200 @@
+//! `weir plugin deploy|list|history|rollback`: the plugin registry in NATS from the command
+//! line ([`weir::registry`]). A deploy checks the component before anything is stored; the
+//! read-only commands create no bucket. The NATS URL may hold credentials: it is printed
+//! without them.
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::plugin::NatsArgs;
+use weir::registry::names::human_size;
+use weir::registry::{Registry, RegistryError, Tag};
+use weir::runtime::Runtime;
+use weir::telemetry::redact::redact_url;
+
+/// `weir plugin deploy COMPONENT --name NAME [--version V]`.
+pub fn deploy(
+    runtime: &Runtime,
+    component: &Path,
+    name: &str,
+    version: Option<String>,
+    nats: &NatsArgs,
+) -> anyhow::Result<()> {
+    weir::registry::names::check_name(name)?;
+    let checked = weir::registry::validate::validate(runtime, component)
+        .with_context(|| format!("{name} was not deployed"))?;
+    block_on(async {
+        let registry = connect(nats, true).await?;
+        let before = registry.tag(name).await?;
+        let tag = registry
+            .publish(name, version.as_deref(), checked.world, &checked.bytes)
+            .await
+            .with_context(|| format!("{name} was not deployed"))?;
+        if before.as_ref() == Some(&tag) {
+            println!(
+                "{name} is already at version {}; nothing changed",
+                describe(&tag)
+            );
+        } else {
+            let was = before.map_or(String::new(), |b| format!(", was version {}", b.version));
+            println!("deployed {name} version {}{was}", describe(&tag));
+        }
+        Ok(())
+    })
+}
+
+/// `weir plugin list`.
+pub fn list(nats: &NatsArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let Some(registry) = connect_existing(nats).await? else {
+            return Ok(());
+        };
+        let tags = registry.list().await?;
+        if tags.is_empty() {
+            println!("no plugins deployed");
+        } else {
+            print!("{}", table(&tags));
+        }
+        Ok(())
+    })
+}
+
+/// `weir plugin history NAME`.
+pub fn history(name: String, nats: &NatsArgs) -> anyhow::Result<()> {
+    block_on(async {
+        weir::registry::names::check_name(&name)?;
+        let Some(registry) = connect_existing(nats).await? else {
+            return Ok(());
+        };
+        let moves = registry.history(&name).await?;
+        if moves.is_empty() {
+            return Err(RegistryError::UnknownPlugin {
+                name,
+                bucket: weir::registry::TAGS.to_owned(),
+            }
+            .into());
+        }
+        let current = registry.tag(&name).await?;
+        for (i, t) in moves.iter().enumerate() {
+            let now = i + 1 == moves.len() && current.as_ref() == Some(t);
+            println!(
+                "{} {}  version {}  sha256 {}…  {}  {}  {}",
+                if now { '*' } else { ' ' },
+                when(t.deployed_at_ms),
+                t.version,
+                t.short_digest(),
+                t.world,
+                human_size(t.size),
+                t.note.as_deref().unwrap_or("deploy"),
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `weir plugin rollback NAME [--to V] [--reason TEXT]`.
+pub fn rollback(
+    name: &str,
+    to: Option<String>,
+    reason: &str,
+    nats: &NatsArgs,
+) -> anyhow::Result<()> {
+    block_on(async {
+        let registry = connect(nats, false).await?;
+        let before = registry.tag(name).await?;
+        let tag = registry.rollback(name, to.as_deref(), reason).await?;
+        let from = before.map_or(String::new(), |b| format!(" from {}", b.version));
+        println!("rolled back {name} to version {}{from}", describe(&tag));
+        Ok(())
+    })
+}
+
+fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(work)
+}
+
+/// The registry at `nats.nats_url`; with `create`, its buckets are created if missing.
+async fn connect(nats: &NatsArgs, create: bool) -> anyhow::Result<Registry> {
+    let url = &nats.nats_url;
+    let client = weir::pipeline::nats::connect("weir plugin", url, None).await?;
+    let js = async_nats::jetstream::new(client);
+    Registry::open(&js, create)
+        .await
+        .with_context(|| format!("the plugin registry at {}", redact_url(url)))
+}
+
+/// The registry, or `None` (and a line saying so) when its buckets do not exist.
+async fn connect_existing(nats: &NatsArgs) -> anyhow::Result<Option<Registry>> {
+    match connect(nats, false).await {
+        Ok(r) => Ok(Some(r)),
+        Err(e) => match e.downcast_ref::<RegistryError>() {
+            Some(missing @ RegistryError::BucketMissing { .. }) => {
+                println!("no plugins deployed ({missing})");
+                Ok(None)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+/// `3 (sha256 1a2b3c4d5e6f…, transform, 1.2 MiB)`.
+fn describe(t: &Tag) -> String {
+    format!(
+        "{} (sha256 {}…, {}, {})",
+        t.version,
+        t.short_digest(),
+        t.world,
+        human_size(t.size)
+    )
+}
+
+/// A time in milliseconds since the epoch, to the second (UTC).
+fn when(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The tags as a table with a header, columns aligned.
+fn table(tags: &[Tag]) -> String {
+    let mut rows = vec![[
+        "NAME".to_owned(),
+        "VERSION".to_owned(),
+        "WORLD".to_owned(),
+        "DIGEST".to_owned(),
+        "SIZE".to_owned(),
+        "DEPLOYED".to_owned(),
+        "NOTE".to_owned(),
+    ]];
+    for t in tags {
+        rows.push([
+            t.name.clone(),
+            t.version.clone(),
+            t.world.clone(),
+            t.short_digest().to_owned(),
+            human_size(t.size),
+            when(t.deployed_at_ms),
+            t.note.clone().unwrap_or_default(),
+        ]);
+    }
+    let mut widths = [0; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
