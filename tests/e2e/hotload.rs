@@ -45,18 +45,25 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
     weir.wait_running(Duration::from_secs(120));
     let log = weir.log_reader();
 
-    // Steady load: 3,000 events in 30 steps while the plugin file changes twice.
-    const EVENTS: usize = 3000;
+    // Steady load: steps of 100 events every 60 ms, until 10 steps after version 2 took
+    // over (a busy machine may take a while over the refusals before it).
+    let swapped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let publisher = {
-        let js = js.clone();
+        let (js, swapped) = (js.clone(), swapped.clone());
         tokio::spawn(async move {
-            for step in 0..30 {
+            let (mut step, mut after) = (0, 0);
+            while after < 10 {
                 let events: Vec<(Option<String>, Vec<u8>)> = (step * 100..(step + 1) * 100)
                     .map(|i| (None, format!("{{\"i\":{i}}}").into_bytes()))
                     .collect();
                 publish_all(&js, "in.a", &events).await;
                 tokio::time::sleep(Duration::from_millis(60)).await;
+                step += 1;
+                if swapped.load(std::sync::atomic::Ordering::Relaxed) {
+                    after += 1;
+                }
             }
+            step * 100
         })
     };
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -80,9 +87,10 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
     tokio::time::sleep(Duration::from_millis(300)).await;
     install(&plugin("stamp_v2"), &live);
     wait_for_log(&log, "plugin swapped", Duration::from_secs(60));
-    publisher.await.unwrap();
+    swapped.store(true, std::sync::atomic::Ordering::Relaxed);
+    let events = publisher.await.unwrap();
 
-    let out = collect(&js, "OUT", "out", EVENTS, Duration::from_secs(60)).await;
+    let out = collect(&js, "OUT", "out", events, Duration::from_secs(60)).await;
     let mut version_of: BTreeMap<u64, u64> = BTreeMap::new();
     for m in &out {
         let v: serde_json::Value = serde_json::from_slice(&m.payload).unwrap();
@@ -92,7 +100,7 @@ async fn a_rebuilt_transform_is_swapped_in_under_load_with_no_event_lost_or_doub
             "event {i} doubled"
         );
     }
-    assert_eq!(version_of.len(), EVENTS, "events lost: log:\n{}", log());
+    assert_eq!(version_of.len(), events, "events lost: log:\n{}", log());
     // One switch, in source order: every event before some position ran on version 1, every
     // one from it on version 2.
     let versions: Vec<u64> = version_of.values().copied().collect();
