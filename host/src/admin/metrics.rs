@@ -65,55 +65,57 @@ impl Metrics {
         })
     }
 
-    /// The metrics in Prometheus text exposition format.
-    pub fn render(&self) -> String {
+    /// The counters and last-value gauges, for [`Metrics::render`].
+    fn render_counts(&self, out: &mut String) {
         let p = &self.pipeline;
-        let mut out = String::new();
-        let mut counter = |name: &str, help: &str, v: u64| {
+        let counters: [(&str, &str, &AtomicU64); 8] = [
+            (
+                "weir_input_events_total",
+                "Source messages processed.",
+                &self.inputs,
+            ),
+            (
+                "weir_results_total",
+                "Results published to the sink.",
+                &self.results,
+            ),
+            (
+                "weir_dead_letters_total",
+                "Events sent to the dead-letter subject.",
+                &self.dead_letters,
+            ),
+            (
+                "weir_late_events_total",
+                "Events past their windows' allowed lateness.",
+                &self.late,
+            ),
+            (
+                "weir_batches_total",
+                "Source batches completed.",
+                &self.batches,
+            ),
+            (
+                "weir_checkpoints_total",
+                "Checkpoints committed.",
+                &self.checkpoints,
+            ),
+            (
+                "weir_plugin_swaps_total",
+                "New plugin versions swapped into the running pipeline.",
+                &self.swaps,
+            ),
+            (
+                "weir_plugin_rollbacks_total",
+                "New plugin versions rolled back by their canary.",
+                &self.rollbacks,
+            ),
+        ];
+        for (name, help, v) in counters {
             out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{pipeline=\"{p}\"}} {v}\n"
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{pipeline=\"{p}\"}} {}\n",
+                v.load(Ordering::Relaxed)
             ));
-        };
-        counter(
-            "weir_input_events_total",
-            "Source messages processed.",
-            self.inputs.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_results_total",
-            "Results published to the sink.",
-            self.results.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_dead_letters_total",
-            "Events sent to the dead-letter subject.",
-            self.dead_letters.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_late_events_total",
-            "Events past their windows' allowed lateness.",
-            self.late.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_batches_total",
-            "Source batches completed.",
-            self.batches.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_checkpoints_total",
-            "Checkpoints committed.",
-            self.checkpoints.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_plugin_swaps_total",
-            "New plugin versions swapped into the running pipeline.",
-            self.swaps.load(Ordering::Relaxed),
-        );
-        counter(
-            "weir_plugin_rollbacks_total",
-            "New plugin versions rolled back by their canary.",
-            self.rollbacks.load(Ordering::Relaxed),
-        );
+        }
         for (name, help, v) in [
             (
                 "weir_plugin_swap_stall_microseconds",
@@ -146,6 +148,13 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             ));
         }
+    }
+
+    /// The metrics in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let p = &self.pipeline;
+        let mut out = String::new();
+        self.render_counts(&mut out);
         let wm = self.watermark.load(Ordering::Relaxed);
         if wm != i64::MIN {
             let now = std::time::SystemTime::now()
