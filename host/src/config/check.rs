@@ -243,6 +243,20 @@ impl Pipeline {
                 format!("field `{field}.deadline` must be positive"),
             ));
         }
+        let stateful = field.starts_with("window") || field.starts_with("process");
+        if stateful && op.rollout.is_some() {
+            // The previous version cannot take over a stateful operator's failed events: its
+            // state may already be migrated to the new version's format.
+            return Err(self.field_error(
+                &format!("{field}.rollout"),
+                format!(
+                    "field `{field}.rollout`: canaries watch transform operators \
+                     (`[[operators]]`, `[[after]]`) only; a new version of a window aggregate \
+                     or process function takes over at once (a failed swap is refused and the \
+                     running version stays)"
+                ),
+            ));
+        }
         Ok(())
     }
 }

@@ -402,3 +402,18 @@ fn the_key_may_come_from_a_payload_field() {
     let p = parse_in(dir.path(), &text).unwrap();
     assert_eq!(p.config.source.key, KeyFrom::Field("user.id".into()));
 }
+
+#[test]
+fn a_canary_on_a_window_aggregate_is_refused_and_on_a_transform_accepted() {
+    let dir = with_plugin();
+    let rollout = "rollout = { canary_events = 100, max_error_rate = 0.01 }\n";
+    let window = "[window]\ntype = \"tumbling\"\nsize = \"1s\"\n[window.aggregate]\nname = \"a\"\nplugin = \"op.wasm\"\n";
+    let text = format!("{GOOD}{window}{rollout}");
+    let err = parse_in(dir.path(), &text).unwrap_err().to_string();
+    assert!(err.contains("field `window.aggregate.rollout`"), "{err}");
+    assert!(err.contains("transform operators"), "{err}");
+
+    let text = GOOD.replace("config = {", &format!("{rollout}config = {{"));
+    let p = parse_in(dir.path(), &text).unwrap();
+    assert!(p.config.operators[0].rollout.is_some());
+}

@@ -14,9 +14,9 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hotload::{Prepared, Slot, prepare};
+use super::hotload::{Prepared, Slot, SwapEvent, prepare};
 use crate::config::{OperatorConfig, Pipeline};
-use crate::registry::{Registry, Tag};
+use crate::registry::{Registry, RegistryError, Tag};
 use crate::runtime::Runtime;
 
 /// The prefix of a registry reference in `plugin`.
@@ -126,14 +126,17 @@ fn check_world(slot: Slot, tag: &Tag) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a followed operator runs, as far as the registry is concerned.
+/// What a followed operator runs, as far as the registry is concerned. A (digest, registry
+/// version) pair names a version.
 #[derive(Debug, Clone, Default)]
 struct Track {
     name: String,
-    /// The digest and version (when known) of the version handed to the run loop last.
+    /// The version running, as the run loop last confirmed.
     current: (String, Option<String>),
     /// The one before it (what a canary rolls back to).
     previous: Option<(String, Option<String>)>,
+    /// Versions handed to the run loop and not yet installed or refused, oldest first.
+    handed: Vec<(String, Option<String>)>,
 }
 
 type Tracks = Arc<Mutex<HashMap<Slot, Track>>>;
@@ -142,16 +145,17 @@ fn lock(tracks: &Tracks) -> std::sync::MutexGuard<'_, HashMap<Slot, Track>> {
     tracks.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Follows the tags of `follows`: each move is prepared and sent to `swaps`; a canary
-/// rollback reported on `rollbacks` moves the tag back, with the reason. The tasks end when
-/// the run loop is gone.
+/// Follows the tags of `follows`: each move is prepared and sent to `swaps`; what the run loop
+/// did with it comes back on `events` — only an installed version counts as running, and a
+/// canary rollback moves the tag back, with the reason. The tasks end when the run loop is
+/// gone.
 pub async fn follow(
     registry: Registry,
     runtime: &Runtime,
     pipeline: &Pipeline,
     follows: Vec<Follow>,
     swaps: mpsc::Sender<Prepared>,
-    rollbacks: mpsc::UnboundedReceiver<(Slot, String)>,
+    events: mpsc::UnboundedReceiver<SwapEvent>,
 ) -> anyhow::Result<Vec<JoinHandle<()>>> {
     let tracks: Tracks = Arc::new(Mutex::new(
         follows
@@ -160,89 +164,139 @@ pub async fn follow(
                 let track = Track {
                     name: f.name.clone(),
                     current: (f.digest.clone(), f.version.clone()),
-                    previous: None,
+                    ..Track::default()
                 };
                 (f.slot, track)
             })
             .collect(),
     ));
-    let mut tasks = vec![tokio::spawn(record_rollbacks(
+    let mut tasks = vec![tokio::spawn(keep_in_step(
         registry.clone(),
         tracks.clone(),
-        rollbacks,
+        events,
     ))];
     for f in follows {
-        let mut moves = registry
+        let moves = registry
             .watch(&f.name)
             .await
             .with_context(|| format!("following {PREFIX}{}", f.name))?;
         // A move between the lookup and the watch would be missed: look once more.
         let now = registry.tag(&f.name).await.ok().flatten();
-        let (registry, runtime, pipeline, swaps, tracks) = (
-            registry.clone(),
-            runtime.clone(),
-            pipeline.clone(),
-            swaps.clone(),
-            tracks.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut next = now;
-            loop {
-                let tag = match next.take() {
-                    Some(tag) => tag,
-                    None => match moves.next().await {
-                        Some(Ok(tag)) => tag,
-                        Some(Err(e)) => {
-                            tracing::warn!(plugin = %f.name, error = %e, "following the registry tag");
-                            continue;
-                        }
-                        None => return,
-                    },
-                };
-                if lock(&tracks).get(&f.slot).is_some_and(|t| t.current.0 == tag.digest) {
-                    continue;
-                }
-                match load(&registry, &runtime, &pipeline, f.slot, &tag).await {
-                    Ok(p) => {
-                        if let Some(t) = lock(&tracks).get_mut(&f.slot) {
-                            let current = (tag.digest.clone(), Some(tag.version.clone()));
-                            t.previous = Some(std::mem::replace(&mut t.current, current));
-                        }
-                        if swaps.send(p).await.is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => tracing::error!(
-                        plugin = %f.name, version = %tag.version, error = %format!("{e:#}"),
-                        "hot-load refused; the running version stays"
-                    ),
-                }
-            }
-        }));
+        let follower = Follower {
+            registry: registry.clone(),
+            runtime: runtime.clone(),
+            pipeline: pipeline.clone(),
+            swaps: swaps.clone(),
+            tracks: tracks.clone(),
+        };
+        tasks.push(tokio::spawn(follower.run(f, now, moves)));
     }
     Ok(tasks)
 }
 
-/// Moves the tag of an operator whose canary failed back to the version it rolled back to,
-/// recording why — so that the next start does not load the failed version again.
-async fn record_rollbacks(
+/// One followed tag's task.
+struct Follower {
+    registry: Registry,
+    runtime: Runtime,
+    pipeline: Pipeline,
+    swaps: mpsc::Sender<Prepared>,
+    tracks: Tracks,
+}
+
+impl Follower {
+    /// Prepares every move of the tag (`now` first, if given) that is not what runs or is
+    /// about to, and hands it to the run loop.
+    async fn run(
+        self,
+        f: Follow,
+        now: Option<Tag>,
+        moves: impl futures::Stream<Item = Result<Tag, RegistryError>>,
+    ) {
+        let mut moves = std::pin::pin!(moves);
+        let mut next = now;
+        loop {
+            let tag = match next.take() {
+                Some(tag) => tag,
+                None => match moves.next().await {
+                    Some(Ok(tag)) => tag,
+                    Some(Err(e)) => {
+                        tracing::warn!(plugin = %f.name, error = %e, "following the registry tag");
+                        continue;
+                    }
+                    None => return,
+                },
+            };
+            let known = lock(&self.tracks).get(&f.slot).is_some_and(|t| {
+                let latest = t.handed.last().unwrap_or(&t.current);
+                latest.0 == tag.digest
+            });
+            if known {
+                continue;
+            }
+            match load(&self.registry, &self.runtime, &self.pipeline, f.slot, &tag).await {
+                Ok(p) => {
+                    if let Some(t) = lock(&self.tracks).get_mut(&f.slot) {
+                        t.handed
+                            .push((tag.digest.clone(), Some(tag.version.clone())));
+                    }
+                    if self.swaps.send(p).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::error!(
+                    plugin = %f.name, version = %tag.version, error = %format!("{e:#}"),
+                    "hot-load refused; the running version stays"
+                ),
+            }
+        }
+    }
+}
+
+/// Keeps the tracks in step with what the run loop did: an installed version becomes the
+/// current one; a canary rollback moves the tag back to the version it returned to, recording
+/// why — so that the next start does not load the failed version again.
+async fn keep_in_step(
     registry: Registry,
     tracks: Tracks,
-    mut rollbacks: mpsc::UnboundedReceiver<(Slot, String)>,
+    mut events: mpsc::UnboundedReceiver<SwapEvent>,
 ) {
-    while let Some((slot, reason)) = rollbacks.recv().await {
-        let (name, back_to) = {
+    while let Some(event) = events.recv().await {
+        let rollback = {
             let mut tracks = lock(&tracks);
-            let Some(t) = tracks.get_mut(&slot) else {
-                continue; // a file plugin: nothing to record
-            };
-            let Some(previous) = t.previous.take() else {
-                continue;
-            };
-            // The tag's move back is not a new version to swap to.
-            t.current = previous.clone();
-            (t.name.clone(), previous.1)
+            match event {
+                SwapEvent::Installed { slot, digest } => {
+                    if let Some(t) = tracks.get_mut(&slot) {
+                        let version = t.take_handed(&digest).or_else(|| {
+                            // A version put back by a restore is the one the tag named.
+                            (t.current.0 == digest)
+                                .then(|| t.current.1.clone())
+                                .flatten()
+                        });
+                        let installed = (digest, version);
+                        t.previous = Some(std::mem::replace(&mut t.current, installed));
+                    }
+                    continue;
+                }
+                SwapEvent::Refused { slot, digest, .. } => {
+                    if let Some(t) = tracks.get_mut(&slot) {
+                        t.take_handed(&digest);
+                    }
+                    continue;
+                }
+                SwapEvent::RolledBack { slot, reason } => {
+                    let Some(t) = tracks.get_mut(&slot) else {
+                        continue; // a file plugin: nothing to record
+                    };
+                    let Some(previous) = t.previous.take() else {
+                        continue;
+                    };
+                    // The tag's move back is not a new version to swap to.
+                    t.current = previous.clone();
+                    (t.name.clone(), previous.1, reason)
+                }
+            }
         };
+        let (name, back_to, reason) = rollback;
         let Some(version) = back_to else {
             tracing::warn!(plugin = %name, "the rolled-back version is not known by its registry version; the tag stays");
             continue;
@@ -256,6 +310,15 @@ async fn record_rollbacks(
                 tracing::error!(plugin = %name, error = %e, "recording the rollback in the registry failed")
             }
         }
+    }
+}
+
+impl Track {
+    /// Takes the handed-over version with `digest` off the list; its registry version, if it
+    /// was one of ours (a file swap or a restore names none).
+    fn take_handed(&mut self, digest: &str) -> Option<String> {
+        let i = self.handed.iter().position(|h| h.0 == digest)?;
+        self.handed.remove(i).1
     }
 }
 

@@ -101,6 +101,22 @@ pub struct Prepared {
     pub origin: String,
 }
 
+/// What the run loop did with a new version, told to whoever handed it over (the registry
+/// follower keeps its idea of the running version, and the tag, in step with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwapEvent {
+    /// The version with content hash `digest` runs in `slot` from the next batch on.
+    Installed { slot: Slot, digest: String },
+    /// The version with content hash `digest` was refused; the running one stays.
+    Refused {
+        slot: Slot,
+        digest: String,
+        reason: String,
+    },
+    /// The canary of the version in `slot` failed: the previous version runs again.
+    RolledBack { slot: Slot, reason: String },
+}
+
 /// Loads the component at `path` as the new plugin of `slot` and starts it with the operator's
 /// config and limits. Blocking (compiles and calls `configure`): run it off the hot path.
 pub fn prepare(

@@ -156,9 +156,9 @@ pub async fn attach<K: Sink>(
         watches._files = Some(watch_files(runtime, pipeline, tx.clone())?);
     }
     if let Some((registry, follows)) = follows {
-        let (rollbacks, rolled_back) = mpsc::unbounded_channel();
-        watches.tags = follow(registry, runtime, pipeline, follows, tx, rolled_back).await?;
-        run = run.with_rollbacks(rollbacks);
+        let (events, told) = mpsc::unbounded_channel();
+        watches.tags = follow(registry, runtime, pipeline, follows, tx, told).await?;
+        run = run.with_swap_events(events);
     }
     Ok((run.with_swaps(rx), watches))
 }

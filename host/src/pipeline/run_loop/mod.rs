@@ -29,7 +29,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::hotload::{Prepared, Slot};
+use super::hotload::{Prepared, SwapEvent};
 use super::operator_thread::OperatorThread;
 use super::stages::{Stages, StagesOutput};
 use crate::admin::Metrics;
@@ -121,8 +121,9 @@ pub struct RunLoop<K: Sink> {
     /// A swap or rollback whose versions no committed checkpoint records yet: the outputs
     /// of the batches run since are held until one does ([`swap::Barrier`]).
     barrier: Option<swap::Barrier>,
-    /// Told of every canary rollback (the registry records it on the tag).
-    rollbacks: Option<mpsc::UnboundedSender<(Slot, String)>>,
+    /// Told of every swap, refusal and canary rollback (the registry follower keeps its
+    /// tags in step).
+    swap_events: Option<mpsc::UnboundedSender<SwapEvent>>,
     /// When `/plugins` was last refreshed (`None`: it is due).
     statuses_at: Option<Instant>,
     /// Swaps wait until the source position reaches this (a replay after a restore runs on
@@ -164,7 +165,7 @@ impl<K: Sink> RunLoop<K> {
             tick,
             swaps: None,
             barrier: None,
-            rollbacks: None,
+            swap_events: None,
             statuses_at: None,
             replay_until: None,
         })
@@ -176,9 +177,9 @@ impl<K: Sink> RunLoop<K> {
         self
     }
 
-    /// Tells `rollbacks` of every canary rollback.
-    pub fn with_rollbacks(mut self, rollbacks: mpsc::UnboundedSender<(Slot, String)>) -> Self {
-        self.rollbacks = Some(rollbacks);
+    /// Tells `events` of every swap, refused swap and canary rollback.
+    pub fn with_swap_events(mut self, events: mpsc::UnboundedSender<SwapEvent>) -> Self {
+        self.swap_events = Some(events);
         self
     }
 

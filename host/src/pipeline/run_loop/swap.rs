@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::{RunLoop, STATUS_EVERY};
 use crate::checkpoint::{PendingMessage, PluginVersion};
 use crate::operator::chain::CanaryOutcome;
-use crate::pipeline::hotload::Slot;
+use crate::pipeline::hotload::{Slot, SwapEvent};
 use crate::sink::Sink;
 
 impl<K: Sink> RunLoop<K> {
@@ -38,11 +38,14 @@ impl<K: Sink> RunLoop<K> {
                 let outcomes: Vec<_> = ready
                     .into_iter()
                     .map(|p| {
-                        let what = (
-                            p.operator.clone(),
-                            p.origin.clone(),
-                            p.instance.plugin().label(),
-                        );
+                        let plugin = p.instance.plugin();
+                        let what = Swapped {
+                            slot: p.slot,
+                            operator: p.operator.clone(),
+                            origin: p.origin.clone(),
+                            version: plugin.label(),
+                            digest: plugin.hash.clone(),
+                        };
                         (what, s.swap(p))
                     })
                     .collect();
@@ -50,17 +53,34 @@ impl<K: Sink> RunLoop<K> {
             })
             .await?;
         let mut swapped = 0;
-        for ((operator, origin, version), outcome) in outcomes {
-            match outcome {
+        for (what, outcome) in outcomes {
+            let Swapped {
+                slot,
+                operator,
+                origin,
+                version,
+                digest,
+            } = what;
+            let event = match outcome {
                 Ok(()) => {
                     swapped += 1;
                     tracing::info!(%operator, %version, %origin, from = self.sequence + 1, "plugin swapped");
+                    SwapEvent::Installed { slot, digest }
                 }
-                Err(e) => tracing::error!(
-                    %operator, %version, %origin, error = %format!("{e:#}"),
-                    "swap refused; the running version stays"
-                ),
-            }
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    tracing::error!(
+                        %operator, %version, %origin, error = %reason,
+                        "swap refused; the running version stays"
+                    );
+                    SwapEvent::Refused {
+                        slot,
+                        digest,
+                        reason,
+                    }
+                }
+            };
+            self.tell(event);
         }
         if swapped == 0 {
             return Ok(());
@@ -73,6 +93,13 @@ impl<K: Sink> RunLoop<K> {
         self.metrics.swap_stall_us.store(stall, Relaxed);
         tracing::info!(stall_us = stall, "swap done");
         Ok(())
+    }
+
+    /// Tells whoever follows the swaps (the registry follower) what became of one.
+    fn tell(&self, event: SwapEvent) {
+        if let Some(tx) = &self.swap_events {
+            let _ = tx.send(event); // a follower gone is no reason to stop
+        }
     }
 
     /// Refreshes `/plugins` when due (about once a second, and after a swap or a rollback).
@@ -105,9 +132,7 @@ impl<K: Sink> RunLoop<K> {
                         %operator, %from, %to, %reason, from_position = self.sequence + 1,
                         "canary failed: rolled back to the previous version"
                     );
-                    if let Some(tx) = &self.rollbacks {
-                        let _ = tx.send((slot, reason));
-                    }
+                    self.tell(SwapEvent::RolledBack { slot, reason });
                 }
             }
         }
@@ -162,6 +187,15 @@ impl<K: Sink> RunLoop<K> {
         }
         Ok(())
     }
+}
+
+/// A version handed to the engine, named for the log and the swap events.
+struct Swapped {
+    slot: Slot,
+    operator: String,
+    origin: String,
+    version: String,
+    digest: String,
 }
 
 /// A swap (or rollback) not yet recorded by a committed checkpoint.
