@@ -21,6 +21,7 @@ pub mod operator;
 pub mod pipeline;
 pub mod registry;
 pub mod runtime;
+pub mod serve;
 pub mod sink;
 pub mod source;
 pub mod state;

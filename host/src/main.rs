@@ -47,6 +47,10 @@ enum Command {
         /// 127.0.0.1:9464; an address that cannot be bound fails the start (not with --local).
         #[arg(long)]
         admin: Option<std::net::SocketAddr>,
+        /// A file holding the admin endpoint's bearer token (else $WEIR_ADMIN_TOKEN); required
+        /// when --admin is beyond loopback, for every route but /health and /ready.
+        #[arg(long, env = "WEIR_ADMIN_TOKEN_FILE")]
+        admin_token_file: Option<PathBuf>,
         /// Checkpoint to start from: `latest` (default), a checkpoint id, or `none` (empty
         /// state, the source from its beginning); not with --local.
         #[arg(long, default_value = "latest", value_parser = parse_start)]
@@ -57,6 +61,12 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Run every pipeline applied to NATS (`weir pipeline apply`) until SIGTERM: a long-running
+    /// host; every flag can come from the environment.
+    Serve(cli::serve::ServeArgs),
+    /// Apply, list, inspect and delete the pipelines `weir serve` hosts run.
+    #[command(subcommand)]
+    Pipeline(cli::pipeline::PipelineCommand),
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
     Checkpoint(cli::checkpoint::CheckpointCommand),
@@ -91,7 +101,7 @@ fn refuse_unused_flags(matches: &ArgMatches) {
     };
     let given = |id: &str| run.value_source(id) == Some(ValueSource::CommandLine);
     let message = if run.get_flag("local") {
-        ["nats_url", "admin", "from_checkpoint"]
+        ["nats_url", "admin", "admin_token_file", "from_checkpoint"]
             .into_iter()
             .find(|id| given(id))
             .map(|id| {
@@ -140,6 +150,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .build()?
             .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline } => validate(&pipeline, cache),
+        Command::Serve(args) => {
+            cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())
+        }
+        Command::Pipeline(cmd) => cli::pipeline::run(cmd, || Runtime::new(Some(cache))),
         Command::Run {
             pipeline,
             local: true,
@@ -151,10 +165,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             pipeline,
             nats_url,
             admin,
+            admin_token_file,
             from_checkpoint,
             watch,
             ..
-        } => run_nats(&pipeline, nats_url, admin, from_checkpoint, cache, watch),
+        } => {
+            let admin = match admin {
+                Some(addr) => Some((
+                    addr,
+                    weir::admin::auth::Token::load(admin_token_file.as_deref())?,
+                )),
+                None => None,
+            };
+            run_nats(&pipeline, nats_url, admin, from_checkpoint, cache, watch)
+        }
     }
 }
 
@@ -222,7 +246,7 @@ fn run_local(
 fn run_nats(
     pipeline: &std::path::Path,
     nats_url: Option<String>,
-    admin: Option<std::net::SocketAddr>,
+    admin: Option<(std::net::SocketAddr, Option<weir::admin::auth::Token>)>,
     from: weir::checkpoint::StartFrom,
     cache: PathBuf,
     watch: bool,
@@ -235,8 +259,8 @@ fn run_nats(
         .build()?;
     rt.block_on(async {
         let metrics = weir::admin::Metrics::new(p.config.name.get_ref());
-        if let Some(addr) = admin {
-            weir::admin::start(addr, &p, metrics.clone()).await?;
+        if let Some((addr, token)) = admin {
+            weir::admin::start(addr, &p, metrics.clone(), token).await?;
         }
         let stop = shutdown_signal();
         weir::pipeline::nats::run(&runtime, &p, &url, stop, metrics, from, watch).await?;

@@ -52,11 +52,19 @@ async fn ready_follows_the_nats_connection_and_health_stays_live_through_an_outa
     let pipeline = write_pipeline(dir.path(), &pipeline_text("ready", "", &ops));
     let port = free_addr().rsplit(':').next().unwrap().to_owned();
     let (listen, addr) = (format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}"));
+    // Beyond loopback, a bearer token is required for all but /health and /ready.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "t0ken-for-tests\n").unwrap();
     let mut host = WeirProcess::start_with(
         &pipeline,
         &server.url(),
         &dir.path().join("weir.log"),
-        &["--admin", &listen],
+        &[
+            "--admin",
+            &listen,
+            "--admin-token-file",
+            token_file.to_str().unwrap(),
+        ],
     );
     host.wait_running(Duration::from_secs(60));
     let limit = Duration::from_secs(20);
@@ -65,7 +73,12 @@ async fn ready_follows_the_nats_connection_and_health_stays_live_through_an_outa
         "ready\n"
     );
     assert_eq!(http_get_status(&addr, "/health"), (200, "ok\n".into()));
-    assert!(host.log().contains("non-loopback"), "{}", host.log());
+    assert_eq!(http_get_status(&addr, "/metrics").0, 401);
+    let (code, body) = http_get_with_token(&addr, "/metrics", "t0ken-for-tests");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("weir_input_events_total"), "{body}");
+    assert_eq!(http_get_with_token(&addr, "/metrics", "wrong").0, 401);
+    assert!(!host.log().contains("t0ken-for-tests"), "{}", host.log());
 
     server.stop();
     let why = wait_for_status(&addr, "/ready", 503, limit, &host.log());

@@ -17,6 +17,7 @@ mod plugin_cli;
 mod recovery;
 mod registry;
 mod sandbox;
+mod serve;
 mod startup;
 mod store_damage;
 mod support;

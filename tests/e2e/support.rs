@@ -541,12 +541,22 @@ pub fn http_get(addr: &str, path: &str) -> String {
 
 /// `GET path` on `addr` over plain HTTP/1.0; the status code and the response body.
 pub fn http_get_status(addr: &str, path: &str) -> (u16, String) {
+    http_request(addr, path, "")
+}
+
+/// `GET path` on `addr` with `Authorization: Bearer token`; the status code and the body.
+pub fn http_get_with_token(addr: &str, path: &str, token: &str) -> (u16, String) {
+    http_request(addr, path, &format!("Authorization: Bearer {token}\r\n"))
+}
+
+/// `GET path` on `addr` over plain HTTP/1.0 with extra header lines `headers`.
+fn http_request(addr: &str, path: &str, headers: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let started = Instant::now();
     loop {
         match std::net::TcpStream::connect(addr) {
             Ok(mut s) => {
-                write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+                write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n{headers}\r\n").unwrap();
                 let mut response = String::new();
                 s.read_to_string(&mut response).unwrap();
                 // "HTTP/1.1 503 Service Unavailable"

@@ -37,6 +37,11 @@ pub struct Metrics {
     pub checkpoint_write_ms: AtomicU64,
     /// The last checkpoint's state blob size.
     pub checkpoint_bytes: AtomicU64,
+    /// When the last checkpoint committed, ms since the Unix epoch (0: none yet).
+    pub last_checkpoint_ms: AtomicI64,
+    /// Source messages the consumer has not delivered yet (-1: not known), kept up to date by
+    /// `weir serve`.
+    pub consumer_pending: AtomicI64,
     /// Liveness and readiness, served as `/health` and `/ready`.
     pub health: Arc<Health>,
 }
@@ -61,113 +66,211 @@ impl Metrics {
             checkpoint_pause_us: AtomicU64::new(0),
             checkpoint_write_ms: AtomicU64::new(0),
             checkpoint_bytes: AtomicU64::new(0),
+            last_checkpoint_ms: AtomicI64::new(0),
+            consumer_pending: AtomicI64::new(-1),
             health: Arc::new(Health::new()),
         })
     }
 
-    /// The counters and last-value gauges, for [`Metrics::render`].
-    fn render_counts(&self, out: &mut String) {
-        let p = &self.pipeline;
-        let counters: [(&str, &str, &AtomicU64); 8] = [
-            (
+    /// Every metric of this pipeline: the counters, the last-value gauges and — once there is
+    /// one — the watermark and its lag behind the wall clock.
+    fn samples(&self) -> Vec<Sample> {
+        use Kind::{Counter, Gauge};
+        let load = |v: &AtomicU64| v.load(Ordering::Relaxed) as i64;
+        let mut out = vec![
+            Sample(
+                Counter,
                 "weir_input_events_total",
                 "Source messages processed.",
-                &self.inputs,
+                load(&self.inputs),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_results_total",
                 "Results published to the sink.",
-                &self.results,
+                load(&self.results),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_dead_letters_total",
                 "Events sent to the dead-letter subject.",
-                &self.dead_letters,
+                load(&self.dead_letters),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_late_events_total",
                 "Events past their windows' allowed lateness.",
-                &self.late,
+                load(&self.late),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_batches_total",
                 "Source batches completed.",
-                &self.batches,
+                load(&self.batches),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_checkpoints_total",
                 "Checkpoints committed.",
-                &self.checkpoints,
+                load(&self.checkpoints),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_plugin_swaps_total",
                 "New plugin versions swapped into the running pipeline.",
-                &self.swaps,
+                load(&self.swaps),
             ),
-            (
+            Sample(
+                Counter,
                 "weir_plugin_rollbacks_total",
                 "New plugin versions rolled back by their canary.",
-                &self.rollbacks,
+                load(&self.rollbacks),
             ),
-        ];
-        for (name, help, v) in counters {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name}{{pipeline=\"{p}\"}} {}\n",
-                v.load(Ordering::Relaxed)
-            ));
-        }
-        for (name, help, v) in [
-            (
+            Sample(
+                Gauge,
                 "weir_plugin_swap_stall_microseconds",
                 "How long the last plugin swap held the pipeline between two batches.",
-                &self.swap_stall_us,
+                load(&self.swap_stall_us),
             ),
-            (
+            Sample(
+                Gauge,
                 "weir_checkpoint_sequence",
                 "Source stream sequence covered by the last checkpoint.",
-                &self.checkpoint_sequence,
+                load(&self.checkpoint_sequence),
             ),
-            (
+            Sample(
+                Gauge,
                 "weir_checkpoint_pause_us",
                 "Processing pause of the last checkpoint (state snapshot), microseconds.",
-                &self.checkpoint_pause_us,
+                load(&self.checkpoint_pause_us),
             ),
-            (
+            Sample(
+                Gauge,
                 "weir_checkpoint_write_ms",
                 "Time from snapshot to commit of the last checkpoint, milliseconds.",
-                &self.checkpoint_write_ms,
+                load(&self.checkpoint_write_ms),
             ),
-            (
+            Sample(
+                Gauge,
                 "weir_checkpoint_bytes",
                 "State blob size of the last checkpoint.",
-                &self.checkpoint_bytes,
+                load(&self.checkpoint_bytes),
             ),
-        ] {
-            out.push_str(&format!(
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{pipeline=\"{p}\"}} {}\n",
-                v.load(Ordering::Relaxed)
+        ];
+        let now = now_ms();
+        let last = self.last_checkpoint_ms.load(Ordering::Relaxed);
+        if last > 0 {
+            out.push(Sample(
+                Gauge,
+                "weir_checkpoint_age_ms",
+                "Time since the last checkpoint committed, milliseconds.",
+                now.saturating_sub(last),
             ));
         }
-    }
-
-    /// The metrics in Prometheus text exposition format.
-    pub fn render(&self) -> String {
-        let p = &self.pipeline;
-        let mut out = String::new();
-        self.render_counts(&mut out);
+        let pending = self.consumer_pending.load(Ordering::Relaxed);
+        if pending >= 0 {
+            out.push(Sample(
+                Gauge,
+                "weir_consumer_pending",
+                "Source messages not yet delivered to the pipeline (consumer lag).",
+                pending,
+            ));
+        }
         let wm = self.watermark.load(Ordering::Relaxed);
         if wm != i64::MIN {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            out.push_str(&format!(
-                "# HELP weir_watermark_ms Event-time watermark (ms since the epoch).\n# TYPE weir_watermark_ms gauge\nweir_watermark_ms{{pipeline=\"{p}\"}} {wm}\n"
+            out.push(Sample(
+                Gauge,
+                "weir_watermark_ms",
+                "Event-time watermark (ms since the epoch).",
+                wm,
             ));
-            out.push_str(&format!(
-                "# HELP weir_watermark_lag_ms How far the watermark trails the wall clock.\n# TYPE weir_watermark_lag_ms gauge\nweir_watermark_lag_ms{{pipeline=\"{p}\"}} {}\n",
-                now.saturating_sub(wm)
+            out.push(Sample(
+                Gauge,
+                "weir_watermark_lag_ms",
+                "How far the watermark trails the wall clock.",
+                now.saturating_sub(wm),
             ));
         }
         out
     }
+
+    /// The metrics in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        render_all(std::slice::from_ref(&self))
+    }
+
+    /// The watermark's lag behind the wall clock, ms (`None`: no watermark yet).
+    pub fn watermark_lag_ms(&self) -> Option<i64> {
+        let wm = self.watermark.load(Ordering::Relaxed);
+        (wm != i64::MIN).then(|| now_ms().saturating_sub(wm))
+    }
+
+    /// The pipeline these metrics belong to.
+    pub fn pipeline(&self) -> &str {
+        &self.pipeline
+    }
+
+    /// Records a committed checkpoint.
+    pub fn checkpoint_committed(&self) {
+        self.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.last_checkpoint_ms.store(now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// A metric's type in the exposition format.
+#[derive(Clone, Copy)]
+enum Kind {
+    Counter,
+    Gauge,
+}
+
+/// One metric of one pipeline: type, name, help text, value.
+struct Sample(Kind, &'static str, &'static str, i64);
+
+/// A metric family: type, name, help text, and the value of each pipeline.
+type Family<'a> = (Kind, &'static str, &'static str, Vec<(&'a str, i64)>);
+
+/// The metrics of several pipelines in Prometheus text exposition format: each family once
+/// (`# HELP`, `# TYPE`), with one sample per pipeline, labelled `pipeline="…"`.
+pub fn render_all<M: std::ops::Deref<Target = Metrics>>(pipelines: &[M]) -> String {
+    let mut families: Vec<Family> = Vec::new();
+    let per_pipeline: Vec<(&str, Vec<Sample>)> = pipelines
+        .iter()
+        .map(|m| (m.pipeline.as_str(), m.samples()))
+        .collect();
+    for (pipeline, samples) in &per_pipeline {
+        for Sample(kind, name, help, value) in samples {
+            match families.iter_mut().find(|f| f.1 == *name) {
+                Some(f) => f.3.push((pipeline, *value)),
+                None => families.push((*kind, name, help, vec![(pipeline, *value)])),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (kind, name, help, values) in families {
+        let kind = match kind {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        };
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
+        for (pipeline, value) in values {
+            let pipeline = escape_label(pipeline);
+            out.push_str(&format!("{name}{{pipeline=\"{pipeline}\"}} {value}\n"));
+        }
+    }
+    out
+}
+
+/// A label value as the exposition format writes it (`\`, `"` and newlines escaped).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -11,9 +11,11 @@
 //!   errors, and a watching canary ([`plugins`]).
 //!
 //! [`start`] binds the address before the pipeline starts: an address that cannot be bound
-//! (a port in use) fails the start. The endpoint has no authentication; an address other
-//! than loopback is logged as a warning.
+//! (a port in use) fails the start. Beyond loopback a bearer token is required for every
+//! route but `/health` and `/ready` ([`auth`]); `weir serve` serves its own routes
+//! (`crate::serve`) the same way.
 
+pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod plugins;
@@ -108,29 +110,44 @@ pub fn liveness_timeout(cfg: &PipelineConfig) -> anyhow::Result<Duration> {
 }
 
 /// Binds the admin endpoint of `pipeline` on `addr` and serves it in the background; returns
-/// the bound address. Fails, naming `addr`, when it cannot bind (a port in use).
+/// the bound address. Fails, naming `addr`, when it cannot bind (a port in use), or when it is
+/// beyond loopback without a `token`.
 pub async fn start(
     addr: SocketAddr,
     pipeline: &Pipeline,
     metrics: Arc<Metrics>,
+    token: Option<auth::Token>,
 ) -> anyhow::Result<SocketAddr> {
     metrics
         .health
         .set_liveness_timeout(liveness_timeout(&pipeline.config)?);
+    serve(
+        addr,
+        router(metrics),
+        token,
+        "/health, /ready, /metrics, /plugins",
+    )
+    .await
+}
+
+/// Binds `addr` and serves `router` (behind `token`, see [`auth`]) in the background; the
+/// bound address. `routes` names the routes in the log.
+pub async fn serve(
+    addr: SocketAddr,
+    router: Router,
+    token: Option<auth::Token>,
+    routes: &str,
+) -> anyhow::Result<SocketAddr> {
+    auth::check_exposure(addr, token.as_ref())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--admin {addr}: cannot listen on this address"))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    if !addr.ip().is_loopback() {
-        tracing::warn!(
-            addr = %bound,
-            "the admin endpoint listens on a non-loopback address: /health, /ready and \
-             /metrics are reachable from the network, without authentication"
-        );
-    }
-    tracing::info!(addr = %bound, "admin endpoint: /health, /ready, /metrics");
+    let protected = token.is_some();
+    tracing::info!(addr = %bound, routes, token_required = protected, "admin endpoint");
+    let router = auth::protect(router, token);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(metrics)).await {
+        if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "admin endpoint stopped");
         }
     });
@@ -169,7 +186,7 @@ mod tests {
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = taken.local_addr().unwrap();
         let p = pipeline("");
-        let err = start(addr, &p, Metrics::new("p")).await.unwrap_err();
+        let err = start(addr, &p, Metrics::new("p"), None).await.unwrap_err();
         let text = format!("{err:#}");
         assert!(text.contains(&addr.to_string()), "{text}");
         assert!(text.to_lowercase().contains("in use"), "{text}");

@@ -4,10 +4,10 @@
 
 use std::sync::Mutex;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One operator's plugin.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PluginStatus {
     /// `operator`, `window`, `process` or `after`.
     pub stage: String,
@@ -33,6 +33,11 @@ pub struct Plugins(Mutex<Vec<PluginStatus>>);
 impl Plugins {
     pub fn set(&self, statuses: Vec<PluginStatus>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = statuses;
+    }
+
+    /// The statuses as last published.
+    pub fn get(&self) -> Vec<PluginStatus> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The statuses as JSON.

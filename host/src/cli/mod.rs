@@ -1,5 +1,28 @@
 //! Subcommands of the `weir` binary beyond `run` and `validate`.
 
 pub mod checkpoint;
+pub mod pipeline;
 pub mod plugin;
 pub mod registry;
+pub mod serve;
+
+/// `rows` (the first one a header) as text, columns aligned, two spaces apart.
+pub fn aligned<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0; N];
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -110,7 +110,9 @@ pub fn rollback(
     })
 }
 
-fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+pub(super) fn block_on(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
@@ -153,7 +155,7 @@ fn describe(t: &Tag) -> String {
 }
 
 /// A time in milliseconds since the epoch, to the second (UTC).
-fn when(ms: i64) -> String {
+pub(super) fn when(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -180,21 +182,5 @@ fn table(tags: &[Tag]) -> String {
             t.note.clone().unwrap_or_default(),
         ]);
     }
-    let mut widths = [0; 7];
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in &rows {
-        let cells: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(cells.join("  ").trim_end());
-        out.push('\n');
-    }
-    out
+    super::aligned(&rows)
 }

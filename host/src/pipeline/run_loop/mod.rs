@@ -454,7 +454,7 @@ impl<K: Sink> RunLoop<K> {
         if let Some(c) = polled {
             self.summary.checkpoints += 1;
             let m = &self.metrics;
-            m.checkpoints.fetch_add(1, Relaxed);
+            m.checkpoint_committed();
             m.checkpoint_sequence.store(c.sequence, Relaxed);
             m.checkpoint_write_ms
                 .store(c.write.as_millis() as u64, Relaxed);
