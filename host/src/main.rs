@@ -21,6 +21,10 @@ struct Cli {
     /// Log as JSON lines instead of text (filter with WEIR_LOG, e.g. `info,weir=debug`).
     #[arg(long, global = true)]
     log_json: bool,
+    /// Log format: `text`, `json`, or `auto` (JSON when stderr is not a terminal, as in a
+    /// container). --log-json means `json`.
+    #[arg(long, global = true, env = "WEIR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json", "auto"])]
+    log_format: String,
     /// Directory of compiled components (default: $WEIR_CACHE_DIR or ~/.cache/weir).
     #[arg(long, global = true, env = "WEIR_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -67,6 +71,9 @@ enum Command {
     /// Apply, list, inspect and delete the pipelines `weir serve` hosts run.
     #[command(subcommand)]
     Pipeline(cli::pipeline::PipelineCommand),
+    /// Ask a running host's admin endpoint whether it is live (or ready, with --ready): exit 0
+    /// or 1 — a container health check.
+    Health(cli::health::HealthArgs),
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
     Checkpoint(cli::checkpoint::CheckpointCommand),
@@ -131,7 +138,10 @@ fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     refuse_unused_flags(&matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    weir::telemetry::init(cli.log_json);
+    let json = cli.log_json
+        || cli.log_format == "json"
+        || (cli.log_format == "auto" && !std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    weir::telemetry::init(json);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -150,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .build()?
             .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline } => validate(&pipeline, cache),
+        Command::Health(args) => cli::health::run(args),
         Command::Serve(args) => {
             cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())
         }

@@ -5,6 +5,7 @@ mod admin;
 mod after;
 mod chain;
 mod config;
+mod container;
 mod crash;
 mod guarantees;
 mod hardening;

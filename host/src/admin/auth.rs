@@ -1,6 +1,6 @@
 //! The admin endpoint's bearer token: when set, every route but `/health` and `/ready` (which
-//! probes call without credentials) needs `Authorization: Bearer <token>`. An endpoint bound to
-//! an address other than loopback must have one ([`check_exposure`]).
+//! probes call without credentials) needs `Authorization: Bearer <token>`. An endpoint bound
+//! beyond loopback without one answers only `/health` and `/ready` ([`Guard`]).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -56,30 +56,59 @@ impl Token {
     }
 }
 
-/// An endpoint bound to `addr` beyond loopback without a token is refused: `/metrics` and
-/// `/pipelines` would be open to the network.
-pub fn check_exposure(addr: SocketAddr, token: Option<&Token>) -> anyhow::Result<()> {
-    if addr.ip().is_loopback() || token.is_some() {
-        return Ok(());
-    }
-    anyhow::bail!(
-        "--admin {addr} listens beyond loopback: set a bearer token (--admin-token-file FILE, or \
-         {TOKEN_ENV}) — every route but /health and /ready will need it"
-    )
+/// Who may reach the routes beyond `/health` and `/ready`.
+#[derive(Clone, Debug)]
+pub enum Guard {
+    /// Anyone: the endpoint listens on loopback only and no token is set.
+    Open,
+    /// Requests bearing this token.
+    Token(Token),
+    /// Nobody: the endpoint listens beyond loopback and no token is set.
+    Closed,
 }
 
-/// `router` with the token required on every route but [`OPEN_ROUTES`] (none without a token).
-pub fn protect(router: Router, token: Option<Token>) -> Router {
-    match token {
-        Some(token) => router.layer(middleware::from_fn_with_state(token, require)),
-        None => router,
+impl Guard {
+    /// The guard of an endpoint bound to `addr` with `token`: beyond loopback a token is
+    /// required, and without one only `/health` and `/ready` answer.
+    pub fn for_endpoint(addr: SocketAddr, token: Option<Token>) -> Guard {
+        match token {
+            Some(t) => Guard::Token(t),
+            None if addr.ip().is_loopback() => Guard::Open,
+            None => {
+                tracing::warn!(
+                    %addr,
+                    "the admin endpoint listens beyond loopback without a bearer token: only \
+                     /health and /ready answer; set --admin-token-file FILE or {TOKEN_ENV} to \
+                     reach the others"
+                );
+                Guard::Closed
+            }
+        }
     }
 }
 
-async fn require(State(token): State<Token>, request: Request, next: Next) -> Response {
+/// `router` behind `guard`.
+pub fn protect(router: Router, guard: Guard) -> Router {
+    match guard {
+        Guard::Open => router,
+        guard => router.layer(middleware::from_fn_with_state(guard, require)),
+    }
+}
+
+async fn require(State(guard): State<Guard>, request: Request, next: Next) -> Response {
     if OPEN_ROUTES.contains(&request.uri().path()) {
         return next.run(request).await;
     }
+    let Guard::Token(token) = guard else {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "no admin token is set, and this endpoint listens beyond loopback: only /health \
+                 and /ready answer (set --admin-token-file FILE or {TOKEN_ENV})\n"
+            ),
+        )
+            .into_response();
+    };
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -111,12 +140,12 @@ mod tests {
     }
 
     #[test]
-    fn beyond_loopback_a_token_is_required() {
+    fn beyond_loopback_the_routes_are_closed_without_a_token() {
         let open: SocketAddr = "0.0.0.0:9464".parse().unwrap();
         let local: SocketAddr = "127.0.0.1:9464".parse().unwrap();
-        assert!(check_exposure(local, None).is_ok());
-        let err = check_exposure(open, None).unwrap_err().to_string();
-        assert!(err.contains("--admin-token-file"), "{err}");
-        assert!(check_exposure(open, Some(&Token("x".into()))).is_ok());
+        assert!(matches!(Guard::for_endpoint(local, None), Guard::Open));
+        assert!(matches!(Guard::for_endpoint(open, None), Guard::Closed));
+        let t = Some(Token("x".into()));
+        assert!(matches!(Guard::for_endpoint(open, t), Guard::Token(_)));
     }
 }

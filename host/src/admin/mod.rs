@@ -12,7 +12,7 @@
 //!
 //! [`start`] binds the address before the pipeline starts: an address that cannot be bound
 //! (a port in use) fails the start. Beyond loopback a bearer token is required for every
-//! route but `/health` and `/ready` ([`auth`]); `weir serve` serves its own routes
+//! route but `/health` and `/ready` — with none set, only those two answer ([`auth`]); `weir serve` serves its own routes
 //! (`crate::serve`) the same way.
 
 pub mod auth;
@@ -110,8 +110,8 @@ pub fn liveness_timeout(cfg: &PipelineConfig) -> anyhow::Result<Duration> {
 }
 
 /// Binds the admin endpoint of `pipeline` on `addr` and serves it in the background; returns
-/// the bound address. Fails, naming `addr`, when it cannot bind (a port in use), or when it is
-/// beyond loopback without a `token`.
+/// the bound address. Fails, naming `addr`, when it cannot bind (a port in use). Beyond
+/// loopback, routes but `/health` and `/ready` need `token` ([`auth::Guard`]).
 pub async fn start(
     addr: SocketAddr,
     pipeline: &Pipeline,
@@ -138,14 +138,13 @@ pub async fn serve(
     token: Option<auth::Token>,
     routes: &str,
 ) -> anyhow::Result<SocketAddr> {
-    auth::check_exposure(addr, token.as_ref())?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("--admin {addr}: cannot listen on this address"))?;
     let bound = listener.local_addr().unwrap_or(addr);
-    let protected = token.is_some();
-    tracing::info!(addr = %bound, routes, token_required = protected, "admin endpoint");
-    let router = auth::protect(router, token);
+    let guard = auth::Guard::for_endpoint(bound, token);
+    tracing::info!(addr = %bound, routes, guard = ?guard, "admin endpoint");
+    let router = auth::protect(router, guard);
     tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, router).await {
             tracing::error!(error = %e, "admin endpoint stopped");

@@ -1,6 +1,7 @@
 //! Subcommands of the `weir` binary beyond `run` and `validate`.
 
 pub mod checkpoint;
+pub mod health;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;
