@@ -165,12 +165,19 @@ fn validate(pipeline: &std::path::Path, cache: PathBuf) -> anyhow::Result<()> {
     let runtime = Runtime::new(Some(cache))?;
     if weir::pipeline::follow::uses_registry(&p) {
         // Registry plugins are checked as they are deployed now.
-        let url = std::env::var("WEIR_NATS_URL").unwrap_or_else(|_| p.config.nats.url.clone());
+        let url = std::env::var("WEIR_NATS_URL").unwrap_or_else(|_| {
+            p.config
+                .nats
+                .url
+                .clone()
+                .unwrap_or_else(|| weir::connect::settings::DEFAULT_URL.into())
+        });
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         rt.block_on(async {
-            let client = weir::pipeline::nats::connect("weir validate", &url, None).await?;
+            let nats = weir::connect::NatsOptions::from_url(&url)?;
+            let client = weir::connect::connect("weir validate", &nats, None).await?;
             let js = async_nats::jetstream::new(client);
             let registry = weir::registry::Registry::open(&js, false).await?;
             let file = pipeline.display();
@@ -228,7 +235,13 @@ fn run_nats(
     watch: bool,
 ) -> anyhow::Result<()> {
     let p = config::load(pipeline)?;
-    let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
+    let url = nats_url.unwrap_or_else(|| {
+        p.config
+            .nats
+            .url
+            .clone()
+            .unwrap_or_else(|| weir::connect::settings::DEFAULT_URL.into())
+    });
     let runtime = Runtime::new(Some(cache))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -239,7 +252,8 @@ fn run_nats(
             weir::admin::start(addr, &p, metrics.clone()).await?;
         }
         let stop = shutdown_signal();
-        weir::pipeline::nats::run(&runtime, &p, &url, stop, metrics, from, watch).await?;
+        let nats = weir::connect::NatsOptions::from_url(&url)?;
+        weir::pipeline::nats::run(&runtime, &p, &nats, stop, metrics, from, watch).await?;
         Ok(())
     })
 }

@@ -13,7 +13,6 @@ use clap::Subcommand;
 
 use weir::checkpoint::{CheckpointStore, Head, Manifest};
 use weir::config;
-use weir::telemetry::redact::redact_url;
 
 #[derive(Subcommand)]
 pub enum CheckpointCommand {
@@ -63,10 +62,15 @@ impl Opened {
 
 async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<Opened> {
     let p = config::load(pipeline)?;
-    let url = url.unwrap_or_else(|| p.config.nats.url.clone());
-    let client = async_nats::connect(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", redact_url(&url)))?;
+    let url = url.unwrap_or_else(|| {
+        p.config
+            .nats
+            .url
+            .clone()
+            .unwrap_or_else(|| weir::connect::settings::DEFAULT_URL.into())
+    });
+    let nats = weir::connect::NatsOptions::from_url(&url)?;
+    let client = weir::connect::connect("weir checkpoint", &nats, None).await?;
     let js = async_nats::jetstream::new(client);
     let name = p.config.name.get_ref().clone();
     let store = CheckpointStore::open_existing(&js, &name, &p.config.checkpoint).await?;

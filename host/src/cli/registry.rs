@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::plugin::NatsArgs;
+use weir::connect::NatsOptions;
 use weir::registry::names::human_size;
 use weir::registry::{Registry, RegistryError, Tag};
 use weir::runtime::Runtime;
@@ -120,7 +121,7 @@ fn block_on(work: impl std::future::Future<Output = anyhow::Result<()>>) -> anyh
 /// The registry at `nats.nats_url`; with `create`, its buckets are created if missing.
 async fn connect(nats: &NatsArgs, create: bool) -> anyhow::Result<Registry> {
     let url = &nats.nats_url;
-    let client = weir::pipeline::nats::connect("weir plugin", url, None).await?;
+    let client = weir::connect::connect("weir plugin", &NatsOptions::from_url(url)?, None).await?;
     let js = async_nats::jetstream::new(client);
     Registry::open(&js, create)
         .await

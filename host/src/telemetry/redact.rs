@@ -7,6 +7,9 @@
 //!   credentials of URLs anywhere in it — and [`Secrets::scrub`], which replaces them with
 //!   `[redacted]` in text the plugin produced (its log lines and error messages), in case the
 //!   plugin echoes its own config.
+//! - [`Secret`]: a password, token or NKey seed weir holds itself (NATS credentials): its
+//!   `Debug` prints [`REDACTED`], it has no `Display`, and only [`Secret::expose`] gives the
+//!   value — to the one place that sends it.
 //!
 //! The host itself never prints a plugin's config: errors name the operator and the field.
 
@@ -35,6 +38,29 @@ const SECRET_KEYS: &[&str] = &[
     "seed",
     "auth",
 ];
+
+/// A secret value weir holds (see the module docs). Read from a pipeline file as a plain
+/// string.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself: only for sending it where it belongs, never for printing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
 
 /// `urls` (one URL or a comma-separated list) with the credentials (`user:pass@`,
 /// `token@`) of every URL replaced by `***`.
@@ -144,6 +170,14 @@ mod tests {
             redact_url("nats://a:b@h1:4222,nats://h2:4222"),
             "nats://***@h1:4222,nats://h2:4222"
         );
+    }
+
+    #[test]
+    fn a_secret_is_redacted_when_debug_printed() {
+        let s = Secret::new("hunter22");
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
+        assert_eq!(s.expose(), "hunter22");
     }
 
     #[test]
