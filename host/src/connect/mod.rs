@@ -71,6 +71,13 @@ pub async fn connect(
     }
 }
 
+/// Reads and checks the files `nats` names (credentials, seeds, certificates) without
+/// connecting: for a command to fail on a bad file at once, before slower work; [`connect`]
+/// does it again (files may change in between).
+pub fn check_files(nats: &NatsOptions) -> Result<(), SettingsError> {
+    load::load(nats, async_nats::ConnectOptions::new()).map(|_| ())
+}
+
 /// What a failed first connection to `shown` (a redacted URL) means, first thing first;
 /// `auth`: how weir authenticated.
 fn connect_error(
