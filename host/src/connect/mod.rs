@@ -122,6 +122,17 @@ fn connect_error(
                 settings::TLS_CA.key
             ),
         },
+        // The TLS handshake met a server speaking plain NATS.
+        _ if detail.contains("InvalidContentType") => {
+            let by = match &tls.required {
+                Some(origin) => origin.to_string(),
+                None => "the tls:// URL".to_owned(),
+            };
+            format!(
+                "NATS at {shown} does not offer TLS, which {by} requires: check the URL, or the \
+                 server's TLS settings ({detail})"
+            )
+        }
         _ if detail.contains("CertificateRequired") => format!(
             "NATS at {shown} requires a client certificate (mutual TLS) and none was given: \
              give one with {} and {} (or {}, {}) ({detail})",
