@@ -12,7 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::runtime::Grants;
-use crate::telemetry::redact::Secret;
+use crate::telemetry::redact::{Secret, redact_url};
 
 mod check;
 mod checkpoint;
@@ -111,7 +111,7 @@ pub enum WatermarkStrategy {
 /// (`--nats-url`, `--nats-creds`, …) and its environment variable (`WEIR_NATS_URL`,
 /// `WEIR_NATS_CREDS`, …); paths are relative to the pipeline file's folder. What the keys
 /// resolve to, and which combinations are refused, is [`crate::connect`]'s business.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
     /// The server URL(s), comma-separated (default `nats://127.0.0.1:4222`); may hold
@@ -132,6 +132,21 @@ pub struct NatsConfig {
     pub token: Option<Secret>,
     #[serde(default)]
     pub tls: NatsTlsConfig,
+}
+
+/// The URL without its credentials; the secrets redacted.
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("creds", &self.creds)
+            .field("nkey", &self.nkey)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("token", &self.token)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 /// `[nats.tls]` (or `tls = { … }` in `[nats]`).
@@ -313,12 +328,22 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// A loaded pipeline: the parsed file plus where it came from.
-#[derive(Debug, Clone)]
+/// A loaded pipeline: the parsed file plus where it came from. Its `Debug` leaves out the
+/// file's text, which may hold secrets (`[nats]`).
+#[derive(Clone)]
 pub struct Pipeline {
     pub file: PathBuf,
     pub text: String,
     pub config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("file", &self.file)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pipeline {

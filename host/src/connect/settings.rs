@@ -547,6 +547,25 @@ mod tests {
     }
 
     #[test]
+    fn the_nats_section_refuses_unknown_keys_and_debug_hides_secrets() {
+        let parse = |text: &str| toml::from_str::<NatsConfig>(text);
+        let e = parse("url = \"nats://h\"\npasswd = \"x\"").unwrap_err();
+        assert!(e.message().contains("unknown field `passwd`"), "{e}");
+        let e = parse("tls = { ca = \"a.pem\", verify = true }").unwrap_err();
+        assert!(e.message().contains("unknown field `verify`"), "{e}");
+        let c = parse(
+            "url = \"nats://u:url-pw@h\"\npassword = \"pa55\"\n[tls]\nca = [\"a.pem\", \"b.pem\"]",
+        )
+        .unwrap();
+        assert_eq!(c.tls.ca.len(), 2);
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("url-pw") && !shown.contains("pa55"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn a_seed_is_a_seed_and_anything_else_a_file() {
         let seed = nkeys::KeyPair::new_user().seed().unwrap();
         assert_eq!(NKey::parse(&seed, None), NKey::Seed(secret(&seed)));

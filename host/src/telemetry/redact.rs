@@ -39,11 +39,39 @@ const SECRET_KEYS: &[&str] = &[
     "auth",
 ];
 
-/// A secret value weir holds (see the module docs). Read from a pipeline file as a plain
-/// string.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(transparent)]
+/// A secret value weir holds (see the module docs). Read from a pipeline file as a string;
+/// a value of another type is refused without being shown (serde's message would quote it).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::new(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+        }
+        const NOT_TEXT: &str = "a secret must be a string (in quotes); its value is not shown";
+        d.deserialize_str(Text)
+    }
+}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
@@ -178,6 +206,21 @@ mod tests {
         assert_eq!(format!("{s:?}"), REDACTED);
         assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
         assert_eq!(s.expose(), "hunter22");
+    }
+
+    #[test]
+    fn a_secret_of_another_type_is_refused_without_its_value() {
+        #[derive(serde::Deserialize, Debug)]
+        struct S {
+            #[allow(dead_code)]
+            token: Secret,
+        }
+        // weir reports the message and the line, not toml's snippet of the source.
+        let e = toml::from_str::<S>("token = 987654").unwrap_err();
+        let e = e.message();
+        assert!(e.contains("a secret must be a string"), "{e}");
+        assert!(!e.contains("987654"), "{e}");
+        assert!(toml::from_str::<S>("token = \"t\"").is_ok());
     }
 
     #[test]
