@@ -42,12 +42,12 @@ fn credentials(
         ),
         NatsAuth::NKey(nkey) => {
             let (seed, source) = match &nkey.value {
-                NKey::Seed(seed) => (seed.expose().to_owned(), nkey.origin.to_string()),
+                NKey::Seed(seed) => (seed.expose().to_owned(), format!("of {}", nkey.origin)),
                 NKey::File(path) => {
                     let text = read(path, "the NKey seed file", &nkey.origin)?;
                     let seed = text.lines().map(str::trim).find(|l| l.starts_with('S'));
                     let seed = seed.unwrap_or_default().to_owned();
-                    (seed, format!("{}, from {}", path.display(), nkey.origin))
+                    (seed, format!("in {}, from {}", path.display(), nkey.origin))
                 }
             };
             let pair = nkeys::KeyPair::from_seed(&seed).map_err(|_| match &nkey.value {
@@ -66,7 +66,7 @@ fn credentials(
             let public = pair.public_key();
             (
                 options.nkey(seed),
-                Some(format!("NKey {public} (the seed of {source})")),
+                Some(format!("NKey {public} (the seed {source})")),
             )
         }
         NatsAuth::Creds(creds) => {

@@ -331,28 +331,11 @@ fn servers(url: &Sourced<String>) -> Result<(Vec<ServerAddr>, Option<NatsAuth>),
     Ok((servers, found))
 }
 
-/// `%xx` escapes of a URL's user or password decoded (as `url::Url` keeps them encoded).
+/// A URL's user or password with its `%xx` escapes decoded (`url::Url` keeps them).
 fn percent_decoded(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (bytes[i], hex) {
-            (b'%', Some(b)) => {
-                out.push(b);
-                i += 3;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// Resolved NATS settings: what [`connect`](super::connect) connects with.
