@@ -1,8 +1,8 @@
 //! Connecting to a secured NATS: every way weir authenticates (user and password, token, NKey,
 //! `.creds` file with a user JWT), TLS with a private CA and mutual TLS — from flags,
 //! environment variables and the pipeline file's `[nats]` section — against a real
-//! nats-server configured for each, with `weir plugin list`, `weir checkpoint list` and
-//! `weir run`. Refusals are fast, name the server and the method or file, and show no secret.
+//! nats-server configured for each, with `weir plugin list|deploy`, `weir validate`,
+//! `weir checkpoint list` and `weir run`. Refusals are fast, name the server and the method or file, and show no secret.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -705,5 +705,50 @@ fn nats_flags_do_nothing_with_local_and_are_refused() {
             .contains("--nats-creds does nothing with --local"),
         "{}",
         out.stderr
+    );
+}
+
+#[test]
+fn deploy_and_validate_registry_plugins_on_a_secured_server() {
+    let server = NatsServer::start_with(&["--auth", "reg-t0ken"]);
+    let url = server.url();
+    let token = [("WEIR_NATS_TOKEN", "reg-t0ken")];
+    let stamp = s(&plugin("stamp"));
+    let deployed = weir_with(
+        &[
+            "plugin",
+            "deploy",
+            &stamp,
+            "--name",
+            "stamp",
+            "--nats-url",
+            &url,
+        ],
+        &token,
+    );
+    assert!(
+        deployed
+            .assert_ok()
+            .stdout
+            .contains("deployed stamp version 1"),
+        "{}",
+        deployed.stdout
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ops = "[[operators]]\nname = \"stamp\"\nplugin = \"nats:stamp\"\nconfig = {}\n";
+    let text = format!(
+        "{}\n[nats]\nurl = \"{url}\"\n",
+        pipeline_text("reg", "", ops)
+    );
+    let pipeline = write(dir.path(), "pipeline.toml", &text);
+    weir_with(&["validate", &s(&pipeline)], &token).assert_ok();
+    let refused = weir_with(&["validate", &s(&pipeline)], &[]);
+    assert!(
+        refused
+            .assert_refused()
+            .error()
+            .contains("it asks for credentials and none were given"),
+        "{}",
+        refused.stderr
     );
 }
