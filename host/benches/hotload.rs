@@ -387,7 +387,7 @@ async fn run_case(
         weir::pipeline::nats::run(
             &rt2,
             &pipeline,
-            &url,
+            &weir::connect::NatsOptions::from_url(&url).unwrap(),
             async {
                 let _ = stop_rx.await;
             },

@@ -11,12 +11,13 @@
 //!
 //! [`pipeline`] holds the engine (`Stages`, the one orchestrator) and the run loop that every
 //! driver (`weir run`, `weir run --local`, `weir plugin test`) uses; [`config`] reads pipeline
-//! files; [`admin`] serves liveness, readiness and metrics; [`toolchain`] builds plugins;
+//! files; [`connect`] connects to NATS (credentials, TLS, clear refusals); [`admin`] serves liveness, readiness and metrics; [`toolchain`] builds plugins;
 //! [`telemetry`] sets up logs and keeps them safe (escaped, secrets redacted).
 
 pub mod admin;
 pub mod checkpoint;
 pub mod config;
+pub mod connect;
 pub mod operator;
 pub mod pipeline;
 pub mod registry;

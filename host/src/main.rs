@@ -44,9 +44,9 @@ enum Command {
         /// JSON-lines events for --local (read as the run goes).
         #[arg(long)]
         input: Option<PathBuf>,
-        /// NATS server URL (overrides `nats.url` of the pipeline; not with --local).
-        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
-        nats_url: Option<String>,
+        /// How to reach NATS (over the pipeline's `[nats]`; not with --local).
+        #[command(flatten)]
+        nats: cli::nats_args::NatsArgs,
         /// Serve /health, /ready and /metrics (Prometheus) on this address, e.g.
         /// 127.0.0.1:9464; an address that cannot be bound fails the start (not with --local).
         #[arg(long)]
@@ -84,6 +84,9 @@ enum Command {
     Validate {
         /// The pipeline file (TOML).
         pipeline: PathBuf,
+        /// How to reach NATS, when the pipeline's plugins come from the registry.
+        #[command(flatten)]
+        nats: cli::nats_args::NatsArgs,
     },
 }
 
@@ -100,16 +103,17 @@ fn parse_start(s: &str) -> Result<weir::checkpoint::StartFrom, String> {
 }
 
 /// Refuses flags that would do nothing in the mode asked for (exits 2, like other usage
-/// errors): `--input` without `--local`; `--nats-url`, `--admin` and `--from-checkpoint`
-/// with it (`WEIR_NATS_URL` in the environment is ignored by `--local`).
+/// errors): `--input` without `--local`; the `--nats-*` flags, `--admin` and
+/// `--from-checkpoint` with it (`WEIR_NATS_*` in the environment are ignored by `--local`).
 fn refuse_unused_flags(matches: &ArgMatches) {
     let Some(("run", run)) = matches.subcommand() else {
         return;
     };
     let given = |id: &str| run.value_source(id) == Some(ValueSource::CommandLine);
     let message = if run.get_flag("local") {
-        ["nats_url", "admin", "admin_token_file", "from_checkpoint"]
+        cli::nats_args::NatsArgs::IDS
             .into_iter()
+            .chain(["admin", "admin_token_file", "from_checkpoint"])
             .find(|id| given(id))
             .map(|id| {
                 format!(
@@ -159,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .enable_all()
             .build()?
             .block_on(cli::checkpoint::run(cmd)),
-        Command::Validate { pipeline } => validate(&pipeline, cache),
+        Command::Validate { pipeline, nats } => validate(&pipeline, &nats, cache),
         Command::Health(args) => cli::health::run(args),
         Command::Serve(args) => {
             cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())
@@ -174,7 +178,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => run_local(&pipeline, &input, cache, watch),
         Command::Run {
             pipeline,
-            nats_url,
+            nats,
             admin,
             admin_token_file,
             from_checkpoint,
@@ -188,24 +192,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )),
                 None => None,
             };
-            run_nats(&pipeline, nats_url, admin, from_checkpoint, cache, watch)
+            run_nats(&pipeline, &nats, admin, from_checkpoint, cache, watch)
         }
     }
 }
 
 /// `weir validate`: the file parses and checks, and every plugin loads and accepts its
 /// config.
-fn validate(pipeline: &std::path::Path, cache: PathBuf) -> anyhow::Result<()> {
+fn validate(
+    pipeline: &std::path::Path,
+    nats: &cli::nats_args::NatsArgs,
+    cache: PathBuf,
+) -> anyhow::Result<()> {
     let mut p = config::load(pipeline)?;
     let runtime = Runtime::new(Some(cache))?;
     if weir::pipeline::follow::uses_registry(&p) {
         // Registry plugins are checked as they are deployed now.
-        let url = std::env::var("WEIR_NATS_URL").unwrap_or_else(|_| p.config.nats.url.clone());
+        let nats = nats.options(Some(&p))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         rt.block_on(async {
-            let client = weir::pipeline::nats::connect("weir validate", &url, None).await?;
+            let client = weir::connect::connect("weir validate", &nats, None).await?;
             let js = async_nats::jetstream::new(client);
             let registry = weir::registry::Registry::open(&js, false).await?;
             let file = pipeline.display();
@@ -256,14 +264,15 @@ fn run_local(
 /// asked for.
 fn run_nats(
     pipeline: &std::path::Path,
-    nats_url: Option<String>,
+    nats: &cli::nats_args::NatsArgs,
     admin: Option<(std::net::SocketAddr, Option<weir::admin::auth::Token>)>,
     from: weir::checkpoint::StartFrom,
     cache: PathBuf,
     watch: bool,
 ) -> anyhow::Result<()> {
     let p = config::load(pipeline)?;
-    let url = nats_url.unwrap_or_else(|| p.config.nats.url.clone());
+    let nats = nats.options(Some(&p))?;
+    weir::connect::check_files(&nats)?;
     let runtime = Runtime::new(Some(cache))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -274,7 +283,7 @@ fn run_nats(
             weir::admin::start(addr, &p, metrics.clone(), token).await?;
         }
         let stop = shutdown_signal();
-        weir::pipeline::nats::run(&runtime, &p, &url, stop, metrics, from, watch).await?;
+        weir::pipeline::nats::run(&runtime, &p, &nats, stop, metrics, from, watch).await?;
         Ok(())
     })
 }

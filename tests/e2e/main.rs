@@ -13,6 +13,7 @@ mod hotload;
 mod kit;
 mod local_input;
 mod log_safety;
+mod nats_security;
 mod one_engine;
 mod plugin_cli;
 mod recovery;

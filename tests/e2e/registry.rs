@@ -225,9 +225,8 @@ async fn registry_deploys_lists_and_rolls_back_through_the_cli() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registry_commands_never_print_nats_credentials() {
-    let server = NatsServer::start_with(&["--user", "ops", "--pass", "s3cr3t-pw"]);
-    // async-nats does not send a URL's credentials (nats-io/nats.rs#1623), so the server
-    // refuses the connection: the error names the server, not the password.
+    let server = NatsServer::start_with(&["--user", "ops", "--pass", "right-pw"]);
+    // A wrong password in the URL: the refusal names the server, not the password.
     let url = format!("nats://ops:s3cr3t-pw@127.0.0.1:{}", server.port);
     let json_filter = path(&plugin("json_filter"));
     for args in [

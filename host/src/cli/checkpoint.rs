@@ -1,6 +1,6 @@
 //! `weir checkpoint list|show|delete PIPELINE.toml`: inspecting and removing a pipeline's
-//! checkpoints in JetStream. The NATS URL may hold credentials: it is printed without them,
-//! and `--help` does not show `WEIR_NATS_URL`'s value.
+//! checkpoints in JetStream, reached with the `--nats-*` flags ([`NatsArgs`]) over the
+//! pipeline's `[nats]` section; no secret is printed.
 //!
 //! These commands create no bucket: against a server where the pipeline's buckets do not
 //! exist they say so. A corrupt or missing head manifest is reported (`!` lines in `list`, a
@@ -11,9 +11,9 @@ use std::path::Path;
 
 use clap::Subcommand;
 
+use super::nats_args::NatsArgs;
 use weir::checkpoint::{CheckpointStore, Head, Manifest};
 use weir::config;
-use weir::telemetry::redact::redact_url;
 
 #[derive(Subcommand)]
 pub enum CheckpointCommand {
@@ -21,16 +21,15 @@ pub enum CheckpointCommand {
     List {
         /// The pipeline file (TOML).
         pipeline: std::path::PathBuf,
-        /// NATS server URL (overrides `nats.url` of the pipeline).
-        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
-        nats_url: Option<String>,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// Print a checkpoint's manifest as JSON (default: the latest).
     Show {
         pipeline: std::path::PathBuf,
         id: Option<u64>,
-        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
-        nats_url: Option<String>,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
     /// Delete one checkpoint, or with --all every checkpoint (the next run starts afresh).
     Delete {
@@ -39,8 +38,8 @@ pub enum CheckpointCommand {
         id: Option<u64>,
         #[arg(long, conflicts_with = "id")]
         all: bool,
-        #[arg(long, env = "WEIR_NATS_URL", hide_env_values = true)]
-        nats_url: Option<String>,
+        #[command(flatten)]
+        nats: NatsArgs,
     },
 }
 
@@ -61,12 +60,10 @@ impl Opened {
     }
 }
 
-async fn open(pipeline: &Path, url: Option<String>) -> anyhow::Result<Opened> {
+async fn open(pipeline: &Path, nats: &NatsArgs) -> anyhow::Result<Opened> {
     let p = config::load(pipeline)?;
-    let url = url.unwrap_or_else(|| p.config.nats.url.clone());
-    let client = async_nats::connect(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", redact_url(&url)))?;
+    let nats = nats.options(Some(&p))?;
+    let client = weir::connect::connect("weir checkpoint", &nats, None).await?;
     let js = async_nats::jetstream::new(client);
     let name = p.config.name.get_ref().clone();
     let store = CheckpointStore::open_existing(&js, &name, &p.config.checkpoint).await?;
@@ -124,8 +121,8 @@ fn line(m: &Manifest, head: bool) -> String {
 
 pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
     match cmd {
-        CheckpointCommand::List { pipeline, nats_url } => {
-            let opened = open(&pipeline, nats_url).await?;
+        CheckpointCommand::List { pipeline, nats } => {
+            let opened = open(&pipeline, &nats).await?;
             let name = &opened.name;
             let Some(mut store) = opened.store else {
                 println!("pipeline {name}: no checkpoints ({})", opened.absent());
@@ -152,12 +149,8 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
                 println!("! {}", u.error);
             }
         }
-        CheckpointCommand::Show {
-            pipeline,
-            id,
-            nats_url,
-        } => {
-            let opened = open(&pipeline, nats_url).await?;
+        CheckpointCommand::Show { pipeline, id, nats } => {
+            let opened = open(&pipeline, &nats).await?;
             let name = &opened.name;
             let Some(mut store) = opened.store else {
                 match id {
@@ -198,9 +191,9 @@ pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
             pipeline,
             id,
             all,
-            nats_url,
+            nats,
         } => {
-            let opened = open(&pipeline, nats_url).await?;
+            let opened = open(&pipeline, &nats).await?;
             let name = &opened.name;
             let Some(mut store) = opened.store else {
                 if all {

@@ -2,6 +2,7 @@
 
 pub mod checkpoint;
 pub mod health;
+pub mod nats_args;
 pub mod pipeline;
 pub mod plugin;
 pub mod registry;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::plugin::NatsArgs;
+use super::nats_args::NatsArgs;
 use super::registry::{block_on, when};
 use weir::config::Pipeline;
 use weir::pipeline::follow::{PREFIX, registry_ref};
@@ -70,8 +70,13 @@ pub fn run(
     }
 }
 
-async fn connect(nats: &NatsArgs) -> anyhow::Result<async_nats::jetstream::Context> {
-    let client = weir::pipeline::nats::connect("weir pipeline", &nats.nats_url, None).await?;
+/// Connects with the flags and environment (over the `[nats]` section of `pipeline`, if given).
+async fn connect_for(
+    nats: &NatsArgs,
+    pipeline: Option<&Pipeline>,
+) -> anyhow::Result<async_nats::jetstream::Context> {
+    let options = nats.options(pipeline)?;
+    let client = weir::connect::connect("weir pipeline", &options, None).await?;
     Ok(async_nats::jetstream::new(client))
 }
 
@@ -79,7 +84,7 @@ async fn connect(nats: &NatsArgs) -> anyhow::Result<async_nats::jetstream::Conte
 async fn apply(runtime: &Runtime, file: &Path, nats: &NatsArgs) -> anyhow::Result<()> {
     let pipeline = weir::config::load(file)?;
     let name = pipeline.config.name.get_ref().clone();
-    let js = connect(nats).await?;
+    let js = connect_for(nats, Some(&pipeline)).await?;
     let registry = Registry::open(&js, true).await?;
     let (text, uploads) = upload_plugins(runtime, &registry, &pipeline).await?;
     let applied = Applied {
@@ -184,7 +189,7 @@ async fn check_applied(
 
 /// `weir pipeline list`.
 async fn list(nats: &NatsArgs) -> anyhow::Result<()> {
-    let js = connect(nats).await?;
+    let js = connect_for(nats, None).await?;
     let Some(store) = PipelineStore::open(&js, false).await? else {
         println!("no pipelines applied");
         return Ok(());
@@ -257,7 +262,7 @@ fn seconds(ms: i64) -> String {
 
 /// `weir pipeline status NAME`.
 async fn status(name: &str, json: bool, nats: &NatsArgs) -> anyhow::Result<()> {
-    let js = connect(nats).await?;
+    let js = connect_for(nats, None).await?;
     let applied = match PipelineStore::open(&js, false).await? {
         Some(store) => store.get(name).await?,
         None => None,
@@ -346,7 +351,7 @@ fn describe(applied: &Applied, revision: u64, status: Option<&Status>, now: i64)
 
 /// `weir pipeline delete NAME [--wait D]`.
 async fn delete(name: &str, wait: Option<Duration>, nats: &NatsArgs) -> anyhow::Result<()> {
-    let js = connect(nats).await?;
+    let js = connect_for(nats, None).await?;
     let deleted = match PipelineStore::open(&js, false).await? {
         Some(store) => store.delete(name).await?,
         None => false,

@@ -1,29 +1,17 @@
 //! `weir plugin new|build|test`: the plugin author's loop — a project from a template, a
 //! component from the project, and the component run offline over JSON-lines events.
 //!
-//! `weir plugin deploy|list|history|rollback`: the plugin registry, in [`super::registry`];
-//! `--help` does not show `WEIR_NATS_URL`'s value.
+//! `weir plugin deploy|list|history|rollback`: the plugin registry, in [`super::registry`],
+//! connected to with the `--nats-*` flags of [`NatsArgs`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
+use super::nats_args::NatsArgs;
 use weir::runtime::{Runtime, World};
 use weir::toolchain::{self, Lang};
-
-/// Where the registry is: the NATS server.
-#[derive(clap::Args)]
-pub struct NatsArgs {
-    /// NATS server URL.
-    #[arg(
-        long,
-        env = "WEIR_NATS_URL",
-        hide_env_values = true,
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    pub(super) nats_url: String,
-}
 
 #[derive(Subcommand)]
 pub enum PluginCommand {

@@ -1,17 +1,16 @@
 //! `weir plugin deploy|list|history|rollback`: the plugin registry in NATS from the command
 //! line ([`weir::registry`]). A deploy checks the component before anything is stored; the
-//! read-only commands create no bucket. The NATS URL may hold credentials: it is printed
-//! without them.
+//! read-only commands create no bucket. NATS is reached with the `--nats-*` flags
+//! ([`NatsArgs`]); no secret is printed.
 
 use std::path::Path;
 
 use anyhow::Context;
 
-use super::plugin::NatsArgs;
+use super::nats_args::NatsArgs;
 use weir::registry::names::human_size;
 use weir::registry::{Registry, RegistryError, Tag};
 use weir::runtime::Runtime;
-use weir::telemetry::redact::redact_url;
 
 /// `weir plugin deploy COMPONENT --name NAME [--version V]`.
 pub fn deploy(
@@ -119,14 +118,15 @@ pub(super) fn block_on(
         .block_on(work)
 }
 
-/// The registry at `nats.nats_url`; with `create`, its buckets are created if missing.
+/// The registry of the NATS server of `nats`; with `create`, its buckets are created if
+/// missing.
 async fn connect(nats: &NatsArgs, create: bool) -> anyhow::Result<Registry> {
-    let url = &nats.nats_url;
-    let client = weir::pipeline::nats::connect("weir plugin", url, None).await?;
+    let nats = nats.options(None)?;
+    let client = weir::connect::connect("weir plugin", &nats, None).await?;
     let js = async_nats::jetstream::new(client);
     Registry::open(&js, create)
         .await
-        .with_context(|| format!("the plugin registry at {}", redact_url(url)))
+        .with_context(|| format!("the plugin registry at {}", nats.shown_url()))
 }
 
 /// The registry, or `None` (and a line saying so) when its buckets do not exist.

@@ -11,14 +11,8 @@ use weir::serve::{ServeOptions, default_host_id};
 /// The flags of `weir serve`.
 #[derive(clap::Args)]
 pub struct ServeArgs {
-    /// NATS server URL.
-    #[arg(
-        long,
-        env = "WEIR_NATS_URL",
-        hide_env_values = true,
-        default_value = "nats://127.0.0.1:4222"
-    )]
-    nats_url: String,
+    #[command(flatten)]
+    nats: super::nats_args::NatsArgs,
     /// Serve /health, /ready, /metrics and /pipelines on this address, e.g. 127.0.0.1:9464.
     #[arg(long, env = "WEIR_ADMIN")]
     admin: Option<SocketAddr>,
@@ -39,7 +33,7 @@ pub fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let options = ServeOptions {
-        nats_url: args.nats_url,
+        nats: args.nats.options(None)?,
         host_id: args.host_id.unwrap_or_else(default_host_id),
         admin: args.admin,
         admin_token: match args.admin {

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::runtime::Grants;
+use crate::telemetry::redact::{Secret, redact_url};
 
 mod check;
 mod checkpoint;
@@ -106,22 +107,79 @@ pub enum WatermarkStrategy {
     Punctuated,
 }
 
-/// How to reach NATS. `--nats-url` / `WEIR_NATS_URL` override `url`.
-#[derive(Debug, Clone, Deserialize)]
+/// `[nats]`: how to reach NATS and prove who weir is. Each key is overridden by its flag
+/// (`--nats-url`, `--nats-creds`, …) and its environment variable (`WEIR_NATS_URL`,
+/// `WEIR_NATS_CREDS`, …); paths are relative to the pipeline file's folder. What the keys
+/// resolve to, and which combinations are refused, is [`crate::connect`]'s business.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NatsConfig {
-    #[serde(default = "default_url")]
-    pub url: String,
+    /// The server URL(s), comma-separated (default `nats://127.0.0.1:4222`); may hold
+    /// `user:password@` or `token@`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A `.creds` file: a user JWT and its NKey seed (decentralised auth).
+    #[serde(default)]
+    pub creds: Option<PathBuf>,
+    /// An NKey seed file, or the seed itself (`SU…`).
+    #[serde(default)]
+    pub nkey: Option<Secret>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub password: Option<Secret>,
+    #[serde(default)]
+    pub token: Option<Secret>,
+    #[serde(default)]
+    pub tls: NatsTlsConfig,
 }
 
-impl Default for NatsConfig {
-    fn default() -> Self {
-        NatsConfig { url: default_url() }
+/// The URL without its credentials; the secrets redacted.
+impl std::fmt::Debug for NatsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsConfig")
+            .field("url", &self.url.as_deref().map(redact_url))
+            .field("creds", &self.creds)
+            .field("nkey", &self.nkey)
+            .field("user", &self.user)
+            .field("password", &self.password)
+            .field("token", &self.token)
+            .field("tls", &self.tls)
+            .finish()
     }
 }
 
-fn default_url() -> String {
-    "nats://127.0.0.1:4222".into()
+/// `[nats.tls]` (or `tls = { … }` in `[nats]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsTlsConfig {
+    /// CA certificate file(s) (PEM) the server's certificate must chain to, in place of the
+    /// system's trust store: one path or a list.
+    #[serde(default, deserialize_with = "one_or_many_paths")]
+    pub ca: Vec<PathBuf>,
+    /// Client certificate (PEM) for servers that verify clients (mutual TLS); with `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// Refuse to connect without TLS (implied by `ca`, `cert` and a `tls://` URL).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// A path or a list of paths.
+fn one_or_many_paths<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged, expecting = "a path or a list of paths")]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(ps) => ps,
+    })
 }
 
 /// Where the key of an incoming event comes from.
@@ -270,12 +328,22 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// A loaded pipeline: the parsed file plus where it came from.
-#[derive(Debug, Clone)]
+/// A loaded pipeline: the parsed file plus where it came from. Its `Debug` leaves out the
+/// file's text, which may hold secrets (`[nats]`).
+#[derive(Clone)]
 pub struct Pipeline {
     pub file: PathBuf,
     pub text: String,
     pub config: PipelineConfig,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("file", &self.file)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pipeline {

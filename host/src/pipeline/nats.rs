@@ -8,7 +8,6 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream;
@@ -22,20 +21,20 @@ use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{Checkpointer, Restored, StartFrom, open_for_run, restore_point};
 use crate::config::{Guarantee, Pipeline, names};
+use crate::connect::{NatsOptions, connect};
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::sink::Sink;
 use crate::sink::jetstream::JetStreamSink;
 use crate::source::SourcePartitions;
 use crate::source::jetstream::{JetStreamSource, Resume};
-use crate::telemetry::redact::redact_url;
 
-/// Runs `pipeline` against the NATS server at `url` until `shutdown` completes, starting
+/// Runs `pipeline` against the NATS server of `nats` until `shutdown` completes, starting
 /// from checkpoint `from`.
 pub async fn run(
     runtime: &Runtime,
     pipeline: &Pipeline,
-    url: &str,
+    nats: &NatsOptions,
     shutdown: impl Future<Output = ()>,
     metrics: Arc<Metrics>,
     from: StartFrom,
@@ -51,7 +50,7 @@ pub async fn run(
         stages,
         resolved,
         registry,
-    } = connect_and_load(runtime, pipeline, url, &metrics).await?;
+    } = connect_and_load(runtime, pipeline, nats, &metrics).await?;
     let mut store = open_for_run(&js, pipeline, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: checkpoints: {e}"))?;
@@ -117,12 +116,12 @@ struct Loaded {
 async fn connect_and_load(
     runtime: &Runtime,
     pipeline: &Pipeline,
-    url: &str,
+    nats: &NatsOptions,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Loaded> {
     let file = pipeline.file.display();
     let (connected, resolved, registry) = if uses_registry(pipeline) {
-        let (js, sink) = connect_and_check(pipeline, url, &metrics.health).await?;
+        let (js, sink) = connect_and_check(pipeline, nats, &metrics.health).await?;
         let registry = Registry::open(&js, false)
             .await
             .map_err(|e| anyhow::anyhow!("{file}: plugin registry: {e}"))?;
@@ -143,7 +142,7 @@ async fn connect_and_load(
     };
     let (js, sink) = match connected {
         Some(c) => c,
-        None => connect_and_check(pipeline, url, &metrics.health).await?,
+        None => connect_and_check(pipeline, nats, &metrics.health).await?,
     };
     Ok(Loaded {
         js,
@@ -233,12 +232,12 @@ async fn recorded_versions(
 /// filters and does not capture what the sink publishes.
 async fn connect_and_check(
     pipeline: &Pipeline,
-    url: &str,
+    nats: &NatsOptions,
     health: &Arc<Health>,
 ) -> anyhow::Result<(jetstream::Context, Arc<JetStreamSink>)> {
     let cfg = &pipeline.config;
     let name = cfg.name.get_ref();
-    let client = connect(&format!("weir {name}"), url, Some(health)).await?;
+    let client = connect(&format!("weir {name}"), nats, Some(health)).await?;
     // Every batch in the pipeline may hold `max_in_flight` un-awaited publish acks, and so
     // may a checkpoint publishing held outputs; the client's limit must exceed their sum or
     // publishing would wait on itself.
@@ -264,61 +263,6 @@ async fn connect_and_check(
     }
     check_source_stream(pipeline, &js).await?;
     Ok((js, Arc::new(sink)))
-}
-
-/// How long the first connection to NATS may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Connects to NATS at `url` as `client_name`. The first connection is tried once, within
-/// [`CONNECT_TIMEOUT`], and its failure says what happened — the server cannot be reached,
-/// refused the credentials, or has a certificate that is not trusted — with the credentials
-/// of the URL hidden; after that the client reconnects for ever (a server restart is
-/// survived).
-pub async fn connect(
-    client_name: &str,
-    url: &str,
-    health: Option<&Arc<Health>>,
-) -> anyhow::Result<async_nats::Client> {
-    let shown = redact_url(url);
-    let mut options = async_nats::ConnectOptions::new()
-        .name(client_name)
-        .connection_timeout(CONNECT_TIMEOUT)
-        .max_reconnects(None);
-    if let Some(health) = health {
-        options = options.event_callback(health.nats_events());
-    }
-    let connecting = options.connect(url);
-    match tokio::time::timeout(CONNECT_TIMEOUT + Duration::from_secs(1), connecting).await {
-        Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(anyhow::anyhow!(connect_error(&shown, &e))),
-        Err(_) => {
-            anyhow::bail!("cannot connect to NATS at {shown}: no answer within {CONNECT_TIMEOUT:?}")
-        }
-    }
-}
-
-/// What a failed first connection to `shown` (a redacted URL) means, first thing first.
-fn connect_error(shown: &str, e: &async_nats::ConnectError) -> String {
-    use async_nats::ConnectErrorKind as Kind;
-    let detail = std::error::Error::source(e).map_or_else(|| e.to_string(), |s| s.to_string());
-    // A TLS handshake failure surfaces as an I/O error: tell it by its text.
-    let certificate = detail.contains("certificate") || e.kind() == Kind::Tls;
-    match e.kind() {
-        Kind::AuthorizationViolation | Kind::Authentication => format!(
-            "NATS at {shown} refused the credentials (authorization violation): check the \
-             user and password, token or nkey of the URL"
-        ),
-        _ if certificate && detail.contains("UnknownIssuer") => format!(
-            "the TLS certificate of NATS at {shown} is not trusted (its issuer is unknown): \
-             add the issuing CA to the system's trust store or point SSL_CERT_FILE at it \
-             ({detail})"
-        ),
-        _ if certificate => {
-            format!("the TLS certificate of NATS at {shown} is not trusted: {detail}")
-        }
-        Kind::ServerParse => format!("{shown} is not a NATS server URL: {detail}"),
-        _ => format!("cannot connect to NATS at {shown}: {detail}"),
-    }
 }
 
 /// Checks the source stream: it exists, each of `source.subjects` lies within the subjects it

@@ -34,13 +34,14 @@ use self::status::{State, Status, StatusStore};
 use self::supervisor::Supervisor;
 use crate::admin::auth::Token;
 use crate::admin::{Health, Metrics};
+use crate::connect::NatsOptions;
 use crate::runtime::Runtime;
 
 /// How `weir serve` is set up.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// The NATS server.
-    pub nats_url: String,
+    /// The NATS server and how to authenticate (every pipeline of the host connects so).
+    pub nats: NatsOptions,
     /// This host's name in statuses and leases (default: the machine's host name).
     pub host_id: String,
     /// Where the admin endpoint listens, and its bearer token.
@@ -51,7 +52,7 @@ pub struct ServeOptions {
 /// What the supervisors of one host share.
 pub struct Host {
     runtime: Runtime,
-    nats: String,
+    nats: NatsOptions,
     host_id: String,
     js: jetstream::Context,
     statuses: StatusStore,
@@ -179,8 +180,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let health = Arc::new(Health::new());
-    let client =
-        crate::pipeline::nats::connect("weir serve", &options.nats_url, Some(&health)).await?;
+    let client = crate::connect::connect("weir serve", &options.nats, Some(&health)).await?;
     health.set_nats_connected(true);
     health.set_consuming(true); // the control loop's watch: "consuming" the desired state
     let js = jetstream::new(client);
@@ -193,7 +193,7 @@ pub async fn serve(
     let (stop_all, shutdown_rx) = watch::channel(false);
     let host = Arc::new(Host {
         runtime,
-        nats: options.nats_url.clone(),
+        nats: options.nats.clone(),
         host_id: options.host_id.clone(),
         js,
         statuses,

@@ -7,6 +7,9 @@
 //!   credentials of URLs anywhere in it — and [`Secrets::scrub`], which replaces them with
 //!   `[redacted]` in text the plugin produced (its log lines and error messages), in case the
 //!   plugin echoes its own config.
+//! - [`Secret`]: a password, token or NKey seed weir holds itself (NATS credentials): its
+//!   `Debug` prints [`REDACTED`], it has no `Display`, and only [`Secret::expose`] gives the
+//!   value — to the one place that sends it.
 //!
 //! The host itself never prints a plugin's config: errors name the operator and the field.
 
@@ -35,6 +38,57 @@ const SECRET_KEYS: &[&str] = &[
     "seed",
     "auth",
 ];
+
+/// A secret value weir holds (see the module docs). Read from a pipeline file as a string;
+/// a value of another type is refused without being shown (serde's message would quote it).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Secret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::new(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom(NOT_TEXT))
+            }
+        }
+        const NOT_TEXT: &str = "a secret must be a string (in quotes); its value is not shown";
+        d.deserialize_str(Text)
+    }
+}
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value itself: only for sending it where it belongs, never for printing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
 
 /// `urls` (one URL or a comma-separated list) with the credentials (`user:pass@`,
 /// `token@`) of every URL replaced by `***`.
@@ -144,6 +198,29 @@ mod tests {
             redact_url("nats://a:b@h1:4222,nats://h2:4222"),
             "nats://***@h1:4222,nats://h2:4222"
         );
+    }
+
+    #[test]
+    fn a_secret_is_redacted_when_debug_printed() {
+        let s = Secret::new("hunter22");
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert_eq!(format!("{:?}", Some(&s)), "Some([redacted])");
+        assert_eq!(s.expose(), "hunter22");
+    }
+
+    #[test]
+    fn a_secret_of_another_type_is_refused_without_its_value() {
+        #[derive(serde::Deserialize, Debug)]
+        struct S {
+            #[allow(dead_code)]
+            token: Secret,
+        }
+        // weir reports the message and the line, not toml's snippet of the source.
+        let e = toml::from_str::<S>("token = 987654").unwrap_err();
+        let e = e.message();
+        assert!(e.contains("a secret must be a string"), "{e}");
+        assert!(!e.contains("987654"), "{e}");
+        assert!(toml::from_str::<S>("token = \"t\"").is_ok());
     }
 
     #[test]
