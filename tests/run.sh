@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need (tests/setup.sh), builds the example plugins,
-# runs the language SDKs' tests, then every test of the workspace (unit tests beside the code,
+# The test command: installs what the tests need (tests/setup.sh), builds the example plugins
+# and the container image, runs the language SDKs' tests, then every test of the workspace (unit tests beside the code,
 # end-to-end tests in tests/ against a real nats-server). The last line printed is the test
 # runner's summary.
 set -euo pipefail
@@ -8,6 +8,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bash tests/setup.sh
 bash plugins/build.sh >/dev/null
+# The container image (a static release build, then buildah), built before the tests so that
+# its cost is not inside a test; tests/e2e/container.rs runs it with podman.
+bash deploy/build-image.sh weir:test
 # The language SDKs' own tests (fast; fake host bindings, and the C SDK under ASan/UBSan).
 echo "Python SDK:" && (cd sdk/python && python3 -m unittest discover -q -s tests -t .)
 echo "JavaScript SDK:" && node --test --test-reporter=dot sdk/js/tests/

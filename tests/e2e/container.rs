@@ -155,7 +155,7 @@ impl Container {
             "host",
             "--read-only",
             "--tmpfs",
-            "/var/cache/weir:rw,uid=65532,gid=65532,mode=0700",
+            "/var/cache/weir:rw,U",
             "-e",
             &format!("WEIR_NATS_URL={nats_url}"),
             "-e",
