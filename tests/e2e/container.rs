@@ -271,17 +271,26 @@ async fn serve_in_a_read_only_container_drains_on_stop_and_a_new_container_goes_
     let admin = free_addr();
     let first = Container::serve(&format!("weir-test-{tag}-1"), &url, &admin);
     let logs = || first.logs();
-    let mut apply = weir();
-    apply
-        .args(["pipeline", "apply"])
-        .arg(root().join("plugins/pipelines/orders.toml"))
-        .env("WEIR_NATS_URL", &url);
-    let out = output_within(apply, Duration::from_secs(120));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // The one-shot apply of the README and the compose file: the image's own weir.
+    let checkout = format!("{}:/src:ro", root().display());
+    let nats = format!("WEIR_NATS_URL={url}");
+    let applied = podman_ok(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-v",
+        &checkout,
+        "--tmpfs",
+        "/var/cache/weir:rw,U",
+        "-e",
+        &nats,
+        IMAGE,
+        "pipeline",
+        "apply",
+        "/src/plugins/pipelines/orders.toml",
+    ]);
+    assert!(applied.contains("applied pipeline \"orders\""), "{applied}");
     wait_state(&url, "running", &logs);
     assert_eq!(first.uid(), "65532");
 
