@@ -6,8 +6,9 @@
 # 3. prepares the build context (the binary, /etc/passwd with the non-root user 65532, CA
 #    certificates, an empty compile-cache folder) with fixed file times;
 # 4. assembles the image FROM scratch with buildah (chroot isolation, vfs storage under
-#    target/containers, the storage deploy/podman.sh runs it from), created-time 0 — the same
-#    inputs give the same image digest;
+#    target/containers, the storage deploy/podman.sh runs it from), created-time 0 and fixed
+#    file times — the same inputs give the same layer digest (the image digest differs: the
+#    Docker-format config, needed for HEALTHCHECK, records the id of buildah's build container);
 # and prints the image's size and digest.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -40,4 +41,5 @@ buildah "${storage[@]}" build --quiet --isolation chroot --format docker --times
   -f deploy/Containerfile -t "$tag" -t weir:latest "$context" >/dev/null
 digest=$(buildah "${storage[@]}" inspect --type image --format '{{.FromImageDigest}}' "$tag")
 size=$(bash deploy/podman.sh image inspect --format '{{.Size}}' "$tag")
-echo "image $tag: $size bytes ($((size / 1000 / 1000)) MB), digest $digest"
+layer=$(bash deploy/podman.sh image inspect --format '{{index .RootFS.Layers 0}}' "$tag")
+echo "image $tag: $size bytes ($((size / 1000 / 1000)) MB), digest $digest, layer $layer"

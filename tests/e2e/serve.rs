@@ -342,3 +342,56 @@ async fn sigterm_under_load_stops_every_pipeline_at_a_checkpoint_and_a_new_host_
     }
     assert_eq!(second.terminate(), Some(0), "{}", log2());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_and_apply_reach_a_token_secured_server_through_the_environment() {
+    let server = NatsServer::start_with(&["--auth", "s3cret-token"]);
+    let url = format!("nats://127.0.0.1:{}", server.port);
+    let client = async_nats::ConnectOptions::with_token("s3cret-token".into())
+        .connect(&url)
+        .await
+        .unwrap();
+    let js = jetstream::new(client);
+    streams(&js).await;
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("serve.log");
+    let stderr = std::fs::File::create(&log).unwrap();
+    let host = WeirProcess {
+        child: weir()
+            .arg("serve")
+            .env("WEIR_NATS_URL", &url)
+            .env("WEIR_NATS_TOKEN", "s3cret-token")
+            .stderr(stderr)
+            .spawn()
+            .unwrap(),
+        stderr_path: log,
+    };
+    let logs = host.log_reader();
+    let file = mapping_pipeline(dir.path(), "secure", 1);
+    let mut apply = weir();
+    apply
+        .args(["pipeline", "apply"])
+        .arg(&file)
+        .env("WEIR_NATS_URL", &url)
+        .env("WEIR_NATS_TOKEN", "s3cret-token");
+    let out = output_within(apply, Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    publish_range(&js, "secure", 0, 50).await;
+    let got = outputs(&js, "secure", 50).await;
+    assert_eq!(got.len(), 50, "{}", logs());
+    assert!(!logs().contains("s3cret-token"), "{}", logs());
+
+    // Without the token, `weir pipeline` is refused, clearly.
+    let refused = output_within(
+        {
+            let mut c = weir();
+            c.args(["pipeline", "list"]).env("WEIR_NATS_URL", &url);
+            c
+        },
+        Duration::from_secs(30),
+    );
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("refused") || err.contains("authorization"), "{err}");
+    assert_eq!(host.terminate(), Some(0), "{}", logs());
+}
