@@ -145,7 +145,7 @@ fn main() -> ExitCode {
     let json = cli.log_json
         || cli.log_format == "json"
         || (cli.log_format == "auto" && !std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    weir::telemetry::init(json);
+    weir::telemetry::init_with(json, cli::progress::LogWriter);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

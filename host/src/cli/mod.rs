@@ -5,6 +5,7 @@ pub mod health;
 pub mod nats_args;
 pub mod pipeline;
 pub mod plugin;
+pub mod progress;
 pub mod registry;
 pub mod serve;
 
