@@ -1,5 +1,6 @@
 //! Subcommands of the `weir` binary beyond `run` and `validate`.
 
+pub mod admin_client;
 pub mod checkpoint;
 pub mod health;
 pub mod nats_args;
