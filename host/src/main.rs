@@ -74,6 +74,10 @@ enum Command {
     /// Ask a running host's admin endpoint whether it is live (or ready, with --ready): exit 0
     /// or 1 — a container health check.
     Health(cli::health::HealthArgs),
+    /// Watch running pipelines live: events in and out per second, lag, dead letters, last
+    /// checkpoint, and per operator its events per second, errors and share of time busy —
+    /// from the status bucket (every `weir serve` host) or one host's admin endpoint.
+    Top(cli::top::TopArgs),
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
     Checkpoint(cli::checkpoint::CheckpointCommand),
@@ -165,6 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline, nats } => validate(&pipeline, &nats, cache),
         Command::Health(args) => cli::health::run(args),
+        Command::Top(args) => cli::top::run(args),
         Command::Serve(args) => {
             cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())
         }

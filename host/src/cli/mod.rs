@@ -9,6 +9,7 @@ pub mod plugin;
 pub mod progress;
 pub mod registry;
 pub mod serve;
+pub mod top;
 
 /// `rows` (the first one a header) as text, columns aligned, two spaces apart.
 pub fn aligned<const N: usize>(rows: &[[String; N]]) -> String {

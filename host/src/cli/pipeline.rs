@@ -256,7 +256,7 @@ async fn list(nats: &NatsArgs) -> anyhow::Result<()> {
 }
 
 /// The state as shown: `running`, `failed`, … and a missing heartbeat.
-fn state_text(s: &Status, now: i64) -> String {
+pub(super) fn state_text(s: &Status, now: i64) -> String {
     let state = s.state.name();
     if s.stale(now) && s.state != weir::serve::status::State::Stopped {
         let quiet = seconds(now.saturating_sub(s.heartbeat_ms));
