@@ -74,9 +74,12 @@ enum Command {
     /// Ask a running host's admin endpoint whether it is live (or ready, with --ready): exit 0
     /// or 1 — a container health check.
     Health(cli::health::HealthArgs),
-    /// Watch running pipelines live: events in and out per second, lag, dead letters, last
-    /// checkpoint, and per operator its events per second, errors and share of time busy —
-    /// from the status bucket (every `weir serve` host) or one host's admin endpoint.
+    /// Watch running pipelines live: rates, lag, dead letters, and each operator's busy share.
+    ///
+    /// Per pipeline: state, host, events in and out per second and in total, dead letters,
+    /// consumer lag, watermark lag, last checkpoint; per operator: version, events per second,
+    /// errors and share of time busy. From the status bucket (every `weir serve` host) or one
+    /// host's admin endpoint (--admin).
     Top(cli::top::TopArgs),
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]

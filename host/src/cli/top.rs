@@ -112,7 +112,11 @@ async fn read(
         }
     }
     if statuses.is_empty() {
-        return Ok(Err("no pipelines applied".into()));
+        let nothing = match source {
+            Source::Nats(_) => "no pipelines applied",
+            Source::Admin(_) => "no pipelines on this host",
+        };
+        return Ok(Err(nothing.into()));
     }
     Ok(Ok(statuses))
 }
