@@ -74,6 +74,13 @@ enum Command {
     /// Ask a running host's admin endpoint whether it is live (or ready, with --ready): exit 0
     /// or 1 — a container health check.
     Health(cli::health::HealthArgs),
+    /// Watch running pipelines live: rates, lag, dead letters, and each operator's busy share.
+    ///
+    /// Per pipeline: state, host, events in and out per second and in total, dead letters,
+    /// consumer lag, watermark lag, last checkpoint; per operator: version, events per second,
+    /// errors and share of time busy. From the status bucket (every `weir serve` host) or one
+    /// host's admin endpoint (--admin).
+    Top(cli::top::TopArgs),
     /// Inspect or delete a pipeline's checkpoints.
     #[command(subcommand)]
     Checkpoint(cli::checkpoint::CheckpointCommand),
@@ -145,7 +152,7 @@ fn main() -> ExitCode {
     let json = cli.log_json
         || cli.log_format == "json"
         || (cli.log_format == "auto" && !std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    weir::telemetry::init(json);
+    weir::telemetry::init_with(json, cli::progress::LogWriter);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -165,6 +172,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline, nats } => validate(&pipeline, &nats, cache),
         Command::Health(args) => cli::health::run(args),
+        Command::Top(args) => cli::top::run(args),
         Command::Serve(args) => {
             cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())
         }

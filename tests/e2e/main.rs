@@ -23,6 +23,7 @@ mod serve;
 mod startup;
 mod store_damage;
 mod support;
+mod top;
 mod usecases;
 mod window_kinds;
 mod windows;

@@ -49,6 +49,12 @@ impl Token {
         Ok(Some(Token(token.into())))
     }
 
+    /// The `Authorization` header a client sends with this token (`Bearer …`): the secret
+    /// itself, for a request only.
+    pub fn authorization(&self) -> String {
+        format!("Bearer {}", self.0)
+    }
+
     /// Whether `given` is this token (compared in constant time).
     fn matches(&self, given: &str) -> bool {
         let (a, b) = (self.0.as_bytes(), given.as_bytes());

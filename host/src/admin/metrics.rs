@@ -227,35 +227,54 @@ enum Kind {
 /// One metric of one pipeline: type, name, help text, value.
 struct Sample(Kind, &'static str, &'static str, i64);
 
-/// A metric family: type, name, help text, and the value of each pipeline.
-type Family<'a> = (Kind, &'static str, &'static str, Vec<(&'a str, i64)>);
+/// A metric family: type, name, help text, and its samples as written after the name
+/// (`{labels} value`).
+type Family = (Kind, &'static str, &'static str, Vec<String>);
+
+/// The per-operator family: each operator's busy time.
+const OPERATOR_BUSY: (&str, &str) = (
+    "weir_operator_busy_seconds_total",
+    "Wall time the operator's plugin calls took (since its running version took over).",
+);
 
 /// The metrics of several pipelines in Prometheus text exposition format: each family once
-/// (`# HELP`, `# TYPE`), with one sample per pipeline, labelled `pipeline="…"`.
+/// (`# HELP`, `# TYPE`), with one sample per pipeline, labelled `pipeline="…"` — per operator
+/// too for [`OPERATOR_BUSY`], labelled `operator="…"` as well.
 pub fn render_all<M: std::ops::Deref<Target = Metrics>>(pipelines: &[M]) -> String {
     let mut families: Vec<Family> = Vec::new();
-    let per_pipeline: Vec<(&str, Vec<Sample>)> = pipelines
-        .iter()
-        .map(|m| (m.pipeline.as_str(), m.samples()))
-        .collect();
-    for (pipeline, samples) in &per_pipeline {
-        for Sample(kind, name, help, value) in samples {
-            match families.iter_mut().find(|f| f.1 == *name) {
-                Some(f) => f.3.push((pipeline, *value)),
-                None => families.push((*kind, name, help, vec![(pipeline, *value)])),
-            }
+    let mut add = |kind, name, help, sample: String| match families.iter_mut().find(|f| f.1 == name)
+    {
+        Some(f) => f.3.push(sample),
+        None => families.push((kind, name, help, vec![sample])),
+    };
+    for m in pipelines {
+        let pipeline = escape_label(&m.pipeline);
+        for Sample(kind, name, help, value) in m.samples() {
+            add(
+                kind,
+                name,
+                help,
+                format!("{{pipeline=\"{pipeline}\"}} {value}"),
+            );
+        }
+        for p in m.plugins.get() {
+            let Some(us) = p.busy_us else { continue };
+            let operator = escape_label(&p.operator);
+            let seconds = us as f64 / 1e6;
+            let sample =
+                format!("{{pipeline=\"{pipeline}\",operator=\"{operator}\"}} {seconds:.6}");
+            add(Kind::Counter, OPERATOR_BUSY.0, OPERATOR_BUSY.1, sample);
         }
     }
     let mut out = String::new();
-    for (kind, name, help, values) in families {
+    for (kind, name, help, samples) in families {
         let kind = match kind {
             Kind::Counter => "counter",
             Kind::Gauge => "gauge",
         };
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
-        for (pipeline, value) in values {
-            let pipeline = escape_label(pipeline);
-            out.push_str(&format!("{name}{{pipeline=\"{pipeline}\"}} {value}\n"));
+        for sample in samples {
+            out.push_str(&format!("{name}{sample}\n"));
         }
     }
     out
@@ -273,4 +292,52 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::plugins::PluginStatus;
+
+    fn operator(name: &str, busy_us: Option<u64>) -> PluginStatus {
+        PluginStatus {
+            stage: "operator".into(),
+            operator: name.into(),
+            version: format!("{name}@1a2b3c4d5e6f"),
+            digest: "1a2b3c4d5e6f".into(),
+            since_ms: Some(0),
+            events: Some(0),
+            errors: Some(0),
+            canary_previous: None,
+            busy_us,
+        }
+    }
+
+    #[test]
+    fn operator_busy_time_is_one_counter_family_across_pipelines() {
+        let a = Metrics::new("a");
+        a.plugins.set(vec![
+            operator("map", Some(1_500_000)),
+            operator("old", None),
+        ]);
+        let b = Metrics::new("b");
+        b.plugins.set(vec![operator("filter", Some(250))]);
+        let text = render_all(&[a, b]);
+        let family = "weir_operator_busy_seconds_total";
+        assert_eq!(text.matches(&format!("# TYPE {family} counter")).count(), 1);
+        assert_eq!(text.matches("# TYPE weir_input_events_total").count(), 1);
+        assert!(
+            text.contains(&format!(
+                "{family}{{pipeline=\"a\",operator=\"map\"}} 1.500000\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "{family}{{pipeline=\"b\",operator=\"filter\"}} 0.000250\n"
+            )),
+            "{text}"
+        );
+        assert!(!text.contains("operator=\"old\""), "{text}");
+    }
 }

@@ -5,10 +5,10 @@
 //! - `GET /ready`: readiness — `200 ready` when connected to NATS, restored and consuming,
 //!   with no operator marked failed; `503` with every reason otherwise;
 //! - `GET /metrics`: Prometheus text format — counts of events in and out, dead letters, late
-//!   events, checkpoints, and the event-time watermark with its lag behind the wall clock
-//!   ([`metrics`]);
-//! - `GET /plugins`: JSON, the plugin version of each operator, since when, its events and
-//!   errors, and a watching canary ([`plugins`]).
+//!   events, checkpoints, the event-time watermark with its lag behind the wall clock, and
+//!   each operator's busy time ([`metrics`]);
+//! - `GET /plugins`: JSON, the plugin version of each operator, since when, its events,
+//!   errors and busy time, and a watching canary ([`plugins`]).
 //!
 //! [`start`] binds the address before the pipeline starts: an address that cannot be bound
 //! (a port in use) fails the start. Beyond loopback a bearer token is required for every

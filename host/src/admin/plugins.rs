@@ -1,6 +1,7 @@
 //! `GET /plugins`: the plugin version each operator runs, since when, how many events it took
-//! and how many failed, and whether a canary is watching it (hot-loading) — JSON, refreshed by
-//! the run loop about once a second and after every swap or rollback.
+//! and how many failed, how long its calls took, and whether a canary is watching it
+//! (hot-loading) — JSON, refreshed by the run loop about once a second and after every swap or
+//! rollback.
 
 use std::sync::Mutex;
 
@@ -24,6 +25,11 @@ pub struct PluginStatus {
     pub errors: Option<u64>,
     /// The version a canary would roll back to, while one watches this version.
     pub canary_previous: Option<String>,
+    /// Wall time its plugin calls took, µs: since the running version took over (transform
+    /// operators), since the pipeline started (the stateful stage). `None` from hosts that
+    /// did not measure it.
+    #[serde(default)]
+    pub busy_us: Option<u64>,
 }
 
 /// The statuses, as last published by the run loop.

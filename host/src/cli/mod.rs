@@ -1,12 +1,15 @@
 //! Subcommands of the `weir` binary beyond `run` and `validate`.
 
+pub mod admin_client;
 pub mod checkpoint;
 pub mod health;
 pub mod nats_args;
 pub mod pipeline;
 pub mod plugin;
+pub mod progress;
 pub mod registry;
 pub mod serve;
+pub mod top;
 
 /// `rows` (the first one a header) as text, columns aligned, two spaces apart.
 pub fn aligned<const N: usize>(rows: &[[String; N]]) -> String {

@@ -10,11 +10,14 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use super::nats_args::NatsArgs;
+use super::progress::Progress;
 use super::registry::{block_on, when};
 use weir::config::Pipeline;
 use weir::pipeline::follow::{PREFIX, registry_ref};
 use weir::pipeline::hotload::{Slot, plugin_file};
 use weir::registry::Registry;
+use weir::registry::names::human_size;
+use weir::registry::validate::validate_blocking;
 use weir::runtime::Runtime;
 use weir::serve::applied::{Applied, PipelineStore, now_ms};
 use weir::serve::status::{Status, StatusStore};
@@ -86,16 +89,19 @@ async fn apply(runtime: &Runtime, file: &Path, nats: &NatsArgs) -> anyhow::Resul
     let name = pipeline.config.name.get_ref().clone();
     let js = connect_for(nats, Some(&pipeline)).await?;
     let registry = Registry::open(&js, true).await?;
-    let (text, uploads) = upload_plugins(runtime, &registry, &pipeline).await?;
+    let progress = Progress::on_stderr();
+    let (text, uploads) = upload_plugins(runtime, &registry, &pipeline, progress).await?;
     let applied = Applied {
         name: name.clone(),
         text,
         source: file.display().to_string(),
         applied_at_ms: now_ms(),
     };
+    let step = progress.step("loading and configuring the plugins as the hosts will");
     check_applied(runtime, &registry, &applied)
         .await
         .with_context(|| format!("{}: not applied", file.display()))?;
+    step.done();
     let store = PipelineStore::open(&js, true)
         .await?
         .context("opening the bucket of applied pipelines")?;
@@ -126,6 +132,7 @@ async fn upload_plugins(
     runtime: &Runtime,
     registry: &Registry,
     pipeline: &Pipeline,
+    progress: Progress,
 ) -> anyhow::Result<(String, Vec<String>)> {
     let name = pipeline.config.name.get_ref();
     let mut edits = Vec::new();
@@ -136,16 +143,25 @@ async fn upload_plugins(
         }
         let path = plugin_file(pipeline, op);
         let plugin = format!("{name}-{}", op.name.get_ref());
-        let tag = registry
-            .deploy_file(runtime, &path, &plugin, None)
+        let failed = |doing: &str| {
+            format!(
+                "field `{}.plugin`: {doing} {}",
+                slot.field(),
+                path.display()
+            )
+        };
+        let step = progress.step(format!("checking {} (compiling)", path.display()));
+        let checked = validate_blocking(runtime, &path)
             .await
-            .with_context(|| {
-                format!(
-                    "field `{}.plugin`: uploading {}",
-                    slot.field(),
-                    path.display()
-                )
-            })?;
+            .with_context(|| failed("checking"))?;
+        step.done();
+        let size = human_size(checked.bytes.len() as u64);
+        let step = progress.step(format!("uploading {size} as {plugin}"));
+        let tag = registry
+            .publish(&plugin, None, checked.world, &checked.bytes)
+            .await
+            .with_context(|| failed("uploading"))?;
+        step.done();
         let reference = format!("{PREFIX}{plugin}@{}", tag.version);
         lines.push(format!(
             "{} {}: {} → {reference} (sha256 {}…)",
@@ -240,7 +256,7 @@ async fn list(nats: &NatsArgs) -> anyhow::Result<()> {
 }
 
 /// The state as shown: `running`, `failed`, … and a missing heartbeat.
-fn state_text(s: &Status, now: i64) -> String {
+pub(super) fn state_text(s: &Status, now: i64) -> String {
     let state = s.state.name();
     if s.stale(now) && s.state != weir::serve::status::State::Stopped {
         let quiet = seconds(now.saturating_sub(s.heartbeat_ms));

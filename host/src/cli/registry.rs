@@ -8,6 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use super::nats_args::NatsArgs;
+use super::progress::Progress;
 use weir::registry::names::human_size;
 use weir::registry::{Registry, RegistryError, Tag};
 use weir::runtime::Runtime;
@@ -21,15 +22,21 @@ pub fn deploy(
     nats: &NatsArgs,
 ) -> anyhow::Result<()> {
     weir::registry::names::check_name(name)?;
+    let progress = Progress::on_stderr();
+    let step = progress.step(format!("checking {} (compiling)", component.display()));
     let checked = weir::registry::validate::validate(runtime, component)
         .with_context(|| format!("{name} was not deployed"))?;
+    step.done();
     block_on(async {
+        let size = human_size(checked.bytes.len() as u64);
+        let step = progress.step(format!("uploading {size} to the plugin registry"));
         let registry = connect(nats, true).await?;
         let before = registry.tag(name).await?;
         let tag = registry
             .publish(name, version.as_deref(), checked.world, &checked.bytes)
             .await
             .with_context(|| format!("{name} was not deployed"))?;
+        step.done();
         if before.as_ref() == Some(&tag) {
             println!(
                 "{name} is already at version {}; nothing changed",

@@ -7,6 +7,7 @@
 //! input event either produces its outputs or becomes exactly one dead letter.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::batch::EventBatch;
 use super::canary::{Canary, Rollout, Verdict};
@@ -29,6 +30,9 @@ pub struct Operator {
     pub since_ms: i64,
     pub events: u64,
     pub errors: u64,
+    /// Wall time its calls took since the running version took over (per batch, isolation
+    /// and a canary's fallback included).
+    pub busy: Duration,
 }
 
 /// What became of a canary at the end of a batch.
@@ -55,11 +59,13 @@ impl Operator {
             since_ms: now_ms(),
             events: 0,
             errors: 0,
+            busy: Duration::ZERO,
         }
     }
 
     fn restart_counts(&mut self) {
         (self.since_ms, self.events, self.errors) = (now_ms(), 0, 0);
+        self.busy = Duration::ZERO;
     }
 
     /// Swaps in another version of the plugin between two batches; the old version keeps
@@ -111,7 +117,9 @@ impl Operator {
         dead: &mut Vec<DeadLetter>,
     ) -> Result<EventBatch, Stopped> {
         let before = dead.len();
+        let started = Instant::now();
         let out = self.run_versions(runtime, input, dead);
+        self.busy += started.elapsed();
         self.events += input.len() as u64;
         self.errors += (dead.len() - before) as u64;
         out

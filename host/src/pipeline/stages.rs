@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use weir_packed::BatchBuilder;
 
@@ -33,6 +33,8 @@ pub struct Stages {
     chain: Chain,
     /// The window aggregate or keyed process stage, if the pipeline keeps state.
     stateful: Option<Box<dyn StatefulStage>>,
+    /// Wall time the stateful stage's calls took (events in, watermarks, processing time).
+    stateful_busy: Duration,
     /// `[[after]]`: transforms over the stateful stage's results.
     after: Chain,
     /// Per-partition bounded watermarks (`None`: no stateful stage, punctuated watermarks, or
@@ -77,6 +79,7 @@ impl Stages {
             metrics,
             chain: super::build_chain(runtime, pipeline)?,
             stateful,
+            stateful_busy: Duration::ZERO,
             after: super::build_after(runtime, pipeline)?,
             watermarks,
             snapshot_size: 0,
@@ -173,7 +176,9 @@ impl Stages {
 
     fn on_processing_time(&mut self, out: &mut BatchOutput) {
         if let Some(stage) = &mut self.stateful {
+            let started = Instant::now();
             stage.on_processing_time(&self.runtime, out);
+            self.stateful_busy += started.elapsed();
         }
     }
 
@@ -185,18 +190,22 @@ impl Stages {
         if lo >= hi {
             return;
         }
+        let started = Instant::now();
         if lo == 0 && hi == events.len() {
             stage.process_batch(&self.runtime, events, out);
         } else {
             stage.process_batch(&self.runtime, &events.slice(lo, hi), out);
         }
+        self.stateful_busy += started.elapsed();
     }
 
     /// Advances the stateful stage's watermark.
     fn advance(&mut self, wm: i64, out: &mut BatchOutput) {
         self.metrics.watermark.fetch_max(wm, Relaxed);
         if let Some(stage) = &mut self.stateful {
+            let started = Instant::now();
             stage.advance_watermark(&self.runtime, wm, out);
+            self.stateful_busy += started.elapsed();
         }
     }
 
@@ -247,6 +256,11 @@ impl Stages {
                 letter,
             }));
     }
+}
+
+/// A duration in whole microseconds (saturating).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// Checkpoints: snapshot, restore, versions.
@@ -344,6 +358,7 @@ impl Stages {
                     events: Some(op.events),
                     errors: Some(op.errors),
                     canary_previous: op.canary.as_ref().map(|c| c.previous.plugin().label()),
+                    busy_us: Some(micros(op.busy)),
                 })
                 .collect()
         };
@@ -359,6 +374,7 @@ impl Stages {
                 events: None,
                 errors: None,
                 canary_previous: None,
+                busy_us: Some(micros(self.stateful_busy)),
             });
         }
         out.extend(chain("after", &self.after));
@@ -473,6 +489,51 @@ mod tests {
                 (r.window.start, v["count"].as_u64().unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn operator_and_stateful_stage_busy_time_grows_with_each_batch() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/plugins");
+        let dir = root.join("wasm32-wasip2/release");
+        let (map, stats) = (
+            dir.join("weir_plugin_json_map.wasm"),
+            dir.join("weir_plugin_window_stats.wasm"),
+        );
+        assert!(map.is_file(), "run `bash plugins/build.sh` first");
+        let text = format!(
+            "name = \"p\"\n[source]\nstream = \"S\"\n[[operators]]\nname = \"map\"\nplugin = \
+             {:?}\nconfig = {{ set = {{ v = 1 }} }}\n[window]\ntype = \"tumbling\"\nsize = \
+             \"10ms\"\n[window.aggregate]\nname = \"stats\"\nplugin = {:?}\nconfig = {{ field = \
+             \"amount\" }}\n[sink]\nsubject = \"o\"\ndead_letter = \"d\"\n",
+            map.display().to_string(),
+            stats.display().to_string()
+        );
+        let tmp = tempfile::tempdir().unwrap();
+        let pipeline = crate::config::parse(&tmp.path().join("p.toml"), text).unwrap();
+        let runtime = Runtime::new(Some(std::env::temp_dir().join("weir-unit-cache"))).unwrap();
+        let partitions = SourcePartitions::default();
+        let mut stages =
+            Stages::build(&runtime, &pipeline, Metrics::new("p"), &partitions).unwrap();
+        let busy = |stages: &Stages| -> Vec<(String, u64)> {
+            let statuses = stages.plugin_statuses();
+            statuses
+                .into_iter()
+                .map(|p| (p.operator, p.busy_us.unwrap()))
+                .collect()
+        };
+        let before = busy(&stages);
+        assert_eq!(before, [("map".to_owned(), 0), ("stats".to_owned(), 0)]);
+        let (events, origins) = batch(&[(1, "1"), (3, "2"), (25, "3")]);
+        let out = stages.run(events, Vec::new(), &[], &origins);
+        assert_eq!(counts(&out.stateful), [(0, 2)]);
+        let after = busy(&stages);
+        assert!(after.iter().all(|(_, us)| *us > 0), "{after:?}");
+        let (events, origins) = batch(&[(31, "1"), (42, "1")]);
+        stages.run(events, Vec::new(), &[], &origins);
+        let again = busy(&stages);
+        for ((op, first), (_, second)) in after.iter().zip(&again) {
+            assert!(second > first, "{op}: {first} µs, then {second} µs");
+        }
     }
 
     #[test]

@@ -58,16 +58,7 @@ impl Registry {
         version: Option<&str>,
     ) -> Result<Tag, RegistryError> {
         check_name(name)?;
-        let (runtime, owned) = (runtime.clone(), path.to_owned());
-        let checked =
-            tokio::task::spawn_blocking(move || super::validate::validate(&runtime, &owned))
-                .await
-                .map_err(|e| {
-                    RegistryError::from(crate::runtime::PluginError::Invalid {
-                        path: path.to_owned(),
-                        message: format!("checking the component failed: {e}"),
-                    })
-                })??;
+        let checked = super::validate::validate_blocking(runtime, path).await?;
         self.publish(name, version, checked.world, &checked.bytes)
             .await
     }

@@ -69,6 +69,19 @@ pub fn validate(runtime: &Runtime, path: &Path) -> Result<Validated, RegistryErr
     })
 }
 
+/// [`validate`] on a blocking thread: compiling takes seconds for some languages (Python).
+pub async fn validate_blocking(runtime: &Runtime, path: &Path) -> Result<Validated, RegistryError> {
+    let (runtime, owned) = (runtime.clone(), path.to_owned());
+    tokio::task::spawn_blocking(move || validate(&runtime, &owned))
+        .await
+        .map_err(|e| {
+            RegistryError::from(PluginError::Invalid {
+                path: path.to_owned(),
+                message: format!("checking the component failed: {e}"),
+            })
+        })?
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

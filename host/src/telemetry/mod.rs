@@ -16,12 +16,21 @@ use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber. `json` selects JSON lines. Safe to call more than once.
 pub fn init(json: bool) {
+    init_with(json, std::io::stderr);
+}
+
+/// [`init`] writing through `stderr` — a writer to stderr that can step around what else is
+/// drawn there (the command line's progress lines).
+pub fn init_with<W>(json: bool, stderr: W)
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_from_env("WEIR_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn,async_nats=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(stderr)
         // Colours only on a terminal: log files and collectors get plain text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = if json {
