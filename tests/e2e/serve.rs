@@ -375,7 +375,11 @@ async fn serve_and_apply_reach_a_token_secured_server_through_the_environment() 
         .env("WEIR_NATS_URL", &url)
         .env("WEIR_NATS_TOKEN", "s3cret-token");
     let out = output_within(apply, Duration::from_secs(120));
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     publish_range(&js, "secure", 0, 50).await;
     let got = outputs(&js, "secure", 50).await;
     assert_eq!(got.len(), 50, "{}", logs());
@@ -392,6 +396,9 @@ async fn serve_and_apply_reach_a_token_secured_server_through_the_environment() 
     );
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("refused") || err.contains("authorization"), "{err}");
+    assert!(
+        err.contains("refused") || err.contains("authorization"),
+        "{err}"
+    );
     assert_eq!(host.terminate(), Some(0), "{}", logs());
 }

@@ -1,6 +1,6 @@
 //! `GET /plugins`: the plugin version each operator runs, since when, how many events it took
 //! and how many failed, how long its calls took, and whether a canary is watching it
-//! (hot-loading) — JSON, refreshed by the run loop about once a second and after every swap or
+//! (hot-loading) — JSON, refreshed by the run loop four times a second and after every swap or
 //! rollback.
 
 use std::sync::Mutex;

@@ -50,8 +50,8 @@ mod swap;
 /// How often a quiet loop looks for new plugin versions (hot-loading).
 const SWAP_POLL: Duration = Duration::from_millis(100);
 
-/// How often `/plugins` is refreshed.
-const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often `/plugins` is refreshed (a quarter second: `weir top` takes operator rates from it).
+const STATUS_EVERY: Duration = Duration::from_millis(250);
 
 /// How often progress is logged.
 const REPORT_EVERY: Duration = Duration::from_secs(5);

@@ -102,7 +102,7 @@ impl<K: Sink> RunLoop<K> {
         }
     }
 
-    /// Refreshes `/plugins` when due (about once a second, and after a swap or a rollback).
+    /// Refreshes `/plugins` when due (four times a second, and after a swap or a rollback).
     pub(super) async fn publish_statuses(&mut self) -> anyhow::Result<()> {
         if self.statuses_at.is_some_and(|t| t.elapsed() < STATUS_EVERY) {
             return Ok(());
