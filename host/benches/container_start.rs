@@ -13,7 +13,6 @@
 //! (`WEIR_BENCH_ROUNDS`, default 5). It builds the image first (`deploy/build-image.sh`).
 
 #[path = "../../tests/e2e/support.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::{Child, Command, Stdio};
