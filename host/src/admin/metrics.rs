@@ -75,121 +75,47 @@ impl Metrics {
     /// Every metric of this pipeline: the counters, the last-value gauges and — once there is
     /// one — the watermark and its lag behind the wall clock.
     fn samples(&self) -> Vec<Sample> {
-        use Kind::{Counter, Gauge};
-        let load = |v: &AtomicU64| v.load(Ordering::Relaxed) as i64;
-        let mut out = vec![
-            Sample(
-                Counter,
-                "weir_input_events_total",
-                "Source messages processed.",
-                load(&self.inputs),
-            ),
-            Sample(
-                Counter,
-                "weir_results_total",
-                "Results published to the sink.",
-                load(&self.results),
-            ),
-            Sample(
-                Counter,
-                "weir_dead_letters_total",
-                "Events sent to the dead-letter subject.",
-                load(&self.dead_letters),
-            ),
-            Sample(
-                Counter,
-                "weir_late_events_total",
-                "Events past their windows' allowed lateness.",
-                load(&self.late),
-            ),
-            Sample(
-                Counter,
-                "weir_batches_total",
-                "Source batches completed.",
-                load(&self.batches),
-            ),
-            Sample(
-                Counter,
-                "weir_checkpoints_total",
-                "Checkpoints committed.",
-                load(&self.checkpoints),
-            ),
-            Sample(
-                Counter,
-                "weir_plugin_swaps_total",
-                "New plugin versions swapped into the running pipeline.",
-                load(&self.swaps),
-            ),
-            Sample(
-                Counter,
-                "weir_plugin_rollbacks_total",
-                "New plugin versions rolled back by their canary.",
-                load(&self.rollbacks),
-            ),
-            Sample(
-                Gauge,
-                "weir_plugin_swap_stall_microseconds",
-                "How long the last plugin swap held the pipeline between two batches.",
-                load(&self.swap_stall_us),
-            ),
-            Sample(
-                Gauge,
-                "weir_checkpoint_sequence",
-                "Source stream sequence covered by the last checkpoint.",
-                load(&self.checkpoint_sequence),
-            ),
-            Sample(
-                Gauge,
-                "weir_checkpoint_pause_us",
-                "Processing pause of the last checkpoint (state snapshot), microseconds.",
-                load(&self.checkpoint_pause_us),
-            ),
-            Sample(
-                Gauge,
-                "weir_checkpoint_write_ms",
-                "Time from snapshot to commit of the last checkpoint, milliseconds.",
-                load(&self.checkpoint_write_ms),
-            ),
-            Sample(
-                Gauge,
-                "weir_checkpoint_bytes",
-                "State blob size of the last checkpoint.",
-                load(&self.checkpoint_bytes),
-            ),
-        ];
+        let mut out: Vec<Sample> = COUNTS
+            .iter()
+            .map(|(kind, name, help, field)| {
+                let value = field(self).load(Ordering::Relaxed) as i64;
+                Sample(*kind, name, help, value)
+            })
+            .collect();
         let now = now_ms();
         let last = self.last_checkpoint_ms.load(Ordering::Relaxed);
-        if last > 0 {
-            out.push(Sample(
-                Gauge,
+        let pending = self.consumer_pending.load(Ordering::Relaxed);
+        let wm = self.watermark.load(Ordering::Relaxed);
+        let optional = [
+            (
+                last > 0,
                 "weir_checkpoint_age_ms",
                 "Time since the last checkpoint committed, milliseconds.",
                 now.saturating_sub(last),
-            ));
-        }
-        let pending = self.consumer_pending.load(Ordering::Relaxed);
-        if pending >= 0 {
-            out.push(Sample(
-                Gauge,
+            ),
+            (
+                pending >= 0,
                 "weir_consumer_pending",
                 "Source messages not yet delivered to the pipeline (consumer lag).",
                 pending,
-            ));
-        }
-        let wm = self.watermark.load(Ordering::Relaxed);
-        if wm != i64::MIN {
-            out.push(Sample(
-                Gauge,
+            ),
+            (
+                wm != i64::MIN,
                 "weir_watermark_ms",
                 "Event-time watermark (ms since the epoch).",
                 wm,
-            ));
-            out.push(Sample(
-                Gauge,
+            ),
+            (
+                wm != i64::MIN,
                 "weir_watermark_lag_ms",
                 "How far the watermark trails the wall clock.",
                 now.saturating_sub(wm),
-            ));
+            ),
+        ];
+        for (known, name, help, value) in optional {
+            if known {
+                out.push(Sample(Kind::Gauge, name, help, value));
+            }
         }
         out
     }
@@ -216,6 +142,26 @@ impl Metrics {
         self.last_checkpoint_ms.store(now_ms(), Ordering::Relaxed);
     }
 }
+
+/// The counters and last-value gauges every pipeline has: type, name, help, field.
+type Count = (Kind, &'static str, &'static str, fn(&Metrics) -> &AtomicU64);
+
+#[rustfmt::skip]
+const COUNTS: [Count; 13] = [
+    (Kind::Counter, "weir_input_events_total", "Source messages processed.", |m| &m.inputs),
+    (Kind::Counter, "weir_results_total", "Results published to the sink.", |m| &m.results),
+    (Kind::Counter, "weir_dead_letters_total", "Events sent to the dead-letter subject.", |m| &m.dead_letters),
+    (Kind::Counter, "weir_late_events_total", "Events past their windows' allowed lateness.", |m| &m.late),
+    (Kind::Counter, "weir_batches_total", "Source batches completed.", |m| &m.batches),
+    (Kind::Counter, "weir_checkpoints_total", "Checkpoints committed.", |m| &m.checkpoints),
+    (Kind::Counter, "weir_plugin_swaps_total", "New plugin versions swapped into the running pipeline.", |m| &m.swaps),
+    (Kind::Counter, "weir_plugin_rollbacks_total", "New plugin versions rolled back by their canary.", |m| &m.rollbacks),
+    (Kind::Gauge, "weir_plugin_swap_stall_microseconds", "How long the last plugin swap held the pipeline between two batches.", |m| &m.swap_stall_us),
+    (Kind::Gauge, "weir_checkpoint_sequence", "Source stream sequence covered by the last checkpoint.", |m| &m.checkpoint_sequence),
+    (Kind::Gauge, "weir_checkpoint_pause_us", "Processing pause of the last checkpoint (state snapshot), microseconds.", |m| &m.checkpoint_pause_us),
+    (Kind::Gauge, "weir_checkpoint_write_ms", "Time from snapshot to commit of the last checkpoint, milliseconds.", |m| &m.checkpoint_write_ms),
+    (Kind::Gauge, "weir_checkpoint_bytes", "State blob size of the last checkpoint.", |m| &m.checkpoint_bytes),
+];
 
 /// A metric's type in the exposition format.
 #[derive(Clone, Copy)]

@@ -71,6 +71,7 @@ async fn supervise(host: Arc<Host>, name: String, mut desired: watch::Receiver<D
     let mut restarts = 0u32;
     let mut lease: Option<Lease> = None;
     let mut waiting_for: Option<String> = None;
+    let mut last_revision = 0;
     loop {
         if desired.has_changed().is_err() {
             break; // the host dropped the handle
@@ -82,42 +83,19 @@ async fn supervise(host: Arc<Host>, name: String, mut desired: watch::Receiver<D
         if host.stopping() {
             break;
         }
-        let status = host.status(&name, &metrics, revision, State::Starting, None, restarts);
-        let held = match lease.as_mut() {
-            Some(l) => l,
-            None => match host.statuses.acquire(&name, &host.host_id, &status).await {
-                Ok(Ok(l)) => {
-                    waiting_for = None;
-                    lease.insert(l)
-                }
-                Ok(Err(other)) => {
-                    if waiting_for.as_deref() != Some(&other) {
-                        tracing::info!(pipeline = %name, host = %other, "the pipeline runs on another host; waiting for its lease");
-                        waiting_for = Some(other);
-                    }
-                    wait(&host, &mut desired, LEASE_TTL / 2, None).await;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(pipeline = %name, error = %format!("{e:#}"), "taking the lease failed");
-                    wait(&host, &mut desired, FIRST_BACKOFF, None).await;
-                    continue;
-                }
-            },
+        last_revision = revision;
+        if lease.is_none() {
+            let status = host.status(&name, &metrics, revision, State::Starting, None, restarts);
+            lease = take_lease(&host, &status, &mut waiting_for, &mut desired).await;
+        }
+        let Some(held) = lease.as_mut() else {
+            continue;
         };
         let ended = match applied.pipeline() {
             Ok(pipeline) => {
                 host.set_interval(&name, pipeline.config.checkpoint.interval);
-                run_once(
-                    &host,
-                    pipeline,
-                    revision,
-                    &metrics,
-                    held,
-                    &mut desired,
-                    restarts,
-                )
-                .await
+                let run = (revision, restarts);
+                run_once(&host, pipeline, run, &metrics, held, &mut desired).await
             }
             Err(e) => Ended::Failed(format!("{e:#}")),
         };
@@ -133,33 +111,68 @@ async fn supervise(host: Arc<Host>, name: String, mut desired: watch::Receiver<D
                     .saturating_mul(1 << restarts.min(6).saturating_sub(1))
                     .min(MAX_BACKOFF);
                 tracing::error!(pipeline = %name, reason = %reason, retry_in = ?backoff, "pipeline failed");
-                let status = host.status(
-                    &name,
-                    &metrics,
-                    revision,
-                    State::Failed,
-                    Some(reason),
-                    restarts,
-                );
+                let failed = Some(reason);
+                let status =
+                    host.status(&name, &metrics, revision, State::Failed, failed, restarts);
                 host.keep_status(&name, &status);
-                if let Some(l) = lease.as_mut() {
-                    wait(&host, &mut desired, backoff, Some((l, status))).await;
-                }
+                wait(&host, &mut desired, backoff, Some((held, status))).await;
             }
         }
     }
     let deleted = desired.borrow().is_none();
-    if let Some(mut l) = lease {
-        if deleted {
-            l.remove().await;
-            tracing::info!(pipeline = %name, "pipeline deleted: stopped after its final checkpoint");
-        } else {
-            let why = "the host shut down after a final checkpoint".to_owned();
-            let status = host.status(&name, &metrics, 0, State::Stopped, Some(why), restarts);
-            let _ = l.write(&status).await;
-        }
+    if let Some(l) = lease {
+        let why = "the host shut down after a final checkpoint".to_owned();
+        let stopped = host.status(
+            &name,
+            &metrics,
+            last_revision,
+            State::Stopped,
+            Some(why),
+            restarts,
+        );
+        leave(l, deleted, &stopped).await;
     }
     host.forget(&name);
+}
+
+/// Takes the lease of the pipeline `status` is about, if it is free; else waits a while (a
+/// host holding it is named once in the log) and returns `None`.
+async fn take_lease(
+    host: &Host,
+    status: &Status,
+    waiting_for: &mut Option<String>,
+    desired: &mut watch::Receiver<Desired>,
+) -> Option<Lease> {
+    let name = &status.pipeline;
+    match host.statuses.acquire(name, &host.host_id, status).await {
+        Ok(Ok(lease)) => {
+            *waiting_for = None;
+            return Some(lease);
+        }
+        Ok(Err(other)) => {
+            if waiting_for.as_deref() != Some(&other) {
+                tracing::info!(pipeline = %name, host = %other, "the pipeline runs on another host; waiting for its lease");
+                *waiting_for = Some(other);
+            }
+            wait(host, desired, LEASE_TTL / 2, None).await;
+        }
+        Err(e) => {
+            tracing::warn!(pipeline = %name, error = %format!("{e:#}"), "taking the lease failed");
+            wait(host, desired, FIRST_BACKOFF, None).await;
+        }
+    }
+    None
+}
+
+/// Gives up a pipeline after its final checkpoint: a deleted one's status goes, else it says
+/// `stopped` (another host may take it at once).
+async fn leave(mut lease: Lease, deleted: bool, stopped: &Status) {
+    if deleted {
+        lease.remove().await;
+        tracing::info!(pipeline = %stopped.pipeline, "pipeline deleted: stopped after its final checkpoint");
+    } else if let Err(LeaseError::Nats(e)) = lease.write(stopped).await {
+        tracing::warn!(pipeline = %stopped.pipeline, error = %e, "writing the stopped status failed");
+    }
 }
 
 /// Waits `how_long`, or less if the desired definition changes or the host stops; with a
@@ -192,15 +205,15 @@ async fn wait(
 }
 
 /// Runs `pipeline` until it fails, or is asked to stop by a change of `desired`, a host
-/// shutdown or a lost lease; writes its status every heartbeat.
+/// shutdown or a lost lease; writes its status every heartbeat (with the applied `revision` and
+/// the `restarts` so far).
 async fn run_once(
     host: &Host,
     pipeline: Pipeline,
-    revision: u64,
+    (revision, restarts): (u64, u32),
     metrics: &Arc<Metrics>,
     lease: &mut Lease,
     desired: &mut watch::Receiver<Desired>,
-    restarts: u32,
 ) -> Ended {
     let name = pipeline.config.name.get_ref().clone();
     let (stream, consumer) = (
