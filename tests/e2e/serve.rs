@@ -402,3 +402,56 @@ async fn serve_and_apply_reach_a_token_secured_server_through_the_environment() 
     );
     assert_eq!(host.terminate(), Some(0), "{}", logs());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_serve_admin_needs_its_token_beyond_loopback_and_ready_follows_nats() {
+    let mut server = NatsServer::start();
+    let url = server.url();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "serve-t0ken\n").unwrap();
+    let port = free_addr().rsplit(':').next().unwrap().to_owned();
+    let (listen, addr) = (format!("0.0.0.0:{port}"), format!("127.0.0.1:{port}"));
+    let log = dir.path().join("serve.log");
+    let host = WeirProcess {
+        child: weir()
+            .arg("serve")
+            .env("WEIR_NATS_URL", &url)
+            .env("WEIR_ADMIN", &listen)
+            .env("WEIR_ADMIN_TOKEN_FILE", &token_file)
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+        stderr_path: log,
+    };
+    let logs = host.log_reader();
+    let wait_ready = |code: u16| {
+        let started = Instant::now();
+        loop {
+            let (got, body) = http_get_status(&addr, "/ready");
+            if got == code {
+                return body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{got} {body}\n{}",
+                logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_ready(200);
+    assert_eq!(http_get_status(&addr, "/health").0, 200);
+    assert_eq!(http_get_status(&addr, "/pipelines").0, 401);
+    assert_eq!(http_get_status(&addr, "/metrics").0, 401);
+    let (code, body) = http_get_with_token(&addr, "/pipelines", "serve-t0ken");
+    assert_eq!((code, body.trim()), (200, "[]"));
+
+    server.stop();
+    let why = wait_ready(503);
+    assert!(why.contains("not connected to NATS"), "{why}");
+    server.restart();
+    wait_ready(200);
+    assert!(!logs().contains("serve-t0ken"), "{}", logs());
+    assert_eq!(host.terminate(), Some(0), "{}", logs());
+}
