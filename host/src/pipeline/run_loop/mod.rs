@@ -198,6 +198,14 @@ impl<K: Sink> RunLoop<K> {
     ) -> anyhow::Result<()> {
         let Restored { manifest, mut blob } = restored;
         self.sequence = manifest.source.sequence;
+        if let Some(until) = self.replay_until.filter(|u| *u > self.sequence) {
+            tracing::info!(
+                from = self.sequence + 1,
+                until,
+                "replaying {} messages the previous run had taken in after its last checkpoint",
+                until - self.sequence
+            );
+        }
         let mut republish = std::mem::take(&mut blob.pending);
         if manifest.pending_delivered {
             // Stored after the commit: publishing them again could outlive the duplicate
@@ -244,9 +252,12 @@ impl<K: Sink> RunLoop<K> {
             self.advance_barrier().await?;
             let end = matches!(polled, Polled::End);
             match polled {
-                Polled::Batch(batch) => self.on_batch(*batch).await?,
+                Polled::Batch(batch) => {
+                    self.on_batch(*batch).await?;
+                    self.end_replay(false);
+                }
                 Polled::Quiet => {
-                    self.replay_until = None; // caught up
+                    self.end_replay(true);
                     self.on_idle().await?
                 }
                 Polled::End => self.on_end().await?,
@@ -478,6 +489,26 @@ impl<K: Sink> RunLoop<K> {
             rate = format!("{:.0}/s", s.inputs as f64 / secs),
             "progress"
         );
+        if let Some(until) = self.replay_until.filter(|u| self.sequence < *u) {
+            tracing::info!(
+                position = self.sequence,
+                until,
+                left = until - self.sequence,
+                "replaying what the previous run had taken in (plugin swaps wait for it)"
+            );
+        }
+    }
+
+    /// Ends the replay after a restore once the source position has passed what the previous
+    /// run had taken in, or the source is quiet (`caught_up`).
+    fn end_replay(&mut self, caught_up: bool) {
+        let Some(until) = self.replay_until else {
+            return;
+        };
+        if caught_up || self.sequence >= until {
+            self.replay_until = None;
+            tracing::info!(position = self.sequence, "replay done");
+        }
     }
 
     /// Shutdown: let a running checkpoint finish, take a last one covering everything, wait
