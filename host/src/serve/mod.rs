@@ -28,6 +28,7 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::StreamExt;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use self::applied::{Change, PipelineStore};
 use self::status::{State, Status, StatusStore};
@@ -205,32 +206,34 @@ pub async fn serve(
         admin::start(addr, host.clone(), options.admin_token.clone()).await?;
     }
     tracing::info!(host = %options.host_id, "serving the pipelines applied to NATS");
-    let supervisors = control(&host, &store, shutdown).await?;
+    let (supervisors, deleting) = control(&host, &store, shutdown).await?;
     tracing::info!(
         pipelines = supervisors.len(),
         "shutting down: stopping every pipeline after its final checkpoint"
     );
     let _ = stop_all.send(true);
-    for (_, s) in supervisors {
-        let _ = s.task.await;
+    let tasks = supervisors.into_values().map(|s| s.task);
+    for task in tasks.chain(deleting) {
+        let _ = task.await;
     }
     tracing::info!("stopped");
     Ok(())
 }
 
 /// Follows the desired state until `shutdown`: a supervisor per applied pipeline. Returns the
-/// supervisors still running.
+/// supervisors still running, and the tasks of deleted pipelines still stopping.
 async fn control(
     host: &Arc<Host>,
     store: &PipelineStore,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<HashMap<String, Supervisor>> {
+) -> anyhow::Result<(HashMap<String, Supervisor>, Vec<JoinHandle<()>>)> {
     let mut supervisors: HashMap<String, Supervisor> = HashMap::new();
+    let mut deleting: Vec<JoinHandle<()>> = Vec::new();
     let mut changes = Box::pin(store.watch().await?);
     tokio::pin!(shutdown);
     loop {
         let change = tokio::select! {
-            _ = &mut shutdown => return Ok(supervisors),
+            _ = &mut shutdown => return Ok((supervisors, deleting)),
             change = changes.next() => change,
         };
         match change {
@@ -249,7 +252,8 @@ async fn control(
                 if let Some(s) = supervisors.remove(&name) {
                     tracing::info!(pipeline = %name, "pipeline deleted: stopping it");
                     s.delete();
-                    tokio::spawn(s.task);
+                    deleting.retain(|t| !t.is_finished());
+                    deleting.push(s.task);
                 }
             }
             Some(Err(e)) => {
@@ -261,7 +265,7 @@ async fn control(
                 tracing::warn!("the watch of applied pipelines ended; watching again");
                 let (watch, now) = loop {
                     tokio::select! {
-                        _ = &mut shutdown => return Ok(supervisors),
+                        _ = &mut shutdown => return Ok((supervisors, deleting)),
                         _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     }
                     match (store.watch().await, store.list().await) {
@@ -273,13 +277,17 @@ async fn control(
                 };
                 changes = Box::pin(watch);
                 let now: Vec<String> = now.into_iter().map(|a| a.name).collect();
-                supervisors.retain(|name, s| {
-                    let keep = now.contains(name);
-                    if !keep {
+                let gone: Vec<String> = supervisors
+                    .keys()
+                    .filter(|name| !now.contains(name))
+                    .cloned()
+                    .collect();
+                for name in gone {
+                    if let Some(s) = supervisors.remove(&name) {
                         s.delete();
+                        deleting.push(s.task);
                     }
-                    keep
-                });
+                }
             }
         }
     }
