@@ -121,114 +121,133 @@ fn line(m: &Manifest, head: bool) -> String {
 
 pub async fn run(cmd: CheckpointCommand) -> anyhow::Result<()> {
     match cmd {
-        CheckpointCommand::List { pipeline, nats } => {
-            let opened = open(&pipeline, &nats).await?;
-            let name = &opened.name;
-            let Some(mut store) = opened.store else {
-                println!("pipeline {name}: no checkpoints ({})", opened.absent());
-                return Ok(());
-            };
-            let head = store.read_head().await?;
-            let listing = store.listing().await?;
-            let all = &listing.manifests;
-            if all.is_empty() && listing.unreadable.is_empty() {
-                println!("pipeline {name}: no checkpoints");
-            }
-            let marked = restart_point(&head, all);
-            for m in all {
-                println!("{}", line(m, Some(m.id) == marked));
-            }
-            if let Some(problem) = head_problem(&store, &head, all) {
-                println!("! {problem}");
-            }
-            for u in listing
-                .unreadable
-                .iter()
-                .filter(|u| u.key != store.head_key())
-            {
-                println!("! {}", u.error);
-            }
-        }
-        CheckpointCommand::Show { pipeline, id, nats } => {
-            let opened = open(&pipeline, &nats).await?;
-            let name = &opened.name;
-            let Some(mut store) = opened.store else {
-                match id {
-                    None => anyhow::bail!("pipeline {name} has no checkpoint: {}", opened.absent()),
-                    Some(id) => anyhow::bail!(
-                        "pipeline {name} has no checkpoint {id}: {}",
-                        opened.absent()
-                    ),
-                }
-            };
-            let m = match id {
-                None => {
-                    let head = store.read_head().await?;
-                    let listed = store.list().await?;
-                    let problem = head_problem(&store, &head, &listed);
-                    match (head, listed.last()) {
-                        (Head::Committed(h), _) => Some(h),
-                        (Head::Corrupt(e), None) => {
-                            anyhow::bail!("pipeline {name} has no readable checkpoint: {e}")
-                        }
-                        (_, newest) => {
-                            if let Some(problem) = problem {
-                                eprintln!("warning: {problem}; showing that one");
-                            }
-                            newest.cloned()
-                        }
-                    }
-                }
-                Some(id) => store.list().await?.into_iter().find(|m| m.id == id),
-            };
-            let m = m.ok_or_else(|| match id {
-                None => anyhow::anyhow!("pipeline {name} has no checkpoint"),
-                Some(id) => anyhow::anyhow!("pipeline {name} has no checkpoint {id}"),
-            })?;
-            println!("{}", serde_json::to_string_pretty(&m)?);
-        }
+        CheckpointCommand::List { pipeline, nats } => list(&pipeline, &nats).await,
+        CheckpointCommand::Show { pipeline, id, nats } => show(&pipeline, id, &nats).await,
         CheckpointCommand::Delete {
             pipeline,
             id,
             all,
             nats,
-        } => {
-            let opened = open(&pipeline, &nats).await?;
-            let name = &opened.name;
-            let Some(mut store) = opened.store else {
-                if all {
-                    println!(
-                        "pipeline {name}: no checkpoints to delete ({})",
-                        opened.absent()
-                    );
-                    return Ok(());
-                }
-                let id = id.unwrap_or_default();
-                anyhow::bail!(
-                    "pipeline {name} has no checkpoint {id}: {}",
-                    opened.absent()
-                );
-            };
-            if all {
-                let n = store.delete_all().await?;
-                println!("pipeline {name}: deleted {n} checkpoints; the next run starts afresh");
-                return Ok(());
-            }
-            let id = id.expect("clap requires an id without --all");
+        } => delete(&pipeline, id, all, &nats).await,
+    }
+}
+
+/// `weir checkpoint list PIPELINE`: every checkpoint, the one a restart resumes from marked.
+async fn list(pipeline: &Path, nats: &NatsArgs) -> anyhow::Result<()> {
+    let opened = open(pipeline, nats).await?;
+    let name = &opened.name;
+    let Some(mut store) = opened.store else {
+        println!("pipeline {name}: no checkpoints ({})", opened.absent());
+        return Ok(());
+    };
+    let head = store.read_head().await?;
+    let listing = store.listing().await?;
+    let all = &listing.manifests;
+    if all.is_empty() && listing.unreadable.is_empty() {
+        println!("pipeline {name}: no checkpoints");
+    }
+    let marked = restart_point(&head, all);
+    for m in all {
+        println!("{}", line(m, Some(m.id) == marked));
+    }
+    if let Some(problem) = head_problem(&store, &head, all) {
+        println!("! {problem}");
+    }
+    for u in listing
+        .unreadable
+        .iter()
+        .filter(|u| u.key != store.head_key())
+    {
+        println!("! {}", u.error);
+    }
+    Ok(())
+}
+
+/// `weir checkpoint show PIPELINE [ID]`: one checkpoint's manifest (default: the latest).
+async fn show(pipeline: &Path, id: Option<u64>, nats: &NatsArgs) -> anyhow::Result<()> {
+    let opened = open(pipeline, nats).await?;
+    let name = &opened.name;
+    let Some(mut store) = opened.store else {
+        match id {
+            None => anyhow::bail!("pipeline {name} has no checkpoint: {}", opened.absent()),
+            Some(id) => anyhow::bail!(
+                "pipeline {name} has no checkpoint {id}: {}",
+                opened.absent()
+            ),
+        }
+    };
+    let m = match id {
+        None => {
             let head = store.read_head().await?;
             let listed = store.list().await?;
-            if restart_point(&head, &listed) == Some(id) {
-                anyhow::bail!(
-                    "checkpoint {id} is the latest of pipeline {name}, the one a restart \
-                     resumes from; delete it with --all (a fresh start) or keep it"
-                );
+            let problem = head_problem(&store, &head, &listed);
+            match (head, listed.last()) {
+                (Head::Committed(h), _) => Some(h),
+                (Head::Corrupt(e), None) => {
+                    anyhow::bail!("pipeline {name} has no readable checkpoint: {e}")
+                }
+                (_, newest) => {
+                    if let Some(problem) = problem {
+                        eprintln!("warning: {problem}; showing that one");
+                    }
+                    newest.cloned()
+                }
             }
-            if !listed.iter().any(|m| m.id == id) {
-                anyhow::bail!("pipeline {name} has no checkpoint {id}");
-            }
-            store.delete(id).await?;
-            println!("pipeline {name}: deleted checkpoint {id}");
         }
+        Some(id) => store.list().await?.into_iter().find(|m| m.id == id),
+    };
+    let m = m.ok_or_else(|| match id {
+        None => anyhow::anyhow!("pipeline {name} has no checkpoint"),
+        Some(id) => anyhow::anyhow!("pipeline {name} has no checkpoint {id}"),
+    })?;
+    println!("{}", serde_json::to_string_pretty(&m)?);
+    Ok(())
+}
+
+/// `weir checkpoint delete PIPELINE ID|--all`; the checkpoint a restart resumes from is kept
+/// unless everything goes.
+async fn delete(
+    pipeline: &Path,
+    id: Option<u64>,
+    all: bool,
+    nats: &NatsArgs,
+) -> anyhow::Result<()> {
+    let opened = open(pipeline, nats).await?;
+    let name = &opened.name;
+    let Some(mut store) = opened.store else {
+        if all {
+            println!(
+                "pipeline {name}: no checkpoints to delete ({})",
+                opened.absent()
+            );
+            return Ok(());
+        }
+        let id = id.unwrap_or_default();
+        anyhow::bail!(
+            "pipeline {name} has no checkpoint {id}: {}",
+            opened.absent()
+        );
+    };
+    if all {
+        let n = store.delete_all().await?;
+        println!("pipeline {name}: deleted {n} checkpoints; the next run starts afresh");
+        return Ok(());
     }
+    let Some(id) = id else {
+        anyhow::bail!("give a checkpoint id, or --all");
+    };
+    let head = store.read_head().await?;
+    let listed = store.list().await?;
+    if restart_point(&head, &listed) == Some(id) {
+        anyhow::bail!(
+            "checkpoint {id} is the latest of pipeline {name}, the one a restart \
+             resumes from; delete it with --all (a fresh start) or keep it"
+        );
+    }
+    if !listed.iter().any(|m| m.id == id) {
+        anyhow::bail!("pipeline {name} has no checkpoint {id}");
+    }
+    store.delete(id).await?;
+    println!("pipeline {name}: deleted checkpoint {id}");
     Ok(())
 }
