@@ -151,6 +151,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The id of the running server process (e.g. to read its CPU time from `/proc`).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
     /// Stops the server (by PID) and starts it again on the same port and store.
     pub fn restart(&mut self) {
         self.stop();

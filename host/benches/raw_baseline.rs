@@ -1,0 +1,504 @@
+//! weir beside a raw async-nats client doing the same work, through one real nats-server: what
+//! the engine costs over the least a hand-written JetStream consumer has to do.
+//!
+//! `WEIR_BENCH_EVENTS` 100-byte JSON events (default 300,000) are pre-published to stream IN
+//! (`in.>`); results go to stream OUT (`out`, `dlq`). Three cases, each run in alternating
+//! rounds (`WEIR_BENCH_ROUNDS` of each, default 3): weir, raw, weir, raw, …
+//! 1. **passthrough, effectively-once** — weir: the `passthrough` plugin, batch 1000, guarantee
+//!    effectively-once. Raw: a durable pull consumer (`AckPolicy::All`) pulling batches of up to
+//!    1000, every message published to `out` with a deterministic `Nats-Msg-Id`
+//!    (`<consumer>/<stream sequence>`), up to 4096 publish acks in flight, the last message of a
+//!    batch acknowledged once the publishes of its batch (and all before) are acknowledged.
+//! 2. **99 % filter** — weir: `json_filter` keeping `pct == 0` (1 % of the events). Raw: the
+//!    same consumer, the `pct` field parsed (serde) and the 1 % published as in case 1.
+//! 3. **count window, small output** — weir: a 10 s tumbling event-time window (time from the
+//!    `ts` field, 1 ms apart; 100 keys) counted by the `window_stats` plugin, about 1 % as many
+//!    results as events. Raw: consume and acknowledge only.
+//!
+//! Every round reads the whole backlog with a fresh durable consumer (weir: a fresh pipeline
+//! name, so also fresh checkpoint buckets) and ends when all N events are consumed (weir: its
+//! `Metrics::inputs` reaches N; raw: counted after its batch is published); shutdown and the
+//! last publish acks are not timed. Measured per round: wall time → events/s, this process's CPU
+//! (utime + stime from `/proc/self/stat`; weir and the raw client both run in it, one at a time)
+//! and nats-server's CPU (`/proc/<pid>/stat`), each per event. Reported: medians per case.
+//!
+//! Run: `bash tests/setup.sh && bash plugins/build.sh && cargo bench -p weir-host --bench raw_baseline`
+
+#[path = "../../tests/e2e/support.rs"]
+mod support;
+
+use std::collections::VecDeque;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::{self, consumer::pull, context::PublishError, message::Message};
+use futures::{FutureExt, StreamExt};
+use support::*;
+use weir::admin::Metrics;
+use weir::runtime::Runtime;
+
+/// Messages per pull (weir's `batch_size`, the raw client's batch).
+const BATCH: usize = 1000;
+/// Publish acks the raw client keeps in flight.
+const IN_FLIGHT: usize = 4096;
+/// Event time of the first event (ms since the epoch); events are 1 ms apart.
+const T0_MS: u64 = 1_700_000_000_000;
+/// Keys (`Weir-Key` header) the events are spread over.
+const KEYS: u64 = 100;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CPU time from /proc.
+
+/// utime + stime of process `pid` ("self" for this one), in clock ticks.
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
+    // The command name (field 2) may hold spaces: count the fields after its closing ')'.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
+    // Fields 14 (utime) and 15 (stime); `fields[0]` is field 3.
+    field(11) + field(12)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if that fails).
+fn ticks_per_second() -> f64 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// One round's numbers.
+#[derive(Debug, Clone, Copy)]
+struct Round {
+    events_per_s: f64,
+    /// This process's CPU per event (µs).
+    client_us: f64,
+    /// nats-server's CPU per event (µs).
+    server_us: f64,
+}
+
+/// Wall clock and CPU of both processes since the start of a round.
+struct Meter {
+    started: Instant,
+    client: u64,
+    server: u64,
+}
+
+impl Meter {
+    fn start(b: &Bench) -> Self {
+        Meter {
+            started: Instant::now(),
+            client: cpu_ticks("self"),
+            server: cpu_ticks(&b.server_pid),
+        }
+    }
+
+    /// The round's numbers for `b.n` events.
+    fn stop(self, b: &Bench) -> Round {
+        let secs = self.started.elapsed().as_secs_f64();
+        let per_event = |ticks: u64| ticks as f64 / b.ticks_per_s * 1e6 / b.n as f64;
+        Round {
+            events_per_s: b.n as f64 / secs,
+            client_us: per_event(cpu_ticks("self") - self.client),
+            server_us: per_event(cpu_ticks(&b.server_pid) - self.server),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The cases.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Case {
+    Passthrough,
+    Filter,
+    Window,
+}
+
+impl Case {
+    const ALL: [Case; 3] = [Case::Passthrough, Case::Filter, Case::Window];
+
+    fn label(self) -> &'static str {
+        match self {
+            Case::Passthrough => "passthrough, effectively-once",
+            Case::Filter => "99 % filter",
+            Case::Window => "count window (10 s tumbling, 100 keys)",
+        }
+    }
+
+    /// Part of the pipeline and consumer names.
+    fn slug(self) -> &'static str {
+        match self {
+            Case::Passthrough => "pass",
+            Case::Filter => "filter",
+            Case::Window => "window",
+        }
+    }
+
+    /// The pipeline file of weir's side, named `name`.
+    fn pipeline_text(self, name: &str) -> String {
+        let (source_extra, stages) = match self {
+            Case::Passthrough => (String::new(), operator("pass", "passthrough", "{}")),
+            Case::Filter => (
+                String::new(),
+                operator(
+                    "keep1",
+                    "json_filter",
+                    r#"{ field = "pct", op = "eq", value = 0 }"#,
+                ),
+            ),
+            Case::Window => (
+                "time = { field = \"ts\" }".to_owned(),
+                window_section(
+                    "type = \"tumbling\"\nsize = \"10s\"",
+                    "count",
+                    "window_stats",
+                    "{}",
+                ),
+            ),
+        };
+        format!(
+            "name = \"{name}\"\n[source]\nstream = \"IN\"\nbatch_size = {BATCH}\nmax_wait = \"20ms\"\n\
+             {source_extra}\n\n{stages}\n[sink]\nsubject = \"out\"\ndead_letter = \"dlq\"\n\n\
+             [checkpoint]\nguarantee = \"effectively-once\"\n"
+        )
+    }
+
+    /// Whether the raw client publishes the event with `payload` to `out`.
+    fn raw_forwards(self, payload: &[u8]) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Pct {
+            pct: u64,
+        }
+        match self {
+            Case::Passthrough => true,
+            Case::Filter => serde_json::from_slice::<Pct>(payload).is_ok_and(|e| e.pct == 0),
+            Case::Window => false,
+        }
+    }
+}
+
+/// What every round needs.
+struct Bench {
+    rt: Runtime,
+    js: jetstream::Context,
+    url: String,
+    server_pid: String,
+    ticks_per_s: f64,
+    n: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// weir's side.
+
+/// Runs `case` as pipeline `name` over the backlog, in this process.
+async fn weir_round(b: &Bench, case: Case, name: &str) -> Round {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pipeline = weir::config::parse(&dir.path().join("p.toml"), case.pipeline_text(name))
+        .unwrap_or_else(|e| panic!("pipeline {name}: {e:?}"));
+    let consumer = pipeline.consumer_name();
+    let metrics = Metrics::new(name);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (rt, url, m) = (b.rt.clone(), b.url.clone(), metrics.clone());
+    let meter = Meter::start(b);
+    let task = tokio::spawn(async move {
+        let nats = weir::connect::NatsOptions::from_url(&url)?;
+        weir::pipeline::nats::run(
+            &rt,
+            &pipeline,
+            &nats,
+            async {
+                let _ = stop_rx.await;
+            },
+            m,
+            weir::checkpoint::StartFrom::Fresh,
+            false,
+        )
+        .await
+    });
+    while metrics.inputs.load(Relaxed) < b.n {
+        assert!(
+            !task.is_finished(),
+            "pipeline {name} stopped: {:?}",
+            task.await
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let round = meter.stop(b);
+    let _ = stop_tx.send(());
+    task.await
+        .expect("pipeline task")
+        .unwrap_or_else(|e| panic!("pipeline {name}: {e:#}"));
+    delete_consumer(&b.js, &consumer).await;
+    round
+}
+
+async fn delete_consumer(js: &jetstream::Context, name: &str) {
+    let stream = js.get_stream("IN").await.expect("stream IN");
+    let _ = stream.delete_consumer(name).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The raw client's side.
+
+type PublishAck =
+    Pin<Box<dyn Future<Output = Result<jetstream::publish::PublishAck, PublishError>> + Send>>;
+
+/// What the raw client waits for, in order.
+enum Pending {
+    /// The stream's ack of one publish to `out`.
+    Publish(PublishAck),
+    /// The last message of a batch: acknowledged once everything before it is settled
+    /// (boxed: a message is large, and there is one per batch).
+    Ack(Box<Message>),
+}
+
+/// The raw client's publishes and source acks in flight.
+#[derive(Default)]
+struct Outbox {
+    queue: VecDeque<Pending>,
+    publishes: usize,
+}
+
+impl Outbox {
+    /// Queues a publish ack; waits for the oldest while more than [`IN_FLIGHT`] are out.
+    async fn publish(&mut self, ack: PublishAck) {
+        self.queue.push_back(Pending::Publish(ack));
+        self.publishes += 1;
+        while self.publishes > IN_FLIGHT {
+            self.settle_front().await;
+        }
+    }
+
+    /// Queues the source ack of a batch's last message behind the batch's publishes.
+    fn ack_after(&mut self, last: Message) {
+        self.queue.push_back(Pending::Ack(Box::new(last)));
+    }
+
+    /// Settles the oldest pending item, waiting for it.
+    async fn settle_front(&mut self) {
+        match self.queue.pop_front() {
+            Some(Pending::Publish(ack)) => {
+                ack.await.expect("publish to out");
+                self.publishes -= 1;
+            }
+            Some(Pending::Ack(m)) => m.ack().await.expect("ack to IN"),
+            None => {}
+        }
+    }
+
+    /// Settles from the front what is done, without waiting for a publish ack.
+    async fn settle_ready(&mut self) {
+        loop {
+            match self.queue.front_mut() {
+                Some(Pending::Publish(ack)) => match ack.as_mut().now_or_never() {
+                    Some(done) => {
+                        done.expect("publish to out");
+                        self.queue.pop_front();
+                        self.publishes -= 1;
+                    }
+                    None => return,
+                },
+                Some(Pending::Ack(_)) => self.settle_front().await,
+                None => return,
+            }
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.queue.is_empty() {
+            self.settle_front().await;
+        }
+    }
+}
+
+/// Consumes the backlog with fresh durable consumer `durable`, doing `case`'s raw work.
+async fn raw_round(b: &Bench, case: Case, durable: &str) -> Round {
+    let meter = Meter::start(b);
+    let stream = b.js.get_stream("IN").await.expect("stream IN");
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_owned()),
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            max_ack_pending: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .expect("creating the raw consumer");
+    let mut batches = consumer
+        .stream()
+        .max_messages_per_batch(BATCH)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .expect("pulling")
+        .ready_chunks(BATCH);
+    let mut outbox = Outbox::default();
+    let mut consumed = 0;
+    while consumed < b.n {
+        let batch = batches.next().await.expect("the pull ended");
+        let mut last = None;
+        for m in batch {
+            let m = m.expect("pulled message");
+            consumed += 1;
+            if case.raw_forwards(&m.payload) {
+                let seq = m.info().expect("JetStream message").stream_sequence;
+                let mut headers = HeaderMap::new();
+                headers.insert("Nats-Msg-Id", format!("{durable}/{seq}").as_str());
+                let ack =
+                    b.js.publish_with_headers("out", headers, m.payload.clone())
+                        .await
+                        .expect("publishing to out");
+                outbox.publish(ack.into_future()).await;
+            }
+            last = Some(m);
+        }
+        if let Some(m) = last {
+            outbox.ack_after(m);
+        }
+        outbox.settle_ready().await;
+    }
+    let round = meter.stop(b);
+    outbox.drain().await;
+    drop(batches);
+    delete_consumer(&b.js, durable).await;
+    round
+}
+
+// ---------------------------------------------------------------------------------------------
+// Setup and report.
+
+/// Publishes `n` 100-byte JSON events to IN: `pct` (0..99, 1 % are 0), `ts` 1 ms apart.
+async fn publish_events(js: &jetstream::Context, n: u64) {
+    let events: Vec<_> = (0..n)
+        .map(|i| {
+            let mut p = format!(
+                "{{\"user\":{i},\"amount\":{},\"pct\":{},\"ts\":{},\"page\":\"/p/{}\"",
+                i % 200,
+                i % 100,
+                T0_MS + i,
+                i % 97
+            )
+            .into_bytes();
+            if p.len() < 99 {
+                p.resize(99, b' ');
+            }
+            p.push(b'}');
+            (Some(format!("user-{}", i % KEYS)), p)
+        })
+        .collect();
+    let t = Instant::now();
+    publish_all(js, "in.clicks", &events).await;
+    println!(
+        "published {n} events of 100 B in {:.1}s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// The table row of `case` from its weir and raw rounds.
+fn row(case: Case, weir: &[Round], raw: &[Round]) {
+    let med = |rs: &[Round], f: fn(&Round) -> f64| median(rs.iter().map(f).collect());
+    let (w, r) = (med(weir, |x| x.events_per_s), med(raw, |x| x.events_per_s));
+    println!(
+        "| {} | {w:.0} | {r:.0} | {:.2} | {:.2} / {:.2} | {:.2} / {:.2} |",
+        case.label(),
+        w / r,
+        med(weir, |x| x.client_us),
+        med(raw, |x| x.client_us),
+        med(weir, |x| x.server_us),
+        med(raw, |x| x.server_us),
+    );
+}
+
+fn print_round(case: Case, side: &str, round: usize, r: &Round) {
+    println!(
+        "[{}] round {round}, {side}: {:.0} events/s, client {:.2} µs/event, server {:.2} µs/event",
+        case.slug(),
+        r.events_per_s,
+        r.client_us,
+        r.server_us
+    );
+}
+
+/// Alternating weir and raw rounds of `case`; the OUT stream is emptied after each.
+async fn run_case(b: &Bench, case: Case, rounds: usize) -> (Vec<Round>, Vec<Round>) {
+    let out = b.js.get_stream("OUT").await.expect("stream OUT");
+    let (mut weir, mut raw) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let w = weir_round(b, case, &format!("{}-w{i}", case.slug())).await;
+        print_round(case, "weir", i, &w);
+        weir.push(w);
+        out.purge().await.expect("purging OUT");
+        let r = raw_round(b, case, &format!("raw-{}-{i}", case.slug())).await;
+        print_round(case, "raw ", i, &r);
+        raw.push(r);
+        out.purge().await.expect("purging OUT");
+    }
+    (weir, raw)
+}
+
+fn main() {
+    let n = env_or("WEIR_BENCH_EVENTS", 300_000);
+    let rounds = env_or("WEIR_BENCH_ROUNDS", 3).max(1) as usize;
+    let tokio = tokio::runtime::Runtime::new().expect("tokio runtime");
+    tokio.block_on(async {
+        let server = NatsServer::start();
+        let js = server.jetstream().await;
+        create_stream(&js, "IN", &["in.>"]).await;
+        create_stream(&js, "OUT", &["out", "dlq"]).await;
+        publish_events(&js, n).await;
+        let bench = Bench {
+            rt: Runtime::new(Some(cache_dir())).expect("weir runtime"),
+            js,
+            url: server.url(),
+            server_pid: server.pid().to_string(),
+            ticks_per_s: ticks_per_second(),
+            n,
+        };
+        let mut results = Vec::new();
+        for case in Case::ALL {
+            results.push((case, run_case(&bench, case, rounds).await));
+        }
+        println!();
+        println!(
+            "{n} events of 100 B, medians of {rounds} rounds; CPU per event: this process \
+             (weir or the raw client) and nats-server"
+        );
+        println!();
+        println!(
+            "| case | weir events/s | raw events/s | weir / raw | client CPU µs/event (weir / raw) | server CPU µs/event (weir / raw) |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        for (case, (weir, raw)) in &results {
+            row(*case, weir, raw);
+        }
+    });
+}
