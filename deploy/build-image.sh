@@ -13,6 +13,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
+mkdir -p target/containers
+# One build at a time (tests running in parallel processes may each ask for the image).
+exec 9>target/containers/build.lock
+flock 9
 bash deploy/setup.sh
 target=x86_64-unknown-linux-musl
 echo "building a static weir ($target, profile container)…" >&2
@@ -23,8 +27,8 @@ revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain 2>/dev/null)" ]; then revision="$revision-modified"; fi
 tag="${1:-weir:$version}"
 
-context="target/containers/context"
-rm -rf "$context"
+context="$(mktemp -d target/containers/context.XXXXXX)"
+trap 'rm -rf "$context"' EXIT
 mkdir -p "$context/rootfs/etc/ssl/certs" "$context/cache"
 cp "$binary" "$context/weir"
 printf 'root:x:0:0:root:/root:/sbin/nologin\nweir:x:65532:65532:weir:/var/cache/weir:/sbin/nologin\n' \
