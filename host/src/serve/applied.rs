@@ -115,14 +115,7 @@ impl PipelineStore {
 
     /// Every applied pipeline, by name.
     pub async fn list(&self) -> anyhow::Result<Vec<Applied>> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .with_context(|| format!("listing bucket {PIPELINES:?}"))?
-            .try_collect()
-            .await
-            .with_context(|| format!("listing bucket {PIPELINES:?}"))?;
+        let keys = keys(&self.kv, PIPELINES).await?;
         let mut out = Vec::new();
         for key in keys {
             if let Some((applied, _)) = self.get(&key).await? {
@@ -166,6 +159,17 @@ impl PipelineStore {
             })
         }))
     }
+}
+
+/// Every key of `kv` (bucket `bucket`, for errors).
+pub(super) async fn keys(kv: &kv::Store, bucket: &str) -> anyhow::Result<Vec<String>> {
+    let listing = || format!("listing bucket {bucket:?}");
+    kv.keys()
+        .await
+        .with_context(listing)?
+        .try_collect()
+        .await
+        .with_context(listing)
 }
 
 fn decode(key: &str, value: &[u8]) -> anyhow::Result<Applied> {

@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::{self, kv};
 use bytes::Bytes;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::applied::{now_ms, open_or_create};
@@ -140,14 +139,7 @@ impl StatusStore {
 
     /// Every status, by pipeline name (those that do not decode are skipped with a warning).
     pub async fn list(&self) -> anyhow::Result<Vec<Status>> {
-        let keys: Vec<String> = self
-            .kv
-            .keys()
-            .await
-            .with_context(|| format!("listing bucket {STATUS:?}"))?
-            .try_collect()
-            .await
-            .with_context(|| format!("listing bucket {STATUS:?}"))?;
+        let keys = super::applied::keys(&self.kv, STATUS).await?;
         let mut out = Vec::new();
         for key in keys {
             match self.get(&key).await {
