@@ -1,5 +1,5 @@
-//! The checkpoint format, version 2 (documented for operators in `docs/checkpoints.md`;
-//! version 1 blobs are still read, see [`v1`]).
+//! The checkpoint format, version 3 (documented for operators in `docs/checkpoints.md`;
+//! blobs of versions 1 and 2 are still read, see [`v1`] and [`v2`]).
 //!
 //! A checkpoint is a **manifest** (JSON, in the key-value bucket) and, when the pipeline has
 //! state or outputs waiting to be published, a **state blob** (in the object store) that the
@@ -18,9 +18,10 @@ use crate::window::{WatermarksState, WindowState};
 /// The first bytes of every state blob.
 pub const MAGIC: &[u8; 16] = b"weir-checkpoint\0";
 /// The format this host writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 
 mod v1;
+mod v2;
 
 /// What went wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -213,6 +214,7 @@ impl StateBlob {
         match version {
             FORMAT_VERSION => postcard::from_bytes(body),
             1 => v1::decode(body),
+            2 => v2::decode(body),
             _ => {
                 return Err(corrupt(format!(
                     "format version {version}, this host reads 1 to {FORMAT_VERSION}"
@@ -316,6 +318,13 @@ mod tests {
                         end: 10,
                         acc: vec![1, 2],
                         count: 3,
+                    }],
+                    panes: vec![crate::window::operator::WindowAcc {
+                        id: 2,
+                        start: 4,
+                        end: 6,
+                        acc: vec![3],
+                        count: 1,
                     }],
                 }],
             }),

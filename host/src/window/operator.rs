@@ -13,7 +13,9 @@
 //! - session windows merge when they intersect or touch; a late-but-allowed event that bridges
 //!   two sessions merges them and fires the merged window;
 //! - count windows (`WindowSpec::Global`) fire and are dropped as soon as they hold `count`
-//!   events, whatever the watermark; they are never late.
+//!   events, whatever the watermark; they are never late;
+//! - sliding windows are held as panes ([`panes`]): one accumulator per (key, pane), merged
+//!   into the window's when it fires — same results, firings and lateness.
 //!
 //! Events arrive in batches and accumulators are updated with **one `add` call per batch**:
 //! every event is first assigned to its windows' slots (creating and merging slots as needed),
@@ -28,13 +30,18 @@ use rustc_hash::FxHashMap;
 use weir_packed::BatchView;
 
 use super::assigner::{Window, WindowSpec};
+use super::panes::PaneLayout;
 
 mod add;
 mod count;
 mod fire;
+mod panes;
+mod session;
 mod slots;
 mod snapshot;
 use add::add_isolating;
+use fire::Due;
+use panes::DueInBatch;
 use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState, WindowStateRef};
 
@@ -117,6 +124,8 @@ type Timers = BTreeMap<i64, Vec<(u32, u64)>>;
 #[derive(Debug)]
 pub struct WindowOperator {
     spec: WindowSpec,
+    /// Sliding windows: the panes they are held as (`None`: per-window accumulators).
+    panes: Option<PaneLayout>,
     lateness: i64,
     slots: Slots,
     /// Fire these windows when the watermark reaches the time.
@@ -143,6 +152,9 @@ struct Pending {
     entries: Vec<(u32, u32)>,
     /// Slots merged away during the batch: old position → the position that absorbed it.
     merged_into: FxHashMap<u32, u32>,
+    /// Windows held as panes that the batch's events reached after their end (fired again
+    /// after the `add` call).
+    due: DueInBatch,
 }
 
 /// The vectors of a batch's `add` round: touched slots in first-touch order, (event,
@@ -167,6 +179,7 @@ impl WindowOperator {
     pub fn new(spec: WindowSpec, allowed_lateness_ms: i64) -> Self {
         WindowOperator {
             spec,
+            panes: PaneLayout::of(&spec),
             lateness: allowed_lateness_ms.max(0),
             slots: Slots::default(),
             fire_timers: Timers::new(),
@@ -187,7 +200,7 @@ impl WindowOperator {
         self.watermark
     }
 
-    /// Number of live (key, window) accumulators.
+    /// Number of live accumulators: (key, window), or (key, pane) for sliding windows.
     pub fn live_windows(&self) -> usize {
         self.slots.live()
     }
@@ -210,7 +223,7 @@ impl WindowOperator {
     fn new_slot(&mut self, key_id: u32, window: Window, acc: Vec<u8>, count: u64) -> u32 {
         let id = self.next_id;
         self.next_id += 1;
-        let at = self.slots.insert(key_id, id, window, acc, count);
+        let at = self.slots.insert(key_id, id, window, acc, count, false);
         if !self.spec.is_global() {
             self.register_timers(at, id, window);
         }
@@ -230,6 +243,7 @@ impl WindowOperator {
         let mut pending = std::mem::take(&mut self.pending);
         pending.entries.clear();
         pending.merged_into.clear();
+        pending.due.clear();
         // Every event's key first, in a loop of independent lookups: their cache misses (the
         // operator's main cost with many keys) overlap instead of adding up.
         let mut key_ids = std::mem::take(&mut self.key_ids);
@@ -244,7 +258,12 @@ impl WindowOperator {
                 WindowSpec::Global { count } => {
                     self.assign_count(key, time, count, i as u32, &mut pending, agg)
                 }
-                _ => self.assign_fixed(key, time, i as u32, &mut pending, agg),
+                _ => match self.panes {
+                    Some(layout) => {
+                        self.assign_paned(layout, key, time, i as u32, &mut pending, agg)
+                    }
+                    None => self.assign_fixed(key, time, i as u32, &mut pending, agg),
+                },
             };
             match assigned {
                 Ok(true) => {}
@@ -307,81 +326,6 @@ impl WindowOperator {
         result.map(|()| any)
     }
 
-    /// Assigns an event to its session, merging sessions; `false` when it is late.
-    fn assign_session(
-        &mut self,
-        key_id: u32,
-        time: i64,
-        event: u32,
-        pending: &mut Pending,
-        agg: &mut impl Aggregator,
-    ) -> Result<bool, String> {
-        // A session assigner gives exactly one window: `[time, time + gap)`.
-        let WindowSpec::Session { gap } = self.spec else {
-            unreachable!("assign_session is only called for session windows")
-        };
-        let new = Window {
-            start: time,
-            end: time.saturating_add(gap),
-        };
-        if self.is_late(&new) {
-            return Ok(false);
-        }
-        // Live sessions of a key never intersect, so one pass finds all the new one touches.
-        let hits: Vec<u32> = self
-            .slots
-            .of(key_id)
-            .iter()
-            .copied()
-            .filter(|&at| {
-                self.slots
-                    .get(at)
-                    .is_some_and(|s| s.window.intersects(&new))
-            })
-            .collect();
-        let slot = |at: u32| self.slots.get(at).expect("a key's slots are live");
-        let at = match hits.as_slice() {
-            [] => {
-                let acc = agg
-                    .create()
-                    .map_err(|e| format!("creating an accumulator: {e}"))?;
-                self.new_slot(key_id, new, acc, 1)
-            }
-            [only] if slot(*only).window.cover(&new) == slot(*only).window => {
-                let only = *only;
-                if let Some(s) = self.slots.get_mut(only) {
-                    s.count += 1;
-                }
-                only
-            }
-            _ => {
-                // Merge every touched session (and the new window) into one new slot. The
-                // merged accumulator is built aside, so a failing merge changes nothing.
-                let mut acc = slot(hits[0]).acc.clone();
-                let mut window = new;
-                for &h in &hits {
-                    window = window.cover(&slot(h).window);
-                }
-                for &h in &hits[1..] {
-                    acc = agg
-                        .merge(&acc, &slot(h).acc)
-                        .map_err(|e| format!("merging sessions: {e}"))?;
-                }
-                let count = hits.iter().map(|&h| slot(h).count).sum::<u64>() + 1;
-                for &h in &hits {
-                    self.slots.remove(h);
-                }
-                let at = self.new_slot(key_id, window, acc, count);
-                for old in hits {
-                    pending.merged_into.insert(old, at);
-                }
-                at
-            }
-        };
-        pending.entries.push((event, at));
-        Ok(true)
-    }
-
     /// Runs the batch's `add` call over every touched accumulator and fires touched windows
     /// that are already complete (or full, for count windows). A failing event is reported
     /// and the call repeated without it (it still counts towards a count window: windows
@@ -438,10 +382,18 @@ impl WindowOperator {
             if let Some(slot) = self.slots.get_mut(at) {
                 slot.acc = acc;
                 match limit {
-                    Some(n) if slot.count >= n => full.push(at),
+                    Some(n) if slot.count >= n => full.push(Due {
+                        at,
+                        window: slot.window,
+                    }),
                     Some(_) => {}
                     // Late but allowed: the window's end already passed; fire it again.
-                    None if slot.window.max_timestamp() <= watermark => due.push(at),
+                    None if !slot.pane && slot.window.max_timestamp() <= watermark => {
+                        due.push(Due {
+                            at,
+                            window: slot.window,
+                        })
+                    }
                     None => {}
                 }
             }
@@ -451,6 +403,10 @@ impl WindowOperator {
             entries,
             accs,
         };
+        // Windows held as panes (and, beside them, whole) were found due by their events.
+        if self.panes.is_some() {
+            due.clone_from(&pending.due.due);
+        }
         self.fire(&due, false, agg, out);
         self.fire(&full, true, agg, out);
     }
@@ -473,13 +429,18 @@ impl WindowOperator {
             if *timers.key() > wm {
                 break;
             }
-            due.extend(
-                timers
-                    .remove()
-                    .into_iter()
-                    .filter(|&(at, id)| self.slots.get_live(at, id).is_some())
-                    .map(|(at, _)| at),
-            );
+            let time = *timers.key();
+            for (at, id) in timers.remove() {
+                let Some(slot) = self.slots.get_live(at, id) else {
+                    continue;
+                };
+                // A pane's timer fires the window (held as panes) that ends then.
+                let window = match self.panes {
+                    Some(layout) if slot.pane => layout.window_at(time),
+                    _ => slot.window,
+                };
+                due.push(Due { at, window });
+            }
         }
         self.fire(&due, false, agg, out);
         while let Some(due) = self.cleanup_timers.first_entry() {

@@ -74,6 +74,7 @@ pub fn decode(body: &[u8]) -> postcard::Result<StateBlob> {
                             count: 0,
                         })
                         .collect(),
+                    panes: Vec::new(),
                 })
                 .collect(),
         }),

@@ -2,75 +2,108 @@
 //! one `finish` call, and when that call fails, the failing window found (named by the
 //! aggregator, or by splitting after a trap) and reported while every other window fires.
 
+use super::panes::FiringAcc;
 use super::{Aggregator, Emission, Firing, WindowOperator};
 use crate::operator::isolate::{Stopped, call_isolating};
+use crate::window::Window;
+
+/// A window to fire: the slot at `at` — the window's own slot, or (sliding windows held as
+/// panes) one of its panes — and the window's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Due {
+    pub at: u32,
+    pub window: Window,
+}
 
 impl WindowOperator {
-    /// Emits the results of the slots at `due`, in order. `purge` (count windows): a window
-    /// that fired is dropped, and its results carry its serial. A window whose `finish` failed
-    /// is reported as [`Emission::WindowFailed`] and keeps its state.
+    /// Emits the results of the windows `due`, in order. `purge` (count windows): a window
+    /// that fired is dropped, and its results carry its serial. A window whose `finish` (or
+    /// the merge of its panes) failed is reported as [`Emission::WindowFailed`] and keeps its
+    /// state.
     pub(super) fn fire(
         &mut self,
-        due: &[u32],
+        due: &[Due],
         purge: bool,
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        let firings: Vec<Firing<'_>> = due
+        // Each window's accumulator: its slot's, or merged from its panes (a failed merge
+        // is reported in place of the window's results).
+        let accs: Vec<(Due, Result<FiringAcc, String>)> = due
             .iter()
-            .filter_map(|&at| self.slots.get(at))
-            .map(|s| Firing {
-                key: &s.key,
-                window: s.window,
-                acc: &s.acc,
+            .filter_map(|d| {
+                let slot = self.slots.get(d.at)?;
+                let acc = if slot.pane {
+                    self.pane_window_acc(slot.key_id(), &d.window, agg)
+                        .transpose()?
+                } else {
+                    Ok(FiringAcc::Slot(d.at))
+                };
+                Some((*d, acc))
             })
             .collect();
-        if firings.is_empty() {
-            return;
-        }
+        let firings: Vec<Firing<'_>> = accs
+            .iter()
+            .filter_map(|(d, acc)| {
+                let acc = match acc.as_ref().ok()? {
+                    FiringAcc::Slot(at) => &self.slots.get(*at)?.acc,
+                    FiringAcc::Merged(acc) => acc,
+                };
+                Some(Firing {
+                    key: &self.slots.get(d.at)?.key,
+                    window: d.window,
+                    acc,
+                })
+            })
+            .collect();
         let mut results = Vec::with_capacity(firings.len());
         let mut failed = Vec::new();
         let all: Vec<u32> = (0..firings.len() as u32).collect();
-        if let Err(stopped) = finish_isolating(&firings, &all, agg, &mut results, &mut failed) {
+        if !firings.is_empty()
+            && let Err(stopped) = finish_isolating(&firings, &all, agg, &mut results, &mut failed)
+        {
             // The pipeline stops without committing this: state is restored at the restart.
             out.push(Emission::Stopped { reason: stopped.0 });
         }
         drop(firings);
         failed.sort_unstable_by_key(|&(i, _)| i);
-        // `due` may name a slot twice (never in practice); `live` maps window index to slot.
-        let live: Vec<u32> = due
-            .iter()
-            .copied()
-            .filter(|&at| self.slots.get(at).is_some())
-            .collect();
         let (mut results, mut failed) = (
             results.into_iter().peekable(),
             failed.into_iter().peekable(),
         );
-        for (i, &at) in live.iter().enumerate() {
-            let i = i as u32;
-            let Some(slot) = self.slots.get(at) else {
+        // `i`: the index among the windows given to `finish`.
+        let mut i = 0u32;
+        for (d, acc) in accs {
+            let Some(slot) = self.slots.get(d.at) else {
                 continue;
             };
-            if let Some((_, error)) = failed.next_if(|&(f, _)| f == i) {
+            let key = || slot.key.to_vec();
+            let failure = match acc {
+                Err(error) => Some(error),
+                Ok(_) => {
+                    i += 1;
+                    failed.next_if(|&(f, _)| f == i - 1).map(|(_, error)| error)
+                }
+            };
+            if let Some(error) = failure {
                 out.push(Emission::WindowFailed {
-                    key: slot.key.to_vec(),
-                    window: slot.window,
+                    key: key(),
+                    window: d.window,
                     error,
                 });
                 continue;
             }
             let serial = purge.then_some(slot.id);
-            while let Some((_, payload)) = results.next_if(|&(r, _)| r == i) {
+            while let Some((_, payload)) = results.next_if(|&(r, _)| r == i - 1) {
                 out.push(Emission::Fired {
-                    key: slot.key.to_vec(),
-                    window: slot.window,
+                    key: key(),
+                    window: d.window,
                     payload,
                     serial,
                 });
             }
             if purge {
-                self.slots.remove(at);
+                self.slots.remove(d.at);
             }
         }
     }

@@ -36,6 +36,16 @@ pub(super) struct Slot {
     pub acc: Vec<u8>,
     /// Events assigned to the window (including any the aggregate refused).
     pub count: u64,
+    /// Whether the slot is a pane of sliding windows ([`super::panes`]) rather than a
+    /// window: `window` is then the pane's bounds.
+    pub pane: bool,
+}
+
+impl Slot {
+    /// The slot's entry in the key table (the same for every slot of the key).
+    pub fn key_id(&self) -> u32 {
+        self.key_id
+    }
 }
 
 /// Keys up to this length are also kept inline in their entry, so that finding one reads no
@@ -78,11 +88,18 @@ pub(super) struct Slots {
     /// Keys with at least one live slot.
     live_keys: usize,
     live: usize,
+    /// Live slots that are panes.
+    panes: usize,
 }
 
 impl Slots {
     pub fn live(&self) -> usize {
         self.live
+    }
+
+    /// Live slots that are windows, not panes.
+    pub fn windows(&self) -> usize {
+        self.live - self.panes
     }
 
     pub fn get(&self, at: u32) -> Option<&Slot> {
@@ -143,8 +160,8 @@ impl Slots {
         }
     }
 
-    /// Adds a slot for key `key_id` (from [`Slots::key_id`] during this batch); returns its
-    /// position.
+    /// Adds a slot (a window, or a pane when `pane`) for key `key_id` (from [`Slots::key_id`]
+    /// during this batch); returns its position.
     pub fn insert(
         &mut self,
         key_id: u32,
@@ -152,6 +169,7 @@ impl Slots {
         window: Window,
         acc: Vec<u8>,
         count: u64,
+        pane: bool,
     ) -> u32 {
         let Some(Some(entry)) = self.keys.get_mut(key_id as usize) else {
             unreachable!("slots are inserted for keys entered in the same batch")
@@ -165,7 +183,9 @@ impl Slots {
             window,
             acc,
             count,
+            pane,
         };
+        self.panes += usize::from(pane);
         let at = match self.free.pop() {
             Some(at) => {
                 self.slab[at as usize] = Some(slot);
@@ -195,6 +215,7 @@ impl Slots {
         }
         self.retired.push(at);
         self.live -= 1;
+        self.panes -= usize::from(slot.pane);
         Some(slot)
     }
 
@@ -273,20 +294,20 @@ mod tests {
         let mut s = Slots::default();
         let w = Window { start: 0, end: 10 };
         let k = s.key_id(b"k");
-        let a = s.insert(k, 1, w, vec![1], 1);
+        let a = s.insert(k, 1, w, vec![1], 1, false);
         let k2 = s.key_id(b"k");
         assert_eq!(k2, k);
-        let b = s.insert(k2, 2, w, vec![2], 1);
+        let b = s.insert(k2, 2, w, vec![2], 1, false);
         assert!(Arc::ptr_eq(&s.get(a).unwrap().key, &s.get(b).unwrap().key));
         assert_eq!(s.of(k), [a, b]);
         assert_eq!(s.remove(a).unwrap().id, 1);
         assert!(s.get(a).is_none());
         let j = s.key_id(b"j");
-        let c = s.insert(j, 3, w, vec![3], 1);
+        let c = s.insert(j, 3, w, vec![3], 1, false);
         assert_ne!(c, a, "not reused within the batch");
         s.release();
         let j2 = s.key_id(b"j");
-        let d = s.insert(j2, 4, w, vec![4], 1);
+        let d = s.insert(j2, 4, w, vec![4], 1, false);
         assert_eq!(d, a);
         assert!(s.get_live(d, 1).is_none());
         assert_eq!(s.get_live(d, 4).unwrap().acc, [4]);
@@ -316,11 +337,11 @@ mod tests {
         let mut s = Slots::default();
         let w = Window { start: 0, end: 10 };
         let kept = s.key_id(b"kept");
-        s.insert(kept, 0, w, Vec::new(), 1);
+        s.insert(kept, 0, w, Vec::new(), 1, false);
         let mut gone = Vec::new();
         for i in 0..2000u32 {
             let k = s.key_id(format!("k{i}").as_bytes());
-            gone.push(s.insert(k, u64::from(i) + 1, w, Vec::new(), 1));
+            gone.push(s.insert(k, u64::from(i) + 1, w, Vec::new(), 1, false));
         }
         s.release();
         for at in gone.iter().take(1000) {

@@ -1,6 +1,12 @@
-//! The window operator's state in a checkpoint: every key's live windows and accumulators,
-//! the watermark and counters. Timers are not stored: they follow from the windows and the
-//! watermark and are rebuilt on restore.
+//! The window operator's state in a checkpoint: every key's live windows and panes with their
+//! accumulators, the watermark and counters. Timers are not stored: they follow from the
+//! windows, panes and watermark and are rebuilt on restore.
+//!
+//! Sliding windows are held as panes since checkpoint format version 3; a checkpoint written
+//! before holds their windows whole. Those are restored as windows held whole beside the
+//! panes (`operator/panes.rs`): their events so far are in no pane, so they keep their own
+//! accumulators, updated by later events too, until they are late. Windows that were not in
+//! the checkpoint had no events then and are held as panes.
 //!
 //! Checkpoints serialize the operator through [`WindowStateRef`], which writes the same data
 //! as [`WindowState`] straight from the operator's maps: the checkpoint pause is one pass
@@ -13,7 +19,7 @@ use super::slots::{Slot, Slots};
 use super::{Timers, WindowOperator};
 use crate::window::Window;
 
-/// [`WindowOperator`] state, as stored in checkpoint blobs (format version 1).
+/// [`WindowOperator`] state, as stored in checkpoint blobs (format version 3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowState {
     pub watermark: i64,
@@ -22,15 +28,19 @@ pub struct WindowState {
     pub keys: Vec<KeyWindows>,
 }
 
-/// One key's live windows.
+/// One key's live windows and panes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyWindows {
     #[serde(with = "serde_bytes")]
     pub key: Vec<u8>,
+    /// Windows held whole.
     pub windows: Vec<WindowAcc>,
+    /// Panes of sliding windows, `start`/`end` being the pane's bounds (format version 3;
+    /// none before).
+    pub panes: Vec<WindowAcc>,
 }
 
-/// One live window of a key and its accumulator (the aggregate plugin's bytes).
+/// One live window (or pane) of a key and its accumulator (the aggregate plugin's bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WindowAcc {
     pub id: u64,
@@ -71,24 +81,32 @@ struct KeyWindowsRef<'a>(&'a [u8], &'a [u32], &'a Slots);
 
 impl Serialize for KeyWindowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut st = s.serialize_struct("KeyWindows", 2)?;
+        let mut st = s.serialize_struct("KeyWindows", 3)?;
         st.serialize_field("key", serde_bytes::Bytes::new(self.0))?;
-        st.serialize_field("windows", &SlotsRef(self.1, self.2))?;
+        st.serialize_field("windows", &SlotsRef(self.1, self.2, false))?;
+        st.serialize_field("panes", &SlotsRef(self.1, self.2, true))?;
         st.end()
     }
 }
 
-struct SlotsRef<'a>(&'a [u32], &'a Slots);
+/// The window slots (`false`) or pane slots (`true`) among a key's slots.
+struct SlotsRef<'a>(&'a [u32], &'a Slots, bool);
 
 impl Serialize for SlotsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeSeq};
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for &at in self.0 {
-            let slot = self
-                .1
+        let SlotsRef(positions, slots, panes) = *self;
+        let mut live = Vec::with_capacity(positions.len());
+        for &at in positions {
+            let slot = slots
                 .get(at)
                 .ok_or_else(|| S::Error::custom(format!("slot {at} of a key is not live")))?;
+            if slot.pane == panes {
+                live.push(slot);
+            }
+        }
+        let mut seq = s.serialize_seq(Some(live.len()))?;
+        for slot in live {
             seq.serialize_element(&SlotRef(slot))?;
         }
         seq.end()
@@ -126,19 +144,25 @@ impl WindowOperator {
             keys: self
                 .slots
                 .keys()
-                .map(|(k, at)| KeyWindows {
-                    key: k.to_vec(),
-                    windows: at
-                        .iter()
-                        .filter_map(|&at| self.slots.get(at))
-                        .map(|s| WindowAcc {
-                            id: s.id,
-                            start: s.window.start,
-                            end: s.window.end,
-                            acc: s.acc.clone(),
-                            count: s.count,
-                        })
-                        .collect(),
+                .map(|(k, at)| {
+                    let of = |panes: bool| {
+                        at.iter()
+                            .filter_map(|&at| self.slots.get(at))
+                            .filter(|s| s.pane == panes)
+                            .map(|s| WindowAcc {
+                                id: s.id,
+                                start: s.window.start,
+                                end: s.window.end,
+                                acc: s.acc.clone(),
+                                count: s.count,
+                            })
+                            .collect()
+                    };
+                    KeyWindows {
+                        key: k.to_vec(),
+                        windows: of(false),
+                        panes: of(true),
+                    }
                 })
                 .collect(),
         }
@@ -146,6 +170,7 @@ impl WindowOperator {
 
     /// Replaces the operator's state with `state`, passing every accumulator through
     /// `convert` (a plugin's migration of an older state version; identity otherwise).
+    /// Panes are refused for windows not held as panes, and panes of another width.
     pub fn restore(
         &mut self,
         state: WindowState,
@@ -166,11 +191,47 @@ impl WindowOperator {
                 };
                 let at = self
                     .slots
-                    .insert(key_id, w.id, window, convert(w.acc)?, w.count);
+                    .insert(key_id, w.id, window, convert(w.acc)?, w.count, false);
                 if !self.spec.is_global() {
                     self.register_timers(at, w.id, window);
                 }
             }
+            self.restore_panes(key_id, k.panes, &mut convert)?;
+        }
+        Ok(())
+    }
+
+    /// Restores a key's panes, in time order (after its windows held whole: the windows
+    /// of those are not fired from the panes).
+    fn restore_panes(
+        &mut self,
+        key_id: u32,
+        mut panes: Vec<WindowAcc>,
+        convert: &mut impl FnMut(Vec<u8>) -> Result<Vec<u8>, String>,
+    ) -> Result<(), String> {
+        let Some(first) = panes.first() else {
+            return Ok(());
+        };
+        let Some(layout) = self.panes else {
+            return Err(format!(
+                "the state holds panes (the first [{}, {})), but {:?} windows are not held \
+                 as panes",
+                first.start, first.end, self.spec
+            ));
+        };
+        panes.sort_by_key(|p| p.start);
+        for p in panes {
+            if layout.pane(p.start).end != p.end {
+                return Err(format!(
+                    "the state holds pane [{}, {}), but the panes of {:?} are {} ms wide",
+                    p.start,
+                    p.end,
+                    self.spec,
+                    layout.width()
+                ));
+            }
+            let acc = convert(p.acc)?;
+            self.insert_pane(layout, key_id, p.id, p.start, acc, p.count);
         }
         Ok(())
     }
