@@ -22,11 +22,14 @@ pub mod watermark;
 pub use assigner::{Window, WindowSpec};
 pub use clock::ProcessingClock;
 pub use operator::{Aggregator, Emission, Firing, WindowOperator, WindowState};
+pub use panes::PaneLayout;
 pub use watermark::{
     BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer, WatermarksState,
 };
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+mod pane_properties;
 #[cfg(test)]
 mod properties;

@@ -195,6 +195,16 @@ impl WindowOperator {
         }
     }
 
+    /// An operator holding sliding windows whole, one accumulator per (key, window), as
+    /// before panes: the oracle of the pane tests, and the writer of old checkpoints.
+    #[cfg(test)]
+    pub(crate) fn per_window(spec: WindowSpec, allowed_lateness_ms: i64) -> Self {
+        WindowOperator {
+            panes: None,
+            ..Self::new(spec, allowed_lateness_ms)
+        }
+    }
+
     /// The operator's current watermark (`i64::MIN` before the first).
     pub fn watermark(&self) -> i64 {
         self.watermark
