@@ -1,6 +1,9 @@
 //! What a plugin author touches: a zero-copy view of one input event and a builder that writes
 //! output events straight into the packed output batch.
 
+use std::fmt::Display;
+
+use crate::json::{ObjectParser, RawObject};
 use crate::packed::{BatchBuilder, BatchView, EventRef, Headers, push_header};
 use serde::{Serialize, de::DeserializeOwned};
 
@@ -38,6 +41,18 @@ impl<'a> Event<'a> {
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_slice(self.payload())
             .map_err(|e| format!("payload is not the expected JSON: {e}"))
+    }
+
+    /// The payload's top-level JSON object, parsed by `parser` without copying (see
+    /// [`crate::json`]): keep one [`ObjectParser`] in the operator and pass it for every event.
+    /// The error starts with `payload is not a JSON object`.
+    pub fn json_object<'p>(&self, parser: &'p mut ObjectParser) -> Result<RawObject<'p>, String>
+    where
+        'a: 'p,
+    {
+        parser
+            .parse(self.payload())
+            .map_err(|e| format!("payload is not a JSON object: {e}"))
     }
 
     /// The headers as `(name, value)` byte pairs.
@@ -119,6 +134,17 @@ impl<'o> Output<'o> {
         self.event().json(value)
     }
 
+    /// Emits a payload that `write` appends, in place, to the output buffer it is given, with
+    /// the input's key, time and headers. The buffer may already hold other events' payloads:
+    /// `write` must only append. An error abandons the emission. For instance
+    /// `out.write(|buf| doc.write_projection(&keep, buf))` (see [`crate::json`]).
+    pub fn write<E: Display>(
+        &mut self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), String> {
+        self.event().write(write)
+    }
+
     /// Starts an output event that inherits the input's key, time and headers.
     pub fn event(&mut self) -> EventBuilder<'_, 'o> {
         EventBuilder {
@@ -181,6 +207,27 @@ impl<'b, 'o> EventBuilder<'b, 'o> {
         if let Err(e) = serde_json::to_writer(&mut batch.payloads, value) {
             batch.truncate_payload();
             return Err(format!("cannot serialize output as JSON: {e}"));
+        }
+        self.finish();
+        Ok(())
+    }
+
+    /// Emits the event with a payload that `write` appends, in place, to the output buffer
+    /// (see [`Output::write`]).
+    pub fn write<E: Display>(
+        self,
+        write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), String> {
+        let batch = self.out.batch();
+        let start = batch.payloads.len();
+        let written = write(&mut batch.payloads);
+        assert!(
+            batch.payloads.len() >= start,
+            "an output writer removed bytes it had not written"
+        );
+        if let Err(e) = written {
+            batch.truncate_payload();
+            return Err(format!("cannot write the output payload: {e}"));
         }
         self.finish();
         Ok(())

@@ -1,7 +1,8 @@
 // weir-sdk: write weir operators in Rust. The crate documentation is README.md.
 //
 // Module map: `packed` is the batch codec shared with the host (crate `weir-packed`, all the
-// host uses); `event` the author-facing event view and output builder;
+// host uses); `event` the author-facing event view and output builder; `json` borrowed JSON
+// (read a payload's object without building a document, write by copying raw values);
 // `transform`, `aggregate` and `process` a world each: its trait, and the glue between the
 // generated bindings and the trait that the export macros expand to; `testing` drives that
 // glue natively for unit tests; `log` is plugin logging. Authors import from the crate root.
@@ -30,6 +31,8 @@ pub use weir_packed as packed;
 mod aggregate;
 #[cfg(feature = "guest")]
 mod event;
+#[cfg(feature = "guest")]
+pub mod json;
 #[cfg(feature = "guest")]
 pub mod log;
 #[cfg(feature = "process")]
