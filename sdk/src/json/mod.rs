@@ -36,6 +36,7 @@
 //! ```
 
 mod compact;
+mod scan;
 #[cfg(test)]
 mod tests;
 
@@ -97,9 +98,12 @@ impl ObjectParser {
         })?;
         self.members.clear();
         self.decoded_keys.clear();
-        let mut de = serde_json::Deserializer::from_str(text);
-        de.deserialize_map(MembersVisitor { text, parser: self })?;
-        de.end()?;
+        if scan::scan_object(text, &mut self.members).is_none() {
+            self.members.clear();
+            let mut de = serde_json::Deserializer::from_str(text);
+            de.deserialize_map(MembersVisitor { text, parser: self })?;
+            de.end()?;
+        }
         Ok(RawObject {
             text,
             decoded_keys: &self.decoded_keys,
@@ -198,16 +202,29 @@ impl<'a> RawObject<'a> {
         &keys[m.key.start..m.key.end]
     }
 
+    /// The key as bytes: cheaper to compare than `&str` slices (no boundary checks).
+    fn key_bytes(&self, m: &Member) -> &'a [u8] {
+        let keys = if m.key_decoded {
+            self.decoded_keys
+        } else {
+            self.text
+        };
+        keys.as_bytes()
+            .get(m.key.start..m.key.end)
+            .unwrap_or_default()
+    }
+
     fn value_of(&self, m: &Member) -> RawJson<'a> {
         RawJson(&self.text[m.value.start..m.value.end])
     }
 
     /// The value of member `key` (of its last occurrence, when the key repeats).
     pub fn get(&self, key: &str) -> Option<RawJson<'a>> {
+        let key = key.as_bytes();
         self.members
             .iter()
             .rev()
-            .find(|m| self.key_of(m) == key)
+            .find(|m| m.key.end - m.key.start == key.len() && self.key_bytes(m) == key)
             .map(|m| self.value_of(m))
     }
 

@@ -186,3 +186,50 @@ fn a_parser_is_reused_without_keeping_members_of_the_previous_object() {
     assert_eq!((obj.len(), obj.get("a"), obj.get("b")), (1, None, None));
     assert_eq!(obj.get("c").and_then(|v| v.as_i64()), Some(3));
 }
+
+#[test]
+fn the_fast_scanner_accepts_what_serde_json_accepts_and_finds_the_same_members() {
+    use serde_json::value::RawValue;
+    use std::collections::HashMap;
+    let cases = [
+        r#"{"a":01}"#,
+        r#"{"a":1.}"#,
+        r#"{"a":-}"#,
+        "{\"a\":\"\u{1}\"}",
+        r#"{"a":"\q"}"#,
+        r#"{"a":"\u12"}"#,
+        r#"{"a":tru}"#,
+        r#"{"a":1,}"#,
+        r#"{,}"#,
+        r#"{"a" 1}"#,
+        r#"{"a":[1,]}"#,
+        r#"{"a":1}}"#,
+        r#"{"a":"\ud800"}"#, // a lone surrogate: serde_json skips it in a raw value too
+        r#"{"a":1e400}"#,
+        r#"{"a":-0.5E+3,"b":[{"c":"\u00e9"}],"d":{}}"#,
+        " { } ",
+    ];
+    for case in cases {
+        let serde = serde_json::from_str::<HashMap<String, &RawValue>>(case).ok();
+        let mut members = Vec::new();
+        let fast = super::scan::scan_object(case, &mut members);
+        if fast.is_some() {
+            let serde = serde.as_ref().expect("serde_json accepts what the scanner accepts");
+            assert_eq!(members.len(), serde.len(), "{case}");
+            for m in &members {
+                let key = &case[m.key.start..m.key.end];
+                assert_eq!(
+                    &case[m.value.start..m.value.end],
+                    serde[key].get(),
+                    "{case}"
+                );
+            }
+        }
+        let mut parser = ObjectParser::new();
+        assert_eq!(
+            parser.parse(case.as_bytes()).is_ok(),
+            serde.is_some(),
+            "{case}"
+        );
+    }
+}
