@@ -9,7 +9,7 @@ output must be byte-identical to the other languages' implementations.
 """
 
 import weir
-from weir import ConfigError, EventError, JSONError, loads
+from weir import ConfigError, EventError, JSONError, Projection, loads
 
 _NUMBER = (int, float)
 _KIND = {
@@ -25,7 +25,7 @@ _KIND = {
 class Settings:
     """The validated configuration."""
 
-    __slots__ = ("field", "min", "keep")
+    __slots__ = ("field", "min", "keep")  # keep: a Projection, or None for every field
 
     def __init__(self, config):
         if type(config) is not dict:
@@ -44,11 +44,12 @@ class Settings:
                 f"config field `min`: expected a number, got {weir.dumps(self.min).decode()}"
             )
         self.min = float(self.min)
-        self.keep = config.get("keep", [])
-        if type(self.keep) is not list or any(type(k) is not str for k in self.keep):
+        keep = config.get("keep", [])
+        if type(keep) is not list or any(type(k) is not str for k in keep):
             raise ConfigError(
-                f"config field `keep`: expected a list of strings, got {weir.dumps(self.keep).decode()}"
+                f"config field `keep`: expected a list of strings, got {weir.dumps(keep).decode()}"
             )
+        self.keep = Projection(keep) if keep else None
 
 
 @weir.configure
@@ -79,6 +80,6 @@ def process(event, settings):
             f"payload is not a JSON object: number out of range in `{settings.field}`"
         ) from None
     keep = settings.keep
-    if not keep:
+    if keep is None:
         return doc
-    return {k: doc[k] for k in keep if k in doc}
+    return keep.dumps(doc)  # bytes: emitted as they are

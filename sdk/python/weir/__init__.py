@@ -20,14 +20,15 @@ Module map: `event` (Event, Output, EventError, ConfigError); one module of glue
 `transform_world` (`@weir.transform`, `@weir.configure`), `aggregate_world` (`weir.Aggregate`,
 `@weir.aggregate`), `process_world` (`weir.Process`, `@weir.process`, the `Keyed` state
 handle); `log` (`weir.log.info(...)`); `jsoncodec` (the strict JSON the SDK reads and writes:
-`weir.loads`, `weir.dumps`); `packed` (the batch codec); `bindings` (the door to
+`weir.loads`, `weir.dumps`,
+`weir.Projection`); `packed` (the batch codec); `bindings` (the door to
 componentize-py's generated bindings).
 """
 
 from . import log
 from .aggregate_world import Aggregate, aggregate
 from .event import ConfigError, Event, EventError, Output
-from .jsoncodec import JSONError, dumps, loads
+from .jsoncodec import JSONError, Projection, dumps, loads
 from .process_world import Events, Keyed, Process, process
 from .transform_world import configure, transform
 
@@ -41,6 +42,7 @@ __all__ = [
     "Keyed",
     "Output",
     "Process",
+    "Projection",
     "aggregate",
     "configure",
     "dumps",

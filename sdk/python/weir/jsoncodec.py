@@ -11,6 +11,11 @@ Floats are written by Python's `repr`, which differs from serde_json's in expone
 
 Both call the C scanner and encoder of the stdlib `json` module directly: `json.loads` and
 `json.dumps` add a few Python-level steps per call that cost as much as parsing a small payload.
+
+`Projection(names).dumps(doc)` writes chosen fields of a parsed object, in a given order, as
+`dumps` would write a dict of them — without building that dict, and writing strings and
+integers (the usual values) one C call each; the encoder would walk a dict at about twice the
+cost.
 """
 
 import json
@@ -19,7 +24,7 @@ import json.encoder
 import json.scanner
 import re
 
-__all__ = ["loads", "dumps", "JSONError"]
+__all__ = ["loads", "dumps", "JSONError", "Projection"]
 
 
 class JSONError(ValueError):
@@ -112,3 +117,58 @@ def dumps(value):
     except (TypeError, ValueError, RecursionError) as e:
         _markers.clear()  # a failed call leaves its containers marked
         raise JSONError(f"cannot write as JSON: {e}") from None
+
+
+_MISSING = object()
+_encode_str = json.encoder.encode_basestring
+_LITERALS = {True: "true", False: "false", None: "null"}
+
+
+class Projection:
+    """The fields `names` of a JSON object, in this order (a repeated name counts once, at its
+    first position), written as compact JSON bytes:
+
+        keep = Projection(["user", "amount"])        # once, at configure
+        keep.dumps({"amount": 5, "note": "x", "user": "bo"})   # b'{"user":"bo","amount":5}'
+
+    The same bytes as `dumps({k: doc[k] for k in names if k in doc})`, about twice as fast.
+    """
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, names):
+        fields = {}
+        for name in names:
+            if type(name) is not str:
+                raise TypeError(f"a field name must be a str, not {type(name).__name__}")
+            fields.setdefault(name, _encode_str(name) + ":")
+        self._fields = tuple(fields.items())
+
+    @property
+    def names(self):
+        """The field names, in output order."""
+        return [name for name, _ in self._fields]
+
+    def dumps(self, doc):
+        """The fields of dict `doc` that are present, as compact JSON bytes (`b"{}"` when none
+        is). Raises `JSONError` naming a value that cannot be written."""
+        parts = []
+        append = parts.append
+        get = doc.get
+        try:
+            for name, prefix in self._fields:
+                v = get(name, _MISSING)
+                if v is _MISSING:
+                    continue
+                t = type(v)
+                if t is str:
+                    append(prefix + _encode_str(v))
+                elif t is int:
+                    append(prefix + int.__repr__(v))
+                elif t is bool or v is None:
+                    append(prefix + _LITERALS[v])
+                else:
+                    append(prefix + dumps(v).decode())
+            return ("{" + ",".join(parts) + "}").encode()
+        except (ValueError, UnicodeEncodeError) as e:  # a huge int, a lone surrogate
+            raise JSONError(f"cannot write as JSON: {e}") from None
