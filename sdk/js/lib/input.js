@@ -2,7 +2,7 @@
 // batch, events and described outputs. Internal: plugins import "weir".
 
 import { host, EventError, messageOf } from "./host.js";
-import { NATIVE_DECODER, EMPTY, binaryOf, textOfBinary, decodeUtf8, encodeUtf8, decodeUtf8Lossy } from "./utf8.js";
+import { NATIVE_DECODER, EMPTY, AsciiScan, binaryOf, textOfBinary, decodeBinary, decodeUtf8, encodeUtf8, decodeUtf8Lossy } from "./utf8.js";
 
 // ---------------------------------------------------------------------------------------------
 // Numbers crossing the boundary: u32 columns and s64 times
@@ -83,6 +83,7 @@ export class BatchIn {
     this.length = b.times.length >> 3;
     // Binary strings of the payload and key columns, made on first use.
     this.payloadBin = null;
+    this.payloadScan = null; // which payloads are ASCII, over payloadBin
     this.keyBin = null;
   }
   payloadStart(i) {
@@ -104,8 +105,14 @@ export class BatchIn {
   }
   payloadText(i) {
     if (NATIVE_DECODER) return decodeUtf8(this.payloads, this.payloadStart(i), this.payloadEnds[i], "payload");
-    if (this.payloadBin === null) this.payloadBin = binaryOf(this.payloads, 0, this.payloads.length);
-    return textOfBinary(this.payloadBin.substring(this.payloadStart(i), this.payloadEnds[i]), "payload");
+    if (this.payloadBin === null) {
+      this.payloadBin = binaryOf(this.payloads, 0, this.payloads.length);
+      this.payloadScan = new AsciiScan(this.payloadBin);
+    }
+    const start = this.payloadStart(i);
+    const end = this.payloadEnds[i];
+    const bin = this.payloadBin.substring(start, end);
+    return this.payloadScan.isAscii(start, end) ? bin : decodeBinary(bin, "payload");
   }
   keyText(i) {
     return keyTextAt(this, i);

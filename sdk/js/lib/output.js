@@ -2,7 +2,7 @@
 // "weir".
 
 import { EventError, messageOf } from "./host.js";
-import { NATIVE_ENCODER, HAS_BASE64, ASCII_ONLY, EMPTY, binaryOfText } from "./utf8.js";
+import { NATIVE_ENCODER, HAS_BASE64, EMPTY, AsciiScan, encodeBinary } from "./utf8.js";
 import { TWO_32, timeValue, Event, Output, output, keyBytes, packHeaders } from "./input.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -139,19 +139,23 @@ export class ValueColumn {
       return;
     }
     const joined = k === 1 ? texts[0] : texts.join("");
-    if (ASCII_ONLY.test(joined)) {
+    const scan = new AsciiScan(joined);
+    if (scan.isAscii(0, joined.length)) {
       this.data.pushBinary(joined);
       for (let i = 0; i < k; i++) ends[slot++] = at += texts[i].length;
     } else {
       const bins = new Array(k);
-      for (let i = 0; i < k; i++) {
+      for (let i = 0, textStart = 0; i < k; i++) {
+        const text = texts[i];
+        const textEnd = textStart + text.length;
         try {
-          bins[i] = binaryOfText(texts[i], "output");
+          bins[i] = scan.isAscii(textStart, textEnd) ? text : encodeBinary(text, "output");
         } catch (e) {
           this.failed = slot;
           throw e;
         }
         ends[slot++] = at += bins[i].length;
+        textStart = textEnd;
       }
       this.data.pushBinary(bins.join(""));
     }
