@@ -9,6 +9,7 @@
 //!    1000, every message published to `out` with a deterministic `Nats-Msg-Id`
 //!    (`<consumer>/<stream sequence>`), up to 4096 publish acks in flight, the last message of a
 //!    batch acknowledged once the publishes of its batch (and all before) are acknowledged.
+//!    **passthrough, at-least-once** — the same without message ids on either side.
 //! 2. **99 % filter** — weir: `json_filter` keeping `pct == 0` (1 % of the events). Raw: the
 //!    same consumer, the `pct` field parsed (serde) and the 1 % published as in case 1.
 //! 3. **count window, small output** — weir: a 10 s tumbling event-time window (time from the
@@ -23,6 +24,7 @@
 //! and nats-server's CPU (`/proc/<pid>/stat`), each per event. Reported: medians per case.
 //!
 //! Run: `bash tests/setup.sh && bash plugins/build.sh && cargo bench -p weir-host --bench raw_baseline`
+//! (`WEIR_BENCH_CASE=pass,pass-alo,filter,window`: only these cases).
 
 #[path = "../../tests/e2e/support.rs"]
 mod support;
@@ -126,16 +128,23 @@ impl Meter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Case {
     Passthrough,
+    PassthroughAtLeastOnce,
     Filter,
     Window,
 }
 
 impl Case {
-    const ALL: [Case; 3] = [Case::Passthrough, Case::Filter, Case::Window];
+    const ALL: [Case; 4] = [
+        Case::Passthrough,
+        Case::PassthroughAtLeastOnce,
+        Case::Filter,
+        Case::Window,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             Case::Passthrough => "passthrough, effectively-once",
+            Case::PassthroughAtLeastOnce => "passthrough, at-least-once",
             Case::Filter => "99 % filter",
             Case::Window => "count window (10 s tumbling, 100 keys)",
         }
@@ -145,6 +154,7 @@ impl Case {
     fn slug(self) -> &'static str {
         match self {
             Case::Passthrough => "pass",
+            Case::PassthroughAtLeastOnce => "pass-alo",
             Case::Filter => "filter",
             Case::Window => "window",
         }
@@ -153,7 +163,9 @@ impl Case {
     /// The pipeline file of weir's side, named `name`.
     fn pipeline_text(self, name: &str) -> String {
         let (source_extra, stages) = match self {
-            Case::Passthrough => (String::new(), operator("pass", "passthrough", "{}")),
+            Case::Passthrough | Case::PassthroughAtLeastOnce => {
+                (String::new(), operator("pass", "passthrough", "{}"))
+            }
             Case::Filter => (
                 String::new(),
                 operator(
@@ -172,11 +184,20 @@ impl Case {
                 ),
             ),
         };
+        let guarantee = match self {
+            Case::PassthroughAtLeastOnce => "at-least-once",
+            _ => "effectively-once",
+        };
         format!(
             "name = \"{name}\"\n[source]\nstream = \"IN\"\nbatch_size = {BATCH}\nmax_wait = \"20ms\"\n\
              {source_extra}\n\n{stages}\n[sink]\nsubject = \"out\"\ndead_letter = \"dlq\"\n\n\
-             [checkpoint]\nguarantee = \"effectively-once\"\n"
+             [checkpoint]\nguarantee = \"{guarantee}\"\n"
         )
+    }
+
+    /// Whether the raw client gives its publishes a message id (effectively-once).
+    fn raw_ids(self) -> bool {
+        self != Case::PassthroughAtLeastOnce
     }
 
     /// Whether the raw client publishes the event with `payload` to `out`.
@@ -186,7 +207,7 @@ impl Case {
             pct: u64,
         }
         match self {
-            Case::Passthrough => true,
+            Case::Passthrough | Case::PassthroughAtLeastOnce => true,
             Case::Filter => serde_json::from_slice::<Pct>(payload).is_ok_and(|e| e.pct == 0),
             Case::Window => false,
         }
@@ -357,9 +378,11 @@ async fn raw_round(b: &Bench, case: Case, durable: &str) -> Round {
             let m = m.expect("pulled message");
             consumed += 1;
             if case.raw_forwards(&m.payload) {
-                let seq = m.info().expect("JetStream message").stream_sequence;
                 let mut headers = HeaderMap::new();
-                headers.insert("Nats-Msg-Id", format!("{durable}/{seq}").as_str());
+                if case.raw_ids() {
+                    let seq = m.info().expect("JetStream message").stream_sequence;
+                    headers.insert("Nats-Msg-Id", format!("{durable}/{seq}").as_str());
+                }
                 let ack =
                     b.js.publish_with_headers("out", headers, m.payload.clone())
                         .await
@@ -483,8 +506,11 @@ fn main() {
             ticks_per_s: ticks_per_second(),
             n,
         };
+        // `WEIR_BENCH_CASE=pass,window`: only these cases (by slug).
+        let only = std::env::var("WEIR_BENCH_CASE").ok();
+        let chosen = |c: &Case| only.as_deref().is_none_or(|o| o.split(',').any(|s| s == c.slug()));
         let mut results = Vec::new();
-        for case in Case::ALL {
+        for case in Case::ALL.into_iter().filter(chosen) {
             results.push((case, run_case(&bench, case, rounds).await));
         }
         println!();

@@ -20,6 +20,7 @@ mod recovery;
 mod registry;
 mod sandbox;
 mod serve;
+mod source_acks;
 mod startup;
 mod store_damage;
 mod support;

@@ -93,8 +93,8 @@ impl Pipeline {
                 "source.ack_wait",
                 format!(
                     "field `source.ack_wait`: {:?} must exceed `checkpoint.interval` ({:?}): \
-                     messages are acknowledged once per checkpoint, and the server would \
-                     redeliver every one before that",
+                     messages whose outputs a checkpoint holds back are acknowledged by that \
+                     checkpoint, and the server would redeliver them before that",
                     s.ack_wait, checkpoint.interval
                 ),
             );

@@ -335,17 +335,21 @@ async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> an
 }
 
 /// Where the source resumes: right after the restored checkpoint's position (it must be a
-/// position in the same stream), or — without one — from the start or the consumer's ack
-/// floor.
+/// position in the same stream), or — without one — from the start, or from the consumer's
+/// ack floor for a stateless pipeline. The source is acknowledged batch by batch, ahead of
+/// the checkpoints: the ack floor is where a stateless pipeline's outputs are stored, but
+/// says nothing of a stateful pipeline's state, which is read again from the start.
 fn resume_point(
     pipeline: &Pipeline,
     restored: Option<&Restored>,
     from: StartFrom,
 ) -> anyhow::Result<Resume> {
     let cfg = &pipeline.config;
+    let stateful = cfg.window.is_some() || cfg.process.is_some();
     let Some(r) = restored else {
         return Ok(match from {
             StartFrom::Fresh => Resume::After(0),
+            _ if stateful => Resume::After(0),
             _ => Resume::AckFloor,
         });
     };

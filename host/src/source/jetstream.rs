@@ -1,9 +1,10 @@
 //! The JetStream source: a durable pull consumer with `AckPolicy::All`.
 //!
 //! One fetch is one batch. Message bytes are appended straight into the batch columns.
-//! Messages are acknowledged by the pipeline with one ack per checkpoint (the last message it
-//! covers); after a crash the pipeline restarts the consumer right after the checkpoint's
-//! position, so nothing depends on the server redelivering.
+//! Messages are acknowledged by the pipeline with one ack per batch (its last message), once
+//! the batch's outputs are stored; after a crash the pipeline restarts the consumer right
+//! after the checkpoint's position, so nothing depends on the server's ack floor or on its
+//! redelivering.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use weir_packed::{BatchBuilder, EventRef, push_header};
 
 use super::{Ack, Origin, Polled, Source, SourceBatch};
@@ -22,7 +23,8 @@ use crate::sink::jetstream::headers::KEY_ENCODING;
 /// The header that makes a message a watermark marker (value: milliseconds since the epoch).
 pub const WATERMARK_HEADER: &str = "Weir-Watermark";
 
-/// Unacknowledged messages the consumer may have out (per checkpoint interval).
+/// Unacknowledged messages the consumer may have out: a few batches normally, a checkpoint
+/// interval's worth while a plugin swap holds outputs back.
 const MAX_ACK_PENDING: i64 = 1_000_000;
 
 /// Where the source starts delivering.
@@ -135,8 +137,8 @@ impl JetStreamSource {
             durable_name: Some(name.clone()),
             ack_policy: jetstream::consumer::AckPolicy::All,
             ack_wait: src.ack_wait,
-            // Messages are acknowledged per checkpoint, so a checkpoint interval's worth
-            // may be pending; the limit only guards the server.
+            // While a swap holds outputs back, a checkpoint interval's worth may be
+            // pending; the limit only guards the server.
             max_ack_pending: MAX_ACK_PENDING,
             description: Some(format!("weir pipeline {}", pipeline.config.name.get_ref())),
             ..Default::default()
@@ -217,9 +219,13 @@ impl JetStreamSource {
                     Ok(m) => m,
                     Err(_) => return Ok(None),
                 },
-                (false, _) => match tokio::time::timeout_at(deadline, self.consumer.next()).await {
-                    Ok(m) => m,
-                    Err(_) => return Ok(None),
+                // A message already received is taken without arming a timer.
+                (false, _) => match self.consumer.next().now_or_never() {
+                    Some(m) => m,
+                    None => match tokio::time::timeout_at(deadline, self.consumer.next()).await {
+                        Ok(m) => m,
+                        Err(_) => return Ok(None),
+                    },
                 },
             };
             let msg = match next {
@@ -352,7 +358,7 @@ impl BatchReader {
     ) {
         let source = self.batch.origins.len() as u32;
         self.batch.origins.push(Origin {
-            subject: msg.subject.to_string(),
+            subject: msg.subject.clone(),
             sequence,
         });
         let refuse = |error: String, key: &[u8], headers: &[u8]| {

@@ -294,7 +294,7 @@ impl JsonLinesSource {
                 InputLine::Watermark(w) => batch.watermarks.push((source, w.watermark)),
             }
             batch.origins.push(Origin {
-                subject: String::new(),
+                subject: async_nats::Subject::from(""),
                 sequence: self.line as u64,
             });
         }

@@ -50,8 +50,9 @@ pub enum Polled {
 /// Where one message of a batch came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {
-    /// Its subject (the watermark partition is picked by it; empty for files).
-    pub subject: String,
+    /// Its subject (the watermark partition is picked by it; empty for files). Shared with
+    /// the message it came from, not copied.
+    pub subject: async_nats::Subject,
     /// Its position: a stream sequence, or a line number.
     pub sequence: u64,
 }

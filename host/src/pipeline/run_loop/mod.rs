@@ -16,8 +16,11 @@
 //!   wait for every delivery.
 //!
 //! Every `checkpoint.interval` a checkpoint is taken between two batches (see
-//! [`crate::checkpoint`]); the source is acknowledged once the checkpoint covering it is
-//! committed (with `at-most-once`: as soon as a batch is fetched).
+//! [`crate::checkpoint`]). The checkpoint holds the source position a restart resumes from;
+//! the source is acknowledged batch by batch, once the outputs of the batch (and of every
+//! batch before it) are stored — so the server never holds a checkpoint interval of pending
+//! acknowledgements — and, for the batches whose outputs a checkpoint holds back, by that
+//! checkpoint after its commit (with `at-most-once`: as soon as a batch is fetched).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -108,8 +111,13 @@ pub struct RunLoop<K: Sink> {
     held: Vec<PendingMessage>,
     /// The position of the last source message processed.
     sequence: u64,
-    /// Acknowledges the source up to the last message processed.
-    ack: Option<Ack>,
+    /// Source acknowledgements, oldest first, each waiting until the deliveries started up to
+    /// its batch (the count it carries) have finished ([`Self::settle_acks`]).
+    acks: VecDeque<(u64, Ack)>,
+    /// Deliveries started since the loop began.
+    started: u64,
+    /// Deliveries finished, or handed to a checkpoint to wait for, since the loop began.
+    finished: u64,
     /// Whether anything changed since the last checkpoint.
     dirty: bool,
     /// The plugin versions checkpoints record.
@@ -159,7 +167,9 @@ impl<K: Sink> RunLoop<K> {
             in_flight: VecDeque::new(),
             held: Vec::new(),
             sequence: 0,
-            ack: None,
+            acks: VecDeque::new(),
+            started: 0,
+            finished: 0,
             dirty: false,
             plugins,
             tick,
@@ -336,7 +346,15 @@ impl<K: Sink> RunLoop<K> {
             self.on_canaries(settled, plugins?);
         }
         if let Some(ack) = batch.ack {
-            self.ack = Some(ack);
+            // Outputs held by a swap barrier go out with the checkpoint that records the new
+            // versions: so does the acknowledgement of their batches.
+            let after = if self.barrier.is_some() {
+                u64::MAX
+            } else {
+                self.started
+            };
+            self.acks.push_back((after, ack));
+            self.settle_acks().await;
         }
         self.dirty = true;
         self.summary.inputs += inputs;
@@ -402,19 +420,44 @@ impl<K: Sink> RunLoop<K> {
         while self.in_flight.len() >= PIPELINE_DEPTH {
             let oldest = self.in_flight.pop_front().expect("queue is not empty");
             oldest.await.context("the delivering task panicked")??;
+            self.finished += 1;
         }
         self.in_flight
             .push_back(tokio::spawn(self.sink.deliver(msgs)));
+        self.started += 1;
         Ok(())
     }
 
-    /// Forgets deliveries that are done (in order), surfacing their errors.
+    /// Forgets deliveries that are done (in order), surfacing their errors, and acknowledges
+    /// the source as far as they allow.
     async fn reap(&mut self) -> anyhow::Result<()> {
         while self.in_flight.front().is_some_and(JoinHandle::is_finished) {
             let done = self.in_flight.pop_front().expect("front exists");
             done.await.context("the delivering task panicked")??;
+            self.finished += 1;
         }
+        self.settle_acks().await;
         Ok(())
+    }
+
+    /// Acknowledges the source up to the newest batch whose outputs, and those of every batch
+    /// before it, are stored (one ack: `AckPolicy::All` covers the messages before it). A
+    /// failed acknowledgement loses nothing: the checkpoint, not the server's ack floor, says
+    /// where a restart resumes, and the next acknowledgement covers these messages too.
+    async fn settle_acks(&mut self) {
+        let mut newest = None;
+        while self
+            .acks
+            .front()
+            .is_some_and(|(after, _)| *after <= self.finished)
+        {
+            newest = self.acks.pop_front().map(|(_, ack)| ack);
+        }
+        if let Some(ack) = newest
+            && let Err(e) = ack.await
+        {
+            tracing::debug!(error = %format!("{e:#}"), "acknowledging the source failed");
+        }
     }
 
     /// Snapshots the stages (the pause) and starts writing a checkpoint.
@@ -444,8 +487,12 @@ impl<K: Sink> RunLoop<K> {
             plugins: self.plugins.clone(),
             state_entries: entries,
             publishing: self.in_flight.drain(..).collect(),
-            ack: self.ack.take(),
+            // The checkpoint waits for every delivery in flight: it acknowledges the newest
+            // batch once they are stored and the commit is durable.
+            ack: self.acks.pop_back().map(|(_, ack)| ack),
         });
+        self.finished = self.started;
+        self.acks.clear();
         self.dirty = false;
         Ok(())
     }
@@ -524,7 +571,9 @@ impl<K: Sink> RunLoop<K> {
         }
         while let Some(p) = self.in_flight.pop_front() {
             p.await.context("the delivering task panicked")??;
+            self.finished += 1;
         }
+        self.settle_acks().await;
         let s = self.summary;
         tracing::info!(
             inputs = s.inputs,

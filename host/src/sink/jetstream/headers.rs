@@ -33,6 +33,11 @@ pub const KEY_ENCODING: &str = "Weir-Key-Encoding";
 /// Longest header value the sink writes from free text (errors, keys).
 const MAX_TEXT: usize = 2048;
 
+// The names written on every message, made once (a name made from a `&str` is allocated).
+const MSG_ID: HeaderName = HeaderName::from_static("Nats-Msg-Id");
+const TIME: HeaderName = HeaderName::from_static("Weir-Time");
+const KEY: HeaderName = HeaderName::from_static("Weir-Key");
+
 /// Builds one message's headers.
 pub struct OutputHeaders(HeaderMap);
 
@@ -69,7 +74,7 @@ impl OutputHeaders {
     /// `Nats-Msg-Id`, when `id` is given.
     pub fn id(mut self, id: Option<&str>) -> Self {
         if let Some(id) = id {
-            self.0.insert("Nats-Msg-Id", id);
+            self.0.insert(MSG_ID, id);
         }
         self
     }
@@ -77,16 +82,17 @@ impl OutputHeaders {
     /// `Weir-Time` and, for a non-empty key, `Weir-Key` (base64 with `Weir-Key-Encoding` when
     /// the key is not plain text).
     pub fn event(mut self, key: &[u8], time: i64) -> Self {
-        self.0.insert("Weir-Time", time.to_string().as_str());
+        self.0
+            .insert(TIME, itoa::Buffer::new().format(time).to_owned());
         if key.is_empty() {
             return self;
         }
         match plain_text(key) {
-            Some(text) => self.0.insert("Weir-Key", text),
+            Some(text) => self.0.insert(KEY, text),
             None => {
                 use base64::Engine;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(key);
-                self.0.insert("Weir-Key", encoded.as_str());
+                self.0.insert(KEY, encoded);
                 self.0.insert(KEY_ENCODING, "base64");
             }
         }

@@ -277,7 +277,7 @@ mod tests {
     fn origins() -> Vec<Origin> {
         (0..3)
             .map(|i| Origin {
-                subject: format!("in.{i}"),
+                subject: format!("in.{i}").into(),
                 sequence: 100 + i,
             })
             .collect()

@@ -83,8 +83,7 @@ impl Publisher {
         let mut refused = Vec::new();
         let mut attempt = 0u32;
         while !todo.is_empty() {
-            let batch: Vec<Message> = todo.iter().map(|(_, m)| m.clone()).collect();
-            let mut failed = self.publish_once(&batch).await;
+            let mut failed = self.publish_once(&todo).await;
             failed.sort_by_key(|f| f.index);
             let mut retry = Vec::new();
             for f in failed {
@@ -117,14 +116,14 @@ impl Publisher {
         refused
     }
 
-    /// Publishes every message once; returns those that failed.
-    async fn publish_once(&self, msgs: &[Message]) -> Vec<Failed> {
+    /// Publishes every message once; returns those that failed (by their place in `msgs`).
+    async fn publish_once(&self, msgs: &[(usize, Message)]) -> Vec<Failed> {
         let mut failed = Vec::new();
         // Each ack is awaited until PUBLISH_ACK_TIMEOUT after its publish, not after the
         // await starts: when a connection drops, thousands of acks are lost at once and must
         // all count as failed within one timeout, not one timeout each.
         let mut window: VecDeque<Pending> = VecDeque::new();
-        for (i, m) in msgs.iter().enumerate() {
+        for (i, (_, m)) in msgs.iter().enumerate() {
             if window.len() >= self.max_in_flight {
                 let oldest = window.pop_front().expect("window is not empty");
                 await_ack(oldest, &mut failed).await;
