@@ -19,8 +19,10 @@
 //! of its last.
 //!
 //! What it is not: a document model. Nested objects and arrays stay raw text; parse them with
-//! [`RawJson::parse`] into a `serde_json::Value` or your own type. Validation is serde_json's
-//! (the whole payload is checked, including the values that are never read).
+//! [`RawJson::parse`] into a `serde_json::Value` or your own type. The whole payload is
+//! validated, including the values that are never read, as serde_json validates it: a small
+//! scanner finds the members of the usual object (keys without escapes, scalar values) and
+//! hands nested values to serde_json; any other object is parsed by serde_json itself.
 //!
 //! ```
 //! use weir_sdk::json::{ObjectParser, Projection};

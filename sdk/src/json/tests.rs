@@ -214,7 +214,9 @@ fn the_fast_scanner_accepts_what_serde_json_accepts_and_finds_the_same_members()
         let mut members = Vec::new();
         let fast = super::scan::scan_object(case, &mut members);
         if fast.is_some() {
-            let serde = serde.as_ref().expect("serde_json accepts what the scanner accepts");
+            let serde = serde
+                .as_ref()
+                .expect("serde_json accepts what the scanner accepts");
             assert_eq!(members.len(), serde.len(), "{case}");
             for m in &members {
                 let key = &case[m.key.start..m.key.end];
