@@ -24,7 +24,8 @@
 //! and nats-server's CPU (`/proc/<pid>/stat`), each per event. Reported: medians per case.
 //!
 //! Run: `bash tests/setup.sh && bash plugins/build.sh && cargo bench -p weir-host --bench raw_baseline`
-//! (`WEIR_BENCH_CASE=pass,pass-alo,filter,window`: only these cases).
+//! (`WEIR_BENCH_CASE=pass,pass-alo,filter,window`: only these cases; `WEIR_BENCH_SIDES=weir`
+//! or `raw`: one side only, to profile it).
 
 #[path = "../../tests/e2e/support.rs"]
 mod support;
@@ -475,15 +476,22 @@ fn print_round(case: Case, side: &str, round: usize, r: &Round) {
 async fn run_case(b: &Bench, case: Case, rounds: usize) -> (Vec<Round>, Vec<Round>) {
     let out = b.js.get_stream("OUT").await.expect("stream OUT");
     let (mut weir, mut raw) = (Vec::new(), Vec::new());
+    // `WEIR_BENCH_SIDES=weir` (or `raw`): one side only, e.g. to profile it.
+    let sides = std::env::var("WEIR_BENCH_SIDES").unwrap_or_default();
+    let side = |s: &str| sides.is_empty() || sides.split(',').any(|x| x == s);
     for i in 0..rounds {
-        let w = weir_round(b, case, &format!("{}-w{i}", case.slug())).await;
-        print_round(case, "weir", i, &w);
-        weir.push(w);
-        out.purge().await.expect("purging OUT");
-        let r = raw_round(b, case, &format!("raw-{}-{i}", case.slug())).await;
-        print_round(case, "raw ", i, &r);
-        raw.push(r);
-        out.purge().await.expect("purging OUT");
+        if side("weir") {
+            let w = weir_round(b, case, &format!("{}-w{i}", case.slug())).await;
+            print_round(case, "weir", i, &w);
+            weir.push(w);
+            out.purge().await.expect("purging OUT");
+        }
+        if side("raw") {
+            let r = raw_round(b, case, &format!("raw-{}-{i}", case.slug())).await;
+            print_round(case, "raw ", i, &r);
+            raw.push(r);
+            out.purge().await.expect("purging OUT");
+        }
     }
     (weir, raw)
 }

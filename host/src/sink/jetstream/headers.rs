@@ -172,10 +172,9 @@ impl Default for OutputHeaders {
 /// control characters or surrounding spaces, at most [`MAX_TEXT`] bytes.
 fn plain_text(bytes: &[u8]) -> Option<&str> {
     let text = std::str::from_utf8(bytes).ok()?;
-    let plain = text.len() <= MAX_TEXT
-        && !text.chars().any(char::is_control)
-        && text.trim() == text
-        && HeaderValue::from_str(text).is_ok();
+    // Without control characters (CR and LF among them) it is a valid header value.
+    let plain =
+        text.len() <= MAX_TEXT && !text.chars().any(char::is_control) && text.trim() == text;
     plain.then_some(text)
 }
 

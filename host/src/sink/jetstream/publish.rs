@@ -10,10 +10,12 @@
 //! handed back as [`Refused`], for the sink to dead-letter.
 
 use std::collections::VecDeque;
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::context::{PublishAckFuture, PublishError, PublishErrorKind};
 use async_nats::jetstream::{self};
+use futures::FutureExt;
 
 use super::messages::Message;
 
@@ -28,7 +30,11 @@ pub struct Publisher {
 }
 
 /// A publish awaiting its ack: the message's index, when it was sent, the ack.
-type Pending = (usize, tokio::time::Instant, PublishAckFuture);
+type Pending = (
+    usize,
+    tokio::time::Instant,
+    <PublishAckFuture as IntoFuture>::IntoFuture,
+);
 
 /// A message the server refused for good, and why.
 #[derive(Debug, Clone)]
@@ -133,7 +139,7 @@ impl Publisher {
                 .publish_with_headers(m.subject.clone(), m.headers.clone(), m.payload.clone())
                 .await
             {
-                Ok(fut) => window.push_back((i, tokio::time::Instant::now(), fut)),
+                Ok(fut) => window.push_back((i, tokio::time::Instant::now(), fut.into_future())),
                 Err(e) => failed.push(Failed {
                     index: i,
                     reason: refusal_text(&e),
@@ -150,8 +156,13 @@ impl Publisher {
 
 /// Awaits one publish's ack until [`PUBLISH_ACK_TIMEOUT`] after it was sent; a failure or
 /// timeout is noted in `failed`.
-async fn await_ack((index, sent, fut): Pending, failed: &mut Vec<Failed>) {
-    match tokio::time::timeout_at(sent + PUBLISH_ACK_TIMEOUT, fut).await {
+async fn await_ack((index, sent, mut fut): Pending, failed: &mut Vec<Failed>) {
+    // An ack already in is taken without arming a timer.
+    let settled = match (&mut fut).now_or_never() {
+        Some(done) => Ok(done),
+        None => tokio::time::timeout_at(sent + PUBLISH_ACK_TIMEOUT, fut).await,
+    };
+    match settled {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => failed.push(Failed {
             index,
