@@ -4,10 +4,15 @@
 //! (`user.country`), `op` one of `eq ne gt ge lt le exists missing contains` (default `eq`).
 //! Numbers compare numerically, strings lexically; a payload that is not JSON is an error
 //! (dead-lettered), a missing field simply does not match (except for `missing`).
+//!
+//! An object payload is read with the SDK's borrowed JSON (`weir_sdk::json`): only the tested
+//! field is decoded, and a kept event is forwarded as it came. Any other JSON payload (an
+//! array, a number) goes through a `serde_json::Value`.
 
 use serde::Deserialize;
 use serde_json::Value;
 use std::cmp::Ordering;
+use weir_sdk::json::{ObjectParser, RawObject};
 use weir_sdk::{Event, Output, Transform};
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -42,6 +47,25 @@ struct Filter {
     path: Vec<String>,
     op: Op,
     value: Value,
+    parser: ObjectParser,
+}
+
+/// The value at `path` (not empty) in `doc`, decoded: a scalar from its raw text, a nested
+/// path through its parent parsed as a `Value`.
+fn lookup_raw(doc: &RawObject<'_>, path: &[String]) -> Result<Option<Value>, String> {
+    let Some((first, rest)) = path.split_first() else {
+        return Ok(None);
+    };
+    let Some(raw) = doc.get(first) else {
+        return Ok(None);
+    };
+    let v: Value = raw
+        .parse()
+        .map_err(|e| format!("payload field {first:?} is not JSON: {e}"))?;
+    if rest.is_empty() {
+        return Ok(Some(v));
+    }
+    Ok(lookup(&v, rest).cloned())
 }
 
 fn lookup<'v>(mut v: &'v Value, path: &[String]) -> Option<&'v Value> {
@@ -61,8 +85,7 @@ fn compare(a: &Value, b: &Value) -> Option<Ordering> {
 }
 
 impl Filter {
-    fn matches(&self, doc: &Value) -> bool {
-        let found = lookup(doc, &self.path);
+    fn matches(&self, found: Option<&Value>) -> bool {
         match (self.op, found) {
             (Op::Exists, f) => f.is_some(),
             (Op::Missing, f) => f.is_none(),
@@ -108,12 +131,20 @@ impl Transform for Filter {
             path: c.field.split('.').map(str::to_owned).collect(),
             op: c.op,
             value: c.value,
+            parser: ObjectParser::new(),
         })
     }
 
     fn process(&mut self, event: &Event<'_>, out: &mut Output<'_>) -> Result<(), String> {
-        let doc: Value = event.json()?;
-        if self.matches(&doc) {
+        let found = match event.json_object(&mut self.parser) {
+            Ok(doc) => lookup_raw(&doc, &self.path)?,
+            // Not an object (or not JSON: this names the error as before).
+            Err(_) => {
+                let doc: Value = event.json()?;
+                lookup(&doc, &self.path).cloned()
+            }
+        };
+        if self.matches(found.as_ref()) {
             out.forward();
         }
         Ok(())
@@ -181,6 +212,29 @@ mod tests {
         assert_eq!(run.failures.len(), 1);
         assert_eq!(run.failures[0].index, 0);
         assert_eq!(run.outputs[0].origin(), Some(1));
+    }
+
+    #[test]
+    fn payloads_that_are_not_objects_and_escaped_or_nested_fields_still_match() {
+        let mut f = filter(json!({"field": "a", "op": "missing"}));
+        let run = f.process(&[TestEvent::new("[1, 2]"), TestEvent::new("7")]);
+        assert!(run.failures.is_empty());
+        assert_eq!(run.outputs.len(), 2);
+        let mut f = filter(json!({"field": "na\"me", "value": "x\ny"}));
+        let run = f.process(&[
+            TestEvent::new(r#"{"na\"me": "x\ny"}"#),
+            TestEvent::new(r#"{"na\"me": "x y"}"#),
+        ]);
+        let kept: Vec<_> = run.outputs.iter().map(|e| e.origin()).collect();
+        assert_eq!(kept, [Some(0)]);
+        let mut f = filter(json!({"field": "a.b", "op": "contains", "value": 2}));
+        let run = f.process(&[
+            TestEvent::new(r#"{"a": {"b": [1, 2]}}"#),
+            TestEvent::new(r#"{"a": {"b": [3]}}"#),
+            TestEvent::new(r#"{"a": 5}"#),
+        ]);
+        let kept: Vec<_> = run.outputs.iter().map(|e| e.origin()).collect();
+        assert_eq!(kept, [Some(0)]);
     }
 
     #[test]
