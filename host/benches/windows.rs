@@ -2,8 +2,15 @@
 //! 10,000 keys, event time increasing with small disorder, in batches of 1024, the watermark
 //! advancing after each batch. Each case runs in alternating rounds in the same process: with a native Rust
 //! count aggregator (the baseline: the host's window operator alone) and with the
-//! `window-stats` aggregate plugin (the real path, one plugin call per batch). Also reports the
-//! memory held by 1,000,000 live keys.
+//! `window-stats` aggregate plugin (the real path, one plugin call per batch). Sliding windows
+//! run twice: held as panes (`PanePolicy::Always`; one `merge` call per pane beyond the first
+//! when a window fires) and held whole (one accumulator per window: what a pipeline does with
+//! a plugin, whose `merge` is not cheap). Also reports
+//! the cost of one plugin `merge` call and the memory held by 1,000,000 live keys.
+//!
+//! Plugin calls are made inside a Tokio runtime, as in a pipeline (outside one, wasmtime-wasi
+//! runs every call through its own runtime's `block_on` after a `yield_now`: ~1 µs per call
+//! that a pipeline does not pay).
 //!
 //! Run: `bash plugins/build.sh && cargo bench -p weir-host --bench windows`
 //! (`WEIR_BENCH_CASE=tumbling`: one case; `WEIR_BENCH_BATCH=4096`: another batch size;
@@ -16,7 +23,7 @@ use weir::operator::aggregate::AggregateStage;
 use weir::operator::isolate::CallFailure;
 use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
-    Aggregator, BoundedOutOfOrderness, Emission, Firing, WindowOperator, WindowSpec,
+    Aggregator, BoundedOutOfOrderness, Emission, Firing, PanePolicy, WindowOperator, WindowSpec,
 };
 use weir_packed::{BatchBuilder, BatchView};
 
@@ -44,6 +51,9 @@ impl Aggregator for NativeCount {
         let n =
             u64::from_le_bytes(a.try_into().unwrap()) + u64::from_le_bytes(b.try_into().unwrap());
         Ok(n.to_le_bytes().to_vec())
+    }
+    fn merges_cheaply(&self) -> bool {
+        true
     }
     fn finish(
         &mut self,
@@ -95,8 +105,22 @@ enum Agg<'a> {
     Plugin(&'a Runtime, &'a Arc<Plugin>),
 }
 
+/// How the operator holds sliding windows.
+#[derive(Clone, Copy)]
+enum Held {
+    Panes,
+    Whole,
+}
+
+fn operator(spec: WindowSpec, held: Held) -> WindowOperator {
+    match held {
+        Held::Panes => WindowOperator::new(spec, 0).with_pane_policy(PanePolicy::Always),
+        Held::Whole => WindowOperator::per_window(spec, 0),
+    }
+}
+
 /// Runs all batches; returns (events/s, results).
-fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) {
+fn run(spec: WindowSpec, held: Held, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) {
     let mut out: Vec<Emission> = Vec::new();
     let mut wm = BoundedOutOfOrderness::new(100);
     let events: usize = input.iter().map(BatchBuilder::len).sum();
@@ -104,7 +128,7 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
     let started;
     match agg {
         Agg::Native => {
-            let mut op = WindowOperator::new(spec, 0);
+            let mut op = operator(spec, held);
             let mut a = NativeCount;
             started = Instant::now();
             for b in input {
@@ -121,7 +145,7 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
             let mut w = AggregateStage::new(
                 "count".into(),
                 instance,
-                WindowOperator::new(spec, 0),
+                operator(spec, held),
                 false,
                 Arc::new(weir::operator::isolate::Breaker::new(0)),
             );
@@ -137,6 +161,37 @@ fn run(spec: WindowSpec, input: &[BatchBuilder], agg: &Agg<'_>) -> (f64, usize) 
         }
     }
     (events as f64 / started.elapsed().as_secs_f64(), results)
+}
+
+/// The cost of one plugin `merge` call (two accumulators of a few events each), what a window
+/// held as panes pays per pane beyond the first when it fires.
+fn merge_cost(rt: &Runtime, plugin: &Arc<Plugin>) {
+    let mut instance = AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap();
+    let mut stage = AggregateStage::new(
+        "count".into(),
+        AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap(),
+        WindowOperator::new(WindowSpec::Session { gap: 10 }, 0),
+        false,
+        Arc::new(weir::operator::isolate::Breaker::new(0)),
+    );
+    // Two accumulators of three events, as the plugin encodes them (read from a checkpoint).
+    let mut b = BatchBuilder::new();
+    for t in [0, 1, 2, 100, 101, 102] {
+        b.push(b"k", t, &[], br#"{"v":1}"#, b.len() as u32);
+    }
+    stage.add(rt, &b.view(), &mut Vec::new());
+    let state = stage.windows.snapshot();
+    let accs: Vec<&[u8]> = state.keys[0].windows.iter().map(|w| &w.acc[..]).collect();
+    let n = 200_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        let merged = instance.merge(rt, accs[0], accs[1]).unwrap();
+        std::hint::black_box(merged);
+    }
+    println!(
+        "\none `merge` call of window-stats: {:.0} ns",
+        started.elapsed().as_nanos() as f64 / f64::from(n)
+    );
 }
 
 fn median(xs: &mut [f64]) -> f64 {
@@ -156,6 +211,12 @@ fn rss_bytes() -> u64 {
 }
 
 fn main() {
+    // Plugin calls poll their future once inside the runtime's context, as in a pipeline.
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a Tokio runtime");
+    let _context = tokio.enter();
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let path = root.join("target/plugins/wasm32-wasip2/release/weir_plugin_window_stats.wasm");
     assert!(path.is_file(), "run `bash plugins/build.sh` first");
@@ -186,23 +247,27 @@ fn main() {
         "| case | native count (events/s) | window-stats plugin (events/s) | plugin / native |"
     );
     println!("|---|---:|---:|---:|");
-    for (label, spec) in [
+    let sliding = WindowSpec::Sliding {
+        size: 10_000,
+        slide: 2_000,
+        offset: 0,
+    };
+    for (label, spec, held) in [
         (
             "tumbling 10 s",
             WindowSpec::Tumbling {
                 size: 10_000,
                 offset: 0,
             },
+            Held::Panes,
         ),
+        ("sliding 10 s / 2 s (panes)", sliding, Held::Panes),
+        ("sliding 10 s / 2 s (whole windows)", sliding, Held::Whole),
         (
-            "sliding 10 s / 2 s",
-            WindowSpec::Sliding {
-                size: 10_000,
-                slide: 2_000,
-                offset: 0,
-            },
+            "session gap 5 s",
+            WindowSpec::Session { gap: 5_000 },
+            Held::Panes,
         ),
-        ("session gap 5 s", WindowSpec::Session { gap: 5_000 }),
     ] {
         // `WEIR_BENCH_CASE=tumbling` runs only the cases whose label starts so (for profiles).
         if let Ok(only) = std::env::var("WEIR_BENCH_CASE")
@@ -213,8 +278,8 @@ fn main() {
         // Alternating rounds, medians: the machine is shared and noisy.
         let (mut natives, mut wasms, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..rounds {
-            let (native, r1) = run(spec, &input, &Agg::Native);
-            let (wasm, r2) = run(spec, &input, &Agg::Plugin(&rt, &plugin));
+            let (native, r1) = run(spec, held, &input, &Agg::Native);
+            let (wasm, r2) = run(spec, held, &input, &Agg::Plugin(&rt, &plugin));
             assert_eq!(r1, r2, "both aggregators fire the same windows");
             natives.push(native);
             wasms.push(wasm);
@@ -228,6 +293,7 @@ fn main() {
         );
     }
 
+    merge_cost(&rt, &plugin);
     if std::env::var("WEIR_BENCH_CASE").is_ok() {
         return;
     }

@@ -51,6 +51,9 @@ impl Aggregator for TestAggregate {
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
         Ok((read(a) + read(b)).to_le_bytes().to_vec())
     }
+    fn merges_cheaply(&self) -> bool {
+        true
+    }
     fn finish(
         &mut self,
         windows: &[Firing<'_>],

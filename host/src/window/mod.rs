@@ -21,7 +21,7 @@ pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
 pub use clock::ProcessingClock;
-pub use operator::{Aggregator, Emission, Firing, WindowOperator, WindowState};
+pub use operator::{Aggregator, Emission, Firing, PanePolicy, WindowOperator, WindowState};
 pub use panes::PaneLayout;
 pub use watermark::{
     BoundedOutOfOrderness, SourceWatermarks, WatermarkMultiplexer, WatermarksState,

@@ -14,8 +14,8 @@
 //!   two sessions merges them and fires the merged window;
 //! - count windows (`WindowSpec::Global`) fire and are dropped as soon as they hold `count`
 //!   events, whatever the watermark; they are never late;
-//! - sliding windows are held as panes ([`panes`]): one accumulator per (key, pane), merged
-//!   into the window's when it fires — same results, firings and lateness.
+//! - sliding windows may be held as panes ([`panes`], [`PanePolicy`]): one accumulator per
+//!   (key, pane), merged into the window's when it fires — same results, firings and lateness.
 //!
 //! Events arrive in batches and accumulators are updated with **one `add` call per batch**:
 //! every event is first assigned to its windows' slots (creating and merging slots as needed),
@@ -71,6 +71,14 @@ pub trait Aggregator {
     ) -> Result<(), CallFailure>;
     /// Merges two accumulators into one.
     fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
+    /// Whether `merge` is cheap next to `add` — under [`PanePolicy::Auto`], new sliding
+    /// windows are then held as panes: one `add` target per event instead of `size / slide`,
+    /// but up to `size / slide - 1` merges per window fired. Not by default: a plugin's
+    /// `merge` is one call per pair (the contract has no batched form), ~1–2 µs, which costs
+    /// more than the updates it saves unless a key has tens of events per pane.
+    fn merges_cheaply(&self) -> bool {
+        false
+    }
     /// The result payloads of `windows` (usually one each), appended to `results` as (index in
     /// `windows`, payload) in window order. On an error nothing may have been appended.
     fn finish(
@@ -83,6 +91,18 @@ pub trait Aggregator {
     fn breaker(&self) -> Option<Arc<Breaker>> {
         None
     }
+}
+
+/// Whether new sliding windows are held as panes or whole (existing windows stay as they are
+/// held: the two mix, see [`panes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanePolicy {
+    /// As panes when the aggregator merges cheaply ([`Aggregator::merges_cheaply`]).
+    Auto,
+    /// As panes.
+    Always,
+    /// Whole: one accumulator per (key, window).
+    Never,
 }
 
 /// The breaker of aggregators without one.
@@ -124,8 +144,11 @@ type Timers = BTreeMap<i64, Vec<(u32, u64)>>;
 #[derive(Debug)]
 pub struct WindowOperator {
     spec: WindowSpec,
-    /// Sliding windows: the panes they are held as (`None`: per-window accumulators).
+    /// Sliding windows: the panes they can be held as (`None`: held whole).
     panes: Option<PaneLayout>,
+    policy: PanePolicy,
+    /// Whether new windows are held as panes (the policy, for the current batch).
+    new_as_panes: bool,
     lateness: i64,
     slots: Slots,
     /// Fire these windows when the watermark reaches the time.
@@ -152,8 +175,10 @@ struct Pending {
     entries: Vec<(u32, u32)>,
     /// Slots merged away during the batch: old position → the position that absorbed it.
     merged_into: FxHashMap<u32, u32>,
-    /// Windows held as panes that the batch's events reached after their end (fired again
-    /// after the `add` call).
+    /// Whether the batch was assigned by the pane path (some windows held as panes).
+    paned: bool,
+    /// Windows that the batch's events reached after their end, found by the pane path
+    /// (fired again after the `add` call).
     due: DueInBatch,
 }
 
@@ -176,10 +201,14 @@ impl Pending {
 }
 
 impl WindowOperator {
+    /// An operator for windows of `spec`; sliding windows are held as panes when they pay
+    /// ([`PaneLayout::of`]) and the aggregator merges cheaply ([`PanePolicy::Auto`]).
     pub fn new(spec: WindowSpec, allowed_lateness_ms: i64) -> Self {
         WindowOperator {
             spec,
             panes: PaneLayout::of(&spec),
+            policy: PanePolicy::Auto,
+            new_as_panes: false,
             lateness: allowed_lateness_ms.max(0),
             slots: Slots::default(),
             fire_timers: Timers::new(),
@@ -196,13 +225,21 @@ impl WindowOperator {
     }
 
     /// An operator holding sliding windows whole, one accumulator per (key, window), as
-    /// before panes: the oracle of the pane tests, and the writer of old checkpoints.
-    #[cfg(test)]
-    pub(crate) fn per_window(spec: WindowSpec, allowed_lateness_ms: i64) -> Self {
-        WindowOperator {
-            panes: None,
-            ..Self::new(spec, allowed_lateness_ms)
-        }
+    /// before panes (no `merge` calls, `size / slide` updates per event): the oracle of the
+    /// pane tests, the writer of old checkpoints, and the comparison in the windows bench.
+    pub fn per_window(spec: WindowSpec, allowed_lateness_ms: i64) -> Self {
+        Self::new(spec, allowed_lateness_ms).with_pane_policy(PanePolicy::Never)
+    }
+
+    /// The operator with pane policy `policy`.
+    pub fn with_pane_policy(mut self, policy: PanePolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Holds new sliding windows by `policy` from the next batch on.
+    pub fn set_pane_policy(&mut self, policy: PanePolicy) {
+        self.policy = policy;
     }
 
     /// The operator's current watermark (`i64::MIN` before the first).
@@ -254,6 +291,12 @@ impl WindowOperator {
         pending.entries.clear();
         pending.merged_into.clear();
         pending.due.clear();
+        self.new_as_panes = match self.policy {
+            PanePolicy::Auto => agg.merges_cheaply(),
+            PanePolicy::Always => true,
+            PanePolicy::Never => false,
+        };
+        pending.paned = self.panes.is_some() && (self.new_as_panes || self.slots.panes() > 0);
         // Every event's key first, in a loop of independent lookups: their cache misses (the
         // operator's main cost with many keys) overlap instead of adding up.
         let mut key_ids = std::mem::take(&mut self.key_ids);
@@ -269,10 +312,10 @@ impl WindowOperator {
                     self.assign_count(key, time, count, i as u32, &mut pending, agg)
                 }
                 _ => match self.panes {
-                    Some(layout) => {
+                    Some(layout) if pending.paned => {
                         self.assign_paned(layout, key, time, i as u32, &mut pending, agg)
                     }
-                    None => self.assign_fixed(key, time, i as u32, &mut pending, agg),
+                    _ => self.assign_fixed(key, time, i as u32, &mut pending, agg),
                 },
             };
             match assigned {
@@ -398,7 +441,7 @@ impl WindowOperator {
                     }),
                     Some(_) => {}
                     // Late but allowed: the window's end already passed; fire it again.
-                    None if !slot.pane && slot.window.max_timestamp() <= watermark => {
+                    None if !pending.paned && slot.window.max_timestamp() <= watermark => {
                         due.push(Due {
                             at,
                             window: slot.window,
@@ -414,7 +457,7 @@ impl WindowOperator {
             accs,
         };
         // Windows held as panes (and, beside them, whole) were found due by their events.
-        if self.panes.is_some() {
+        if pending.paned {
             due.clone_from(&pending.due.due);
         }
         self.fire(&due, false, agg, out);

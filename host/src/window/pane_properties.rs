@@ -168,6 +168,11 @@ fn sliding((size, slide, offset): (i64, i64, i64)) -> WindowSpec {
     }
 }
 
+/// The operator under test: new sliding windows held as panes.
+fn panes(spec: WindowSpec, lateness: i64) -> WindowOperator {
+    WindowOperator::new(spec, lateness).with_pane_policy(PanePolicy::Always)
+}
+
 fn summing(fail_merge: bool) -> Summing {
     Summing {
         inner: TestAggregate { sum: true },
@@ -193,7 +198,7 @@ fn panes_emit_what_per_window_accumulators_emit_with_lateness_and_refused_events
             None,
         );
         let got = drive(
-            WindowOperator::new(spec, lateness),
+            panes(spec, lateness),
             &mut summing(false),
             &input,
             disorder,
@@ -234,7 +239,7 @@ fn pane_state_and_per_window_state_restore_into_the_pane_operator() {
             None,
         ));
         for (from, label) in [
-            (WindowOperator::new(spec, lateness), "panes"),
+            (panes(spec, lateness), "panes"),
             (WindowOperator::per_window(spec, lateness), "whole windows"),
         ] {
             let got = sorted(drive_steps(
@@ -242,7 +247,7 @@ fn pane_state_and_per_window_state_restore_into_the_pane_operator() {
                 &mut summing(false),
                 &input,
                 disorder,
-                Some((at, WindowOperator::new(spec, lateness))),
+                Some((at, panes(spec, lateness))),
             ));
             assert_eq!(got.len(), want.len());
             for (i, (g, w)) in got.iter().zip(&want).enumerate() {
@@ -276,7 +281,7 @@ fn a_failing_merge_reports_the_window_and_keeps_its_panes() {
             None,
         );
         let got = drive(
-            WindowOperator::new(spec, lateness),
+            panes(spec, lateness),
             &mut summing(true),
             &input,
             disorder,
@@ -328,13 +333,54 @@ fn windows_at_the_ends_of_the_time_range_give_the_same_results() {
         10_000,
         None,
     );
-    let got = drive(
-        WindowOperator::new(spec, 0),
-        &mut summing(false),
-        &input,
-        10_000,
-        None,
-    );
+    let got = drive(panes(spec, 0), &mut summing(false), &input, 10_000, None);
     assert!(want.len() > 40, "{want:?}");
     assert_eq!(got, want);
+}
+
+/// The pane policy may change between batches (an aggregator's `merges_cheaply`, or a hot
+/// swap): windows stay held as they were, new ones follow the policy, results do not change.
+#[test]
+fn windows_held_whole_and_as_panes_mix_when_the_policy_changes() {
+    for seed in 1..=20u64 {
+        let mut rng = Rng(seed.wrapping_mul(0xA076_1D64_78BD_642F));
+        let spec = sliding(SPECS[seed as usize % SPECS.len()]);
+        let lateness = [0, 300][rng.below(2) as usize];
+        let disorder = rng.below(150) as i64;
+        let keys = 1 + rng.below(8);
+        let input = input(&mut rng, 1_000, keys, disorder, 1_500);
+        let want = drive(
+            WindowOperator::per_window(spec, lateness),
+            &mut summing(false),
+            &input,
+            disorder,
+            None,
+        );
+        let mut op = panes(spec, lateness);
+        let mut agg = summing(false);
+        let mut wm = BoundedOutOfOrderness::new(disorder);
+        let mut got = Vec::new();
+        let mut from = 0;
+        let (mut whole, mut as_panes) = (false, false);
+        for &len in &input.batches {
+            let policy = [PanePolicy::Always, PanePolicy::Never][(rng.next() >> 63) as usize];
+            op.set_pane_policy(policy);
+            let mut b = BatchBuilder::new();
+            for (k, t, p) in &input.events[from..from + len] {
+                b.push(k.as_bytes(), *t, &[], p.as_bytes(), 0);
+                wm.observe(*t);
+            }
+            from += len;
+            op.process_batch(&b.view(), &mut agg, &mut got);
+            if let Some(w) = wm.watermark() {
+                op.advance_watermark(w, &mut agg, &mut got);
+            }
+            let state = op.snapshot();
+            whole |= state.keys.iter().any(|k| !k.windows.is_empty());
+            as_panes |= state.keys.iter().any(|k| !k.panes.is_empty());
+        }
+        op.advance_watermark(i64::MAX, &mut agg, &mut got);
+        assert!(whole && as_panes, "seed {seed}: both kinds held");
+        assert_eq!(got, want, "seed {seed}, {spec:?}, lateness {lateness}");
+    }
 }

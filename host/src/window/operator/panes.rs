@@ -11,9 +11,11 @@
 //! - a pane is dropped when the last window holding it is late.
 //!
 //! Some windows are still held whole, as window slots beside the panes: windows cut at the
-//! ends of the `i64` range (they have no panes), and windows restored from a checkpoint
-//! written when sliding windows were held whole (their past events are in no pane). An event
-//! of such a window updates its slot directly, besides its pane.
+//! ends of the `i64` range (they have no panes), windows restored from a checkpoint written
+//! when sliding windows were held whole (their past events are in no pane), and windows
+//! created while the operator's [`super::PanePolicy`] held new windows whole. How a (key,
+//! window) is held is decided when it gets its first event and kept: an event of a window
+//! held whole updates its slot directly, besides its pane.
 
 use rustc_hash::FxHashSet;
 use smallvec::SmallVec;
@@ -45,6 +47,7 @@ impl WindowOperator {
         // The common case: far from the ends of the time range, no window held whole, and
         // every window of the event still ahead of the watermark (none due, none late).
         if let Some(place) = layout.place(time)
+            && self.new_as_panes
             && self.slots.windows() == 0
             && place.first.saturating_add(layout.size() - 1) > self.watermark
         {
@@ -89,25 +92,34 @@ impl WindowOperator {
         pending: &mut Pending,
         agg: &mut impl Aggregator,
     ) -> Result<(), String> {
+        // How each window is held is decided before the event changes anything: windows
+        // held whole get their slots first, so that the pane's timers skip them.
+        let whole: SmallVec<[bool; 8]> = windows
+            .iter()
+            .map(|w| self.holds_whole(layout, key_id, w))
+            .collect();
+        let mut at: SmallVec<[Option<u32>; 8]> = SmallVec::with_capacity(windows.len());
+        for (w, &whole) in windows.iter().zip(&whole) {
+            at.push(if whole {
+                let slot = self.window_slot(key_id, w, agg)?;
+                pending.entries.push((event, slot));
+                Some(slot)
+            } else {
+                None
+            });
+        }
         // A window held as panes lies within the time range, and so does its pane.
-        let paned = windows.iter().any(|w| !self.holds_whole(layout, key_id, w));
-        let pane = match (paned, layout.pane_start(time)) {
+        let pane = match (whole.contains(&false), layout.pane_start(time)) {
             (true, Some(start)) => Some(self.pane_slot(layout, key_id, start, agg)?),
             _ => None,
         };
-        if let Some(at) = pane {
-            pending.entries.push((event, at));
+        if let Some(pane) = pane {
+            pending.entries.push((event, pane));
         }
-        for w in windows {
-            let at = match pane {
-                Some(at) if !self.holds_whole(layout, key_id, w) => at,
-                _ => {
-                    let at = self.window_slot(key_id, w, agg)?;
-                    pending.entries.push((event, at));
-                    at
-                }
-            };
-            if w.max_timestamp() <= self.watermark {
+        for (w, at) in windows.iter().zip(at) {
+            if let Some(at) = at.or(pane)
+                && w.max_timestamp() <= self.watermark
+            {
                 pending.due.push(key_id, Due { at, window: *w });
             }
         }
@@ -115,9 +127,12 @@ impl WindowOperator {
     }
 
     /// Whether window `w` of key `key_id` is held whole (in a window slot) rather than as
-    /// panes.
+    /// panes: as it is held already (a window slot, or panes in it), or else as new windows
+    /// are held.
     fn holds_whole(&self, layout: PaneLayout, key_id: u32, w: &Window) -> bool {
-        layout.holds_whole(w) || (self.slots.windows() > 0 && self.find_window(key_id, w).is_some())
+        layout.holds_whole(w)
+            || (self.slots.windows() > 0 && self.find_window(key_id, w).is_some())
+            || (!self.new_as_panes && !self.has_other_pane(key_id, u32::MAX, w))
     }
 
     /// The window slot of `w` for key `key_id`, if there is one.

@@ -97,6 +97,11 @@ impl Slots {
         self.live
     }
 
+    /// Live slots that are panes.
+    pub fn panes(&self) -> usize {
+        self.panes
+    }
+
     /// Live slots that are windows, not panes.
     pub fn windows(&self) -> usize {
         self.live - self.panes
