@@ -1,21 +1,119 @@
 //! Values from a JSON field of the payload: the event time (`[source] time = { field = … }`)
 //! and the key (`[source] key = { field = … }`), at a dotted path (`a.b`: field `b` of
 //! object `a`). Errors say what was wrong, for the dead-letter headers.
+//!
+//! The payload is not built into a document: one pass validates it as serde_json does,
+//! compares keys as they come, skips every other value and keeps the wanted one as raw text.
+//! A key that appears twice counts with its last value, as in a parsed map.
 
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
-/// The value at dotted `path` in `doc`, if there is one.
-fn at<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(doc, |v, part| v.get(part))
+/// The raw value at dotted `path` in the JSON `payload`, if there is one.
+fn at<'a>(payload: &'a [u8], path: &str) -> Result<Option<&'a RawValue>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(payload);
+    let found = Find(path).deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
+/// Finds the value at a dotted path (what is left of it) in the value being deserialized.
+struct Find<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for Find<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Find<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (part, rest) = match self.0.split_once('.') {
+            Some((part, rest)) => (part, Some(rest)),
+            None => (self.0, None),
+        };
+        let mut found = None;
+        while let Some(wanted) = map.next_key_seed(IsKey(part))? {
+            match (wanted, rest) {
+                (false, _) => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                (true, None) => found = Some(map.next_value::<&RawValue>()?),
+                (true, Some(rest)) => found = map.next_value_seed(Find(rest))?,
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+}
+
+/// Whether an object key (escapes decoded) is the wanted one.
+struct IsKey<'p>(&'p str);
+
+impl<'de> DeserializeSeed<'de> for IsKey<'_> {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for IsKey<'_> {
+    type Value = bool;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object key")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
 
 /// Reads the integer at dotted `path` in the JSON `payload` as milliseconds since the epoch.
 pub fn time_from_json_field(payload: &[u8], path: &str) -> Result<i64, String> {
-    let doc: Value = serde_json::from_slice(payload)
-        .map_err(|e| format!("event time field {path:?}: payload is not JSON ({e})"))?;
-    let v = at(&doc, path).ok_or_else(|| format!("event time field {path:?} is missing"))?;
-    v.as_i64().ok_or_else(|| {
-        format!("event time field {path:?} is {v}, not milliseconds since the epoch")
+    let v = at(payload, path)
+        .map_err(|e| format!("event time field {path:?}: payload is not JSON ({e})"))?
+        .ok_or_else(|| format!("event time field {path:?} is missing"))?;
+    serde_json::from_str::<i64>(v.get()).map_err(|_| {
+        format!(
+            "event time field {path:?} is {}, not milliseconds since the epoch",
+            v.get()
+        )
     })
 }
 
@@ -24,15 +122,23 @@ pub fn time_from_json_field(payload: &[u8], path: &str) -> Result<i64, String> {
 /// (no key).
 pub fn key_from_json_field(payload: &[u8], path: &str, key: &mut Vec<u8>) -> Result<(), String> {
     key.clear();
-    let doc: Value = serde_json::from_slice(payload)
+    let found =
+        at(payload, path).map_err(|e| format!("key field {path:?}: payload is not JSON ({e})"))?;
+    let Some(raw) = found else {
+        return Ok(());
+    };
+    if let Ok(s) = serde_json::from_str::<&str>(raw.get()) {
+        key.extend_from_slice(s.as_bytes());
+        return Ok(());
+    }
+    // Escaped strings, numbers, booleans and the rest: as a parsed value says them.
+    let v: Value = serde_json::from_str(raw.get())
         .map_err(|e| format!("key field {path:?}: payload is not JSON ({e})"))?;
-    match at(&doc, path) {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => key.extend_from_slice(s.as_bytes()),
-        Some(v @ (Value::Number(_) | Value::Bool(_))) => {
-            key.extend_from_slice(v.to_string().as_bytes())
-        }
-        Some(v) => return Err(format!("key field {path:?} is {v}, not a string or number")),
+    match v {
+        Value::Null => {}
+        Value::String(s) => key.extend_from_slice(s.as_bytes()),
+        v @ (Value::Number(_) | Value::Bool(_)) => key.extend_from_slice(v.to_string().as_bytes()),
+        v => return Err(format!("key field {path:?} is {v}, not a string or number")),
     }
     Ok(())
 }
@@ -83,5 +189,41 @@ mod tests {
                 .contains("not a string")
         );
         assert!(key_of(b"nope", &mut key).unwrap_err().contains("not JSON"));
+    }
+
+    #[test]
+    fn the_payload_is_read_as_a_parsed_document_would_say() {
+        let time = |p: &[u8]| time_from_json_field(p, "a.ts");
+        // Escaped keys, whitespace, other values of every kind skipped, the last of two.
+        assert_eq!(
+            time(br#" { "x": [1, {"ts": 5}], "\u0061" : { "t\u0073": 7, "n": null } } "#),
+            Ok(7)
+        );
+        assert_eq!(time(br#"{"a":{"ts":1},"a":{"ts":2}}"#), Ok(2));
+        assert_eq!(
+            time(br#"{"a":{"ts":1},"a":3}"#).unwrap_err(),
+            "event time field \"a.ts\" is missing"
+        );
+        assert!(
+            time(br#"{"a":{"ts":1}} x"#)
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(
+            time(br#"{"a":{"ts":1}, "b": tru}"#)
+                .unwrap_err()
+                .contains("not JSON")
+        );
+        assert!(time(br#"[1]"#).unwrap_err().contains("missing"));
+        assert!(
+            time(br#"{"a":{"ts":1.5}}"#)
+                .unwrap_err()
+                .contains("is 1.5, not milliseconds")
+        );
+        let mut key = Vec::new();
+        key_from_json_field(br#"{"user":{"id":"a\"b"}}"#, "user.id", &mut key).unwrap();
+        assert_eq!(key, br#"a"b"#);
+        key_from_json_field(br#"{"user":{"id":true}}"#, "user.id", &mut key).unwrap();
+        assert_eq!(key, b"true");
     }
 }
