@@ -92,8 +92,8 @@ impl ObjectParser {
     /// Parses `json`, which must be one JSON object (surrounding whitespace allowed). Every
     /// value is validated; none is decoded.
     ///
-    /// The error is serde_json's (`invalid type: integer `5`, expected a JSON object at line 1
-    /// column 1`, `EOF while parsing an object ...`), or names invalid UTF-8.
+    /// The error is serde_json's (``invalid type: integer `5`, expected a JSON object at line 1
+    /// column 1``, `EOF while parsing an object ...`), or names invalid UTF-8.
     pub fn parse<'a>(&'a mut self, json: &'a [u8]) -> Result<RawObject<'a>, serde_json::Error> {
         let text = std::str::from_utf8(json).map_err(|e| {
             de::Error::custom(format_args!("invalid UTF-8 at byte {}", e.valid_up_to()))
@@ -195,23 +195,23 @@ pub struct RawObject<'a> {
 }
 
 impl<'a> RawObject<'a> {
-    fn key_of(&self, m: &Member) -> &'a str {
-        let keys = if m.key_decoded {
+    /// Where the key of `m` is: the parsed text, or the decoded keys.
+    fn keys_of(&self, m: &Member) -> &'a str {
+        if m.key_decoded {
             self.decoded_keys
         } else {
             self.text
-        };
-        &keys[m.key.start..m.key.end]
+        }
+    }
+
+    fn key_of(&self, m: &Member) -> &'a str {
+        &self.keys_of(m)[m.key.start..m.key.end]
     }
 
     /// The key as bytes: cheaper to compare than `&str` slices (no boundary checks).
     fn key_bytes(&self, m: &Member) -> &'a [u8] {
-        let keys = if m.key_decoded {
-            self.decoded_keys
-        } else {
-            self.text
-        };
-        keys.as_bytes()
+        self.keys_of(m)
+            .as_bytes()
             .get(m.key.start..m.key.end)
             .unwrap_or_default()
     }
@@ -233,13 +233,14 @@ impl<'a> RawObject<'a> {
     /// The members as a `serde_json::Map` with `preserve_order` holds them: each distinct key
     /// once, at the position of its first occurrence, with the value of its last. (Duplicates
     /// are found by comparing keys pairwise: fine for the objects events carry.)
-    pub fn iter(&self) -> impl Iterator<Item = (&'a str, RawJson<'a>)> + '_ {
-        self.members.iter().enumerate().filter_map(move |(i, m)| {
-            let key = self.key_of(m);
-            if self.members[..i].iter().any(|e| self.key_of(e) == key) {
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, RawJson<'a>)> + 'a {
+        let this = *self;
+        this.members.iter().enumerate().filter_map(move |(i, m)| {
+            let key = this.key_of(m);
+            if this.members[..i].iter().any(|e| this.key_of(e) == key) {
                 return None;
             }
-            Some((key, self.get(key)?))
+            Some((key, this.get(key)?))
         })
     }
 
