@@ -21,9 +21,11 @@ export default transform({
     if (!Array.isArray(keep) || !keep.every((k) => typeof k === "string")) {
       throw new Error(`config.keep must be an array of field names, got ${JSON.stringify(keep)}`);
     }
+    // A repeated name is kept once, at its first place (as a JSON object holds one per name).
+    const names = [...new Set(keep)];
     // `"name":` of every kept field, serialized once.
-    const prefixes = keep.map((k) => JSON.stringify(k) + ":");
-    return { field, min, keep, prefixes };
+    const prefixes = names.map((k) => JSON.stringify(k) + ":");
+    return { field, min, keep: names, prefixes };
   },
 
   process(event, { field, min, keep, prefixes }) {
