@@ -41,6 +41,18 @@ export default transform({
     const value = Object.hasOwn(obj, field) ? obj[field] : undefined;
     if (typeof value !== "number" || value < min) return null;
     if (keep.length === 0) return JSON.stringify(obj);
+    // One native call when no kept value is an object or array: JSON.stringify with the names as
+    // its replacer list writes the names present, in that order (a list also filters nested
+    // objects, so those take the loop).
+    let flat = true;
+    for (let i = 0; i < keep.length; i++) {
+      const v = obj[keep[i]];
+      if (typeof v === "object" && v !== null) {
+        flat = false;
+        break;
+      }
+    }
+    if (flat) return JSON.stringify(obj, keep);
     let out = "{";
     for (let i = 0; i < keep.length; i++) {
       const k = keep[i];
