@@ -7,11 +7,13 @@
 //! redelivering.
 
 use std::borrow::Cow;
+use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_nats::jetstream::consumer::pull::MessagesErrorKind;
 use async_nats::jetstream::{self, consumer::pull, message::Message};
+use async_nats::{HeaderName, HeaderValue};
 use futures::{FutureExt, StreamExt};
 use weir_packed::{BatchBuilder, EventRef, push_header};
 
@@ -22,6 +24,49 @@ use crate::sink::jetstream::headers::KEY_ENCODING;
 
 /// The header that makes a message a watermark marker (value: milliseconds since the epoch).
 pub const WATERMARK_HEADER: &str = "Weir-Watermark";
+
+/// The header names looked up in every message, made once: a lookup by `&str` builds (and
+/// allocates) a name each time.
+#[derive(Debug, Clone)]
+struct Lookups {
+    key: KeyFrom,
+    time: TimeFrom,
+    watermark: HeaderName,
+    /// `source.key`'s header, when the key comes from one.
+    key_header: Option<HeaderName>,
+    /// Whether that header is `Weir-Key`, which a weir sink may have encoded in base64.
+    key_maybe_encoded: bool,
+    key_encoding: HeaderName,
+    /// `source.time`'s header, when the event time comes from one.
+    time_header: Option<HeaderName>,
+}
+
+impl Lookups {
+    fn new(key: &KeyFrom, time: &TimeFrom) -> Self {
+        // Header names in a pipeline file are checked when it is loaded.
+        let name = |n: &str| HeaderName::from_str(n).ok();
+        Lookups {
+            key: key.clone(),
+            time: time.clone(),
+            watermark: HeaderName::from_static(WATERMARK_HEADER),
+            key_header: match key {
+                KeyFrom::Header(h) => name(h),
+                _ => None,
+            },
+            key_maybe_encoded: matches!(key, KeyFrom::Header(h) if h.eq_ignore_ascii_case("Weir-Key")),
+            key_encoding: HeaderName::from_static(KEY_ENCODING),
+            time_header: match time {
+                TimeFrom::Header(h) => name(h),
+                _ => None,
+            },
+        }
+    }
+
+    /// Header `name` of `msg`.
+    fn get<'m>(msg: &'m Message, name: &HeaderName) -> Option<&'m HeaderValue> {
+        msg.headers.as_ref().and_then(|h| h.get(name.clone()))
+    }
+}
 
 /// Unacknowledged messages the consumer may have out: a few batches normally, a checkpoint
 /// interval's worth while a plugin swap holds outputs back.
@@ -82,8 +127,7 @@ pub struct JetStreamSource {
     config: pull::Config,
     pull: crate::config::SourceConfig,
     stream: String,
-    key: KeyFrom,
-    time: TimeFrom,
+    lookups: Lookups,
     batch_size: usize,
     max_wait: Duration,
     /// The consumer sequence the next delivery must have; a gap means a delivery was lost
@@ -162,8 +206,7 @@ impl JetStreamSource {
             config,
             pull: src.clone(),
             stream: src.stream.clone(),
-            key: src.key.clone(),
-            time: src.time.clone(),
+            lookups: Lookups::new(&src.key, &src.time),
             batch_size: src.batch_size,
             max_wait: src.max_wait,
             next_consumer_sequence: 1,
@@ -290,7 +333,7 @@ impl JetStreamSource {
             else {
                 break;
             };
-            reader.read(&msg, sequence, published_ms, &self.key, &self.time);
+            reader.read(&msg, sequence, published_ms, &self.lookups);
             last = Some(msg);
         }
         let mut batch = reader.finish();
@@ -348,14 +391,7 @@ impl BatchReader {
     }
 
     /// Reads message `msg` (at stream `sequence`) into the batch.
-    fn read(
-        &mut self,
-        msg: &Message,
-        sequence: u64,
-        published_ms: i64,
-        key: &KeyFrom,
-        time: &TimeFrom,
-    ) {
+    fn read(&mut self, msg: &Message, sequence: u64, published_ms: i64, lookups: &Lookups) {
         let source = self.batch.origins.len() as u32;
         self.batch.origins.push(Origin {
             subject: msg.subject.clone(),
@@ -371,7 +407,7 @@ impl BatchReader {
             };
             DeadLetter::of_event(source, &e, "source", "", error)
         };
-        if let Some(w) = msg.headers.as_ref().and_then(|h| h.get(WATERMARK_HEADER)) {
+        if let Some(w) = Lookups::get(msg, &lookups.watermark) {
             match w.as_str().trim().parse::<i64>() {
                 Ok(w) => self.batch.watermarks.push((source, w)),
                 Err(_) => self.batch.refused.push(refuse(
@@ -397,7 +433,7 @@ impl BatchReader {
                 }
             }
         }
-        let key = match event_key(msg, key, &mut self.key) {
+        let key = match event_key(msg, lookups, &mut self.key) {
             Ok(k) => k,
             Err(error) => {
                 let letter = refuse(error, b"", &self.headers);
@@ -406,7 +442,7 @@ impl BatchReader {
             }
         };
         let key = &*key;
-        match event_time(msg, time, published_ms) {
+        match event_time(msg, lookups, published_ms) {
             Ok(t) => {
                 let at = self.lineage.len() as u32;
                 self.builder.push(key, t, &self.headers, &msg.payload, at);
@@ -432,11 +468,10 @@ impl BatchReader {
 /// base64` (a key that is not plain text) is decoded.
 fn event_key<'m>(
     msg: &'m Message,
-    key: &KeyFrom,
+    lookups: &Lookups,
     buf: &'m mut Vec<u8>,
 ) -> Result<Cow<'m, [u8]>, String> {
-    let header = |name: &str| msg.headers.as_ref().and_then(|m| m.get(name));
-    match key {
+    match &lookups.key {
         KeyFrom::None => Ok(Cow::Borrowed(b"")),
         KeyFrom::Subject => Ok(Cow::Borrowed(msg.subject.as_bytes())),
         KeyFrom::Field(path) => {
@@ -444,11 +479,15 @@ fn event_key<'m>(
             Ok(Cow::Borrowed(buf))
         }
         KeyFrom::Header(h) => {
-            let Some(value) = header(h.as_str()) else {
+            let value = lookups
+                .key_header
+                .as_ref()
+                .and_then(|n| Lookups::get(msg, n));
+            let Some(value) = value else {
                 return Ok(Cow::Borrowed(b""));
             };
-            let encoded = h.eq_ignore_ascii_case("Weir-Key")
-                && header(KEY_ENCODING).is_some_and(|e| e.as_str() == "base64");
+            let encoded = lookups.key_maybe_encoded
+                && Lookups::get(msg, &lookups.key_encoding).is_some_and(|e| e.as_str() == "base64");
             if !encoded {
                 return Ok(Cow::Borrowed(value.as_str().as_bytes()));
             }
@@ -462,11 +501,15 @@ fn event_key<'m>(
 }
 
 /// The event time of `msg` as the pipeline's `source.time` says.
-fn event_time(msg: &Message, time: &TimeFrom, published_ms: i64) -> Result<i64, String> {
-    match time {
+fn event_time(msg: &Message, lookups: &Lookups, published_ms: i64) -> Result<i64, String> {
+    match &lookups.time {
         TimeFrom::Ingest => Ok(published_ms),
         TimeFrom::Field(path) => super::field::time_from_json_field(&msg.payload, path),
-        TimeFrom::Header(h) => match msg.headers.as_ref().and_then(|m| m.get(h.as_str())) {
+        TimeFrom::Header(h) => match lookups
+            .time_header
+            .as_ref()
+            .and_then(|n| Lookups::get(msg, n))
+        {
             None => Err(format!("event time header {h:?} is missing")),
             Some(v) => v.as_str().trim().parse::<i64>().map_err(|_| {
                 format!(
