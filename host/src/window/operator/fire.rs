@@ -27,21 +27,7 @@ impl WindowOperator {
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        // Each window's accumulator: its slot's, or merged from its panes (a failed merge
-        // is reported in place of the window's results).
-        let accs: Vec<(Due, Result<FiringAcc, String>)> = due
-            .iter()
-            .filter_map(|d| {
-                let slot = self.slots.get(d.at)?;
-                let acc = if slot.pane {
-                    self.pane_window_acc(slot.key_id(), &d.window, agg)
-                        .transpose()?
-                } else {
-                    Ok(FiringAcc::Slot(d.at))
-                };
-                Some((*d, acc))
-            })
-            .collect();
+        let accs = self.window_accs(due, agg);
         let firings: Vec<Firing<'_>> = accs
             .iter()
             .filter_map(|(d, acc)| {
@@ -106,6 +92,29 @@ impl WindowOperator {
                 self.slots.remove(d.at);
             }
         }
+    }
+}
+
+impl WindowOperator {
+    /// Each due window's accumulator: its slot's, or merged from its panes (a failed merge
+    /// is reported in place of the window's results). Windows whose slot is gone are left out.
+    fn window_accs(
+        &self,
+        due: &[Due],
+        agg: &mut impl Aggregator,
+    ) -> Vec<(Due, Result<FiringAcc, String>)> {
+        due.iter()
+            .filter_map(|d| {
+                let slot = self.slots.get(d.at)?;
+                let acc = if slot.pane {
+                    self.pane_window_acc(slot.key_id(), &d.window, agg)
+                        .transpose()?
+                } else {
+                    Ok(FiringAcc::Slot(d.at))
+                };
+                Some((*d, acc))
+            })
+            .collect()
     }
 }
 
