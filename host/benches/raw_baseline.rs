@@ -462,13 +462,25 @@ fn row(case: Case, weir: &[Round], raw: &[Round]) {
     );
 }
 
+/// Threads of this process (a round that leaves some behind shows here).
+fn threads() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Threads:").map(|n| n.trim().to_owned()))
+        })
+        .unwrap_or_default()
+}
+
 fn print_round(case: Case, side: &str, round: usize, r: &Round) {
     println!(
-        "[{}] round {round}, {side}: {:.0} events/s, client {:.2} µs/event, server {:.2} µs/event",
+        "[{}] round {round}, {side}: {:.0} events/s, client {:.2} µs/event, server {:.2} µs/event, {} threads after",
         case.slug(),
         r.events_per_s,
         r.client_us,
-        r.server_us
+        r.server_us,
+        threads()
     );
 }
 
