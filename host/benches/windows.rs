@@ -3,10 +3,10 @@
 //! advancing after each batch. Each case runs in alternating rounds in the same process: with a native Rust
 //! count aggregator (the baseline: the host's window operator alone) and with the
 //! `window-stats` aggregate plugin (the real path, one plugin call per batch). Sliding windows
-//! run twice: held as panes (`PanePolicy::Always`; one `merge` call per pane beyond the first
-//! when a window fires) and held whole (one accumulator per window: what a pipeline does with
-//! a plugin, whose `merge` is not cheap). Also reports
-//! the cost of one plugin `merge` call and the memory held by 1,000,000 live keys.
+//! run three times: as a pipeline holds them (`PanePolicy::Auto`: panes once keys have enough
+//! events per pane), held as panes (one `merge` call per pane beyond the first when a window
+//! fires) and held whole (one accumulator per window). Also reports the cost of one plugin `merge` call and
+//! the memory held by 1,000,000 live keys.
 //!
 //! Plugin calls are made inside a Tokio runtime, as in a pipeline (outside one, wasmtime-wasi
 //! runs every call through its own runtime's `block_on` after a `yield_now`: ~1 µs per call
@@ -14,6 +14,7 @@
 //!
 //! Run: `bash plugins/build.sh && cargo bench -p weir-host --bench windows`
 //! (`WEIR_BENCH_CASE=tumbling`: one case; `WEIR_BENCH_BATCH=4096`: another batch size;
+//! `WEIR_BENCH_KEYS=100`: another number of keys;
 //! `WEIR_BENCH_ROUNDS=9`: more alternating rounds, medians reported).
 
 use std::sync::Arc;
@@ -108,12 +109,16 @@ enum Agg<'a> {
 /// How the operator holds sliding windows.
 #[derive(Clone, Copy)]
 enum Held {
+    /// As the aggregator and the windows fired lately suggest (`PanePolicy::Auto`): what a
+    /// pipeline runs.
+    Auto,
     Panes,
     Whole,
 }
 
 fn operator(spec: WindowSpec, held: Held) -> WindowOperator {
     match held {
+        Held::Auto => WindowOperator::new(spec, 0),
         Held::Panes => WindowOperator::new(spec, 0).with_pane_policy(PanePolicy::Always),
         Held::Whole => WindowOperator::per_window(spec, 0),
     }
@@ -237,12 +242,17 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let input = batches(n, 10_000, batch, 100);
+    // `WEIR_BENCH_KEYS` sets the number of keys (fewer keys: more events per key and pane).
+    let keys = std::env::var("WEIR_BENCH_KEYS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let input = batches(n, keys, batch, 100);
     let rounds: usize = std::env::var("WEIR_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(5);
-    println!("batches of {batch} events; median of {rounds} alternating rounds");
+    println!("{keys} keys, batches of {batch} events; median of {rounds} alternating rounds");
     println!(
         "| case | native count (events/s) | window-stats plugin (events/s) | plugin / native |"
     );
@@ -259,14 +269,15 @@ fn main() {
                 size: 10_000,
                 offset: 0,
             },
-            Held::Panes,
+            Held::Auto,
         ),
+        ("sliding 10 s / 2 s (auto)", sliding, Held::Auto),
         ("sliding 10 s / 2 s (panes)", sliding, Held::Panes),
         ("sliding 10 s / 2 s (whole windows)", sliding, Held::Whole),
         (
             "session gap 5 s",
             WindowSpec::Session { gap: 5_000 },
-            Held::Panes,
+            Held::Auto,
         ),
     ] {
         // `WEIR_BENCH_CASE=tumbling` runs only the cases whose label starts so (for profiles).

@@ -41,7 +41,7 @@ mod slots;
 mod snapshot;
 use add::add_isolating;
 use fire::Due;
-use panes::DueInBatch;
+use panes::{DueInBatch, FiredDensity};
 use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState, WindowStateRef};
 
@@ -75,7 +75,8 @@ pub trait Aggregator {
     /// windows are then held as panes: one `add` target per event instead of `size / slide`,
     /// but up to `size / slide - 1` merges per window fired. Not by default: a plugin's
     /// `merge` is one call per pair (the contract has no batched form), ~1–2 µs, which costs
-    /// more than the updates it saves unless a key has tens of events per pane.
+    /// more than the updates it saves unless keys have several events per pane (then
+    /// `Auto` holds new windows as panes anyway).
     fn merges_cheaply(&self) -> bool {
         false
     }
@@ -97,7 +98,9 @@ pub trait Aggregator {
 /// held: the two mix, see [`panes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PanePolicy {
-    /// As panes when the aggregator merges cheaply ([`Aggregator::merges_cheaply`]).
+    /// As panes when the aggregator merges cheaply ([`Aggregator::merges_cheaply`]), or when
+    /// the windows fired lately held enough events per pane for panes to pay even so (about
+    /// eight: `operator/panes.rs`).
     Auto,
     /// As panes.
     Always,
@@ -149,6 +152,8 @@ pub struct WindowOperator {
     policy: PanePolicy,
     /// Whether new windows are held as panes (the policy, for the current batch).
     new_as_panes: bool,
+    /// How many events the sliding windows fired lately held (for [`PanePolicy::Auto`]).
+    density: FiredDensity,
     lateness: i64,
     slots: Slots,
     /// Fire these windows when the watermark reaches the time.
@@ -209,6 +214,7 @@ impl WindowOperator {
             panes: PaneLayout::of(&spec),
             policy: PanePolicy::Auto,
             new_as_panes: false,
+            density: FiredDensity::default(),
             lateness: allowed_lateness_ms.max(0),
             slots: Slots::default(),
             fire_timers: Timers::new(),
@@ -292,7 +298,12 @@ impl WindowOperator {
         pending.merged_into.clear();
         pending.due.clear();
         self.new_as_panes = match self.policy {
-            PanePolicy::Auto => agg.merges_cheaply(),
+            PanePolicy::Auto => {
+                agg.merges_cheaply()
+                    || self
+                        .panes
+                        .is_some_and(|l| self.density.dense((l.size() / l.width()) as u64))
+            }
             PanePolicy::Always => true,
             PanePolicy::Never => false,
         };

@@ -384,3 +384,54 @@ fn windows_held_whole_and_as_panes_mix_when_the_policy_changes() {
         assert_eq!(got, want, "seed {seed}, {spec:?}, lateness {lateness}");
     }
 }
+
+/// Under `PanePolicy::Auto`, an aggregator whose merges are not cheap gets whole windows while
+/// keys have few events per pane, and panes once the windows fired hold enough of them; the
+/// results are those of whole windows throughout.
+#[test]
+fn auto_holds_dense_windows_as_panes_and_sparse_ones_whole() {
+    let spec = sliding((100, 20, 0));
+    let input = |keys: usize| Input {
+        events: (0..4_000i64)
+            .map(|i| {
+                (
+                    format!("k{}", i as usize % keys),
+                    i,
+                    format!("{{\"v\":{}}}", i % 10),
+                )
+            })
+            .collect(),
+        batches: vec![50; 80],
+    };
+    for (keys, dense) in [(2, true), (40, false)] {
+        let input = input(keys);
+        let want = drive(
+            WindowOperator::per_window(spec, 0),
+            &mut summing(false),
+            &input,
+            0,
+            None,
+        );
+        let mut op = WindowOperator::new(spec, 0);
+        let mut agg = summing(false);
+        assert!(!agg.merges_cheaply());
+        let mut got = Vec::new();
+        let mut panes = 0;
+        let mut wm = BoundedOutOfOrderness::new(0);
+        for chunk in input.events.chunks(50) {
+            let mut b = BatchBuilder::new();
+            for (k, t, p) in chunk {
+                b.push(k.as_bytes(), *t, &[], p.as_bytes(), 0);
+                wm.observe(*t);
+            }
+            op.process_batch(&b.view(), &mut agg, &mut got);
+            if let Some(w) = wm.watermark() {
+                op.advance_watermark(w, &mut agg, &mut got);
+            }
+            panes = panes.max(op.snapshot().keys.iter().map(|k| k.panes.len()).sum());
+        }
+        op.advance_watermark(i64::MAX, &mut agg, &mut got);
+        assert_eq!(panes > 0, dense, "{keys} keys: {panes} panes");
+        assert_eq!(got, want, "{keys} keys");
+    }
+}

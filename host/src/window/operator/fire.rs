@@ -90,6 +90,8 @@ impl WindowOperator {
             }
             if purge {
                 self.slots.remove(d.at);
+            } else {
+                self.record_fired(&d);
             }
         }
     }
