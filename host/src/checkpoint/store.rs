@@ -371,26 +371,7 @@ impl CheckpointStore {
         blob: Option<Vec<u8>>,
     ) -> Result<(), CheckpointError> {
         if let Some(bytes) = blob {
-            let Some(objects) = &self.objects else {
-                return Err(CheckpointError::StoreDeleted {
-                    kind: "object store",
-                    bucket: self.state_bucket.clone(),
-                    pipeline: self.pipeline.clone(),
-                });
-            };
-            let object = format!("{}/{:020}-{}", self.pipeline, m.id, self.run);
-            let sha256 = sha256_hex(&bytes);
-            let size = bytes.len() as u64;
-            objects
-                .put(object.as_str(), &mut bytes.as_slice())
-                .await
-                .map_err(|e| CheckpointError::nats(format!("writing state blob {object}"), e))?;
-            m.blob = Some(BlobRef {
-                bucket: self.state_bucket.clone(),
-                object,
-                size,
-                sha256,
-            });
+            m.blob = Some(self.write_blob(m.id, &bytes).await?);
         }
         let value = Bytes::from(serde_json::to_vec(m).expect("manifests serialize"));
         let key = self.head_key();
@@ -439,7 +420,36 @@ impl CheckpointStore {
                 }
             },
         }
-        // The head is the commit; the archive copy only serves listing and fallback.
+        self.archive_and_retain(m, value).await;
+        Ok(())
+    }
+
+    /// Writes the state blob of checkpoint `id` to the object store.
+    async fn write_blob(&self, id: u64, bytes: &[u8]) -> Result<BlobRef, CheckpointError> {
+        let Some(objects) = &self.objects else {
+            return Err(CheckpointError::StoreDeleted {
+                kind: "object store",
+                bucket: self.state_bucket.clone(),
+                pipeline: self.pipeline.clone(),
+            });
+        };
+        let object = format!("{}/{:020}-{}", self.pipeline, id, self.run);
+        objects
+            .put(object.as_str(), &mut &bytes[..])
+            .await
+            .map_err(|e| CheckpointError::nats(format!("writing state blob {object}"), e))?;
+        Ok(BlobRef {
+            bucket: self.state_bucket.clone(),
+            object,
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+        })
+    }
+
+    /// After the commit of `m` (its manifest `value`): archives the manifest and deletes the
+    /// checkpoints beyond `retain`. Failures are logged: the head is the commit.
+    async fn archive_and_retain(&mut self, m: &Manifest, value: Bytes) {
+        // The archive copy only serves listing and fallback.
         let archive = self.archive_key(m.id);
         if let Err(e) = self.kv.put(&archive, value).await {
             tracing::warn!(key = %archive, error = %e, "archiving a checkpoint manifest failed");
@@ -453,7 +463,6 @@ impl CheckpointStore {
                 break;
             }
         }
-        Ok(())
     }
 
     /// Records on the head that checkpoint `m` (the head this host committed) had its held
