@@ -195,92 +195,125 @@ impl NatsSettings {
 
     /// What the settings mean (see the module docs).
     pub fn resolve(self) -> Result<NatsOptions, SettingsError> {
-        let url = self
-            .url
-            .unwrap_or_else(|| Sourced::new(DEFAULT_URL.to_owned(), Origin::Default));
+        let NatsSettings {
+            url,
+            creds,
+            nkey,
+            user,
+            password,
+            token,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            tls_required,
+        } = self;
+        let url = url.unwrap_or_else(|| Sourced::new(DEFAULT_URL.to_owned(), Origin::Default));
         let (servers, in_url) = servers(&url)?;
-        let mut given: Vec<(NatsAuth, String)> = Vec::new();
-        if let Some(auth) = in_url {
-            given.push((auth, format!("credentials in the URL of {}", url.origin)));
-        }
-        match (self.user, self.password) {
-            (Some(user), Some(password)) => {
-                let what = format!(
-                    "a user ({}) and password ({})",
-                    user.origin, password.origin
-                );
-                given.push((NatsAuth::UserPassword { user, password }, what));
-            }
-            (Some(user), None) => {
-                return Err(SettingsError::Incomplete {
-                    given: format!("a user ({})", user.origin),
-                    missing: format!("a password ({})", PASSWORD.any()),
-                });
-            }
-            (None, Some(password)) => {
-                return Err(SettingsError::Incomplete {
-                    given: format!("a password ({})", password.origin),
-                    missing: format!("a user ({})", USER.any()),
-                });
-            }
-            (None, None) => {}
-        }
-        if let Some(token) = self.token {
-            let what = format!("a token ({})", token.origin);
-            given.push((NatsAuth::Token(token), what));
-        }
-        if let Some(nkey) = self.nkey {
-            let what = format!("an NKey ({})", nkey.origin);
-            given.push((NatsAuth::NKey(nkey), what));
-        }
-        if let Some(creds) = self.creds {
-            let what = format!("a credentials file ({})", creds.origin);
-            given.push((NatsAuth::Creds(creds), what));
-        }
-        if let [(_, first), (_, second), ..] = given.as_slice() {
-            return Err(SettingsError::TwoWaysToAuthenticate {
-                first: first.clone(),
-                second: second.clone(),
-            });
-        }
-        let auth = given.pop().map_or(NatsAuth::None, |(auth, _)| auth);
-        let client = match (self.tls_cert, self.tls_key) {
-            (Some(cert), Some(key)) => Some(ClientCertificate { cert, key }),
-            (None, None) => None,
-            (Some(cert), None) => {
-                return Err(SettingsError::Incomplete {
-                    given: format!("a client certificate ({})", cert.origin),
-                    missing: format!("its private key ({})", TLS_KEY.any()),
-                });
-            }
-            (None, Some(key)) => {
-                return Err(SettingsError::Incomplete {
-                    given: format!("a client key ({})", key.origin),
-                    missing: format!("its certificate ({})", TLS_CERT.any()),
-                });
-            }
-        };
-        let ca = self.tls_ca.filter(|ca| !ca.value.is_empty());
-        // Trusting a CA or presenting a certificate means TLS (as nats.go's RootCAs and
-        // ClientCert options do): never fall back to plain text.
-        let required = match &self.tls_required {
-            Some(r) if r.value => Some(r.origin.clone()),
-            _ => ca
-                .as_ref()
-                .map(|ca| ca.origin.clone())
-                .or_else(|| client.as_ref().map(|c| c.cert.origin.clone())),
-        };
+        let in_url = in_url.map(|auth| (auth, format!("credentials in the URL of {}", url.origin)));
+        let auth = one_auth(in_url, user, password, token, nkey, creds)?;
+        let tls = tls_settings(tls_ca, tls_cert, tls_key, tls_required)?;
         Ok(NatsOptions {
             url,
             servers,
             auth,
-            tls: NatsTls {
-                ca,
-                client,
-                required,
-            },
+            tls,
         })
     }
+}
+
+/// The one way to authenticate the settings give (`in_url`: credentials in the URL, and where
+/// they came from); two ways, or half of one, is an error naming them.
+fn one_auth(
+    in_url: Option<(NatsAuth, String)>,
+    user: Option<Sourced<String>>,
+    password: Option<Sourced<Secret>>,
+    token: Option<Sourced<Secret>>,
+    nkey: Option<Sourced<NKey>>,
+    creds: Option<Sourced<PathBuf>>,
+) -> Result<NatsAuth, SettingsError> {
+    let mut given: Vec<(NatsAuth, String)> = in_url.into_iter().collect();
+    match (user, password) {
+        (Some(user), Some(password)) => {
+            let what = format!(
+                "a user ({}) and password ({})",
+                user.origin, password.origin
+            );
+            given.push((NatsAuth::UserPassword { user, password }, what));
+        }
+        (Some(user), None) => {
+            return Err(SettingsError::Incomplete {
+                given: format!("a user ({})", user.origin),
+                missing: format!("a password ({})", PASSWORD.any()),
+            });
+        }
+        (None, Some(password)) => {
+            return Err(SettingsError::Incomplete {
+                given: format!("a password ({})", password.origin),
+                missing: format!("a user ({})", USER.any()),
+            });
+        }
+        (None, None) => {}
+    }
+    if let Some(token) = token {
+        let what = format!("a token ({})", token.origin);
+        given.push((NatsAuth::Token(token), what));
+    }
+    if let Some(nkey) = nkey {
+        let what = format!("an NKey ({})", nkey.origin);
+        given.push((NatsAuth::NKey(nkey), what));
+    }
+    if let Some(creds) = creds {
+        let what = format!("a credentials file ({})", creds.origin);
+        given.push((NatsAuth::Creds(creds), what));
+    }
+    if let [(_, first), (_, second), ..] = given.as_slice() {
+        return Err(SettingsError::TwoWaysToAuthenticate {
+            first: first.clone(),
+            second: second.clone(),
+        });
+    }
+    Ok(given.pop().map_or(NatsAuth::None, |(auth, _)| auth))
+}
+
+/// The TLS settings: a client certificate needs its key and the other way round; trusting a
+/// CA or presenting a certificate requires TLS.
+fn tls_settings(
+    ca: Option<Sourced<Vec<PathBuf>>>,
+    cert: Option<Sourced<PathBuf>>,
+    key: Option<Sourced<PathBuf>>,
+    required: Option<Sourced<bool>>,
+) -> Result<NatsTls, SettingsError> {
+    let client = match (cert, key) {
+        (Some(cert), Some(key)) => Some(ClientCertificate { cert, key }),
+        (None, None) => None,
+        (Some(cert), None) => {
+            return Err(SettingsError::Incomplete {
+                given: format!("a client certificate ({})", cert.origin),
+                missing: format!("its private key ({})", TLS_KEY.any()),
+            });
+        }
+        (None, Some(key)) => {
+            return Err(SettingsError::Incomplete {
+                given: format!("a client key ({})", key.origin),
+                missing: format!("its certificate ({})", TLS_CERT.any()),
+            });
+        }
+    };
+    let ca = ca.filter(|ca| !ca.value.is_empty());
+    // Trusting a CA or presenting a certificate means TLS (as nats.go's RootCAs and
+    // ClientCert options do): never fall back to plain text.
+    let required = match &required {
+        Some(r) if r.value => Some(r.origin.clone()),
+        _ => ca
+            .as_ref()
+            .map(|ca| ca.origin.clone())
+            .or_else(|| client.as_ref().map(|c| c.cert.origin.clone())),
+    };
+    Ok(NatsTls {
+        ca,
+        client,
+        required,
+    })
 }
 
 /// The servers of `url` (a comma-separated list) without credentials, and the credentials
