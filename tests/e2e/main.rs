@@ -14,6 +14,7 @@ mod kit;
 mod local_input;
 mod log_safety;
 mod nats_security;
+mod nats_tls;
 mod one_engine;
 mod plugin_cli;
 mod recovery;
