@@ -318,3 +318,81 @@ async fn a_consumer_deleted_under_a_running_host_is_recreated_and_nothing_is_los
     let log = weir.log_reader();
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
 }
+
+/// Blocks the server from creating consumer `name` on stream IN: a plain file where the
+/// consumer's store directory goes makes the server refuse it with "error creating store for
+/// consumer" (500, 10012), the answer it also gives while a just-deleted consumer's store is
+/// still being removed. Returns the file; removing it unblocks.
+fn block_consumer_store(server: &NatsServer, name: &str) -> std::path::PathBuf {
+    let obs = server.store().join("jetstream/$G/streams/IN/obs");
+    std::fs::create_dir_all(&obs).unwrap();
+    let blocker = obs.join(name);
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    blocker
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_the_server_cannot_create_for_a_moment_is_tried_again() {
+    // Seen in CI: the server refused to recreate a consumer right after it was deleted
+    // ("error creating store for consumer", 500), and weir exited on the first refusal.
+    let (server, js) = server_with_streams().await;
+    let blocker = block_consumer_store(&server, "weir-busy");
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline_text("busy", "", &operator("pass", "passthrough", "{}"));
+    let file = write_pipeline(dir.path(), &text);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    let started = std::time::Instant::now();
+    while !weir.log().contains("trying again") {
+        assert!(
+            weir.child.try_wait().unwrap().is_none(),
+            "weir exited on the first refusal:\n{}",
+            weir.log()
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "no retry logged:\n{}",
+            weir.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    std::fs::remove_file(&blocker).unwrap();
+    weir.wait_running(Duration::from_secs(30));
+    let events: Vec<(Option<String>, Vec<u8>)> = (0..50)
+        .map(|i| (None, json!({ "i": i }).to_string().into_bytes()))
+        .collect();
+    publish_all(&js, "in.a", &events).await;
+    let out = collect(&js, "OUT", "out", 50, Duration::from_secs(30)).await;
+    assert_eq!(out.len(), 50);
+    let log = weir.log_reader();
+    assert_eq!(weir.terminate(), Some(0), "log:\n{}", log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_the_server_keeps_refusing_ends_the_run_with_its_error_in_bounded_time() {
+    let (server, _js) = server_with_streams().await;
+    block_consumer_store(&server, "weir-refused");
+    let dir = tempfile::tempdir().unwrap();
+    let text = pipeline_text("refused", "", &operator("pass", "passthrough", "{}"));
+    let file = write_pipeline(dir.path(), &text);
+    let mut weir = WeirProcess::start(&file, &server.url(), &dir.path().join("weir.log"));
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = weir.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "weir kept retrying:\n{}",
+            weir.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let log = weir.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains("creating durable consumer \"weir-refused\" on stream \"IN\"")
+            && log.contains("error creating store for consumer"),
+        "{log}"
+    );
+    assert!(log.matches("trying again").count() >= 3, "{log}");
+}

@@ -151,6 +151,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server's JetStream store directory (`-sd`).
+    pub fn store(&self) -> &Path {
+        self.store.path()
+    }
+
     /// The id of the running server process (e.g. to read its CPU time from `/proc`).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("server running").id()

@@ -99,12 +99,14 @@ async fn open_consumer(
             start_sequence: after + 1,
         };
     }
-    let inner = stream.create_consumer(config).await.with_context(|| {
-        format!(
-            "creating durable consumer {name:?} on stream {:?}",
-            src.stream
-        )
-    })?;
+    let inner = create_consumer(stream, config, &name)
+        .await
+        .with_context(|| {
+            format!(
+                "creating durable consumer {name:?} on stream {:?}",
+                src.stream
+            )
+        })?;
     let consumer = inner
         .stream()
         .max_messages_per_batch(src.batch_size)
@@ -117,6 +119,46 @@ async fn open_consumer(
         .await
         .with_context(|| format!("starting to pull from consumer {name:?}"))?;
     Ok((inner, consumer))
+}
+
+/// How often creating a consumer is tried when the server answers with a transient error.
+const CREATE_ATTEMPTS: u32 = 8;
+
+/// Creates consumer `config`, retrying (with a doubling pause, ~6 s in all) while the server
+/// answers with a server-side error or not at all: right after a consumer is deleted the
+/// server may still be removing its store and refuse the new one with "error creating store
+/// for consumer" (500). A refusal of the configuration itself (4xx) is returned at once.
+async fn create_consumer(
+    stream: &jetstream::stream::Stream,
+    config: pull::Config,
+    name: &str,
+) -> Result<jetstream::consumer::Consumer<pull::Config>, jetstream::stream::ConsumerError> {
+    use jetstream::stream::ConsumerErrorKind;
+    let mut pause = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        let err = match stream.create_consumer(config.clone()).await {
+            Ok(consumer) => return Ok(consumer),
+            Err(err) => err,
+        };
+        let transient = match err.kind() {
+            ConsumerErrorKind::JetStream(js) => js.code() >= 500,
+            ConsumerErrorKind::TimedOut | ConsumerErrorKind::Request => true,
+            _ => false,
+        };
+        if !transient || attempt == CREATE_ATTEMPTS {
+            return Err(err);
+        }
+        tracing::warn!(
+            consumer = name,
+            attempt,
+            error = %err,
+            "creating the consumer failed; trying again in {pause:?}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
+        attempt += 1;
+    }
 }
 
 /// A durable pull consumer on the pipeline's source stream.
