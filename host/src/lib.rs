@@ -18,6 +18,7 @@ pub mod admin;
 pub mod checkpoint;
 pub mod config;
 pub mod connect;
+pub mod join;
 pub mod operator;
 pub mod pipeline;
 pub mod registry;
