@@ -15,12 +15,16 @@
 pub mod interval;
 pub mod window;
 
+#[cfg(test)]
+mod conformance;
+
 use serde::{Deserialize, Serialize};
 
 use crate::window::Window;
 
 /// Which input of a join an element came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Side {
     Left,
     Right,

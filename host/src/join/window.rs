@@ -121,7 +121,17 @@ impl WindowJoin {
         let mut windows = std::mem::take(&mut self.scratch);
         windows.clear();
         self.spec.assign(element.time, &mut windows);
-        windows.retain(|w| !self.is_late(w));
+        // A session is late after merging (as Flink checks it): a late element's session may
+        // still touch a live one of its key.
+        let touches_live = |w: &Window| {
+            self.keys.get(key).is_some_and(|cells| {
+                cells
+                    .keys()
+                    .any(|&(start, end)| Window { start, end }.intersects(w))
+            })
+        };
+        let merging = self.spec.is_merging();
+        windows.retain(|w| !self.is_late(w) || (merging && touches_live(w)));
         if windows.is_empty() {
             emit(Emit::Late {
                 side,
