@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod connect;
 pub mod join;
+pub mod nexmark;
 pub mod operator;
 pub mod pipeline;
 pub mod registry;
