@@ -235,7 +235,7 @@ fn validate(
         &runtime,
         &p,
         weir::admin::Metrics::new(p.config.name.get_ref()),
-        &weir::source::SourcePartitions::of(&p.config.source),
+        &weir::source::SourcePartitions::of(&p.config),
     )?;
     println!(
         "{}: ok ({} operators)",

@@ -10,6 +10,7 @@ mod crash;
 mod guarantees;
 mod hardening;
 mod hotload;
+mod inputs;
 mod kit;
 mod local_input;
 mod log_safety;

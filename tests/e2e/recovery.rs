@@ -464,6 +464,7 @@ async fn of_two_hosts_committing_the_same_pipeline_only_one_succeeds() {
             stream: "IN".into(),
             sequence: id * 10,
         },
+        sources: Vec::new(),
         watermark: None,
         plugins: Vec::new(),
         window: None,

@@ -50,15 +50,15 @@ pub struct Snapshot {
     pub state: EncodedState,
     /// Outputs held for this checkpoint (`effectively-once`).
     pub pending: Vec<PendingMessage>,
-    /// Last source stream sequence reflected in `state`.
-    pub sequence: u64,
+    /// Per input, the last source stream sequence reflected in `state`.
+    pub positions: Vec<u64>,
     pub watermark: Option<i64>,
     pub plugins: Vec<PluginVersion>,
     pub state_entries: u64,
     /// Publishing tasks of the covered batches' outputs: the checkpoint waits for them.
     pub publishing: Vec<JoinHandle<anyhow::Result<()>>>,
-    /// Acknowledges the source up to the last covered message.
-    pub ack: Option<Ack>,
+    /// Acknowledges each input up to its last covered message.
+    pub acks: Vec<Ack>,
 }
 
 /// Takes a pipeline's checkpoints.
@@ -66,7 +66,8 @@ pub struct Checkpointer {
     store: Option<CheckpointStore>,
     config: CheckpointConfig,
     pipeline: String,
-    stream: String,
+    /// The stream of each input.
+    streams: Vec<String>,
     window: Option<String>,
     deliver_held: DeliverHeld,
     next_id: u64,
@@ -87,7 +88,7 @@ impl Checkpointer {
         store: CheckpointStore,
         config: CheckpointConfig,
         pipeline: &str,
-        stream: &str,
+        streams: Vec<String>,
         window: Option<String>,
         deliver_held: DeliverHeld,
         next_id: u64,
@@ -97,7 +98,7 @@ impl Checkpointer {
             next_due: Instant::now() + config.interval,
             config,
             pipeline: pipeline.to_owned(),
-            stream: stream.to_owned(),
+            streams,
             window,
             deliver_held,
             next_id,
@@ -150,8 +151,20 @@ impl Checkpointer {
                 .unwrap_or_default(),
             guarantee: self.config.guarantee.name().into(),
             source: SourcePosition {
-                stream: self.stream.clone(),
-                sequence: snap.sequence,
+                stream: self.streams.first().cloned().unwrap_or_default(),
+                sequence: snap.positions.first().copied().unwrap_or(0),
+            },
+            sources: if self.streams.len() > 1 {
+                self.streams
+                    .iter()
+                    .enumerate()
+                    .map(|(i, stream)| SourcePosition {
+                        stream: stream.clone(),
+                        sequence: snap.positions.get(i).copied().unwrap_or(0),
+                    })
+                    .collect()
+            } else {
+                Vec::new()
             },
             watermark: snap.watermark,
             plugins: std::mem::take(&mut snap.plugins),
@@ -263,10 +276,10 @@ async fn write(
         checkpoint = id,
         "held outputs stored; acknowledging the source"
     );
-    if let Some(ack) = snap.ack
-        && let Err(e) = ack.await
-    {
-        tracing::warn!(checkpoint = id, error = %e, "acknowledging the source failed");
+    for ack in snap.acks {
+        if let Err(e) = ack.await {
+            tracing::warn!(checkpoint = id, error = %e, "acknowledging the source failed");
+        }
     }
     Outcome {
         store,

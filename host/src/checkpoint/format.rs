@@ -110,8 +110,11 @@ pub struct Manifest {
     /// The delivery guarantee the pipeline ran with.
     pub guarantee: String,
     /// The source position: every message up to `sequence` is reflected in the state and
-    /// outputs, none after it.
+    /// outputs, none after it (with several inputs: the first input's).
     pub source: SourcePosition,
+    /// With several inputs (`[[sources]]`), every input's position, in the pipeline's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourcePosition>,
     /// The pipeline's combined watermark, if any.
     pub watermark: Option<i64>,
     /// The plugins that produced the state (content hashes).
@@ -137,6 +140,17 @@ pub struct Manifest {
 pub struct SourcePosition {
     pub stream: String,
     pub sequence: u64,
+}
+
+impl Manifest {
+    /// Every input's position, in the pipeline's order (one with a single input).
+    pub fn positions(&self) -> Vec<&SourcePosition> {
+        if self.sources.is_empty() {
+            vec![&self.source]
+        } else {
+            self.sources.iter().collect()
+        }
+    }
 }
 
 /// One plugin of the pipeline at checkpoint time.

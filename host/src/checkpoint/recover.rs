@@ -131,7 +131,7 @@ fn candidates(
     from: StartFrom,
 ) -> anyhow::Result<(Vec<Manifest>, u64)> {
     let head = match head {
-        Head::Committed(h) => Some(h),
+        Head::Committed(h) => Some(&**h),
         Head::Missing | Head::Corrupt(_) => None,
     };
     let next_id = listed
@@ -256,6 +256,7 @@ mod tests {
                 stream: "IN".into(),
                 sequence: id * 10,
             },
+            sources: Vec::new(),
             watermark: None,
             plugins: Vec::new(),
             window: None,
@@ -282,7 +283,7 @@ mod tests {
     fn latest_tries_the_head_then_older_checkpoints_newest_first() {
         let listed = vec![manifest(1), manifest(2), manifest(3), manifest(5)];
         // A listed checkpoint newer than the head (an uncommitted write) is never restored.
-        let head = Head::Committed(manifest(3));
+        let head = Head::Committed(Box::new(manifest(3)));
         let (c, next) = candidates(&head, listed, StartFrom::Latest).unwrap();
         assert_eq!(ids(&c), [3, 2, 1]);
         assert_eq!(next, 6);
@@ -304,7 +305,7 @@ mod tests {
     #[test]
     fn an_exact_id_must_exist_and_fresh_restores_nothing_but_keeps_ids_growing() {
         let listed = vec![manifest(1), manifest(2)];
-        let head = Head::Committed(manifest(2));
+        let head = Head::Committed(Box::new(manifest(2)));
         let (c, _) = candidates(&head, listed.clone(), StartFrom::Id(1)).unwrap();
         assert_eq!(ids(&c), [1]);
         let err = candidates(&head, listed.clone(), StartFrom::Id(9)).unwrap_err();

@@ -34,7 +34,7 @@ pub enum Head {
     /// No head: a first run, or the key was deleted.
     Missing,
     /// The latest committed checkpoint.
-    Committed(Manifest),
+    Committed(Box<Manifest>),
     /// The head's value does not parse ([`CheckpointError::CorruptManifest`]).
     Corrupt(CheckpointError),
 }
@@ -222,7 +222,7 @@ impl CheckpointStore {
     pub async fn head(&mut self) -> Result<Option<Manifest>, CheckpointError> {
         match self.read_head().await? {
             Head::Missing => Ok(None),
-            Head::Committed(m) => Ok(Some(m)),
+            Head::Committed(m) => Ok(Some(*m)),
             Head::Corrupt(e) => Err(e),
         }
     }
@@ -239,7 +239,7 @@ impl CheckpointStore {
         self.head_revision = entry.as_ref().map(|e| e.revision);
         Ok(match entry {
             Some(e) if e.operation == kv::Operation::Put => match self.parse(&key, &e.value) {
-                Ok(m) => Head::Committed(m),
+                Ok(m) => Head::Committed(Box::new(m)),
                 Err(e @ CheckpointError::CorruptManifest { .. }) => Head::Corrupt(e),
                 Err(e) => return Err(e),
             },

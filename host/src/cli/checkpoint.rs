@@ -182,7 +182,7 @@ async fn show(pipeline: &Path, id: Option<u64>, nats: &NatsArgs) -> anyhow::Resu
             let listed = store.list().await?;
             let problem = head_problem(&store, &head, &listed);
             match (head, listed.last()) {
-                (Head::Committed(h), _) => Some(h),
+                (Head::Committed(h), _) => Some(*h),
                 (Head::Corrupt(e), None) => {
                     anyhow::bail!("pipeline {name} has no readable checkpoint: {e}")
                 }

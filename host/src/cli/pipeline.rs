@@ -195,7 +195,7 @@ async fn check_applied(
             &rt,
             &pipeline,
             weir::admin::Metrics::new(pipeline.config.name.get_ref()),
-            &weir::source::SourcePartitions::of(&pipeline.config.source),
+            &weir::source::SourcePartitions::of(&pipeline.config),
         )
         .map(drop)
     })

@@ -9,7 +9,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::names::{header_problem, json_path_problem, stream_name_problem, subject_problem};
-use super::{ConfigError, Guarantee, KeyFrom, OperatorConfig, Pipeline, TimeFrom, valid_name};
+use super::{
+    ConfigError, Guarantee, KeyFrom, OperatorConfig, Pipeline, SourceConfig, TimeFrom,
+    WatermarkStrategy, valid_name,
+};
 
 /// `source.max_wait`: from 1 ms (a fetch per message) to 1 min (a batch may wait that long).
 const MAX_WAIT: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
@@ -39,7 +42,7 @@ impl Pipeline {
         let located = |r: Result<(), FieldProblem>| {
             r.map_err(|(field, message)| self.field_error(&field, message))
         };
-        located(self.check_source())?;
+        located(self.check_inputs())?;
         located(self.check_sink())?;
         let stateful = c.window.is_some() || c.process.is_some();
         located(c.checkpoint.check(stateful))?;
@@ -59,80 +62,137 @@ impl Pipeline {
         Ok(())
     }
 
-    /// `[source]`: names, subject filters, ranges, where key and time come from.
-    fn check_source(&self) -> Result<(), FieldProblem> {
-        let s = &self.config.source;
+    /// `[source]`, or every `[[sources]]` input: names, subject filters, ranges, where key
+    /// and time come from; inputs have distinct names and consumers.
+    fn check_inputs(&self) -> Result<(), FieldProblem> {
+        let c = &self.config;
+        if c.sources.is_empty() {
+            if c.source.stream.is_empty() {
+                return problem(
+                    "name",
+                    "the pipeline has no input: add a `[source]` section (one input) or \
+                     `[[sources]]` sections (several, each with a `name`)",
+                );
+            }
+            if c.source.name.is_some() {
+                return problem(
+                    "source.name",
+                    "field `source.name`: only `[[sources]]` inputs are named (the one \
+                     `[source]` input is not)",
+                );
+            }
+            return self.check_source("source", &c.source);
+        }
+        let mut names = HashSet::new();
+        let mut consumers = HashSet::new();
+        for (i, s) in c.sources.iter().enumerate() {
+            let prefix = format!("sources[{i}]");
+            let Some(name) = &s.name else {
+                return problem(
+                    &prefix,
+                    format!(
+                        "field `{prefix}.name` is missing: each of several inputs is named \
+                         (events carry it, joins pick their sides by it)"
+                    ),
+                );
+            };
+            let name = name.get_ref();
+            if !valid_name(name) {
+                return problem(
+                    &format!("{prefix}.name"),
+                    format!(
+                        "field `{prefix}.name`: {name:?} must be 1-64 characters of A-Z a-z \
+                         0-9 - _"
+                    ),
+                );
+            }
+            if !names.insert(name.clone()) {
+                return problem(
+                    &format!("{prefix}.name"),
+                    format!("field `{prefix}.name`: another input is named {name:?} too"),
+                );
+            }
+            let consumer = self.consumer_name_of(i);
+            if !consumers.insert(consumer.clone()) {
+                return problem(
+                    &format!("{prefix}.consumer"),
+                    format!(
+                        "field `{prefix}.consumer`: another input uses consumer {consumer:?} \
+                         too; each input needs its own durable consumer"
+                    ),
+                );
+            }
+            if c.sources.len() > 1 && s.watermarks.strategy == WatermarkStrategy::Punctuated {
+                let f = format!("{prefix}.watermarks.strategy");
+                return problem(
+                    &f,
+                    format!(
+                        "field `{f}`: punctuated watermarks need one input (a marker of one \
+                         input would move event time for all); use `bounded` with several"
+                    ),
+                );
+            }
+            self.check_source(&prefix, s)?;
+        }
+        Ok(())
+    }
+
+    /// One input (`field`: `source` or `sources[i]`).
+    fn check_source(&self, field: &str, s: &SourceConfig) -> Result<(), FieldProblem> {
         if let Some(why) = stream_name_problem(&s.stream) {
-            return problem("source.stream", format!("field `source.stream`: {why}"));
+            return problem(
+                &format!("{field}.stream"),
+                format!("field `{field}.stream`: {why}"),
+            );
         }
         for (i, subject) in s.subjects.iter().enumerate() {
             if let Some(why) = subject_problem(subject, true) {
                 return problem(
-                    &format!("source.subjects[{i}]"),
-                    format!("field `source.subjects[{i}]`: {why}"),
+                    &format!("{field}.subjects[{i}]"),
+                    format!("field `{field}.subjects[{i}]`: {why}"),
                 );
             }
         }
         if let Some(why) = s.consumer.as_deref().and_then(stream_name_problem) {
-            return problem("source.consumer", format!("field `source.consumer`: {why}"));
+            return problem(
+                &format!("{field}.consumer"),
+                format!("field `{field}.consumer`: {why}"),
+            );
         }
         if s.batch_size == 0 || s.batch_size > 10_000 {
             return problem(
-                "source.batch_size",
+                &format!("{field}.batch_size"),
                 format!(
-                    "field `source.batch_size`: {} is out of range 1..=10000",
+                    "field `{field}.batch_size`: {} is out of range 1..=10000",
                     s.batch_size
                 ),
             );
         }
-        within("source.max_wait", s.max_wait, MAX_WAIT)?;
-        within("source.ack_wait", s.ack_wait, ACK_WAIT)?;
+        within(&format!("{field}.max_wait"), s.max_wait, MAX_WAIT)?;
+        within(&format!("{field}.ack_wait"), s.ack_wait, ACK_WAIT)?;
         let checkpoint = &self.config.checkpoint;
         if checkpoint.guarantee != Guarantee::AtMostOnce && s.ack_wait <= checkpoint.interval {
             return problem(
-                "source.ack_wait",
+                &format!("{field}.ack_wait"),
                 format!(
-                    "field `source.ack_wait`: {:?} must exceed `checkpoint.interval` ({:?}): \
+                    "field `{field}.ack_wait`: {:?} must exceed `checkpoint.interval` ({:?}): \
                      messages whose outputs a checkpoint holds back are acknowledged by that \
                      checkpoint, and the server would redeliver them before that",
                     s.ack_wait, checkpoint.interval
                 ),
             );
         }
-        self.check_key_and_time()?;
+        check_key_and_time(field, s)?;
         let w = &s.watermarks;
         if w.interval.is_zero() {
-            return problem(
-                "source.watermarks.interval",
-                "field `source.watermarks.interval` must be positive",
-            );
+            let f = format!("{field}.watermarks.interval");
+            return problem(&f, format!("field `{f}` must be positive"));
         }
         if w.idle_timeout.is_some_and(|t| t.is_zero()) {
-            return problem(
-                "source.watermarks.idle_timeout",
-                "field `source.watermarks.idle_timeout` must be positive",
-            );
+            let f = format!("{field}.watermarks.idle_timeout");
+            return problem(&f, format!("field `{f}` must be positive"));
         }
         Ok(())
-    }
-
-    /// `source.key` and `source.time`: a header or JSON field they name must be one.
-    fn check_key_and_time(&self) -> Result<(), FieldProblem> {
-        let s = &self.config.source;
-        let key = match &s.key {
-            KeyFrom::Header(h) => header_problem(h).map(|why| ("source.key.header", why)),
-            KeyFrom::Field(f) => json_path_problem(f).map(|why| ("source.key.field", why)),
-            KeyFrom::None | KeyFrom::Subject => None,
-        };
-        let time = match &s.time {
-            TimeFrom::Header(h) => header_problem(h).map(|why| ("source.time.header", why)),
-            TimeFrom::Field(f) => json_path_problem(f).map(|why| ("source.time.field", why)),
-            TimeFrom::Ingest => None,
-        };
-        match key.or(time) {
-            Some((field, why)) => problem(field, format!("field `{field}`: {why}")),
-            None => Ok(()),
-        }
     }
 
     /// `[sink]`: concrete subjects, and the in-flight range.
@@ -262,6 +322,27 @@ impl Pipeline {
 }
 
 /// `value` of duration field `field` lies in `range` (inclusive).
+/// `key` and `time` of input `field`: a header or JSON field they name must be one.
+fn check_key_and_time(field: &str, s: &SourceConfig) -> Result<(), FieldProblem> {
+    let key = match &s.key {
+        KeyFrom::Header(h) => header_problem(h).map(|why| ("key.header", why)),
+        KeyFrom::Field(f) => json_path_problem(f).map(|why| ("key.field", why)),
+        KeyFrom::None | KeyFrom::Subject => None,
+    };
+    let time = match &s.time {
+        TimeFrom::Header(h) => header_problem(h).map(|why| ("time.header", why)),
+        TimeFrom::Field(f) => json_path_problem(f).map(|why| ("time.field", why)),
+        TimeFrom::Ingest => None,
+    };
+    match key.or(time) {
+        Some((sub, why)) => {
+            let f = format!("{field}.{sub}");
+            problem(&f, format!("field `{f}`: {why}"))
+        }
+        None => Ok(()),
+    }
+}
+
 fn within(field: &str, value: Duration, range: (Duration, Duration)) -> Result<(), FieldProblem> {
     let (lo, hi) = range;
     if value < lo || value > hi {

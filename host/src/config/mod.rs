@@ -31,7 +31,12 @@ pub struct PipelineConfig {
     pub name: Spanned<String>,
     #[serde(default)]
     pub nats: NatsConfig,
+    /// The pipeline's one input (`[source]`); with `[[sources]]`, a copy of the first of them.
+    #[serde(default)]
     pub source: SourceConfig,
+    /// Several inputs (`[[sources]]`, each named), in place of `[source]`.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
     /// Transform operators, run in order before the window (if any).
     #[serde(default)]
     pub operators: Vec<OperatorConfig>,
@@ -212,10 +217,25 @@ pub enum TimeFrom {
     Field(String),
 }
 
-/// The JetStream source.
+impl PipelineConfig {
+    /// The pipeline's inputs: the `[source]`, or every `[[sources]]` entry, in file order.
+    pub fn inputs(&self) -> &[SourceConfig] {
+        if self.sources.is_empty() {
+            std::slice::from_ref(&self.source)
+        } else {
+            &self.sources
+        }
+    }
+}
+
+/// The JetStream source: `[source]`, or one of several `[[sources]]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SourceConfig {
+    /// The input's name (`[[sources]]` only): events carry it in the `Weir-Input` header,
+    /// joins pick their sides by it; `[A-Za-z0-9_-]+`.
+    #[serde(default)]
+    pub name: Option<Spanned<String>>,
     /// The stream to consume (must exist).
     pub stream: String,
     /// Subject filters within the stream (default: all of it).
@@ -239,6 +259,25 @@ pub struct SourceConfig {
     pub time: TimeFrom,
     #[serde(default)]
     pub watermarks: WatermarkConfig,
+}
+
+/// An absent `[source]` (the pipeline has `[[sources]]`, or no input, which the checks
+/// refuse): the defaults of every field, and no stream.
+impl Default for SourceConfig {
+    fn default() -> Self {
+        SourceConfig {
+            name: None,
+            stream: String::new(),
+            subjects: Vec::new(),
+            consumer: None,
+            batch_size: default_batch_size(),
+            max_wait: default_max_wait(),
+            ack_wait: default_ack_wait(),
+            key: default_key(),
+            time: default_time(),
+            watermarks: WatermarkConfig::default(),
+        }
+    }
 }
 
 fn default_batch_size() -> usize {
@@ -370,13 +409,39 @@ impl Pipeline {
             .join(self.config.operators[i].plugin.get_ref())
     }
 
-    /// The durable consumer name.
+    /// The durable consumer name of the (first) input.
     pub fn consumer_name(&self) -> String {
+        self.consumer_name_of(0)
+    }
+
+    /// The durable consumer name of input `i`: its `consumer`, or `weir-<pipeline>` for a
+    /// `[source]` and `weir-<pipeline>-<input>` for each of `[[sources]]`.
+    pub fn consumer_name_of(&self, i: usize) -> String {
+        let c = &self.config;
+        let Some(input) = c.inputs().get(i) else {
+            return format!("weir-{}", c.name.get_ref());
+        };
+        match (&input.consumer, &input.name) {
+            (Some(consumer), _) => consumer.clone(),
+            (None, Some(name)) if !c.sources.is_empty() => {
+                format!("weir-{}-{}", c.name.get_ref(), name.get_ref())
+            }
+            (None, _) => format!("weir-{}", c.name.get_ref()),
+        }
+    }
+
+    /// The name of input `i` as events carry it (`Weir-Input`): `None` for a pipeline with one
+    /// input.
+    pub fn input_name(&self, i: usize) -> Option<&str> {
+        if self.config.sources.len() < 2 {
+            return None;
+        }
         self.config
-            .source
-            .consumer
-            .clone()
-            .unwrap_or_else(|| format!("weir-{}", self.config.name.get_ref()))
+            .sources
+            .get(i)?
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().as_str())
     }
 
     /// Operator `i`'s config as the JSON text given to `configure`.
@@ -432,14 +497,26 @@ pub fn parse(file: &Path, text: String) -> Result<Pipeline, ConfigError> {
             },
         }
     })?;
-    let p = Pipeline {
+    let mut p = Pipeline {
         file: file.to_owned(),
         text,
         config,
     };
+    if let Some(first) = p.config.sources.first() {
+        if !p.config.source.stream.is_empty() {
+            return Err(p.field_error(
+                "source",
+                "`[source]` and `[[sources]]` cannot both be given: list every input as \
+                 `[[sources]]`",
+            ));
+        }
+        p.config.source = first.clone();
+    }
     p.check()?;
     Ok(p)
 }
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_inputs;

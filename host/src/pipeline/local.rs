@@ -33,8 +33,16 @@ pub async fn run(
     watch: bool,
 ) -> anyhow::Result<RunSummary> {
     let cfg = &pipeline.config;
+    if cfg.sources.len() > 1 {
+        anyhow::bail!(
+            "{}: the pipeline has {} inputs (`[[sources]]`); a local run reads one input file, \
+             so run it against NATS",
+            pipeline.file.display(),
+            cfg.sources.len()
+        );
+    }
     let source = JsonLinesSource::open(input, cfg.source.batch_size)?;
-    let partitions = source.partitions(&cfg.source);
+    let partitions = source.partitions(cfg);
     let metrics = Metrics::new(cfg.name.get_ref());
     let stages = {
         // Plugin calls block until their deadline: not on a task of the runtime.

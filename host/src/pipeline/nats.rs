@@ -20,14 +20,15 @@ use super::watch::HotLoad;
 use crate::admin::{Health, Metrics};
 use crate::checkpoint::coordinator::DeliverHeld;
 use crate::checkpoint::{Checkpointer, Restored, StartFrom, open_for_run, restore_point};
-use crate::config::{Guarantee, Pipeline, names};
+use crate::config::{Guarantee, Pipeline, SourceConfig, names};
 use crate::connect::{NatsOptions, connect};
 use crate::registry::Registry;
 use crate::runtime::Runtime;
 use crate::sink::Sink;
-use crate::sink::jetstream::JetStreamSink;
+use crate::sink::jetstream::{InputIds, JetStreamSink};
 use crate::source::SourcePartitions;
 use crate::source::jetstream::{JetStreamSource, Resume};
+use crate::source::multi::MultiSource;
 
 /// Runs `pipeline` against the NATS server of `nats` until `shutdown` completes, starting
 /// from checkpoint `from`.
@@ -57,7 +58,7 @@ pub async fn run(
     let (restored, next_id) = restore_point(&mut store, from)
         .await
         .map_err(|e| anyhow::anyhow!("{file}: restoring pipeline {name:?}: {e:#}"))?;
-    let resume = resume_point(pipeline, restored.as_ref(), from)?;
+    let resume = resume_points(pipeline, restored.as_ref(), from)?;
     let (stages, registry, pending) =
         recorded_versions(runtime, &resolved, stages, registry, restored.as_ref()).await?;
     let window = cfg.window.as_ref().map(|w| w.description());
@@ -69,7 +70,7 @@ pub async fn run(
         store,
         cfg.checkpoint.clone(),
         name,
-        &cfg.source.stream,
+        cfg.inputs().iter().map(|s| s.stream.clone()).collect(),
         window.clone(),
         deliver_held,
         next_id,
@@ -94,9 +95,38 @@ pub async fn run(
             .await
             .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
     }
-    let source = JetStreamSource::connect(&js, pipeline, resume).await?;
-    tracing::info!(pipeline = %name, guarantee = guarantee.name(), "running");
-    run.run(source, shutdown).await
+    let mut sources = Vec::with_capacity(resume.len());
+    for (input, resume) in resume.into_iter().enumerate() {
+        sources.push(JetStreamSource::connect_input(&js, pipeline, input, resume).await?);
+    }
+    tracing::info!(
+        pipeline = %name,
+        guarantee = guarantee.name(),
+        inputs = sources.len(),
+        "running"
+    );
+    if sources.len() == 1 {
+        let source = sources.pop().expect("one input");
+        run.run(source, shutdown).await
+    } else {
+        run.run(MultiSource::new(sources), shutdown).await
+    }
+}
+
+/// How the sink names each input in message ids and headers.
+fn input_ids(pipeline: &Pipeline) -> Vec<InputIds> {
+    pipeline
+        .config
+        .inputs()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| InputIds {
+            stream: s.stream.clone(),
+            ids: pipeline
+                .input_name(i)
+                .map_or_else(|| s.stream.clone(), str::to_owned),
+        })
+        .collect()
 }
 
 /// A pipeline connected to NATS with its plugins loaded.
@@ -135,7 +165,7 @@ async fn connect_and_load(
     };
     let stages = {
         let (rt, m, p) = (runtime.clone(), metrics.clone(), resolved.clone());
-        let partitions = SourcePartitions::of(&pipeline.config.source);
+        let partitions = SourcePartitions::of(&pipeline.config);
         tokio::task::spawn_blocking(move || Stages::build(&rt, &p, m, &partitions))
             .await
             .context("loading the plugins panicked")??
@@ -248,7 +278,7 @@ async fn connect_and_check(
     let sink = JetStreamSink::new(
         js.clone(),
         name,
-        &cfg.source.stream,
+        input_ids(pipeline),
         &cfg.sink,
         effectively_once,
     );
@@ -261,20 +291,33 @@ async fn connect_and_check(
             .await
             .map_err(|e| anyhow::anyhow!("{file}: {e:#}"))?;
     }
-    check_source_stream(pipeline, &js).await?;
+    let several = !cfg.sources.is_empty();
+    for (i, input) in cfg.inputs().iter().enumerate() {
+        let field = if several {
+            format!("sources[{i}]")
+        } else {
+            "source".to_owned()
+        };
+        check_source_stream(pipeline, &field, input, &js).await?;
+    }
     Ok((js, Arc::new(sink)))
 }
 
-/// Checks the source stream: it exists, each of `source.subjects` lies within the subjects it
-/// captures, and it captures none of the subjects the sink publishes to that the source
-/// reads — the pipeline would consume its own output, a feedback loop.
-async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> anyhow::Result<()> {
-    let src = &pipeline.config.source;
+/// Checks the stream of input `src` (`field`: `source` or `sources[i]`): it exists, each of
+/// its `subjects` lies within the subjects it captures, and it captures none of the subjects
+/// the sink publishes to that the input reads — the pipeline would consume its own output, a
+/// feedback loop.
+async fn check_source_stream(
+    pipeline: &Pipeline,
+    field: &str,
+    src: &SourceConfig,
+    js: &jetstream::Context,
+) -> anyhow::Result<()> {
     let mut stream = js.get_stream(&src.stream).await.map_err(|e| {
         pipeline.field_error(
-            "source.stream",
+            &format!("{field}.stream"),
             format!(
-                "field `source.stream`: cannot open JetStream stream {:?} ({e})",
+                "field `{field}.stream`: cannot open JetStream stream {:?} ({e})",
                 src.stream
             ),
         )
@@ -291,7 +334,7 @@ async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> an
     }
     for (i, filter) in src.subjects.iter().enumerate() {
         if !captured.iter().any(|s| names::filter_within(filter, s)) {
-            let field = format!("source.subjects[{i}]");
+            let field = format!("{field}.subjects[{i}]");
             return Err(pipeline
                 .field_error(
                     &field,
@@ -310,7 +353,7 @@ async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> an
         ("sink.dead_letter", Some(&sink.dead_letter)),
         ("sink.late", sink.late.as_ref()),
     ];
-    for (field, subject) in published {
+    for (sink_field, subject) in published {
         let Some(subject) = subject else { continue };
         let read = src.subjects.is_empty()
             || src
@@ -320,11 +363,11 @@ async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> an
         if read && captured.iter().any(|s| names::subject_matches(subject, s)) {
             return Err(pipeline
                 .field_error(
-                    field,
+                    sink_field,
                     format!(
-                        "field `{field}`: {subject:?} is captured by the source stream {:?}, \
-                         so the pipeline would read its own output again (a feedback loop); \
-                         publish outside the source stream or narrow `source.subjects`",
+                        "field `{sink_field}`: {subject:?} is captured by the source stream \
+                         {:?}, so the pipeline would read its own output again (a feedback \
+                         loop); publish outside the source stream or narrow `{field}.subjects`",
                         src.stream
                     ),
                 )
@@ -334,40 +377,61 @@ async fn check_source_stream(pipeline: &Pipeline, js: &jetstream::Context) -> an
     Ok(())
 }
 
-/// Where the source resumes: right after the restored checkpoint's position (it must be a
-/// position in the same stream), or — without one — from the start, or from the consumer's
-/// ack floor for a stateless pipeline. The source is acknowledged batch by batch, ahead of
-/// the checkpoints: the ack floor is where a stateless pipeline's outputs are stored, but
-/// says nothing of a stateful pipeline's state, which is read again from the start.
-fn resume_point(
+/// Where each input resumes: right after the restored checkpoint's position of it (in the
+/// same stream), or — without one — from the start, or from the consumer's ack floor for a
+/// stateless pipeline. The source is acknowledged batch by batch, ahead of the checkpoints:
+/// the ack floor is where a stateless pipeline's outputs are stored, but says nothing of a
+/// stateful pipeline's state, which is read again from the start.
+fn resume_points(
     pipeline: &Pipeline,
     restored: Option<&Restored>,
     from: StartFrom,
-) -> anyhow::Result<Resume> {
+) -> anyhow::Result<Vec<Resume>> {
     let cfg = &pipeline.config;
+    let inputs = cfg.inputs();
     let stateful = cfg.window.is_some() || cfg.process.is_some();
     let Some(r) = restored else {
-        return Ok(match from {
+        let resume = match from {
             StartFrom::Fresh => Resume::After(0),
             _ if stateful => Resume::After(0),
             _ => Resume::AckFloor,
-        });
+        };
+        return Ok(vec![resume; inputs.len()]);
     };
     let m = &r.manifest;
-    if m.source.stream != cfg.source.stream {
+    let file = pipeline.file.display();
+    let name = cfg.name.get_ref();
+    let positions = m.positions();
+    if positions.len() != inputs.len() {
         anyhow::bail!(
-            "{}: checkpoint {} of pipeline {:?} is a position in stream {:?}, but \
-             `source.stream` is now {:?}; start afresh with `weir checkpoint delete --all`",
-            pipeline.file.display(),
+            "{file}: checkpoint {} of pipeline {name:?} holds the positions of {} input(s), \
+             but the pipeline now has {}; start afresh with `weir checkpoint delete --all`",
             m.id,
-            cfg.name.get_ref(),
-            m.source.stream,
-            cfg.source.stream
+            positions.len(),
+            inputs.len()
         );
     }
-    Ok(if cfg.checkpoint.guarantee == Guarantee::AtMostOnce {
-        Resume::AfterOrAckFloor(m.source.sequence)
-    } else {
-        Resume::After(m.source.sequence)
-    })
+    let mut resume = Vec::with_capacity(inputs.len());
+    for (i, (position, input)) in positions.iter().zip(inputs).enumerate() {
+        if position.stream != input.stream {
+            let field = if cfg.sources.is_empty() {
+                "source.stream".to_owned()
+            } else {
+                format!("sources[{i}].stream")
+            };
+            anyhow::bail!(
+                "{file}: checkpoint {} of pipeline {name:?} is a position in stream {:?}, but \
+                 `{field}` is now {:?}; start afresh with `weir checkpoint delete --all`",
+                m.id,
+                position.stream,
+                input.stream
+            );
+        }
+        resume.push(if cfg.checkpoint.guarantee == Guarantee::AtMostOnce {
+            Resume::AfterOrAckFloor(position.sequence)
+        } else {
+            Resume::After(position.sequence)
+        });
+    }
+    Ok(resume)
 }

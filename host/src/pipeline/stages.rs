@@ -17,7 +17,7 @@ use super::hotload::{Prepared, Slot};
 use crate::admin::Metrics;
 use crate::admin::plugins::PluginStatus;
 use crate::checkpoint::{EncodedState, Manifest, PluginVersion, StateBlob};
-use crate::config::{Pipeline, WatermarkStrategy};
+use crate::config::Pipeline;
 use crate::operator::chain::CanaryOutcome;
 use crate::operator::output::{Derived, DerivedDeadLetter, ResultOrigin};
 use crate::operator::{BatchOutput, Chain, DeadLetter, EventBatch, StatefulStage};
@@ -62,18 +62,11 @@ impl Stages {
         partitions: &SourcePartitions,
     ) -> anyhow::Result<Self> {
         let stateful = super::build_stateful(runtime, pipeline)?;
-        let w = &pipeline.config.source.watermarks;
         let watermarks = stateful
             .as_ref()
             .filter(|s| s.uses_event_time())
-            .filter(|_| w.strategy == WatermarkStrategy::Bounded && !partitions.punctuated)
-            .map(|_| {
-                SourceWatermarks::new(
-                    &partitions.subjects,
-                    w.out_of_orderness.as_millis().min(i64::MAX as u128) as i64,
-                    partitions.idle_timeout,
-                )
-            });
+            .filter(|_| !partitions.punctuated)
+            .map(|_| SourceWatermarks::for_inputs(&partitions.inputs()));
         Ok(Stages {
             runtime: runtime.clone(),
             metrics,
@@ -128,7 +121,8 @@ impl Stages {
             let now = Instant::now();
             let view = events.view();
             for i in 0..view.len() {
-                let partition = w.partition(&origins[events.lineage[i] as usize].subject);
+                let origin = &origins[events.lineage[i] as usize];
+                let partition = w.partition(origin.input as usize, &origin.subject);
                 w.observe(partition, view.time(i), now);
             }
             if let Some(wm) = w.update(now) {
@@ -476,6 +470,7 @@ mod tests {
             .map(|sequence| Origin {
                 subject: "s".into(),
                 sequence,
+                input: 0,
             })
             .collect();
         (EventBatch::from_source(b), origins)

@@ -25,6 +25,9 @@ use crate::sink::jetstream::headers::KEY_ENCODING;
 /// The header that makes a message a watermark marker (value: milliseconds since the epoch).
 pub const WATERMARK_HEADER: &str = "Weir-Watermark";
 
+/// The header naming the input an event came from, in a pipeline of several inputs.
+pub const INPUT_HEADER: &str = "Weir-Input";
+
 /// The header names looked up in every message, made once: a lookup by `&str` builds (and
 /// allocates) a name each time.
 #[derive(Debug, Clone)]
@@ -170,6 +173,9 @@ pub struct JetStreamSource {
     pull: crate::config::SourceConfig,
     stream: String,
     lookups: Lookups,
+    /// Which of the pipeline's inputs this is, and its name when there are several.
+    input: u16,
+    input_name: Option<std::sync::Arc<str>>,
     batch_size: usize,
     max_wait: Duration,
     /// The consumer sequence the next delivery must have; a gap means a delivery was lost
@@ -194,15 +200,34 @@ impl JetStreamSource {
         pipeline: &Pipeline,
         resume: Resume,
     ) -> anyhow::Result<Self> {
-        let src = &pipeline.config.source;
+        Self::connect_input(js, pipeline, 0, resume).await
+    }
+
+    /// Like [`JetStreamSource::connect`], for input `input` of the pipeline's `[[sources]]`.
+    pub async fn connect_input(
+        js: &jetstream::Context,
+        pipeline: &Pipeline,
+        input: usize,
+        resume: Resume,
+    ) -> anyhow::Result<Self> {
+        let src = pipeline
+            .config
+            .inputs()
+            .get(input)
+            .with_context(|| format!("the pipeline has no input {input}"))?;
+        let field = if pipeline.config.sources.is_empty() {
+            "source".to_owned()
+        } else {
+            format!("sources[{input}]")
+        };
         let stream = js.get_stream(&src.stream).await.with_context(|| {
             format!(
-                "{}: field `source.stream`: cannot open JetStream stream {:?} (does it exist?)",
+                "{}: field `{field}.stream`: cannot open JetStream stream {:?} (does it exist?)",
                 pipeline.file.display(),
                 src.stream
             )
         })?;
-        let name = pipeline.consumer_name();
+        let name = pipeline.consumer_name_of(input);
         let ack_floor = match stream.consumer_info(&name).await {
             Ok(info) => {
                 let floor = info.ack_floor.stream_sequence;
@@ -249,6 +274,8 @@ impl JetStreamSource {
             pull: src.clone(),
             stream: src.stream.clone(),
             lookups: Lookups::new(&src.key, &src.time),
+            input: input as u16,
+            input_name: pipeline.input_name(input).map(std::sync::Arc::from),
             batch_size: src.batch_size,
             max_wait: src.max_wait,
             next_consumer_sequence: 1,
@@ -365,7 +392,7 @@ impl JetStreamSource {
     /// stop arriving for `max_wait`. `first_wait` bounds the wait for the first message; when
     /// it passes, the batch is empty (and nothing was pulled from the consumer).
     pub async fn fetch(&mut self, first_wait: Option<Duration>) -> anyhow::Result<SourceBatch> {
-        let mut reader = BatchReader::new(self.batch_size);
+        let mut reader = BatchReader::new(self.batch_size, self.input, self.input_name.clone());
         let mut last = None;
         let deadline = tokio::time::Instant::now() + self.max_wait;
         while reader.batch.origins.len() < self.batch_size {
@@ -416,19 +443,25 @@ struct BatchReader {
     headers: Vec<u8>,
     /// The key, when it comes from a payload field.
     key: Vec<u8>,
+    input: u16,
+    /// The input's name, written into every event's `Weir-Input` header (several inputs).
+    input_name: Option<std::sync::Arc<str>>,
 }
 
 impl BatchReader {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, input: u16, input_name: Option<std::sync::Arc<str>>) -> Self {
         BatchReader {
             builder: BatchBuilder::with_capacity(capacity, 128),
             batch: SourceBatch {
                 origins: Vec::with_capacity(capacity),
+                input,
                 ..Default::default()
             },
             lineage: Vec::with_capacity(capacity),
             headers: Vec::new(),
             key: Vec::new(),
+            input,
+            input_name,
         }
     }
 
@@ -438,6 +471,7 @@ impl BatchReader {
         self.batch.origins.push(Origin {
             subject: msg.subject.clone(),
             sequence,
+            input: self.input,
         });
         let refuse = |error: String, key: &[u8], headers: &[u8]| {
             let e = EventRef {
@@ -470,10 +504,16 @@ impl BatchReader {
                 if name.len() >= 5 && name[..5].eq_ignore_ascii_case("nats-") {
                     continue;
                 }
+                if self.input_name.is_some() && name.eq_ignore_ascii_case(INPUT_HEADER) {
+                    continue; // this pipeline says which of its inputs it is
+                }
                 for v in values {
                     push_header(&mut self.headers, name.as_bytes(), v.as_str().as_bytes());
                 }
             }
+        }
+        if let Some(input) = &self.input_name {
+            push_header(&mut self.headers, INPUT_HEADER.as_bytes(), input.as_bytes());
         }
         let key = match event_key(msg, lookups, &mut self.key) {
             Ok(k) => k,

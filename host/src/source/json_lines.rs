@@ -232,11 +232,15 @@ impl JsonLinesSource {
 
     /// Its watermark partitions: one, never idle; punctuated when the file holds watermark
     /// lines (or the pipeline says so).
-    pub fn partitions(&self, config: &crate::config::SourceConfig) -> SourcePartitions {
+    pub fn partitions(&self, config: &crate::config::PipelineConfig) -> SourcePartitions {
         let configured = SourcePartitions::of(config);
+        let bound_ms = configured.inputs.first().map_or(0, |i| i.bound_ms);
         SourcePartitions {
-            subjects: Vec::new(),
-            idle_timeout: None,
+            inputs: vec![super::InputPartitions {
+                subjects: Vec::new(),
+                bound_ms,
+                idle_timeout: None,
+            }],
             punctuated: self.punctuated || configured.punctuated,
         }
     }
@@ -296,6 +300,7 @@ impl JsonLinesSource {
             batch.origins.push(Origin {
                 subject: async_nats::Subject::from(""),
                 sequence: self.line as u64,
+                input: 0,
             });
         }
         if batch.origins.is_empty() {

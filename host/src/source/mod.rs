@@ -5,7 +5,8 @@
 //!   pipeline's `[source]` section; messages stay unacknowledged until the checkpoint that
 //!   covers them is committed;
 //! - [`json_lines`]: JSON lines from a file, for `weir run --local` and `weir plugin test`;
-//! - [`field`]: event time and key from a JSON field of the payload.
+//! - [`field`]: event time and key from a JSON field of the payload;
+//! - [`multi`]: several inputs (`[[sources]]`) read side by side as one source.
 //!
 //! A source appends message bytes straight into a packed batch ([`SourceBatch`]), says where
 //! each message came from ([`Origin`]: subject and position, for lineage, message ids and dead
@@ -15,14 +16,16 @@
 pub mod field;
 pub mod jetstream;
 pub mod json_lines;
+pub mod multi;
 
 use std::future::Future;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
-use crate::config::{SourceConfig, WatermarkStrategy};
+use crate::config::{PipelineConfig, WatermarkStrategy};
 use crate::operator::{DeadLetter, EventBatch};
+pub use crate::window::InputPartitions;
 
 /// A source of events for the run loop.
 pub trait Source: Send {
@@ -55,6 +58,8 @@ pub struct Origin {
     pub subject: async_nats::Subject,
     /// Its position: a stream sequence, or a line number.
     pub sequence: u64,
+    /// Which of the pipeline's inputs it came from (0 with one input).
+    pub input: u16,
 }
 
 /// Acknowledges a source up to (and including) a batch: what a committed checkpoint does.
@@ -74,6 +79,8 @@ pub struct SourceBatch {
     pub watermarks: Vec<(u32, i64)>,
     /// Acknowledges the source up to this batch, when the source needs acknowledgements.
     pub ack: Option<Ack>,
+    /// Which of the pipeline's inputs the batch came from (0 with one input).
+    pub input: u16,
 }
 
 impl SourceBatch {
@@ -83,25 +90,57 @@ impl SourceBatch {
     }
 }
 
-/// How a source's events fall into watermark partitions: each subject filter is a partition
-/// with its own watermark, and the pipeline's is the minimum over those not idle.
+/// How a pipeline's events fall into watermark partitions: each subject filter of each input
+/// is a partition with its own watermark, and the pipeline's is the minimum over those not
+/// idle.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SourcePartitions {
-    /// Subject filters (none: one partition).
-    pub subjects: Vec<String>,
-    /// A partition without events for this long stops holding the watermark back.
-    pub idle_timeout: Option<Duration>,
+    /// Per input (none: one input of one partition, no bound, never idle).
+    pub inputs: Vec<InputPartitions>,
     /// Only markers move event time (no watermark is generated from event times).
     pub punctuated: bool,
 }
 
 impl SourcePartitions {
-    /// The partitions of a `[source]` section.
-    pub fn of(config: &SourceConfig) -> Self {
+    /// The partitions of a pipeline's `[source]` or `[[sources]]`.
+    pub fn of(config: &PipelineConfig) -> Self {
+        let inputs = config.inputs();
         SourcePartitions {
-            subjects: config.subjects.clone(),
-            idle_timeout: config.watermarks.idle_timeout,
-            punctuated: config.watermarks.strategy == WatermarkStrategy::Punctuated,
+            inputs: inputs
+                .iter()
+                .map(|s| InputPartitions {
+                    subjects: s.subjects.clone(),
+                    bound_ms: s
+                        .watermarks
+                        .out_of_orderness
+                        .as_millis()
+                        .min(i64::MAX as u128) as i64,
+                    idle_timeout: s.watermarks.idle_timeout,
+                })
+                .collect(),
+            punctuated: inputs
+                .iter()
+                .any(|s| s.watermarks.strategy == WatermarkStrategy::Punctuated),
+        }
+    }
+
+    /// The partitions of one input with subject filters `subjects`.
+    pub fn subjects(subjects: &[&str]) -> Self {
+        SourcePartitions {
+            inputs: vec![InputPartitions {
+                subjects: subjects.iter().map(|s| s.to_string()).collect(),
+                ..Default::default()
+            }],
+            punctuated: false,
+        }
+    }
+
+    /// The partitions, with one input of one partition when none is said.
+    pub fn inputs(&self) -> Vec<InputPartitions> {
+        if self.inputs.is_empty() {
+            vec![InputPartitions::default()]
+        } else {
+            self.inputs.clone()
         }
     }
 }

@@ -107,15 +107,29 @@ pub fn subject_matches(filter: &str, subject: &str) -> bool {
     s.next().is_none()
 }
 
-/// Per-partition watermarks of a source: partition `i` is the events whose subject matches
-/// subject filter `i` (one partition when there are no filters).
+/// Per-partition watermarks of a pipeline's inputs: each input's partition `i` is the events
+/// whose subject matches its subject filter `i` (one partition when it has no filters), and
+/// each input has its own bound of out-of-orderness and idle timeout. The pipeline's watermark
+/// is the minimum over the partitions not idle.
 #[derive(Debug)]
 pub struct SourceWatermarks {
-    filters: Vec<String>,
+    /// Per input: its subject filters and its first partition's index.
+    inputs: Vec<(Vec<String>, usize)>,
     generators: Vec<BoundedOutOfOrderness>,
+    idle_timeouts: Vec<Option<Duration>>,
     last_event: Vec<Option<Instant>>,
     mux: WatermarkMultiplexer,
-    idle_timeout: Option<Duration>,
+}
+
+/// How one input's events fall into watermark partitions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InputPartitions {
+    /// Subject filters (none: one partition).
+    pub subjects: Vec<String>,
+    /// The watermark trails the newest event time by this much, ms.
+    pub bound_ms: i64,
+    /// A partition without events for this long stops holding the watermark back.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// [`SourceWatermarks`] in a checkpoint: each partition's newest event time and the combined
@@ -160,23 +174,46 @@ impl SourceWatermarks {
         Ok(())
     }
 
+    /// The watermarks of one input.
     pub fn new(filters: &[String], bound_ms: i64, idle_timeout: Option<Duration>) -> Self {
-        let n = filters.len().max(1);
+        Self::for_inputs(&[InputPartitions {
+            subjects: filters.to_vec(),
+            bound_ms,
+            idle_timeout,
+        }])
+    }
+
+    /// The watermarks of several inputs, partitioned each as said.
+    pub fn for_inputs(inputs: &[InputPartitions]) -> Self {
+        let mut first = Vec::with_capacity(inputs.len());
+        let (mut generators, mut idle_timeouts) = (Vec::new(), Vec::new());
+        for input in inputs {
+            first.push((input.subjects.clone(), generators.len()));
+            for _ in 0..input.subjects.len().max(1) {
+                generators.push(BoundedOutOfOrderness::new(input.bound_ms));
+                idle_timeouts.push(input.idle_timeout);
+            }
+        }
+        let n = generators.len();
         SourceWatermarks {
-            filters: filters.to_vec(),
-            generators: vec![BoundedOutOfOrderness::new(bound_ms); n],
+            inputs: first,
+            generators,
+            idle_timeouts,
             last_event: vec![None; n],
             mux: WatermarkMultiplexer::new(n),
-            idle_timeout,
         }
     }
 
-    /// The partition of an event from `subject`.
-    pub fn partition(&self, subject: &str) -> usize {
-        self.filters
-            .iter()
-            .position(|f| subject_matches(f, subject))
-            .unwrap_or(0)
+    /// The partition of an event of input `input` from `subject`.
+    pub fn partition(&self, input: usize, subject: &str) -> usize {
+        let Some((filters, first)) = self.inputs.get(input) else {
+            return 0;
+        };
+        first
+            + filters
+                .iter()
+                .position(|f| subject_matches(f, subject))
+                .unwrap_or(0)
     }
 
     /// Notes an event of `partition` at event time `ts`, seen at `now`.
@@ -188,7 +225,7 @@ impl SourceWatermarks {
     /// Updates the combined watermark (marking partitions idle past the timeout) and returns it.
     pub fn update(&mut self, now: Instant) -> Option<i64> {
         for p in 0..self.generators.len() {
-            let idle = match (self.idle_timeout, self.last_event[p]) {
+            let idle = match (self.idle_timeouts[p], self.last_event[p]) {
                 (Some(t), Some(seen)) => now.duration_since(seen) >= t,
                 (Some(_), None) => true,
                 (None, _) => false,
@@ -235,8 +272,8 @@ mod source_tests {
         let filters = vec!["in.fast".to_string(), "in.slow".to_string()];
         let mut w = SourceWatermarks::new(&filters, 0, Some(Duration::from_secs(10)));
         let t0 = Instant::now();
-        w.observe(w.partition("in.fast"), 5_000, t0);
-        w.observe(w.partition("in.slow"), 1_000, t0);
+        w.observe(w.partition(0, "in.fast"), 5_000, t0);
+        w.observe(w.partition(0, "in.slow"), 1_000, t0);
         assert_eq!(w.update(t0), Some(999));
         w.observe(0, 9_000, t0 + Duration::from_secs(11));
         assert_eq!(w.update(t0 + Duration::from_secs(5)), Some(999));

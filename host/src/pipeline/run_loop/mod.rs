@@ -97,6 +97,16 @@ fn stopped(reason: &str, from: u64) -> anyhow::Error {
     )
 }
 
+/// Keeps `ack` as input `input`'s newest acknowledgement (`AckPolicy::All`: acknowledging a
+/// batch acknowledges that input's batches before it).
+fn keep_newest(newest: &mut Vec<Option<Ack>>, input: u16, ack: Ack) {
+    let input = usize::from(input);
+    if newest.len() <= input {
+        newest.resize_with(input + 1, || None);
+    }
+    newest[input] = Some(ack);
+}
+
 /// The run loop's state between batches.
 pub struct RunLoop<K: Sink> {
     sink: Arc<K>,
@@ -109,11 +119,14 @@ pub struct RunLoop<K: Sink> {
     in_flight: VecDeque<JoinHandle<anyhow::Result<()>>>,
     /// Stateful outputs held for the next checkpoint (`effectively-once`).
     held: Vec<PendingMessage>,
-    /// The position of the last source message processed.
+    /// The position of the last source message processed (of the first input).
     sequence: u64,
+    /// Per input, the position of its last message processed.
+    positions: Vec<u64>,
     /// Source acknowledgements, oldest first, each waiting until the deliveries started up to
-    /// its batch (the count it carries) have finished ([`Self::settle_acks`]).
-    acks: VecDeque<(u64, Ack)>,
+    /// its batch (the count it carries) have finished ([`Self::settle_acks`]), with the input
+    /// it acknowledges.
+    acks: VecDeque<(u64, u16, Ack)>,
     /// Deliveries started since the loop began.
     started: u64,
     /// Deliveries finished, or handed to a checkpoint to wait for, since the loop began.
@@ -167,6 +180,7 @@ impl<K: Sink> RunLoop<K> {
             in_flight: VecDeque::new(),
             held: Vec::new(),
             sequence: 0,
+            positions: Vec::new(),
             acks: VecDeque::new(),
             started: 0,
             finished: 0,
@@ -208,6 +222,7 @@ impl<K: Sink> RunLoop<K> {
     ) -> anyhow::Result<()> {
         let Restored { manifest, mut blob } = restored;
         self.sequence = manifest.source.sequence;
+        self.positions = manifest.positions().iter().map(|p| p.sequence).collect();
         if let Some(until) = self.replay_until.filter(|u| *u > self.sequence) {
             tracing::info!(
                 from = self.sequence + 1,
@@ -340,7 +355,14 @@ impl<K: Sink> RunLoop<K> {
         }
         self.emit(out, &batch.origins).await?;
         if let Some(position) = batch.last_position() {
-            self.sequence = position;
+            let input = usize::from(batch.input);
+            if self.positions.len() <= input {
+                self.positions.resize(input + 1, 0);
+            }
+            self.positions[input] = position;
+            if input == 0 {
+                self.sequence = position;
+            }
         }
         if let Some((settled, plugins)) = canaries {
             self.on_canaries(settled, plugins?);
@@ -353,7 +375,7 @@ impl<K: Sink> RunLoop<K> {
             } else {
                 self.started
             };
-            self.acks.push_back((after, ack));
+            self.acks.push_back((after, batch.input, ack));
             self.settle_acks().await;
         }
         self.dirty = true;
@@ -445,18 +467,20 @@ impl<K: Sink> RunLoop<K> {
     /// failed acknowledgement loses nothing: the checkpoint, not the server's ack floor, says
     /// where a restart resumes, and the next acknowledgement covers these messages too.
     async fn settle_acks(&mut self) {
-        let mut newest = None;
+        let mut newest = Vec::new();
         while self
             .acks
             .front()
-            .is_some_and(|(after, _)| *after <= self.finished)
+            .is_some_and(|(after, _, _)| *after <= self.finished)
         {
-            newest = self.acks.pop_front().map(|(_, ack)| ack);
+            if let Some((_, input, ack)) = self.acks.pop_front() {
+                keep_newest(&mut newest, input, ack);
+            }
         }
-        if let Some(ack) = newest
-            && let Err(e) = ack.await
-        {
-            tracing::debug!(error = %format!("{e:#}"), "acknowledging the source failed");
+        for ack in newest.into_iter().flatten() {
+            if let Err(e) = ack.await {
+                tracing::debug!(error = %format!("{e:#}"), "acknowledging the source failed");
+            }
         }
     }
 
@@ -482,14 +506,20 @@ impl<K: Sink> RunLoop<K> {
         checkpointer.start(Snapshot {
             state,
             pending,
-            sequence: self.sequence,
+            positions: self.positions.clone(),
             watermark,
             plugins: self.plugins.clone(),
             state_entries: entries,
             publishing: self.in_flight.drain(..).collect(),
-            // The checkpoint waits for every delivery in flight: it acknowledges the newest
-            // batch once they are stored and the commit is durable.
-            ack: self.acks.pop_back().map(|(_, ack)| ack),
+            // The checkpoint waits for every delivery in flight: it acknowledges each
+            // input's newest batch once they are stored and the commit is durable.
+            acks: {
+                let mut newest = Vec::new();
+                for (_, input, ack) in self.acks.drain(..) {
+                    keep_newest(&mut newest, input, ack);
+                }
+                newest.into_iter().flatten().collect()
+            },
         });
         self.finished = self.started;
         self.acks.clear();

@@ -23,9 +23,29 @@ pub struct Message {
     pub payload: Bytes,
 }
 
+/// How outputs name one of the pipeline's inputs: the stream its messages came from
+/// (`Weir-Source-Stream`), and the name its positions go by in message ids (the stream with
+/// one input; the input's name with several, which may read one stream).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InputIds {
+    pub stream: String,
+    pub ids: String,
+}
+
+impl InputIds {
+    /// The one input of a pipeline reading `stream`.
+    pub fn single(stream: &str) -> Vec<InputIds> {
+        vec![InputIds {
+            stream: stream.to_owned(),
+            ids: stream.to_owned(),
+        }]
+    }
+}
+
 /// Makes the messages of one pipeline's outputs.
 pub struct MessageBuilder {
-    source_stream: String,
+    /// Per input (indexed by [`Origin::input`]).
+    inputs: Vec<InputIds>,
     subject: Subject,
     dead_letter: Subject,
     late: Subject,
@@ -53,10 +73,10 @@ impl Ids {
 }
 
 impl MessageBuilder {
-    /// Messages of `pipeline` reading `source_stream`, to the subjects of `config`.
-    pub fn new(pipeline: &str, source_stream: &str, config: &SinkConfig, ids: bool) -> Self {
+    /// Messages of `pipeline` reading `inputs`, to the subjects of `config`.
+    pub fn new(pipeline: &str, inputs: Vec<InputIds>, config: &SinkConfig, ids: bool) -> Self {
         MessageBuilder {
-            source_stream: source_stream.to_owned(),
+            inputs,
             subject: Subject::from(config.subject.as_str()),
             dead_letter: Subject::from(config.dead_letter.as_str()),
             late: Subject::from(config.late.as_deref().unwrap_or(&config.dead_letter)),
@@ -134,10 +154,11 @@ impl MessageBuilder {
             };
             let n = emitted[source];
             emitted[source] += 1;
+            let origin = &origins[source];
             let id = self.ids.of(MessageId::Result {
                 scope,
-                stream: &self.source_stream,
-                sequence: origins[source].sequence,
+                stream: &input_of(&self.inputs, origin).ids,
+                sequence: origin.sequence,
                 n,
             });
             let (s, end) = view.payload_range(i);
@@ -208,24 +229,24 @@ impl MessageBuilder {
             Refusal::Dead => self.dead_letter.clone(),
             Refusal::Late => self.late.clone(),
         };
-        let stream = &self.source_stream;
         let mut emitted = vec![0u32; origins.len()];
         for d in letters {
             let source = d.source as usize;
             let origin = &origins[source];
+            let input = input_of(&self.inputs, origin);
             let n = emitted[source];
             emitted[source] += 1;
             let id = self.ids.of(MessageId::Refused {
                 scope,
                 refusal,
-                stream,
+                stream: &input.ids,
                 sequence: origin.sequence,
                 n,
             });
             let headers = OutputHeaders::from_event_lossy(&d.headers)
                 .id(id)
                 .failure(&d.error, &d.operator, &d.plugin)
-                .source(stream, &origin.subject, origin.sequence)
+                .source(&input.stream, &origin.subject, origin.sequence)
                 .event(&d.key, d.time);
             msgs.push(Message {
                 subject: subject.clone(),
@@ -256,6 +277,15 @@ fn free_result(
     }
 }
 
+/// The names of the input `origin` came from (the first for an unknown index, which no
+/// source makes).
+fn input_of<'a>(inputs: &'a [InputIds], origin: &Origin) -> &'a InputIds {
+    inputs
+        .get(usize::from(origin.input))
+        .or(inputs.first())
+        .expect("a pipeline has an input")
+}
+
 #[cfg(test)]
 mod tests {
     use weir_packed::{BatchBuilder, push_header};
@@ -271,7 +301,7 @@ mod tests {
             late: Some("late".into()),
             max_in_flight: 16,
         };
-        MessageBuilder::new("p", "IN", &config, ids)
+        MessageBuilder::new("p", InputIds::single("IN"), &config, ids)
     }
 
     fn origins() -> Vec<Origin> {
@@ -279,6 +309,7 @@ mod tests {
             .map(|i| Origin {
                 subject: format!("in.{i}").into(),
                 sequence: 100 + i,
+                input: 0,
             })
             .collect()
     }

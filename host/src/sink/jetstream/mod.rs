@@ -26,6 +26,7 @@ use async_nats::jetstream;
 use async_nats::{HeaderMap, HeaderName, HeaderValue, Subject};
 use bytes::Bytes;
 
+pub use self::messages::InputIds;
 use self::messages::{Message, MessageBuilder};
 use self::publish::Publisher;
 use crate::checkpoint::PendingMessage;
@@ -44,12 +45,12 @@ pub struct JetStreamSink {
 }
 
 impl JetStreamSink {
-    /// A sink for `pipeline` (reading `source_stream`) with its `[sink]` section; `ids`:
-    /// whether messages carry `Nats-Msg-Id` (effectively-once).
+    /// A sink for `pipeline` (reading `inputs`) with its `[sink]` section; `ids`: whether
+    /// messages carry `Nats-Msg-Id` (effectively-once).
     pub fn new(
         js: jetstream::Context,
         pipeline: &str,
-        source_stream: &str,
+        inputs: Vec<InputIds>,
         config: &SinkConfig,
         ids: bool,
     ) -> Self {
@@ -57,7 +58,7 @@ impl JetStreamSink {
             publisher: Publisher::new(js.clone(), config.max_in_flight),
             js,
             config: config.clone(),
-            builder: Mutex::new(MessageBuilder::new(pipeline, source_stream, config, ids)),
+            builder: Mutex::new(MessageBuilder::new(pipeline, inputs, config, ids)),
             dead_letter: Subject::from(config.dead_letter.as_str()),
         }
     }
