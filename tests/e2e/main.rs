@@ -10,6 +10,7 @@ mod crash;
 mod guarantees;
 mod hardening;
 mod hotload;
+mod joins;
 mod inputs;
 mod kit;
 mod local_input;

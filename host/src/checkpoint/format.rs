@@ -1,5 +1,5 @@
-//! The checkpoint format, version 3 (documented for operators in `docs/checkpoints.md`;
-//! blobs of versions 1 and 2 are still read, see [`v1`] and [`v2`]).
+//! The checkpoint format, version 4 (documented for operators in `docs/checkpoints.md`;
+//! blobs of versions 1 to 3 are still read, see [`v1`], [`v2`] and [`v3`]).
 //!
 //! A checkpoint is a **manifest** (JSON, in the key-value bucket) and, when the pipeline has
 //! state or outputs waiting to be published, a **state blob** (in the object store) that the
@@ -11,6 +11,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::join::JoinState;
 use crate::operator::process::ProcessState;
 use crate::operator::stage::StageState;
 use crate::window::{WatermarksState, WindowState};
@@ -18,10 +19,11 @@ use crate::window::{WatermarksState, WindowState};
 /// The first bytes of every state blob.
 pub const MAGIC: &[u8; 16] = b"weir-checkpoint\0";
 /// The format this host writes (and the newest it reads).
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 mod v1;
 mod v2;
+mod v3;
 
 /// What went wrong reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +195,7 @@ pub struct StateBlob {
     pub watermarks: Option<WatermarksState>,
     pub window: Option<WindowState>,
     pub process: Option<ProcessState>,
+    pub join: Option<JoinState>,
     pub pending: Vec<PendingMessage>,
 }
 
@@ -201,6 +204,7 @@ impl StateBlob {
         self.watermarks.is_none()
             && self.window.is_none()
             && self.process.is_none()
+            && self.join.is_none()
             && self.pending.is_empty()
     }
 
@@ -229,6 +233,7 @@ impl StateBlob {
             FORMAT_VERSION => postcard::from_bytes(body),
             1 => v1::decode(body),
             2 => v2::decode(body),
+            3 => v3::decode(body),
             _ => {
                 return Err(corrupt(format!(
                     "format version {version}, this host reads 1 to {FORMAT_VERSION}"
@@ -239,8 +244,8 @@ impl StateBlob {
     }
 }
 
-/// The state parts of a blob (watermarks, window, process — the fields of [`StateBlob`] before
-/// `pending`), encoded during the checkpoint pause. Postcard writes a struct as its fields one
+/// The state parts of a blob (watermarks, window, process, join — the fields of [`StateBlob`]
+/// before `pending`), encoded during the checkpoint pause. Postcard writes a struct as its fields one
 /// after another, so these bytes followed by the encoded `pending` are a [`StateBlob`].
 #[derive(Debug, Clone, Default)]
 pub struct EncodedState {
@@ -256,29 +261,35 @@ impl EncodedState {
         stage: Option<StageState<'_>>,
         capacity: usize,
     ) -> Self {
+        let none = None::<()>;
         match stage {
             Some(StageState::Window(w)) => {
-                Self::encode_fields(watermarks, Some(w), None::<()>, capacity)
+                Self::encode_fields(watermarks, Some(w), none, none, capacity)
             }
             Some(StageState::Process(p)) => {
-                Self::encode_fields(watermarks, None::<()>, Some(p), capacity)
+                Self::encode_fields(watermarks, none, Some(p), none, capacity)
             }
-            None => Self::encode_fields(watermarks, None::<()>, None::<()>, capacity),
+            Some(StageState::Join(j)) => {
+                Self::encode_fields(watermarks, none, none, Some(j), capacity)
+            }
+            None => Self::encode_fields(watermarks, none, none, none, capacity),
         }
     }
 
-    /// Encodes the three state fields of a [`StateBlob`].
+    /// Encodes the four state fields of a [`StateBlob`].
     fn encode_fields(
         watermarks: Option<impl Serialize>,
         window: Option<impl Serialize>,
         process: Option<impl Serialize>,
+        join: Option<impl Serialize>,
         capacity: usize,
     ) -> Self {
-        let empty = watermarks.is_none() && window.is_none() && process.is_none();
+        let empty = watermarks.is_none() && window.is_none() && process.is_none() && join.is_none();
         let mut body = Vec::with_capacity(capacity.max(64));
         body = postcard::to_extend(&watermarks, body).expect("encoding into a Vec cannot fail");
         body = postcard::to_extend(&window, body).expect("encoding into a Vec cannot fail");
         body = postcard::to_extend(&process, body).expect("encoding into a Vec cannot fail");
+        body = postcard::to_extend(&join, body).expect("encoding into a Vec cannot fail");
         EncodedState { body, empty }
     }
 
@@ -356,6 +367,7 @@ mod tests {
             blob.watermarks.as_ref(),
             blob.window.as_ref(),
             blob.process.as_ref(),
+            blob.join.as_ref(),
             0,
         );
         assert_eq!(parts.blob(&blob.pending), bytes);

@@ -98,7 +98,7 @@ async fn prior_run(
             ));
         }
     }
-    let stateful = cfg.window.is_some() || cfg.process.is_some();
+    let stateful = cfg.stateful();
     let stream = &cfg.source.stream;
     if stateful && let Ok(s) = js.get_stream(stream).await {
         let consumer = pipeline.consumer_name();

@@ -44,7 +44,7 @@ impl Pipeline {
         };
         located(self.check_inputs())?;
         located(self.check_sink())?;
-        let stateful = c.window.is_some() || c.process.is_some();
+        let stateful = c.stateful();
         located(c.checkpoint.check(stateful))?;
         self.check_stateful()?;
         let mut names = HashSet::new();
@@ -220,24 +220,42 @@ impl Pipeline {
         Ok(())
     }
 
-    /// `[window]`, `[process]` and `[[after]]`, which needs one of them.
+    /// `[window]`, `[process]`, `[join]` and `[[after]]`, which needs one of them.
     fn check_stateful(&self) -> Result<(), ConfigError> {
         let c = &self.config;
-        if c.process.is_some() && c.window.is_some() {
+        let stages = [
+            ("window", c.window.is_some()),
+            ("process", c.process.is_some()),
+            ("join", c.join.is_some()),
+        ];
+        let given: Vec<&str> = stages.iter().filter(|s| s.1).map(|s| s.0).collect();
+        if given.len() > 1 {
             return Err(self.field_error(
-                "process",
-                "`[window]` and `[process]` cannot both end one pipeline; use two pipelines",
+                given[1],
+                format!(
+                    "`[{}]` and `[{}]` cannot both end one pipeline; use two pipelines",
+                    given[0], given[1]
+                ),
             ));
         }
         if let Some(w) = &c.window {
             w.check()
                 .map_err(|(field, message)| self.field_error(&field, message))?;
         }
-        if !c.after.is_empty() && c.window.is_none() && c.process.is_none() {
+        if let Some(j) = &c.join {
+            let inputs: Vec<&str> = c
+                .sources
+                .iter()
+                .filter_map(|s| s.name.as_ref().map(|n| n.get_ref().as_str()))
+                .collect();
+            j.check(&inputs)
+                .map_err(|(field, message)| self.field_error(&field, message))?;
+        }
+        if !c.after.is_empty() && !c.stateful() {
             return Err(self.error(
                 Some(c.after[0].name.span().start),
-                "`[[after]]` operators transform the results of a `[window]` or `[process]`, \
-                 and the pipeline has neither; put them in `[[operators]]`",
+                "`[[after]]` operators transform the results of a `[window]`, `[process]` or \
+                 `[join]`, and the pipeline has none; put them in `[[operators]]`",
             ));
         }
         Ok(())

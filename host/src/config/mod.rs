@@ -16,10 +16,12 @@ use crate::telemetry::redact::{Secret, redact_url};
 
 mod check;
 mod checkpoint;
+mod join;
 mod lines;
 pub mod names;
 mod window;
 pub use checkpoint::{CheckpointConfig, Guarantee};
+pub use join::{JoinConfig, JoinType, JoinWindow};
 pub use names::valid_name;
 pub use window::{MAX_WINDOWS_PER_EVENT, WindowConfig, WindowKind, WindowTime};
 
@@ -46,6 +48,9 @@ pub struct PipelineConfig {
     /// A keyed process function with per-key state and timers, after the operators.
     #[serde(default)]
     pub process: Option<ProcessConfig>,
+    /// A join of two inputs (`[[sources]]`), after the operators.
+    #[serde(default)]
+    pub join: Option<JoinConfig>,
     /// Transform operators run in order on the results of the `[window]` or `[process]`
     /// stage, before the sink (`[[after]]`).
     #[serde(default)]
@@ -218,6 +223,21 @@ pub enum TimeFrom {
 }
 
 impl PipelineConfig {
+    /// Whether the pipeline keeps state: a `[window]`, `[process]` or `[join]` stage.
+    pub fn stateful(&self) -> bool {
+        self.window.is_some() || self.process.is_some() || self.join.is_some()
+    }
+
+    /// What the stateful stage's state belongs to, as checkpoints record it (a restore
+    /// refuses another's): the window, or the join.
+    pub fn state_description(&self) -> Option<String> {
+        match (&self.window, &self.join) {
+            (Some(w), _) => Some(w.description()),
+            (None, Some(j)) => Some(j.description()),
+            (None, None) => None,
+        }
+    }
+
     /// The pipeline's inputs: the `[source]`, or every `[[sources]]` entry, in file order.
     pub fn inputs(&self) -> &[SourceConfig] {
         if self.sources.is_empty() {

@@ -124,3 +124,79 @@ fn source_and_sources_together_or_neither_are_refused() {
     let err = parse_text(named).unwrap_err().to_string();
     assert!(err.contains("only `[[sources]]` inputs are named"), "{err}");
 }
+
+#[test]
+fn a_join_names_its_two_inputs_and_its_bounds_or_windows() {
+    let join = |lines: &str| TWO.replacen("[sink]", &format!("[join]\n{lines}\n[sink]"), 1);
+    let p = parse_text(&join(
+        "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"\nlower = \"-2s\"\nupper = \"5s\"",
+    ))
+    .unwrap();
+    let j = p.config.join.as_ref().unwrap();
+    assert_eq!((j.bounds().lower, j.bounds().upper), (-2_000, 5_000));
+    assert!(p.config.stateful());
+    let w = parse_text(&join(
+        "type = \"window\"\nleft = \"bids\"\nright = \"auctions\"\nkind = \"full\"\n\
+         window = { type = \"sliding\", size = \"10s\", slide = \"5s\" }",
+    ))
+    .unwrap();
+    assert!(
+        w.config
+            .state_description()
+            .unwrap()
+            .contains("Full window join"),
+        "{:?}",
+        w.config.state_description()
+    );
+    let cases: &[(&str, &str)] = &[
+        (
+            "type = \"interval\"\nleft = \"people\"\nright = \"bids\"\nlower = \"0s\"\nupper = \"1s\"",
+            "field `join.left`: \"people\" is not one of the pipeline's inputs",
+        ),
+        (
+            "type = \"interval\"\nleft = \"bids\"\nright = \"bids\"\nlower = \"0s\"\nupper = \"1s\"",
+            "two different inputs",
+        ),
+        (
+            "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"",
+            "an interval join needs `lower` and `upper`",
+        ),
+        (
+            "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"\nlower = \"2s\"\nupper = \"1s\"",
+            "lower 2000 ms (inclusive) is after upper 1000 ms",
+        ),
+        (
+            "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"\nlower = \"soon\"\nupper = \"1s\"",
+            "\"soon\" is not a duration",
+        ),
+        (
+            "type = \"window\"\nleft = \"auctions\"\nright = \"bids\"",
+            "a window join needs `window`",
+        ),
+        (
+            "type = \"window\"\nleft = \"auctions\"\nright = \"bids\"\n\
+             window = { type = \"sliding\", size = \"10s\", slide = \"3s\" }",
+            "slide 3000 ms must divide size 10000 ms",
+        ),
+        (
+            "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"\nkind = \"left\"\n\
+             lower = \"0s\"\nupper = \"1s\"",
+            "an interval join is an inner join",
+        ),
+    ];
+    for (lines, message) in cases {
+        let err = parse_text(&join(lines)).unwrap_err();
+        assert!(err.message.contains(message), "{lines}: {err}");
+        assert!(err.line.is_some(), "{lines}: {err}");
+    }
+    let with_window = join(
+        "type = \"interval\"\nleft = \"auctions\"\nright = \"bids\"\nlower = \"0s\"\nupper = \"1s\"",
+    )
+    .replacen(
+        "[sink]",
+        "[window]\ntype = \"tumbling\"\nsize = \"1s\"\n[window.aggregate]\nname = \"a\"\nplugin = \"x.wasm\"\n[sink]",
+        1,
+    );
+    let err = parse_text(&with_window).unwrap_err().to_string();
+    assert!(err.contains("cannot both end one pipeline"), "{err}");
+}

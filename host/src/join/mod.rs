@@ -52,6 +52,13 @@ pub struct Element {
     pub payload: Vec<u8>,
 }
 
+/// A join's state in a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JoinState {
+    Interval(interval::IntervalState),
+    Window(window::WindowJoinState),
+}
+
 /// What a join emits.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Emit<'a> {

@@ -359,15 +359,21 @@ impl StatefulStage for AggregateStage {
         "window"
     }
 
-    fn plugin(&self) -> &Arc<crate::runtime::Plugin> {
-        self.instance.plugin()
+    fn plugin(&self) -> Option<&Arc<crate::runtime::Plugin>> {
+        Some(self.instance.plugin())
     }
 
     fn uses_event_time(&self) -> bool {
         self.processing.is_none()
     }
 
-    fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput) {
+    fn process_batch(
+        &mut self,
+        runtime: &Runtime,
+        events: &EventBatch,
+        _origins: &[crate::source::Origin],
+        out: &mut BatchOutput,
+    ) {
         let mut emitted = std::mem::take(&mut self.emitted);
         let stamped;
         let events = match &mut self.processing {
@@ -416,10 +422,10 @@ impl StatefulStage for AggregateStage {
         blob: &mut StateBlob,
     ) -> anyhow::Result<()> {
         let id = manifest.id;
-        if blob.process.is_some() {
+        if blob.process.is_some() || blob.join.is_some() {
             anyhow::bail!(
-                "checkpoint {id} holds keyed process state, but the pipeline has no \
-                 `[process]` now; a fresh start needs `weir checkpoint delete --all`"
+                "checkpoint {id} holds keyed process or join state, but the pipeline has a \
+                 `[window]` now; a fresh start needs `weir checkpoint delete --all`"
             );
         }
         let Some(state) = blob.window.take() else {
@@ -519,13 +525,13 @@ impl StatefulStage for AggregateStage {
         Ok(())
     }
 
-    fn plugin_version(&mut self, runtime: &Runtime) -> anyhow::Result<PluginVersion> {
-        Ok(PluginVersion {
+    fn plugin_version(&mut self, runtime: &Runtime) -> anyhow::Result<Option<PluginVersion>> {
+        Ok(Some(PluginVersion {
             stage: "window".into(),
             name: self.name.clone(),
             sha256: self.instance.plugin().hash.clone(),
             state_version: Some(self.state_version(runtime)?),
-        })
+        }))
     }
 
     fn state_entries(&mut self) -> u64 {

@@ -14,6 +14,7 @@ pub mod batch;
 pub mod canary;
 pub mod chain;
 pub mod isolate;
+pub mod join;
 pub mod output;
 pub mod process;
 pub mod stage;

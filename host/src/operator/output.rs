@@ -117,13 +117,16 @@ impl TimerEvent {
     }
 }
 
-/// An event a keyed-process timer emitted (no source message produced it).
+/// An event a keyed-process timer or a join emitted (no single source message produced it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TimerEvent {
     pub key: Vec<u8>,
     pub time: i64,
     pub headers: Vec<u8>,
     pub payload: Vec<u8>,
+    /// A joined pair: the ids of its left and right events (`None`: an outer join's missing
+    /// side), which name it.
+    pub pair: Option<(Option<u64>, Option<u64>)>,
 }
 
 /// Everything one batch (or one quiet tick) produced.
@@ -181,6 +184,8 @@ pub enum ResultOrigin {
     Count { serial: u64, tag: u64 },
     /// A timer (its time).
     Timer { time: i64, tag: u64 },
+    /// A joined pair (its time and the ids of its events; `u64::MAX` for a missing side).
+    Join { time: i64, left: u64, right: u64 },
 }
 
 impl ResultOrigin {
@@ -197,14 +202,22 @@ impl ResultOrigin {
     }
 
     pub fn of_timer(e: &TimerEvent) -> Self {
-        ResultOrigin::Timer {
-            time: e.time,
-            tag: content_tag(&e.key, &e.payload),
+        match e.pair {
+            Some((left, right)) => ResultOrigin::Join {
+                time: e.time,
+                left: left.unwrap_or(u64::MAX),
+                right: right.unwrap_or(u64::MAX),
+            },
+            None => ResultOrigin::Timer {
+                time: e.time,
+                tag: content_tag(&e.key, &e.payload),
+            },
         }
     }
 }
 
-/// `w/<start>/<end>/<tag>`, `c/<serial>/<tag>`, `t/<time>/<tag>` (tag: 16 hex digits): part of
+/// `w/<start>/<end>/<tag>`, `c/<serial>/<tag>`, `t/<time>/<tag>` (tag: 16 hex digits),
+/// `j/<time>/<left id>/<right id>` (hex, `-` for none): part of
 /// message ids and of the `Weir-Origin` header.
 impl fmt::Display for ResultOrigin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -212,6 +225,16 @@ impl fmt::Display for ResultOrigin {
             ResultOrigin::Window { start, end, tag } => write!(f, "w/{start}/{end}/{tag:016x}"),
             ResultOrigin::Count { serial, tag } => write!(f, "c/{serial}/{tag:016x}"),
             ResultOrigin::Timer { time, tag } => write!(f, "t/{time}/{tag:016x}"),
+            ResultOrigin::Join { time, left, right } => {
+                let id = |i: u64| {
+                    if i == u64::MAX {
+                        "-".to_owned()
+                    } else {
+                        format!("{i:x}")
+                    }
+                };
+                write!(f, "j/{time}/{}/{}", id(left), id(right))
+            }
         }
     }
 }
@@ -272,8 +295,17 @@ mod tests {
             time: -5,
             headers: Vec::new(),
             payload: b"3".to_vec(),
+            pair: None,
         });
         assert!(t.to_string().starts_with("t/-5/"));
+        let j = ResultOrigin::of_timer(&TimerEvent {
+            key: b"k".to_vec(),
+            time: 9,
+            headers: Vec::new(),
+            payload: b"3".to_vec(),
+            pair: Some((Some(255), None)),
+        });
+        assert_eq!(j.to_string(), "j/9/ff/-");
     }
 
     #[test]

@@ -183,6 +183,7 @@ fn timer_events(key: &[u8], view: &weir_packed::BatchView<'_>) -> Vec<TimerEvent
             time: e.time,
             headers: e.headers.to_vec(),
             payload: e.payload.to_vec(),
+            pair: None,
         })
         .collect()
 }
@@ -196,11 +197,17 @@ impl StatefulStage for ProcessStage {
         "process"
     }
 
-    fn plugin(&self) -> &Arc<crate::runtime::Plugin> {
-        self.instance.plugin()
+    fn plugin(&self) -> Option<&Arc<crate::runtime::Plugin>> {
+        Some(self.instance.plugin())
     }
 
-    fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput) {
+    fn process_batch(
+        &mut self,
+        runtime: &Runtime,
+        events: &EventBatch,
+        _origins: &[crate::source::Origin],
+        out: &mut BatchOutput,
+    ) {
         let (emitted, stopped) = self.run_batch(runtime, events, &mut out.dead);
         out.events.append(&emitted);
         if stopped.is_some() {
@@ -238,10 +245,10 @@ impl StatefulStage for ProcessStage {
         manifest: &Manifest,
         blob: &mut StateBlob,
     ) -> anyhow::Result<()> {
-        if blob.window.is_some() {
+        if blob.window.is_some() || blob.join.is_some() {
             anyhow::bail!(
-                "checkpoint {} holds window state, but the pipeline has a `[process]` now; a \
-                 fresh start needs `weir checkpoint delete --all`",
+                "checkpoint {} holds window or join state, but the pipeline has a `[process]` \
+                 now; a fresh start needs `weir checkpoint delete --all`",
                 manifest.id
             );
         }
@@ -265,13 +272,13 @@ impl StatefulStage for ProcessStage {
         Ok(())
     }
 
-    fn plugin_version(&mut self, _runtime: &Runtime) -> anyhow::Result<PluginVersion> {
-        Ok(PluginVersion {
+    fn plugin_version(&mut self, _runtime: &Runtime) -> anyhow::Result<Option<PluginVersion>> {
+        Ok(Some(PluginVersion {
             stage: "process".into(),
             name: self.name.clone(),
             sha256: self.instance.plugin().hash.clone(),
             state_version: None,
-        })
+        }))
     }
 
     fn state_entries(&mut self) -> u64 {

@@ -1,7 +1,7 @@
 //! The stateful stage of a pipeline: what sits between the operator chain and the `[[after]]`
 //! operators when a pipeline keeps state — the window aggregate
-//! ([`super::aggregate::AggregateStage`]) or the keyed process function
-//! ([`super::process::ProcessStage`]).
+//! ([`super::aggregate::AggregateStage`]), the keyed process function
+//! ([`super::process::ProcessStage`]) or the join of two inputs ([`super::join::JoinStage`]).
 //!
 //! The engine ([`crate::pipeline::stages::Stages`]) drives a stage through this trait only:
 //! events in, watermarks and processing time forward, state out for a checkpoint and back in
@@ -14,6 +14,7 @@ use super::process::ProcessStateRef;
 use crate::checkpoint::{Manifest, PluginVersion, StateBlob};
 use crate::runtime::Runtime;
 use crate::runtime::instance::AnyInstance;
+use crate::source::Origin;
 use crate::window::operator::WindowStateRef;
 
 /// A stage that keeps keyed state in the host and is checkpointed.
@@ -21,11 +22,11 @@ pub trait StatefulStage: Send {
     /// The stage's name in the pipeline (dead letters, logs).
     fn name(&self) -> &str;
 
-    /// `window` or `process`, as checkpoints and `/plugins` name the stage.
+    /// `window`, `process` or `join`, as checkpoints and `/plugins` name the stage.
     fn kind(&self) -> &'static str;
 
-    /// The plugin version the stage runs.
-    fn plugin(&self) -> &std::sync::Arc<crate::runtime::Plugin>;
+    /// The plugin version the stage runs (`None`: a built-in stage, the join).
+    fn plugin(&self) -> Option<&std::sync::Arc<crate::runtime::Plugin>>;
 
     /// Whether event-time watermarks drive it (a processing-time window follows the wall
     /// clock instead, and ignores watermark markers).
@@ -33,8 +34,15 @@ pub trait StatefulStage: Send {
         true
     }
 
-    /// Processes a batch of events (the chain's output, lineage to the source batch).
-    fn process_batch(&mut self, runtime: &Runtime, events: &EventBatch, out: &mut BatchOutput);
+    /// Processes a batch of events (the chain's output, lineage to the source batch, whose
+    /// messages came from `origins`).
+    fn process_batch(
+        &mut self,
+        runtime: &Runtime,
+        events: &EventBatch,
+        origins: &[Origin],
+        out: &mut BatchOutput,
+    );
 
     /// Advances event time to `watermark`: fires due windows and event-time timers.
     fn advance_watermark(&mut self, runtime: &Runtime, watermark: i64, out: &mut BatchOutput);
@@ -61,8 +69,8 @@ pub trait StatefulStage: Send {
     /// keeping the stage's state. On an error the running version stays.
     fn swap(&mut self, runtime: &Runtime, next: AnyInstance) -> anyhow::Result<()>;
 
-    /// The plugin version the stage runs, as a checkpoint records it.
-    fn plugin_version(&mut self, runtime: &Runtime) -> anyhow::Result<PluginVersion>;
+    /// The plugin version the stage runs, as a checkpoint records it (`None`: no plugin).
+    fn plugin_version(&mut self, runtime: &Runtime) -> anyhow::Result<Option<PluginVersion>>;
 
     /// Live entries of state (windows, or keys), for checkpoint manifests.
     fn state_entries(&mut self) -> u64;
@@ -73,4 +81,5 @@ pub trait StatefulStage: Send {
 pub enum StageState<'a> {
     Window(WindowStateRef<'a>),
     Process(ProcessStateRef<'a>),
+    Join(crate::join::JoinState),
 }

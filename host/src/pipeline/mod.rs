@@ -25,11 +25,13 @@ use std::sync::Arc;
 
 use crate::operator::aggregate::AggregateStage;
 use crate::operator::isolate::Breaker;
+use crate::operator::join::JoinStage;
 use crate::operator::process::ProcessStage;
 use crate::operator::{Chain, Operator, StatefulStage};
 use crate::runtime::instance::{Instance, WorldBindings};
 use crate::runtime::{Limits, Plugin, Runtime, World};
 use crate::window::WindowOperator;
+use anyhow::Context;
 
 /// Loads the plugin of operator block `op` (named `field` in errors, e.g.
 /// `operators[0]`) as a plugin of `world`, and starts an instance with its config.
@@ -133,6 +135,17 @@ pub fn build_stateful(
             instance,
             Arc::new(Breaker::new(op.max_consecutive_failures)),
         ))));
+    }
+    if let Some(j) = &c.join {
+        let index = |name: &str| -> anyhow::Result<u16> {
+            c.sources
+                .iter()
+                .position(|s| s.name.as_ref().is_some_and(|n| n.get_ref() == name))
+                .map(|i| i as u16)
+                .with_context(|| format!("`[join]`: no input is named {name:?}"))
+        };
+        let stage = JoinStage::new(j, index(&j.left)?, index(&j.right)?)?;
+        return Ok(Some(Box::new(stage)));
     }
     Ok(None)
 }

@@ -61,7 +61,7 @@ pub async fn run(
     let resume = resume_points(pipeline, restored.as_ref(), from)?;
     let (stages, registry, pending) =
         recorded_versions(runtime, &resolved, stages, registry, restored.as_ref()).await?;
-    let window = cfg.window.as_ref().map(|w| w.description());
+    let window = cfg.state_description();
     let deliver_held: DeliverHeld = {
         let sink = sink.clone();
         Arc::new(move |held| Box::pin(sink.deliver(sink.release(held))))
@@ -389,7 +389,7 @@ fn resume_points(
 ) -> anyhow::Result<Vec<Resume>> {
     let cfg = &pipeline.config;
     let inputs = cfg.inputs();
-    let stateful = cfg.window.is_some() || cfg.process.is_some();
+    let stateful = cfg.stateful();
     let Some(r) = restored else {
         let resume = match from {
             StartFrom::Fresh => Resume::After(0),

@@ -110,12 +110,12 @@ impl Stages {
         if stage.uses_event_time() {
             for &(source, wm) in markers {
                 let end = start + events.lineage[start..].partition_point(|&l| l < source);
-                self.segment(&events, start, end, &mut stateful);
+                self.segment(&events, origins, (start, end), &mut stateful);
                 self.advance(wm, &mut stateful);
                 start = end;
             }
         }
-        self.segment(&events, start, events.len(), &mut stateful);
+        self.segment(&events, origins, (start, events.len()), &mut stateful);
         self.on_processing_time(&mut stateful);
         if let Some(w) = &mut self.watermarks {
             let now = Instant::now();
@@ -177,7 +177,13 @@ impl Stages {
     }
 
     /// Events `lo..hi` into the stateful stage.
-    fn segment(&mut self, events: &EventBatch, lo: usize, hi: usize, out: &mut BatchOutput) {
+    fn segment(
+        &mut self,
+        events: &EventBatch,
+        origins: &[Origin],
+        (lo, hi): (usize, usize),
+        out: &mut BatchOutput,
+    ) {
         let Some(stage) = &mut self.stateful else {
             return;
         };
@@ -186,9 +192,9 @@ impl Stages {
         }
         let started = Instant::now();
         if lo == 0 && hi == events.len() {
-            stage.process_batch(&self.runtime, events, out);
+            stage.process_batch(&self.runtime, events, origins, out);
         } else {
-            stage.process_batch(&self.runtime, &events.slice(lo, hi), out);
+            stage.process_batch(&self.runtime, &events.slice(lo, hi), origins, out);
         }
         self.stateful_busy += started.elapsed();
     }
@@ -301,7 +307,7 @@ impl Stages {
         };
         let mut out = chain("operator", &self.chain);
         if let Some(s) = &mut self.stateful {
-            out.push(s.plugin_version(&self.runtime)?);
+            out.extend(s.plugin_version(&self.runtime)?);
         }
         out.extend(chain("after", &self.after));
         Ok(out)
@@ -358,12 +364,15 @@ impl Stages {
         };
         let mut out = chain("operator", &self.chain);
         if let Some(s) = &self.stateful {
-            let plugin = s.plugin();
+            let (version, digest) = match s.plugin() {
+                Some(plugin) => (plugin.label(), plugin.hash.clone()),
+                None => ("built-in".to_owned(), String::new()),
+            };
             out.push(PluginStatus {
                 stage: s.kind().into(),
                 operator: s.name().into(),
-                version: plugin.label(),
-                digest: plugin.hash.clone(),
+                version,
+                digest,
                 since_ms: None,
                 events: None,
                 errors: None,
@@ -416,11 +425,13 @@ impl Stages {
         }
         match &mut self.stateful {
             Some(stage) => stage.restore(&self.runtime, manifest, &mut blob)?,
-            None if blob.window.is_some() || blob.process.is_some() => anyhow::bail!(
-                "checkpoint {id} holds window or keyed process state, but the pipeline has \
-                 neither a `[window]` nor a `[process]` now; a fresh start needs `weir \
-                 checkpoint delete --all`"
-            ),
+            None if blob.window.is_some() || blob.process.is_some() || blob.join.is_some() => {
+                anyhow::bail!(
+                    "checkpoint {id} holds window, keyed process or join state, but the \
+                     pipeline has no `[window]`, `[process]` or `[join]` now; a fresh start \
+                     needs `weir checkpoint delete --all`"
+                )
+            }
             None => {}
         }
         if let (Some(w), Some(state)) = (&mut self.watermarks, &blob.watermarks) {

@@ -86,6 +86,7 @@ pub fn decode(body: &[u8]) -> postcard::Result<StateBlob> {
                 processing_timers: Vec::new(),
             },
         }),
+        join: None,
         pending: v1.pending,
     })
 }

@@ -54,6 +54,7 @@ pub fn decode(body: &[u8]) -> postcard::Result<StateBlob> {
                 .collect(),
         }),
         process: v2.process,
+        join: None,
         pending: v2.pending,
     })
 }
