@@ -226,3 +226,165 @@ async fn a_left_outer_window_join_keeps_auctions_without_bids() {
     let reader = weir.log_reader();
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", reader());
 }
+
+/// The `[join]` lines of conformance case `join`, over inputs `left` and `right`.
+fn join_lines(join: &Value, lateness: i64) -> String {
+    match join["type"].as_str().unwrap() {
+        "interval" => format!(
+            "type = \"interval\"\nlower = \"{}{}ms\"\nupper = \"{}{}ms\"\n\
+             lower_inclusive = {}\nupper_inclusive = {}",
+            if join["lower_ms"].as_i64().unwrap() < 0 {
+                "-"
+            } else {
+                ""
+            },
+            join["lower_ms"].as_i64().unwrap().abs(),
+            if join["upper_ms"].as_i64().unwrap() < 0 {
+                "-"
+            } else {
+                ""
+            },
+            join["upper_ms"].as_i64().unwrap().abs(),
+            join["lower_inclusive"],
+            join["upper_inclusive"],
+        ),
+        _ => {
+            let w = &join["window"];
+            let window = match w["type"].as_str().unwrap() {
+                "tumbling" => format!("{{ type = \"tumbling\", size = \"{}ms\" }}", w["size_ms"]),
+                "sliding" => format!(
+                    "{{ type = \"sliding\", size = \"{}ms\", slide = \"{}ms\" }}",
+                    w["size_ms"], w["slide_ms"]
+                ),
+                _ => format!("{{ type = \"session\", gap = \"{}ms\" }}", w["gap_ms"]),
+            };
+            format!(
+                "type = \"window\"\nkind = {}\nwindow = {window}\nallowed_lateness = \"{lateness}ms\"",
+                join["kind"]
+            )
+        }
+    }
+}
+
+/// A joined pair or a late event, as the vectors and the outputs both say them.
+type Row = (String, i64, String, String, Option<(i64, i64)>);
+
+#[test]
+fn join_vectors_pass_end_to_end_through_weir_run_local() {
+    let cases: Vec<Value> =
+        serde_json::from_str(include_str!("../conformance/joins.json")).unwrap();
+    assert!(cases.len() >= 30);
+    let (mut pairs_checked, mut late_checked) = (0, 0);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let lateness = case["allowed_lateness_ms"].as_i64().unwrap_or(0);
+        let text = format!(
+            "name = \"conf\"\n\
+             [[sources]]\nname = \"left\"\nstream = \"L\"\nbatch_size = 1\n\
+             [[sources]]\nname = \"right\"\nstream = \"R\"\nbatch_size = 1\n\
+             [join]\nleft = \"left\"\nright = \"right\"\n{}\n\
+             [sink]\nsubject = \"out\"\ndead_letter = \"dlq\"\n",
+            join_lines(&case["join"], lateness)
+        );
+        let pipeline = write_pipeline(dir.path(), &text);
+        let mut input = String::new();
+        let (mut want, mut want_late): (Vec<Row>, Vec<Row>) = (Vec::new(), Vec::new());
+        let v = |x: &Value| x["v"].as_str().unwrap_or_default().to_owned();
+        for step in case["steps"].as_array().unwrap() {
+            if let Some(e) = step.get("event") {
+                let line = json!({"input": e["side"], "key": e["key"], "time": e["ts"],
+                                  "payload": {"v": e["v"]}});
+                input.push_str(&format!("{line}\n"));
+            } else if let Some(w) = step.get("watermark") {
+                input.push_str(&format!("{{\"watermark\": {w}}}\n"));
+            } else if let Some(expect) = step.get("expect") {
+                for x in expect.as_array().unwrap() {
+                    if let Some(l) = x.get("late") {
+                        let side = l["side"].as_str().unwrap().to_owned();
+                        want_late.push((
+                            l["key"].as_str().unwrap().to_owned(),
+                            l["ts"].as_i64().unwrap(),
+                            side,
+                            v(l),
+                            None,
+                        ));
+                        continue;
+                    }
+                    let side = |s: &str| &x[s];
+                    let key = [side("left"), side("right")]
+                        .iter()
+                        .find_map(|s| s["key"].as_str())
+                        .unwrap()
+                        .to_owned();
+                    let window = x
+                        .get("window")
+                        .filter(|w| !w.is_null())
+                        .map(|w| (w["start"].as_i64().unwrap(), w["end"].as_i64().unwrap()));
+                    want.push((
+                        key,
+                        x["ts"].as_i64().unwrap(),
+                        v(side("left")),
+                        v(side("right")),
+                        window,
+                    ));
+                }
+            }
+        }
+        let events = dir.path().join("events.jsonl");
+        std::fs::write(&events, input).unwrap();
+        let out = weir()
+            .args(["run", "--local", "--input"])
+            .arg(&events)
+            .arg(&pipeline)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {stderr}");
+        let mut got: Vec<Row> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|line| {
+                let r: Value = serde_json::from_str(line).unwrap();
+                let p = &r["payload"];
+                let h = &r["headers"];
+                let window = h.get("Weir-Window-Start").map(|s| {
+                    let n = |v: &Value| v.as_str().unwrap().parse::<i64>().unwrap();
+                    (n(s), n(&h["Weir-Window-End"]))
+                });
+                (
+                    r["key"].as_str().unwrap().to_owned(),
+                    r["time"].as_i64().unwrap(),
+                    v(&p["left"]),
+                    v(&p["right"]),
+                    window,
+                )
+            })
+            .collect();
+        let mut got_late: Vec<Row> = stderr
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter_map(|v| v.get("late").cloned())
+            .map(|l| {
+                let side = l["headers"]["Weir-Input"].as_str().unwrap().to_owned();
+                (
+                    l["key"].as_str().unwrap().to_owned(),
+                    l["time"].as_i64().unwrap(),
+                    side,
+                    v(&l["payload"]),
+                    None,
+                )
+            })
+            .collect();
+        for rows in [&mut want, &mut got, &mut want_late, &mut got_late] {
+            rows.sort();
+        }
+        assert_eq!(got, want, "{name}: pairs\n{stderr}");
+        assert_eq!(got_late, want_late, "{name}: late events");
+        pairs_checked += want.len();
+        late_checked += want_late.len();
+    }
+    assert!(
+        pairs_checked > 60 && late_checked > 5,
+        "{pairs_checked} pairs, {late_checked} late"
+    );
+}

@@ -7,7 +7,8 @@
 //! with the reason and the input line. Events are read in batches of the source's
 //! `batch_size`. If the input holds `{"watermark": W}` lines, only those advance event time
 //! (deterministic tests); otherwise bounded watermarks trail the newest event time by
-//! `out_of_orderness`, over one partition. The end of the input advances event time to its
+//! `out_of_orderness`, over one partition per input. A pipeline of several inputs
+//! (`[[sources]]`) reads them from the one file: each event line says its `"input"`. The end of the input advances event time to its
 //! end: every window fires and every event-time timer; processing-time timers still pending
 //! do not fire.
 
@@ -33,15 +34,13 @@ pub async fn run(
     watch: bool,
 ) -> anyhow::Result<RunSummary> {
     let cfg = &pipeline.config;
+    let mut source = JsonLinesSource::open(input, cfg.source.batch_size)?;
     if cfg.sources.len() > 1 {
-        anyhow::bail!(
-            "{}: the pipeline has {} inputs (`[[sources]]`); a local run reads one input file, \
-             so run it against NATS",
-            pipeline.file.display(),
-            cfg.sources.len()
-        );
+        let names = (0..cfg.sources.len())
+            .filter_map(|i| pipeline.input_name(i).map(str::to_owned))
+            .collect();
+        source = source.with_inputs(names);
     }
-    let source = JsonLinesSource::open(input, cfg.source.batch_size)?;
     let partitions = source.partitions(cfg);
     let metrics = Metrics::new(cfg.name.get_ref());
     let stages = {

@@ -1,7 +1,9 @@
 //! JSON-lines events from a file: the source of `weir run --local` and `weir plugin test`.
 //!
 //! One event per line: `{"key": string|null, "time": <ms since epoch>, "payload": <JSON>,
-//! "headers": {"name": "value"}}`. The payload is given by at most one of `payload` (JSON,
+//! "headers": {"name": "value"}}`, and for a pipeline of several inputs (`[[sources]]`)
+//! `"input": "<name>"` saying which input the event belongs to (it then carries it in its
+//! `Weir-Input` header, as from NATS). The payload is given by at most one of `payload` (JSON,
 //! carried as its text), `payload_text` (a string: text that need not be JSON) and
 //! `payload_base64` (standard base64: any bytes, e.g. ones that are not UTF-8); none means an
 //! empty payload. Missing `key` means no key, missing `time` means 0, missing `headers` none.
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use weir_packed::{BatchBuilder, EventRef, Headers, push_header};
 
+use super::jetstream::INPUT_HEADER;
 use super::{Origin, Polled, Source, SourceBatch, SourcePartitions};
 use crate::operator::EventBatch;
 
@@ -52,6 +55,9 @@ pub struct JsonEvent {
     pub payload_base64: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// The input of a pipeline of several inputs the event belongs to (input lines only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
 }
 
 /// Buffers reused from event to event by [`JsonEvent::push_to`].
@@ -209,6 +215,8 @@ pub struct JsonLinesSource {
     scratch: PushScratch,
     /// A line that could not be read, met after part of a batch: reported by the next call.
     failed: Option<anyhow::Error>,
+    /// The names of the pipeline's inputs, when it has several: each event line names one.
+    inputs: Vec<String>,
 }
 
 impl JsonLinesSource {
@@ -227,20 +235,54 @@ impl JsonLinesSource {
             buf: Vec::new(),
             scratch: PushScratch::default(),
             failed: None,
+            inputs: Vec::new(),
         })
     }
 
-    /// Its watermark partitions: one, never idle; punctuated when the file holds watermark
-    /// lines (or the pipeline says so).
+    /// Reads events of a pipeline of several inputs named `inputs`: each event line says its
+    /// `input`.
+    pub fn with_inputs(mut self, inputs: Vec<String>) -> Self {
+        self.inputs = inputs;
+        self
+    }
+
+    /// The index of the input event `ev` belongs to, and its name when there are several.
+    fn input_of(&self, ev: &JsonEvent) -> Result<(u16, Option<usize>), String> {
+        match (&ev.input, self.inputs.is_empty()) {
+            (None, true) => Ok((0, None)),
+            (Some(name), false) => match self.inputs.iter().position(|i| i == name) {
+                Some(i) => Ok((i as u16, Some(i))),
+                None => Err(format!(
+                    "`input` is {name:?}, not one of the pipeline's inputs {:?}",
+                    self.inputs
+                )),
+            },
+            (None, false) => Err(format!(
+                "the pipeline has several inputs {:?}: say which one the event belongs to with \
+                 `\"input\"`",
+                self.inputs
+            )),
+            (Some(_), true) => {
+                Err("`input` names one of several inputs; the pipeline has one".to_owned())
+            }
+        }
+    }
+
+    /// Its watermark partitions: one per input, never idle; punctuated when the file holds
+    /// watermark lines (or the pipeline says so) — a marker line then moves event time for
+    /// every input, the file being one ordered stream.
     pub fn partitions(&self, config: &crate::config::PipelineConfig) -> SourcePartitions {
         let configured = SourcePartitions::of(config);
-        let bound_ms = configured.inputs.first().map_or(0, |i| i.bound_ms);
         SourcePartitions {
-            inputs: vec![super::InputPartitions {
-                subjects: Vec::new(),
-                bound_ms,
-                idle_timeout: None,
-            }],
+            inputs: configured
+                .inputs()
+                .into_iter()
+                .map(|i| super::InputPartitions {
+                    subjects: Vec::new(),
+                    bound_ms: i.bound_ms,
+                    idle_timeout: None,
+                })
+                .collect(),
             punctuated: self.punctuated || configured.punctuated,
         }
     }
@@ -286,9 +328,17 @@ impl JsonLinesSource {
                 }
             };
             let source = batch.origins.len() as u32;
+            let mut input = 0;
             match line {
-                InputLine::Event(ev) => {
-                    let pushed = ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch);
+                InputLine::Event(mut ev) => {
+                    let pushed = self.input_of(&ev).and_then(|(index, named)| {
+                        input = index;
+                        if let Some(i) = named {
+                            ev.headers
+                                .insert(INPUT_HEADER.to_owned(), self.inputs[i].clone());
+                        }
+                        ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch)
+                    });
                     if let Err(why) = pushed {
                         self.failed = Some(anyhow::anyhow!("{}:{}: {why}", self.name, self.line));
                         break;
@@ -300,7 +350,7 @@ impl JsonLinesSource {
             batch.origins.push(Origin {
                 subject: async_nats::Subject::from(""),
                 sequence: self.line as u64,
-                input: 0,
+                input,
             });
         }
         if batch.origins.is_empty() {
@@ -399,6 +449,38 @@ mod tests {
         let err = format!("{:#}", src.batch().err().unwrap());
         assert!(err.contains("e.jsonl:4: not an event object"), "{err}");
         assert!(err.contains("unknown field `tme`"), "{err}");
+    }
+
+    #[test]
+    fn events_of_several_inputs_say_their_input_and_carry_it() {
+        let (_dir, p) = file(
+            b"{\"input\":\"bids\",\"time\":1}\n{\"input\":\"auctions\",\"time\":2}\n\
+              {\"time\":3}\n",
+        );
+        let names = vec!["auctions".to_owned(), "bids".to_owned()];
+        let mut src = JsonLinesSource::open(&p, 10).unwrap().with_inputs(names);
+        let batch = src.batch().unwrap().unwrap();
+        let inputs: Vec<u16> = batch.origins.iter().map(|o| o.input).collect();
+        assert_eq!(inputs, [1, 0]);
+        let view = batch.events.view();
+        let header = |i: usize| {
+            Headers::new(view.headers(i))
+                .find(|(n, _)| *n == b"Weir-Input")
+                .map(|(_, v)| v.to_vec())
+        };
+        assert_eq!(header(0).as_deref(), Some(&b"bids"[..]));
+        assert_eq!(header(1).as_deref(), Some(&b"auctions"[..]));
+        let err = format!("{:#}", src.batch().err().unwrap());
+        assert!(
+            err.contains("e.jsonl:3: the pipeline has several inputs"),
+            "{err}"
+        );
+        let (_dir, p) = file(b"{\"input\":\"people\",\"time\":1}\n");
+        let mut src = JsonLinesSource::open(&p, 10)
+            .unwrap()
+            .with_inputs(vec!["a".into(), "b".into()]);
+        let err = format!("{:#}", src.batch().err().unwrap());
+        assert!(err.contains("`input` is \"people\", not one of"), "{err}");
     }
 
     #[test]
