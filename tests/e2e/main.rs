@@ -11,6 +11,7 @@ mod guarantees;
 mod hardening;
 mod hotload;
 mod inputs;
+mod join_vectors;
 mod joins;
 mod kit;
 mod local_input;

@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use super::names::{header_problem, json_path_problem, stream_name_problem, subject_problem};
 use super::{
-    ConfigError, Guarantee, KeyFrom, OperatorConfig, Pipeline, SourceConfig, TimeFrom,
-    WatermarkStrategy, valid_name,
+    ConfigError, Guarantee, KeyFrom, OperatorConfig, Pipeline, SourceConfig, TimeFrom, valid_name,
 };
 
 /// `source.max_wait`: from 1 ms (a fetch per message) to 1 min (a batch may wait that long).
@@ -122,13 +121,14 @@ impl Pipeline {
                     ),
                 );
             }
-            if c.sources.len() > 1 && s.watermarks.strategy == WatermarkStrategy::Punctuated {
+            if s.watermarks.strategy != c.sources[0].watermarks.strategy {
                 let f = format!("{prefix}.watermarks.strategy");
                 return problem(
                     &f,
                     format!(
-                        "field `{f}`: punctuated watermarks need one input (a marker of one \
-                         input would move event time for all); use `bounded` with several"
+                        "field `{f}`: every input uses one watermark strategy (with \
+                         `punctuated`, event time is the minimum of every input's markers; an \
+                         input without markers would hold it back for ever)"
                     ),
                 );
             }

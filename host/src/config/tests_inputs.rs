@@ -97,7 +97,7 @@ fn inputs_are_refused_with_the_field_and_line_that_is_wrong() {
         (
             "out_of_orderness = \"2s\"",
             "strategy = \"punctuated\"",
-            "field `sources[1].watermarks.strategy`: punctuated watermarks need one input",
+            "field `sources[1].watermarks.strategy`: every input uses one watermark strategy",
             14,
         ),
     ];

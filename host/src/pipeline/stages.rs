@@ -24,7 +24,7 @@ use crate::operator::{BatchOutput, Chain, DeadLetter, EventBatch, StatefulStage}
 use crate::runtime::Runtime;
 use crate::runtime::instance::AnyInstance;
 use crate::source::{Origin, SourcePartitions};
-use crate::window::SourceWatermarks;
+use crate::window::{MarkerWatermarks, SourceWatermarks};
 
 /// The processing stages of a pipeline.
 pub struct Stages {
@@ -40,6 +40,8 @@ pub struct Stages {
     /// Per-partition bounded watermarks (`None`: no stateful stage, punctuated watermarks, or
     /// processing time).
     watermarks: Option<SourceWatermarks>,
+    /// Watermark markers per input (punctuated watermarks).
+    markers: MarkerWatermarks,
     /// The last snapshot's size (the next one's buffer is sized from it).
     snapshot_size: usize,
 }
@@ -75,6 +77,7 @@ impl Stages {
             stateful_busy: Duration::ZERO,
             after: super::build_after(runtime, pipeline)?,
             watermarks,
+            markers: MarkerWatermarks::new(partitions.inputs().len()),
             snapshot_size: 0,
         })
     }
@@ -111,7 +114,10 @@ impl Stages {
             for &(source, wm) in markers {
                 let end = start + events.lineage[start..].partition_point(|&l| l < source);
                 self.segment(&events, origins, (start, end), &mut stateful);
-                self.advance(wm, &mut stateful);
+                let input = origins.get(source as usize).map_or(0, |o| o.input);
+                if let Some(wm) = self.markers.update(input, wm) {
+                    self.advance(wm, &mut stateful);
+                }
                 start = end;
             }
         }

@@ -345,7 +345,13 @@ impl JsonLinesSource {
                     }
                     lineage.push(source);
                 }
-                InputLine::Watermark(w) => batch.watermarks.push((source, w.watermark)),
+                InputLine::Watermark(w) => {
+                    batch.watermarks.push((source, w.watermark));
+                    if !self.inputs.is_empty() {
+                        // A marker line of the one file speaks for every input.
+                        input = crate::window::watermark::ALL_INPUTS;
+                    }
+                }
             }
             batch.origins.push(Origin {
                 subject: async_nats::Subject::from(""),

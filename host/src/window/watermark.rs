@@ -240,9 +240,54 @@ impl SourceWatermarks {
     }
 }
 
+/// Watermark markers (punctuated watermarks) of a pipeline's inputs: each input's newest
+/// marker; event time is the minimum over the inputs once every input has sent one (an input
+/// that sends none holds it back). A marker of [`ALL_INPUTS`] speaks for every input (a local
+/// file is one ordered stream).
+#[derive(Debug, Clone)]
+pub struct MarkerWatermarks {
+    newest: Vec<Option<i64>>,
+}
+
+/// The input of a marker that speaks for every input.
+pub const ALL_INPUTS: u16 = u16::MAX;
+
+impl MarkerWatermarks {
+    pub fn new(inputs: usize) -> Self {
+        MarkerWatermarks {
+            newest: vec![None; inputs.max(1)],
+        }
+    }
+
+    /// Notes marker `watermark` of `input`; returns the event time it makes, if every input
+    /// has sent a marker.
+    pub fn update(&mut self, input: u16, watermark: i64) -> Option<i64> {
+        let raise = |slot: &mut Option<i64>| *slot = Some(slot.map_or(watermark, |w| w.max(watermark)));
+        match self.newest.get_mut(usize::from(input)) {
+            Some(slot) => raise(slot),
+            None => self.newest.iter_mut().for_each(raise),
+        }
+        self.newest
+            .iter()
+            .try_fold(i64::MAX, |min, w| w.map(|w| min.min(w)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn markers_of_several_inputs_make_event_time_their_minimum() {
+        let mut m = MarkerWatermarks::new(2);
+        assert_eq!(m.update(0, 10), None, "input 1 sent none yet");
+        assert_eq!(m.update(1, 4), Some(4));
+        assert_eq!(m.update(1, 20), Some(10));
+        assert_eq!(m.update(0, 5), Some(10), "a marker never moves back");
+        assert_eq!(m.update(ALL_INPUTS, 30), Some(30));
+        let mut one = MarkerWatermarks::new(1);
+        assert_eq!(one.update(0, 7), Some(7));
+    }
 
     #[test]
     fn bounded_out_of_orderness_trails_the_newest_event() {
