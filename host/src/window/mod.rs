@@ -24,7 +24,8 @@ pub use clock::ProcessingClock;
 pub use operator::{Aggregator, Emission, Firing, PanePolicy, WindowOperator, WindowState};
 pub use panes::PaneLayout;
 pub use watermark::{
-    BoundedOutOfOrderness, InputPartitions, MarkerWatermarks, SourceWatermarks, WatermarkMultiplexer, WatermarksState,
+    BoundedOutOfOrderness, InputPartitions, MarkerWatermarks, SourceWatermarks,
+    WatermarkMultiplexer, WatermarksState,
 };
 
 #[cfg(test)]

@@ -262,7 +262,8 @@ impl MarkerWatermarks {
     /// Notes marker `watermark` of `input`; returns the event time it makes, if every input
     /// has sent a marker.
     pub fn update(&mut self, input: u16, watermark: i64) -> Option<i64> {
-        let raise = |slot: &mut Option<i64>| *slot = Some(slot.map_or(watermark, |w| w.max(watermark)));
+        let raise =
+            |slot: &mut Option<i64>| *slot = Some(slot.map_or(watermark, |w| w.max(watermark)));
         match self.newest.get_mut(usize::from(input)) {
             Some(slot) => raise(slot),
             None => self.newest.iter_mut().for_each(raise),
