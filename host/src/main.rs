@@ -87,6 +87,10 @@ enum Command {
     /// Create, build and test operator plugins (Rust, Python, JavaScript, C).
     #[command(subcommand)]
     Plugin(cli::plugin::PluginCommand),
+    /// Generate Nexmark events (persons, auctions, bids): JSON lines for `weir run --local`,
+    /// or published to JetStream.
+    #[command(subcommand)]
+    Nexmark(cli::nexmark::NexmarkCommand),
     /// Check a pipeline file and load its plugins; exit 1 with the reason when it is invalid.
     Validate {
         /// The pipeline file (TOML).
@@ -172,6 +176,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .block_on(cli::checkpoint::run(cmd)),
         Command::Validate { pipeline, nats } => validate(&pipeline, &nats, cache),
         Command::Health(args) => cli::health::run(args),
+        Command::Nexmark(cmd) => cli::nexmark::run(cmd),
         Command::Top(args) => cli::top::run(args),
         Command::Serve(args) => {
             cli::serve::run(args, Runtime::new(Some(cache))?, shutdown_signal())

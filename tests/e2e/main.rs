@@ -18,6 +18,7 @@ mod local_input;
 mod log_safety;
 mod nats_security;
 mod nats_tls;
+mod nexmark;
 mod one_engine;
 mod plugin_cli;
 mod recovery;

@@ -4,6 +4,7 @@ pub mod admin_client;
 pub mod checkpoint;
 pub mod health;
 pub mod nats_args;
+pub mod nexmark;
 pub mod pipeline;
 pub mod plugin;
 pub mod progress;
