@@ -16,7 +16,9 @@ pub enum NexmarkCommand {
     Generate {
         #[command(flatten)]
         events: EventArgs,
-        /// Only events of these kinds (person, auction, bid); default all.
+        /// Only events of these kinds (person, auction, bid); default all. With one kind the
+        /// lines say no input (a pipeline of one input reads them); with several each names
+        /// its kind as its input (the `[[sources]]` names of the pipeline).
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
     },
@@ -77,13 +79,17 @@ pub fn run(cmd: NexmarkCommand) -> anyhow::Result<()> {
     }
 }
 
-/// One event as a `weir run --local` line.
-fn local_line(event: &Event, json: &mut Vec<u8>, out: &mut Vec<u8>) {
+/// One event as a `weir run --local` line, naming its kind as its input if `named`.
+fn local_line(event: &Event, named: bool, json: &mut Vec<u8>, out: &mut Vec<u8>) {
     json.clear();
     event.to_json(json);
-    out.extend_from_slice(b"{\"input\":\"");
-    out.extend_from_slice(event.kind().as_bytes());
-    out.extend_from_slice(b"\",\"time\":");
+    out.push(b'{');
+    if named {
+        out.extend_from_slice(b"\"input\":\"");
+        out.extend_from_slice(event.kind().as_bytes());
+        out.extend_from_slice(b"\",");
+    }
+    out.extend_from_slice(b"\"time\":");
     out.extend_from_slice(itoa::Buffer::new().format(event.timestamp_ms()).as_bytes());
     out.extend_from_slice(b",\"payload\":");
     out.extend_from_slice(json);
@@ -104,7 +110,7 @@ fn generate(args: &EventArgs, only: &[String]) -> anyhow::Result<()> {
             continue;
         }
         line.clear();
-        local_line(&event, &mut json, &mut line);
+        local_line(&event, only.len() != 1, &mut json, &mut line);
         if let Err(e) = out.write_all(&line) {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 return Ok(());
@@ -184,9 +190,14 @@ mod tests {
         .unwrap();
         let (mut json, mut line) = (Vec::new(), Vec::new());
         let first = generator.next().unwrap();
-        local_line(&first, &mut json, &mut line);
+        local_line(&first, true, &mut json, &mut line);
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["input"], "person");
+        let mut alone = Vec::new();
+        local_line(&first, false, &mut json, &mut alone);
+        let a: serde_json::Value = serde_json::from_slice(&alone).unwrap();
+        assert!(a.get("input").is_none());
+        assert_eq!(a["payload"], v["payload"]);
         assert_eq!(v["time"], 5_000);
         assert_eq!(v["payload"]["id"], 1000);
         assert_eq!(v["payload"]["dateTime"], 5_000);

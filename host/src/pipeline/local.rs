@@ -34,7 +34,7 @@ pub async fn run(
     watch: bool,
 ) -> anyhow::Result<RunSummary> {
     let cfg = &pipeline.config;
-    let mut source = JsonLinesSource::open(input, cfg.source.batch_size)?;
+    let mut source = JsonLinesSource::open(input, cfg.source.batch_size)?.with_fields(cfg.inputs());
     if cfg.sources.len() > 1 {
         let names = (0..cfg.sources.len())
             .filter_map(|i| pipeline.input_name(i).map(str::to_owned))

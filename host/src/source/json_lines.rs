@@ -6,7 +6,10 @@
 //! `Weir-Input` header, as from NATS). The payload is given by at most one of `payload` (JSON,
 //! carried as its text), `payload_text` (a string: text that need not be JSON) and
 //! `payload_base64` (standard base64: any bytes, e.g. ones that are not UTF-8); none means an
-//! empty payload. Missing `key` means no key, missing `time` means 0, missing `headers` none.
+//! empty payload. Missing `key` means no key — or, when the pipeline's `key` is a `{ field }`,
+//! the key read from the payload's field, as from NATS — missing `time` means 0, or the
+//! payload's field when the pipeline's `time` is a `{ field }` (a payload without a readable
+//! one is then dead-lettered, as from NATS); missing `headers` none.
 //! A line `{"watermark": W}` is a watermark marker (not an event). Blank lines are skipped.
 //! Outputs use the same form: `payload` when the bytes are JSON, `payload_text` when they are
 //! other UTF-8 text, `payload_base64` otherwise.
@@ -45,8 +48,8 @@ use crate::operator::EventBatch;
 pub struct JsonEvent {
     #[serde(default)]
     pub key: Option<String>,
-    #[serde(default)]
-    pub time: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payload: Option<Box<RawValue>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,7 +103,13 @@ impl JsonEvent {
             push_header(&mut scratch.headers, k.as_bytes(), v.as_bytes());
         }
         let key = self.key.as_deref().unwrap_or("").as_bytes();
-        b.push(key, self.time, &scratch.headers, payload, origin);
+        b.push(
+            key,
+            self.time.unwrap_or(0),
+            &scratch.headers,
+            payload,
+            origin,
+        );
         Ok(())
     }
 
@@ -117,7 +126,7 @@ impl JsonEvent {
             .collect();
         let mut event = JsonEvent {
             key: (!e.key.is_empty()).then(|| String::from_utf8_lossy(e.key).into_owned()),
-            time: e.time,
+            time: Some(e.time),
             headers,
             ..Default::default()
         };
@@ -180,6 +189,24 @@ fn parse_line(line: &[u8]) -> Result<InputLine, String> {
         })
 }
 
+/// The dead letter of line event `ev` (source message `source`) whose key or time could not be
+/// read from its payload.
+fn refused(source: u32, ev: &JsonEvent, error: String) -> crate::operator::DeadLetter {
+    let payload = ev.payload.as_ref().map_or(&b""[..], |p| p.get().as_bytes());
+    let mut headers = Vec::new();
+    for (k, v) in &ev.headers {
+        push_header(&mut headers, k.as_bytes(), v.as_bytes());
+    }
+    let e = EventRef {
+        key: ev.key.as_deref().unwrap_or("").as_bytes(),
+        time: ev.time.unwrap_or(0),
+        payload,
+        headers: &headers,
+        origin: source,
+    };
+    crate::operator::DeadLetter::of_event(source, &e, "source", "", error)
+}
+
 /// Whether the file at `path` holds a marker line (read through once, line by line).
 fn has_marker_lines(path: &Path) -> anyhow::Result<bool> {
     let file =
@@ -217,6 +244,9 @@ pub struct JsonLinesSource {
     failed: Option<anyhow::Error>,
     /// The names of the pipeline's inputs, when it has several: each event line names one.
     inputs: Vec<String>,
+    /// Per input, the payload fields its key and time come from (`{ field }` in the
+    /// pipeline), used for lines that give no `key` or `time`.
+    fields: Vec<(Option<String>, Option<String>)>,
 }
 
 impl JsonLinesSource {
@@ -236,7 +266,50 @@ impl JsonLinesSource {
             scratch: PushScratch::default(),
             failed: None,
             inputs: Vec::new(),
+            fields: Vec::new(),
         })
+    }
+
+    /// Reads the key and time of lines that give none from the payload fields the pipeline's
+    /// inputs name (`key = { field }`, `time = { field }`), as a JetStream source does.
+    pub fn with_fields(mut self, inputs: &[crate::config::SourceConfig]) -> Self {
+        use crate::config::{KeyFrom, TimeFrom};
+        self.fields = inputs
+            .iter()
+            .map(|s| {
+                let key = match &s.key {
+                    KeyFrom::Field(p) => Some(p.clone()),
+                    _ => None,
+                };
+                let time = match &s.time {
+                    TimeFrom::Field(p) => Some(p.clone()),
+                    _ => None,
+                };
+                (key, time)
+            })
+            .collect();
+        self
+    }
+
+    /// Fills the key and time `ev` does not give from its payload, as input `input` says.
+    fn fill_from_fields(&self, ev: &mut JsonEvent, input: u16) -> Result<(), String> {
+        let Some((key, time)) = self.fields.get(usize::from(input)) else {
+            return Ok(());
+        };
+        let payload = ev.payload.as_ref().map_or(&b""[..], |p| p.get().as_bytes());
+        if ev.time.is_none()
+            && let Some(path) = time
+        {
+            ev.time = Some(super::field::time_from_json_field(payload, path)?);
+        }
+        if ev.key.is_none()
+            && let Some(path) = key
+        {
+            let mut buf = Vec::new();
+            super::field::key_from_json_field(payload, path, &mut buf)?;
+            ev.key = (!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned());
+        }
+        Ok(())
     }
 
     /// Reads events of a pipeline of several inputs named `inputs`: each event line says its
@@ -337,13 +410,22 @@ impl JsonLinesSource {
                             ev.headers
                                 .insert(INPUT_HEADER.to_owned(), self.inputs[i].clone());
                         }
+                        if let Err(why) = self.fill_from_fields(&mut ev, index) {
+                            batch.refused.push(refused(source, &ev, why));
+                            return Ok(false);
+                        }
                         ev.push_to(&mut b, lineage.len() as u32, &mut self.scratch)
+                            .map(|()| true)
                     });
-                    if let Err(why) = pushed {
-                        self.failed = Some(anyhow::anyhow!("{}:{}: {why}", self.name, self.line));
-                        break;
+                    match pushed {
+                        Ok(true) => lineage.push(source),
+                        Ok(false) => {}
+                        Err(why) => {
+                            let at = format!("{}:{}", self.name, self.line);
+                            self.failed = Some(anyhow::anyhow!("{at}: {why}"));
+                            break;
+                        }
                     }
-                    lineage.push(source);
                 }
                 InputLine::Watermark(w) => {
                     batch.watermarks.push((source, w.watermark));
