@@ -10,6 +10,10 @@
 //! measured: NATS, publishing results (they are counted and dropped). Events per second count
 //! every generated event, as Flink's Nexmark runs do (their source generates all of them).
 //!
+//! Rows `q1-python` and `q1-js` run q1 with the Python and JavaScript versions of its plugin
+//! (`plugins/{python,js}/nexmark-q1`), when built (`weir plugin build plugins/python/nexmark-q1`
+//! and likewise for `js`): the cost of the language.
+//!
 //! The first row, `source`, runs no query: the input side alone for every event (the floor
 //! of every query's time).
 //!
@@ -84,6 +88,27 @@ fn input_of(s: &SourceConfig) -> Input {
     }
 }
 
+/// The pipeline of `query`: `plugins/pipelines/nexmark/<query>.toml`, or for `q1-python` and
+/// `q1-js` the q1 pipeline running `plugins/<lang>/nexmark-q1` (built by `weir plugin build`).
+fn load(query: &str) -> weir::config::Pipeline {
+    let dir = root().join("plugins/pipelines/nexmark");
+    let Some(lang) = query.strip_prefix("q1-") else {
+        let file = dir.join(format!("{query}.toml"));
+        return weir::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    };
+    let file = dir.join("q1.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let rust = "../../../target/plugins/wasm32-wasip2/release/weir_plugin_nexmark.wasm";
+    let component = language_q1(lang);
+    let text = text.replace(rust, &component.display().to_string());
+    weir::config::parse(&file, text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Where `weir plugin build plugins/<lang>/nexmark-q1` puts its component.
+fn language_q1(lang: &str) -> PathBuf {
+    root().join(format!("plugins/{lang}/nexmark-q1/target/nexmark-q1.wasm"))
+}
+
 /// One round of `query` over `events` generated events: (time, results). The query
 /// `source` runs no pipeline: the input side alone (generating, JSON, key and time, batches)
 /// for every event, the baseline of the others.
@@ -97,8 +122,7 @@ fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
         });
         (every.into_iter().collect::<Vec<_>>(), None)
     } else {
-        let file = root().join(format!("plugins/pipelines/nexmark/{query}.toml"));
-        let pipeline = weir::config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+        let pipeline = load(query);
         let inputs: Vec<Input> = pipeline.config.inputs().iter().map(input_of).collect();
         let partitions = SourcePartitions::of(&pipeline.config);
         let stages = Stages::build(runtime, &pipeline, Metrics::new(query), &partitions)
@@ -159,11 +183,19 @@ fn main() {
     }
     let events: u64 = env_or("WEIR_BENCH_EVENTS", 1_000_000);
     let rounds: usize = env_or("WEIR_BENCH_ROUNDS", 3);
-    let queries: Vec<String> = std::env::var("WEIR_BENCH_QUERIES")
-        .unwrap_or_else(|_| "source,q0,q1,q2,q8,q11".into())
-        .split(',')
-        .map(str::to_owned)
-        .collect();
+    let queries: Vec<String> = match std::env::var("WEIR_BENCH_QUERIES") {
+        Ok(list) => list.split(',').map(str::to_owned).collect(),
+        Err(_) => ["source", "q0", "q1", "q2", "q8", "q11"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(
+                ["python", "js"]
+                    .into_iter()
+                    .filter(|lang| language_q1(lang).is_file())
+                    .map(|lang| format!("q1-{lang}")),
+            )
+            .collect(),
+    };
     let tokio = tokio::runtime::Runtime::new().unwrap();
     // Plugin calls run in a Tokio runtime's context, as in a pipeline.
     let _context = tokio.enter();
@@ -184,7 +216,10 @@ fn main() {
         times.sort();
         let median = times[times.len() / 2].as_secs_f64();
         let rate = events as f64 / median;
-        let flink = FLINK.iter().find(|(q, _)| q == query).map(|(_, r)| *r);
+        let flink = FLINK
+            .iter()
+            .find(|(q, _)| query.split('-').next() == Some(*q))
+            .map(|(_, r)| *r);
         println!(
             "| {query} | {events} | 1 | {median:.2} | {rate:.0} | {results} | {} | {} |",
             flink.map_or("—".into(), |f| format!("{f:.0}")),

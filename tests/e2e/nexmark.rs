@@ -228,3 +228,67 @@ fn q8_pairs_persons_with_the_auctions_they_opened_in_the_same_10_s_window() {
     assert!(want.len() > 20, "{}", want.len());
     assert_eq!(got, want);
 }
+
+/// `weir plugin build plugins/<lang>/nexmark-q1`: the component's path.
+fn build_q1(lang: &str) -> std::path::PathBuf {
+    let mut cmd = weir();
+    plugin_toolchains(&mut cmd);
+    cmd.args(["plugin", "build"])
+        .arg(root().join("plugins").join(lang).join("nexmark-q1"));
+    let out = output_within(cmd, Duration::from_secs(600));
+    assert!(
+        out.status.success(),
+        "{lang}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// `weir plugin test` of q1 component `plugin` over `input`: each output's payload.
+fn q1_outputs(plugin: &std::path::Path, input: &std::path::Path) -> Vec<Value> {
+    let mut cmd = weir();
+    cmd.args(["plugin", "test"])
+        .arg(plugin)
+        .arg("--input")
+        .arg(input)
+        .args(["--config", r#"{"query":"q1"}"#]);
+    let out = output_within(cmd, Duration::from_secs(300));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{}: {stderr}", plugin.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["payload"].clone())
+        .collect()
+}
+
+#[test]
+fn q1_in_python_and_javascript_gives_what_the_rust_q1_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("bids.jsonl");
+    let file = std::fs::File::create(&input).unwrap();
+    let generated = weir()
+        .args(["nexmark", "generate", "--only", "bid", "--events", "3000"])
+        .stdout(file)
+        .status()
+        .unwrap();
+    assert!(generated.success());
+    let rust = root().join("target/plugins/wasm32-wasip2/release/weir_plugin_nexmark.wasm");
+    let want = q1_outputs(&rust, &input);
+    assert_eq!(want.len(), 2760);
+    for lang in ["python", "js"] {
+        let got = q1_outputs(&build_q1(lang), &input);
+        assert_eq!(got.len(), want.len(), "{lang}");
+        for (g, w) in got.iter().zip(&want) {
+            // Numbers alike (JavaScript writes 908 where Rust writes 908.0).
+            assert_eq!(
+                g["price"].as_f64(),
+                w["price"].as_f64(),
+                "{lang}: {g} vs {w}"
+            );
+            for field in ["auction", "bidder", "dateTime", "extra"] {
+                assert_eq!(g[field], w[field], "{lang}: {field}");
+            }
+            assert_eq!(g.as_object().unwrap().len(), 5, "{lang}: {g}");
+        }
+    }
+}
