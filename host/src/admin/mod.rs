@@ -103,7 +103,7 @@ pub fn liveness_timeout(cfg: &PipelineConfig) -> anyhow::Result<Duration> {
     let longest_step = operators
         .iter()
         .map(|o| o.deadline)
-        .chain([cfg.source.max_wait])
+        .chain(cfg.inputs().iter().map(|s| s.max_wait))
         .max()
         .unwrap_or_default();
     Ok((longest_step * 10).max(MIN_LIVENESS_TIMEOUT))
