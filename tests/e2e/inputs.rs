@@ -10,16 +10,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// Streams BIDS (`bids.>`), AUCTIONS (`auctions.>`) and OUT (`out`, `dlq`).
-async fn server_with_two_inputs() -> (NatsServer, async_nats::jetstream::Context) {
-    let server = NatsServer::start();
-    let js = server.jetstream().await;
-    create_stream(&js, "BIDS", &["bids.>"]).await;
-    create_stream(&js, "AUCTIONS", &["auctions.>"]).await;
-    create_stream(&js, "OUT", &["out", "dlq"]).await;
-    (server, js)
-}
-
 /// A pipeline over bids (keyed by `auction`) and auctions (keyed by `id`), both timed by
 /// `ts`, ending with `stages`.
 fn two_inputs(name: &str, stages: &str) -> String {

@@ -9,16 +9,6 @@ use serde_json::{Value, json};
 
 use crate::support::*;
 
-/// Streams AUCTIONS (`auctions.>`), BIDS (`bids.>`) and OUT (`out`, `dlq`).
-async fn server_with_two_inputs() -> (NatsServer, async_nats::jetstream::Context) {
-    let server = NatsServer::start();
-    let js = server.jetstream().await;
-    create_stream(&js, "AUCTIONS", &["auctions.>"]).await;
-    create_stream(&js, "BIDS", &["bids.>"]).await;
-    create_stream(&js, "OUT", &["out", "dlq"]).await;
-    (server, js)
-}
-
 /// Auctions (keyed by `id`) joined with bids (keyed by `auction`) by `join`.
 fn pipeline(name: &str, join: &str) -> String {
     format!(

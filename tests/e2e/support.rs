@@ -569,6 +569,17 @@ pub async fn server_with_streams() -> (NatsServer, jetstream::Context) {
     (server, js)
 }
 
+/// Starts a server with streams BIDS (`bids.>`), AUCTIONS (`auctions.>`) and OUT (`out`,
+/// `dlq`): two inputs and their sink.
+pub async fn server_with_two_inputs() -> (NatsServer, jetstream::Context) {
+    let server = NatsServer::start();
+    let js = server.jetstream().await;
+    create_stream(&js, "BIDS", &["bids.>"]).await;
+    create_stream(&js, "AUCTIONS", &["auctions.>"]).await;
+    create_stream(&js, "OUT", &["out", "dlq"]).await;
+    (server, js)
+}
+
 /// A free loopback address for a server of the test.
 pub fn free_addr() -> String {
     format!("127.0.0.1:{}", free_port())

@@ -64,6 +64,16 @@ pub struct IntervalState {
     keys: Vec<(Vec<u8>, Buffers)>,
 }
 
+/// When an element at `time` can no longer pair with a later element (Flink's cleanup timer):
+/// its time plus the upper bound of its partners' times relative to it, when positive.
+fn cleanup_at(rel_upper: i64, time: i64) -> i64 {
+    if rel_upper > 0 {
+        time.saturating_add(rel_upper)
+    } else {
+        time
+    }
+}
+
 /// An interval join over keyed elements.
 pub struct IntervalJoin {
     /// Inclusive bounds (exclusive ones moved in by a millisecond).
@@ -156,11 +166,7 @@ impl IntervalJoin {
         let bucket = buffers.side(side).entry(time).or_default();
         if bucket.is_empty() {
             // One cleanup entry per bucket: the bucket goes as a whole.
-            let at = if rel_upper > 0 {
-                time.saturating_add(rel_upper)
-            } else {
-                time
-            };
+            let at = cleanup_at(rel_upper, time);
             self.cleanup
                 .entry(at)
                 .or_default()
@@ -237,11 +243,7 @@ impl IntervalJoin {
                     Side::Right => buffers.right.keys(),
                 };
                 for &time in times {
-                    let at = if rel_upper > 0 {
-                        time.saturating_add(rel_upper)
-                    } else {
-                        time
-                    };
+                    let at = cleanup_at(rel_upper, time);
                     self.cleanup
                         .entry(at)
                         .or_default()

@@ -488,8 +488,8 @@ mod tests {
 
     #[test]
     fn non_json_payload_is_kept_as_text() {
-        let back = round_trip(r#"{"payload_text":"not json {"}"#);
-        assert_eq!(back.payload_text.as_deref(), Some("not json {"));
+        let back = round_trip(r#"{"payload_text":"not json ["}"#);
+        assert_eq!(back.payload_text.as_deref(), Some("not json ["));
         assert_eq!(back.key, None);
     }
 
