@@ -19,6 +19,7 @@ mod log_safety;
 mod nats_security;
 mod nats_tls;
 mod nexmark;
+mod nexmark_windows;
 mod one_engine;
 mod plugin_cli;
 mod recovery;

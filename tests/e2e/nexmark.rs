@@ -84,10 +84,15 @@ fn run_query(query: &str, kinds: &str, n: u64, rate: u32) -> Vec<Value> {
         .status()
         .unwrap();
     assert!(generated.success());
+    run_local(query, &input)
+}
+
+/// Runs query pipeline `query` with `--local` over the JSON lines of `input`.
+fn run_local(query: &str, input: &std::path::Path) -> Vec<Value> {
     let pipeline = root().join(format!("plugins/pipelines/nexmark/{query}.toml"));
     let mut run = weir();
     run.args(["run", "--local", "--input"])
-        .arg(&input)
+        .arg(input)
         .arg(&pipeline);
     let out = output_within(run, Duration::from_secs(300));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -291,4 +296,102 @@ fn q1_in_python_and_javascript_gives_what_the_rust_q1_gives() {
             assert_eq!(g.as_object().unwrap().len(), 5, "{lang}: {g}");
         }
     }
+}
+
+#[test]
+fn q3_suggests_the_category_10_auctions_of_sellers_in_or_id_and_ca() {
+    let (n, rate) = (20_000, 100);
+    let events = generated(n, rate);
+    let mut local = BTreeMap::new();
+    let mut want = Vec::new();
+    for e in &events {
+        if let weir::nexmark::Event::Person(p) = e
+            && ["OR", "ID", "CA"].contains(&p.state)
+        {
+            local.insert(p.id, (p.name.clone(), p.city, p.state));
+        }
+    }
+    for e in &events {
+        if let weir::nexmark::Event::Auction(a) = e
+            && a.category == 10
+            && let Some((name, city, state)) = local.get(&a.seller)
+        {
+            want.push((name.clone(), city.to_string(), state.to_string(), a.id));
+        }
+    }
+    want.sort();
+    let text = |v: &Value| v.as_str().unwrap().to_owned();
+    let mut got: Vec<(String, String, String, i64)> = run_query("q3", "person,auction", n, rate)
+        .iter()
+        .map(|o| {
+            let p = &o["payload"];
+            let row = (text(&p["name"]), text(&p["city"]), text(&p["state"]));
+            (row.0, row.1, row.2, p["id"].as_i64().unwrap())
+        })
+        .collect();
+    got.sort();
+    assert!(want.len() > 20, "{}", want.len());
+    assert_eq!(got, want);
+}
+
+#[test]
+fn q4_averages_each_categorys_winning_bids_in_two_chained_pipelines() {
+    let (n, rate) = (20_000, 1_000);
+    let events = generated(n, rate);
+    let bids = bids(&events);
+    // The winning bid of each auction: the highest price within its lifetime, if any.
+    let mut winning = Vec::new();
+    for e in &events {
+        let weir::nexmark::Event::Auction(a) = e else {
+            continue;
+        };
+        let best = bids
+            .iter()
+            .filter(|b| b.auction == a.id && (a.date_time..=a.expires).contains(&b.date_time))
+            .map(|b| b.price)
+            .max();
+        if let Some(best) = best {
+            winning.push((a.id, a.category, best));
+        }
+    }
+    winning.sort();
+    let stage1 = run_query("q4", "auction,bid", n, rate);
+    let mut got: Vec<(i64, i64, i64)> = stage1
+        .iter()
+        .map(|o| {
+            let p = &o["payload"];
+            let field = |f: &str| p[f].as_i64().unwrap();
+            (field("auction"), field("category"), field("final"))
+        })
+        .collect();
+    got.sort();
+    assert!(winning.len() > 100, "{}", winning.len());
+    assert_eq!(got, winning);
+    // The second stage reads the first's results, keyed by their category as from NATS.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("winning.jsonl");
+    let lines: Vec<String> = stage1
+        .into_iter()
+        .map(|mut o| {
+            o.as_object_mut().unwrap().remove("key");
+            o.to_string()
+        })
+        .collect();
+    std::fs::write(&input, lines.join("\n")).unwrap();
+    let mut want: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+    for &(_, category, price) in &winning {
+        let (sum, count) = want.entry(category).or_default();
+        (*sum, *count) = (*sum + price, *count + 1);
+    }
+    let mut newest = BTreeMap::new();
+    for o in run_local("q4-average", &input) {
+        let p = &o["payload"];
+        let row = (p["avg"].as_i64().unwrap(), p["auctions"].as_i64().unwrap());
+        newest.insert(p["category"].as_i64().unwrap(), row);
+    }
+    let want: BTreeMap<i64, (i64, i64)> = want
+        .into_iter()
+        .map(|(c, (sum, count))| (c, (sum / count, count)))
+        .collect();
+    assert_eq!(newest, want);
 }
