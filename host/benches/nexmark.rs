@@ -10,6 +10,11 @@
 //! measured: NATS, publishing results (they are counted and dropped). Events per second count
 //! every generated event, as Flink's Nexmark runs do (their source generates all of them).
 //!
+//! q4 is two pipelines — the winning bids (`q4.toml`), then their average per category
+//! (`q4-average.toml`, which reads the first's results from a subject): its round runs the
+//! second over the first's results as they come, in the same thread, and counts the second's
+//! results. q3 and q4 have no published Flink 1.13 figure.
+//!
 //! Rows `q1-python` and `q1-js` run q1 with the Python and JavaScript versions of its plugin
 //! (`plugins/{python,js}/nexmark-q1`), when built (`weir plugin build plugins/python/nexmark-q1`
 //! and likewise for `js`): the cost of the language.
@@ -64,6 +69,8 @@ struct Input {
     subject: async_nats::Subject,
     key: Option<String>,
     time: String,
+    /// The `Weir-Input` header its events carry (a pipeline of several inputs).
+    headers: Vec<u8>,
 }
 
 fn input_of(s: &SourceConfig) -> Input {
@@ -80,11 +87,16 @@ fn input_of(s: &SourceConfig) -> Input {
         TimeFrom::Field(f) => f.clone(),
         other => panic!("nexmark pipelines take event time from a field, not {other:?}"),
     };
+    let mut headers = Vec::new();
+    if let Some(name) = &s.name {
+        weir_packed::push_header(&mut headers, b"Weir-Input", name.get_ref().as_bytes());
+    }
     Input {
         kind,
         subject: subject.into(),
         key,
         time,
+        headers,
     }
 }
 
@@ -109,9 +121,98 @@ fn language_q1(lang: &str) -> PathBuf {
     root().join(format!("plugins/{lang}/nexmark-q1/target/nexmark-q1.wasm"))
 }
 
+/// The second pipeline of a query of two (q4: `q4-average.toml` over `q4.toml`'s results):
+/// its stages and where it reads its key.
+struct Downstream {
+    stages: Stages,
+    key: Option<String>,
+    /// Results passed on so far (their sequence numbers).
+    passed: u64,
+}
+
+impl Downstream {
+    /// The second pipeline of `query`, if it has one.
+    fn of(runtime: &Runtime, query: &str) -> Option<Downstream> {
+        let second = match query {
+            "q4" => "q4-average",
+            _ => return None,
+        };
+        let pipeline = load(second);
+        let key = match &pipeline.config.source.key {
+            KeyFrom::Field(f) => Some(f.clone()),
+            _ => None,
+        };
+        let partitions = SourcePartitions::of(&pipeline.config);
+        let stages = Stages::build(runtime, &pipeline, Metrics::new(second), &partitions)
+            .unwrap_or_else(|e| panic!("{second}: {e:#}"));
+        Some(Downstream {
+            stages,
+            key,
+            passed: 0,
+        })
+    }
+
+    /// Runs the first pipeline's timer and window results `out` through the second, as the
+    /// second's source would give them (key from the payload field, time the result's):
+    /// the second's results.
+    fn run(&mut self, out: &weir::operator::BatchOutput) -> u64 {
+        let results = out.timers.iter().map(|t| (t.time, &t.payload[..]));
+        let results = results.chain(
+            out.windows
+                .iter()
+                .map(|w| (w.window.end - 1, &w.payload[..])),
+        );
+        let mut b = BatchBuilder::with_capacity(out.results(), 64);
+        let (mut origins, mut key) = (Vec::new(), Vec::new());
+        for (time, payload) in results {
+            key.clear();
+            if let Some(path) = &self.key {
+                weir::source::field::key_from_json_field(payload, path, &mut key).unwrap();
+            }
+            b.push(&key, time, b"", payload, origins.len() as u32);
+            self.passed += 1;
+            origins.push(Origin {
+                subject: "nexmark.downstream".into(),
+                sequence: self.passed,
+                input: 0,
+            });
+        }
+        if origins.is_empty() {
+            return 0;
+        }
+        let out = self
+            .stages
+            .run(EventBatch::from_source(b), Vec::new(), &[], &origins);
+        refuse_dead_letters("downstream", &out.chain);
+        refuse_dead_letters("downstream", &out.stateful);
+        out.chain.results() as u64 + out.stateful.results() as u64
+    }
+}
+
+/// Stops the bench when `out` holds dead letters or late events: a query that drops its
+/// input would be measured doing nothing.
+fn refuse_dead_letters(query: &str, out: &weir::operator::BatchOutput) {
+    if let Some(d) = out.dead.first().or(out.late.first()) {
+        panic!(
+            "{query}: {} dead letters and {} late events, the first: {}",
+            out.dead.len(),
+            out.late.len(),
+            d.error
+        );
+    }
+    if let Some(d) = out.derived_dead.first() {
+        panic!(
+            "{query}: {} results failed: {}",
+            out.derived_dead.len(),
+            d.letter.error
+        );
+    }
+}
+
 /// One round of `query` over `events` generated events: (time, results). The query
 /// `source` runs no pipeline: the input side alone (generating, JSON, key and time, batches)
-/// for every event, the baseline of the others.
+/// for every event, the baseline of the others. A query of two pipelines (q4) runs the
+/// second over the first's results in the same round; its results are the second's.
 fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
     let (inputs, mut stages) = if query == "source" {
         let every = ["person", "auction", "bid"].map(|kind| Input {
@@ -119,6 +220,7 @@ fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
             subject: format!("nexmark.{kind}").into(),
             key: None,
             time: "dateTime".into(),
+            headers: Vec::new(),
         });
         (every.into_iter().collect::<Vec<_>>(), None)
     } else {
@@ -129,15 +231,25 @@ fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
             .unwrap_or_else(|e| panic!("{query}: {e:#}"));
         (inputs, Some(stages))
     };
+    let mut downstream = Downstream::of(runtime, query);
     let config = GeneratorConfig {
         events: Some(events),
         ..GeneratorConfig::default()
     };
     let mut results = 0u64;
+    let mut count = |out: &weir::operator::BatchOutput, results: &mut u64| {
+        refuse_dead_letters(query, out);
+        match &mut downstream {
+            Some(d) => *results += d.run(out),
+            None => *results += out.results() as u64,
+        }
+    };
     let mut run = |stages: &mut Option<Stages>, events: EventBatch, origins: &[Origin]| {
         if let Some(s) = stages {
             let out = s.run(events, Vec::new(), &[], origins);
-            results += out.chain.results() as u64 + out.stateful.results() as u64;
+            refuse_dead_letters(query, &out.chain);
+            results += out.chain.results() as u64;
+            count(&out.stateful, &mut results);
         }
     };
     let started = Instant::now();
@@ -156,7 +268,7 @@ fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
         if let Some(path) = &input.key {
             weir::source::field::key_from_json_field(&json, path, &mut key).unwrap();
         }
-        b.push(&key, time, b"", &json, origins.len() as u32);
+        b.push(&key, time, &input.headers, &json, origins.len() as u32);
         origins.push(Origin {
             subject: input.subject.clone(),
             sequence: n as u64 + 1,
@@ -172,7 +284,11 @@ fn round(runtime: &Runtime, query: &str, events: u64) -> (Duration, u64) {
         run(&mut stages, EventBatch::from_source(b), &origins);
     }
     if let Some(s) = &mut stages {
-        results += s.end_of_input().results() as u64;
+        let out = s.end_of_input();
+        count(&out, &mut results);
+    }
+    if let Some(d) = &mut downstream {
+        results += d.stages.end_of_input().results() as u64;
     }
     (started.elapsed(), results)
 }
@@ -185,16 +301,18 @@ fn main() {
     let rounds: usize = env_or("WEIR_BENCH_ROUNDS", 3);
     let queries: Vec<String> = match std::env::var("WEIR_BENCH_QUERIES") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
-        Err(_) => ["source", "q0", "q1", "q2", "q8", "q11"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain(
-                ["python", "js"]
-                    .into_iter()
-                    .filter(|lang| language_q1(lang).is_file())
-                    .map(|lang| format!("q1-{lang}")),
-            )
-            .collect(),
+        Err(_) => [
+            "source", "q0", "q1", "q2", "q3", "q4", "q5", "q7", "q8", "q11",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(
+            ["python", "js"]
+                .into_iter()
+                .filter(|lang| language_q1(lang).is_file())
+                .map(|lang| format!("q1-{lang}")),
+        )
+        .collect(),
     };
     let tokio = tokio::runtime::Runtime::new().unwrap();
     // Plugin calls run in a Tokio runtime's context, as in a pipeline.

@@ -27,26 +27,28 @@
 //! (`WEIR_BENCH_CASE=pass,pass-alo,filter,window`: only these cases; `WEIR_BENCH_SIDES=weir`
 //! or `raw`: one side only, to profile it).
 
+#[path = "support/measure.rs"]
+mod measure;
+#[path = "support/outbox.rs"]
+mod outbox;
 #[path = "../../tests/e2e/support.rs"]
 mod support;
 
-use std::collections::VecDeque;
-use std::future::{Future, IntoFuture};
-use std::pin::Pin;
+use std::future::IntoFuture;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer::pull, context::PublishError, message::Message};
-use futures::{FutureExt, StreamExt};
+use async_nats::jetstream::{self, consumer::pull};
+use futures::StreamExt;
+use measure::{Meter, Round, median, ticks_per_second};
+use outbox::Outbox;
 use support::*;
 use weir::admin::Metrics;
 use weir::runtime::Runtime;
 
 /// Messages per pull (weir's `batch_size`, the raw client's batch).
 const BATCH: usize = 1000;
-/// Publish acks the raw client keeps in flight.
-const IN_FLIGHT: usize = 4096;
 /// Event time of the first event (ms since the epoch); events are 1 ms apart.
 const T0_MS: u64 = 1_700_000_000_000;
 /// Keys (`Weir-Key` header) the events are spread over.
@@ -57,70 +59,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-// ---------------------------------------------------------------------------------------------
-// CPU time from /proc.
-
-/// utime + stime of process `pid` ("self" for this one), in clock ticks.
-fn cpu_ticks(pid: &str) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
-    // The command name (field 2) may hold spaces: count the fields after its closing ')'.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    // Fields 14 (utime) and 15 (stime); `fields[0]` is field 3.
-    field(11) + field(12)
-}
-
-/// Clock ticks per second (`getconf CLK_TCK`; 100 on Linux if that fails).
-fn ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok())
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
-/// One round's numbers.
-#[derive(Debug, Clone, Copy)]
-struct Round {
-    events_per_s: f64,
-    /// This process's CPU per event (µs).
-    client_us: f64,
-    /// nats-server's CPU per event (µs).
-    server_us: f64,
-}
-
-/// Wall clock and CPU of both processes since the start of a round.
-struct Meter {
-    started: Instant,
-    client: u64,
-    server: u64,
-}
-
-impl Meter {
-    fn start(b: &Bench) -> Self {
-        Meter {
-            started: Instant::now(),
-            client: cpu_ticks("self"),
-            server: cpu_ticks(&b.server_pid),
-        }
-    }
-
-    /// The round's numbers for `b.n` events.
-    fn stop(self, b: &Bench) -> Round {
-        let secs = self.started.elapsed().as_secs_f64();
-        let per_event = |ticks: u64| ticks as f64 / b.ticks_per_s * 1e6 / b.n as f64;
-        Round {
-            events_per_s: b.n as f64 / secs,
-            client_us: per_event(cpu_ticks("self") - self.client),
-            server_us: per_event(cpu_ticks(&b.server_pid) - self.server),
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +175,7 @@ async fn weir_round(b: &Bench, case: Case, name: &str) -> Round {
     let metrics = Metrics::new(name);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (rt, url, m) = (b.rt.clone(), b.url.clone(), metrics.clone());
-    let meter = Meter::start(b);
+    let meter = Meter::start(&b.server_pid);
     let task = tokio::spawn(async move {
         let nats = weir::connect::NatsOptions::from_url(&url)?;
         weir::pipeline::nats::run(
@@ -261,7 +199,7 @@ async fn weir_round(b: &Bench, case: Case, name: &str) -> Round {
         );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let round = meter.stop(b);
+    let round = meter.stop(b.n, b.ticks_per_s);
     let _ = stop_tx.send(());
     task.await
         .expect("pipeline task")
@@ -278,80 +216,9 @@ async fn delete_consumer(js: &jetstream::Context, name: &str) {
 // ---------------------------------------------------------------------------------------------
 // The raw client's side.
 
-type PublishAck =
-    Pin<Box<dyn Future<Output = Result<jetstream::publish::PublishAck, PublishError>> + Send>>;
-
-/// What the raw client waits for, in order.
-enum Pending {
-    /// The stream's ack of one publish to `out`.
-    Publish(PublishAck),
-    /// The last message of a batch: acknowledged once everything before it is settled
-    /// (boxed: a message is large, and there is one per batch).
-    Ack(Box<Message>),
-}
-
-/// The raw client's publishes and source acks in flight.
-#[derive(Default)]
-struct Outbox {
-    queue: VecDeque<Pending>,
-    publishes: usize,
-}
-
-impl Outbox {
-    /// Queues a publish ack; waits for the oldest while more than [`IN_FLIGHT`] are out.
-    async fn publish(&mut self, ack: PublishAck) {
-        self.queue.push_back(Pending::Publish(ack));
-        self.publishes += 1;
-        while self.publishes > IN_FLIGHT {
-            self.settle_front().await;
-        }
-    }
-
-    /// Queues the source ack of a batch's last message behind the batch's publishes.
-    fn ack_after(&mut self, last: Message) {
-        self.queue.push_back(Pending::Ack(Box::new(last)));
-    }
-
-    /// Settles the oldest pending item, waiting for it.
-    async fn settle_front(&mut self) {
-        match self.queue.pop_front() {
-            Some(Pending::Publish(ack)) => {
-                ack.await.expect("publish to out");
-                self.publishes -= 1;
-            }
-            Some(Pending::Ack(m)) => m.ack().await.expect("ack to IN"),
-            None => {}
-        }
-    }
-
-    /// Settles from the front what is done, without waiting for a publish ack.
-    async fn settle_ready(&mut self) {
-        loop {
-            match self.queue.front_mut() {
-                Some(Pending::Publish(ack)) => match ack.as_mut().now_or_never() {
-                    Some(done) => {
-                        done.expect("publish to out");
-                        self.queue.pop_front();
-                        self.publishes -= 1;
-                    }
-                    None => return,
-                },
-                Some(Pending::Ack(_)) => self.settle_front().await,
-                None => return,
-            }
-        }
-    }
-
-    async fn drain(&mut self) {
-        while !self.queue.is_empty() {
-            self.settle_front().await;
-        }
-    }
-}
-
 /// Consumes the backlog with fresh durable consumer `durable`, doing `case`'s raw work.
 async fn raw_round(b: &Bench, case: Case, durable: &str) -> Round {
-    let meter = Meter::start(b);
+    let meter = Meter::start(&b.server_pid);
     let stream = b.js.get_stream("IN").await.expect("stream IN");
     let consumer = stream
         .create_consumer(pull::Config {
@@ -397,7 +264,7 @@ async fn raw_round(b: &Bench, case: Case, durable: &str) -> Round {
         }
         outbox.settle_ready().await;
     }
-    let round = meter.stop(b);
+    let round = meter.stop(b.n, b.ticks_per_s);
     outbox.drain().await;
     drop(batches);
     delete_consumer(&b.js, durable).await;
@@ -432,19 +299,6 @@ async fn publish_events(js: &jetstream::Context, n: u64) {
         "published {n} events of 100 B in {:.1}s",
         t.elapsed().as_secs_f64()
     );
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
 }
 
 /// The table row of `case` from its weir and raw rounds.
