@@ -45,7 +45,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use measure::{Meter, Round, median, ticks_per_second};
-use outbox::Outbox;
+use outbox::{Outbox, raw_batches};
 use support::*;
 use weir::admin::Metrics;
 use weir::nexmark::{Generator, GeneratorConfig};
@@ -211,24 +211,7 @@ fn forwards_every_event(query: &str) -> bool {
 async fn raw_round(b: &Bench, subjects: &[String], durable: &str, n: u64, forward: bool) -> Round {
     let meter = Meter::start(&b.server_pid);
     let stream = b.js.get_stream("NEXMARK").await.expect("stream NEXMARK");
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(durable.to_owned()),
-            filter_subjects: subjects.to_vec(),
-            ack_policy: jetstream::consumer::AckPolicy::All,
-            max_ack_pending: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("creating the raw consumer");
-    let mut batches = consumer
-        .stream()
-        .max_messages_per_batch(BATCH)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .expect("pulling")
-        .ready_chunks(BATCH);
+    let mut batches = raw_batches(&stream, durable, subjects, BATCH).await;
     let (mut consumed, mut outbox) = (0, Outbox::default());
     while consumed < n {
         let batch = batches.next().await.expect("the pull ended");

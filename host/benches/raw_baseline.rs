@@ -39,10 +39,10 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use async_nats::HeaderMap;
-use async_nats::jetstream::{self, consumer::pull};
+use async_nats::jetstream;
 use futures::StreamExt;
 use measure::{Meter, Round, median, ticks_per_second};
-use outbox::Outbox;
+use outbox::{Outbox, raw_batches};
 use support::*;
 use weir::admin::Metrics;
 use weir::runtime::Runtime;
@@ -220,23 +220,7 @@ async fn delete_consumer(js: &jetstream::Context, name: &str) {
 async fn raw_round(b: &Bench, case: Case, durable: &str) -> Round {
     let meter = Meter::start(&b.server_pid);
     let stream = b.js.get_stream("IN").await.expect("stream IN");
-    let consumer = stream
-        .create_consumer(pull::Config {
-            durable_name: Some(durable.to_owned()),
-            ack_policy: jetstream::consumer::AckPolicy::All,
-            max_ack_pending: 1_000_000,
-            ..Default::default()
-        })
-        .await
-        .expect("creating the raw consumer");
-    let mut batches = consumer
-        .stream()
-        .max_messages_per_batch(BATCH)
-        .expires(Duration::from_secs(1))
-        .messages()
-        .await
-        .expect("pulling")
-        .ready_chunks(BATCH);
+    let mut batches = raw_batches(&stream, durable, &[], BATCH).await;
     let mut outbox = Outbox::default();
     let mut consumed = 0;
     while consumed < b.n {

@@ -51,7 +51,7 @@ async fn the_generator_publishes_persons_auctions_and_bids_in_their_proportions(
 }
 
 /// `n` generated events at `rate` events/s of event time, as Rust records.
-fn generated(n: u64, rate: u32) -> Vec<weir::nexmark::Event> {
+pub(crate) fn generated(n: u64, rate: u32) -> Vec<weir::nexmark::Event> {
     let config = weir::nexmark::GeneratorConfig {
         events: Some(n),
         first_event_rate: rate,
@@ -60,7 +60,7 @@ fn generated(n: u64, rate: u32) -> Vec<weir::nexmark::Event> {
     weir::nexmark::Generator::new(config).unwrap().collect()
 }
 
-fn bids(events: &[weir::nexmark::Event]) -> Vec<&weir::nexmark::Bid> {
+pub(crate) fn bids(events: &[weir::nexmark::Event]) -> Vec<&weir::nexmark::Bid> {
     events
         .iter()
         .filter_map(|e| match e {
@@ -72,7 +72,7 @@ fn bids(events: &[weir::nexmark::Event]) -> Vec<&weir::nexmark::Bid> {
 
 /// Runs query pipeline `query` of `plugins/pipelines/nexmark/` with `--local` over the
 /// generated events of `kinds` (`weir nexmark generate --only`), returning the outputs.
-fn run_query(query: &str, kinds: &str, n: u64, rate: u32) -> Vec<Value> {
+pub(crate) fn run_query(query: &str, kinds: &str, n: u64, rate: u32) -> Vec<Value> {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("events.jsonl");
     let file = std::fs::File::create(&input).unwrap();

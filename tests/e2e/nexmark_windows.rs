@@ -4,60 +4,10 @@
 //! the same bids.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::*;
-
-/// `n` generated events at `rate` events/s of event time, as Rust records.
-fn generated(n: u64, rate: u32) -> Vec<weir::nexmark::Event> {
-    let config = weir::nexmark::GeneratorConfig {
-        events: Some(n),
-        first_event_rate: rate,
-        ..Default::default()
-    };
-    weir::nexmark::Generator::new(config).unwrap().collect()
-}
-
-fn bids(events: &[weir::nexmark::Event]) -> Vec<&weir::nexmark::Bid> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            weir::nexmark::Event::Bid(b) => Some(b),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Runs query pipeline `query` of `plugins/pipelines/nexmark/` with `--local` over the
-/// generated events of `kinds` (`weir nexmark generate --only`), returning the outputs.
-fn run_query(query: &str, kinds: &str, n: u64, rate: u32) -> Vec<Value> {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("events.jsonl");
-    let file = std::fs::File::create(&input).unwrap();
-    let generated = weir()
-        .args(["nexmark", "generate", "--only", kinds, "--events"])
-        .arg(n.to_string())
-        .args(["--rate", &rate.to_string()])
-        .stdout(file)
-        .status()
-        .unwrap();
-    assert!(generated.success());
-    let pipeline = root().join(format!("plugins/pipelines/nexmark/{query}.toml"));
-    let mut run = weir();
-    run.args(["run", "--local", "--input"])
-        .arg(&input)
-        .arg(&pipeline);
-    let out = output_within(run, Duration::from_secs(300));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{query}: {stderr}");
-    assert!(!stderr.contains("{\"dead_letter\""), "{query}: {stderr}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
+use crate::nexmark::{bids, generated, run_query};
 
 /// A window's bounds `(start, end)` and the output's result in it, checking that the output
 /// event's time is the window's last millisecond.

@@ -6,8 +6,11 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 
-use async_nats::jetstream::{self, context::PublishError, message::Message};
-use futures::FutureExt;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, context::PublishError, message::Message};
+use futures::stream::ReadyChunks;
+use futures::{FutureExt, StreamExt};
 
 /// Publish acks the raw client keeps in flight.
 const IN_FLIGHT: usize = 4096;
@@ -82,4 +85,33 @@ impl Outbox {
             self.settle_front().await;
         }
     }
+}
+
+/// The raw client's reading: a fresh durable pull consumer `durable` of `stream` on
+/// `subjects` (every subject when empty), acknowledged by `AckPolicy::All`, pulled in batches
+/// of up to `batch` messages.
+pub async fn raw_batches(
+    stream: &jetstream::stream::Stream,
+    durable: &str,
+    subjects: &[String],
+    batch: usize,
+) -> ReadyChunks<pull::Stream> {
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subjects: subjects.to_vec(),
+            ack_policy: jetstream::consumer::AckPolicy::All,
+            max_ack_pending: 1_000_000,
+            ..Default::default()
+        })
+        .await
+        .expect("creating the raw consumer");
+    consumer
+        .stream()
+        .max_messages_per_batch(batch)
+        .expires(Duration::from_secs(1))
+        .messages()
+        .await
+        .expect("pulling")
+        .ready_chunks(batch)
 }
