@@ -182,3 +182,62 @@ async fn the_watermark_waits_for_the_slower_input_and_a_restart_resumes_both() {
     let reader = weir.log_reader();
     assert_eq!(weir.terminate(), Some(0), "log:\n{}", reader());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_checkpoint_store_is_noticed_from_any_inputs_consumer() {
+    // Before: only the first input's consumer was asked whether the pipeline had run, so with
+    // it gone the host started with empty window state although the second had acknowledged.
+    let (server, js) = server_with_two_inputs().await;
+    let dir = tempfile::tempdir().unwrap();
+    let window = window_section(
+        "type = \"tumbling\"\nsize = \"10s\"",
+        "stats",
+        "window_stats",
+        r#"{ field = "amount" }"#,
+    );
+    let file = write_pipeline(dir.path(), &two_inputs("forgot", &window));
+    let mut host = WeirProcess::start(&file, &server.url(), &dir.path().join("1.log"));
+    host.wait_running(Duration::from_secs(120));
+    let bid = json!({"auction": "k", "ts": 1_000, "amount": 1});
+    let auction = json!({"id": "k", "ts": 2_000, "amount": 2});
+    publish_all(&js, "bids.x", &payloads(&[bid])).await;
+    publish_all(&js, "auctions.x", &payloads(&[auction])).await;
+    let acked = |consumer: &'static str, stream: &'static str| {
+        let js = js.clone();
+        async move {
+            let s = js.get_stream(stream).await.unwrap();
+            let info = s.consumer_info(consumer).await.unwrap();
+            info.ack_floor.stream_sequence
+        }
+    };
+    let started = std::time::Instant::now();
+    while acked("weir-forgot-auctions", "AUCTIONS").await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{}",
+            host.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = host.log_reader();
+    assert_eq!(host.terminate(), Some(0), "{}", log());
+    // The checkpoint store is lost, and so is the first input's consumer.
+    js.delete_key_value("weir-checkpoints").await.unwrap();
+    js.delete_object_store("weir-state").await.unwrap();
+    let bids = js.get_stream("BIDS").await.unwrap();
+    bids.delete_consumer("weir-forgot-bids").await.unwrap();
+    let mut cmd = weir();
+    cmd.arg("run")
+        .arg(&file)
+        .args(["--nats-url", &server.url()]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("weir-forgot-auctions")
+            && stderr.contains("\"AUCTIONS\"")
+            && stderr.contains("acknowledged")
+            && stderr.contains("--from-checkpoint none"),
+        "{stderr}"
+    );
+}

@@ -98,10 +98,15 @@ async fn prior_run(
             ));
         }
     }
-    let stateful = cfg.stateful();
-    let stream = &cfg.source.stream;
-    if stateful && let Ok(s) = js.get_stream(stream).await {
-        let consumer = pipeline.consumer_name();
+    if !cfg.stateful() {
+        return Ok(evidence);
+    }
+    for (i, input) in cfg.inputs().iter().enumerate() {
+        let stream = &input.stream;
+        let Ok(s) = js.get_stream(stream).await else {
+            continue;
+        };
+        let consumer = pipeline.consumer_name_of(i);
         match s.consumer_info(&consumer).await {
             Ok(info) if info.ack_floor.stream_sequence > 0 => evidence.push(format!(
                 "durable consumer {consumer:?} on stream {stream:?} has acknowledged up to \

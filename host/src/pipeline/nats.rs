@@ -80,7 +80,7 @@ pub async fn run(
     // Put back to the checkpoint's versions, the replay runs on them up to where the crashed
     // host had got (what its consumer delivered); swaps wait until then.
     let replay_until = match &restored {
-        Some(_) => delivered(&js, pipeline).await,
+        Some(_) => Some(delivered(&js, pipeline).await),
         None => None,
     };
     let hot = HotLoad {
@@ -183,12 +183,21 @@ async fn connect_and_load(
     })
 }
 
-/// The last source sequence the pipeline's durable consumer delivered (to a host that may have
-/// processed it before it stopped), if the consumer exists.
-async fn delivered(js: &async_nats::jetstream::Context, pipeline: &Pipeline) -> Option<u64> {
-    let stream = js.get_stream(&pipeline.config.source.stream).await.ok()?;
-    let info = stream.consumer_info(pipeline.consumer_name()).await.ok()?;
-    Some(info.delivered.stream_sequence)
+/// Per input, the last source sequence its durable consumer delivered (to a host that may have
+/// processed it before it stopped; 0 when the consumer does not exist).
+async fn delivered(js: &async_nats::jetstream::Context, pipeline: &Pipeline) -> Vec<u64> {
+    let mut delivered = Vec::new();
+    for (i, input) in pipeline.config.inputs().iter().enumerate() {
+        let info = match js.get_stream(&input.stream).await {
+            Ok(stream) => stream
+                .consumer_info(pipeline.consumer_name_of(i))
+                .await
+                .ok(),
+            Err(_) => None,
+        };
+        delivered.push(info.map_or(0, |info| info.delivered.stream_sequence));
+    }
+    delivered
 }
 
 /// Puts in the plugin versions the restored checkpoint was written with (fetching from the

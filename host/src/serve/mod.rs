@@ -145,12 +145,16 @@ impl Host {
         }
     }
 
-    /// Messages of `stream` not yet delivered to `consumer`, if NATS answers quickly.
-    async fn consumer_pending(&self, stream: &str, consumer: &str) -> Option<u64> {
+    /// Messages not yet delivered to the consumers of a pipeline's inputs, each a (stream,
+    /// consumer), summed — if NATS answers for every one quickly.
+    async fn consumers_pending(&self, consumers: &[(String, String)]) -> Option<u64> {
         let ask = async {
-            let s = self.js.get_stream(stream).await.ok()?;
-            let info = s.consumer_info(consumer).await.ok()?;
-            Some(info.num_pending)
+            let mut pending = 0;
+            for (stream, consumer) in consumers {
+                let s = self.js.get_stream(stream).await.ok()?;
+                pending += s.consumer_info(consumer).await.ok()?.num_pending;
+            }
+            Some(pending)
         };
         tokio::time::timeout(Duration::from_millis(500), ask)
             .await

@@ -216,10 +216,9 @@ async fn run_once(
     desired: &mut watch::Receiver<Desired>,
 ) -> Ended {
     let name = pipeline.config.name.get_ref().clone();
-    let (stream, consumer) = (
-        pipeline.config.source.stream.clone(),
-        pipeline.consumer_name(),
-    );
+    let consumers: Vec<(String, String)> = (pipeline.config.inputs().iter().enumerate())
+        .map(|(i, input)| (input.stream.clone(), pipeline.consumer_name_of(i)))
+        .collect();
     let (stop, stopped) = watch::channel(false);
     let mut result = match spawn_run(host, pipeline, metrics.clone(), stopped) {
         Ok(r) => r,
@@ -240,7 +239,7 @@ async fn run_once(
                 };
             }
             _ = beat.tick() => {
-                let pending = host.consumer_pending(&stream, &consumer).await;
+                let pending = host.consumers_pending(&consumers).await;
                 metrics.consumer_pending.store(pending.map_or(-1, |p| p as i64), std::sync::atomic::Ordering::Relaxed);
                 let state = match metrics.health.readiness() {
                     Ok(()) => State::Running,

@@ -147,9 +147,9 @@ pub struct RunLoop<K: Sink> {
     swap_events: Option<mpsc::UnboundedSender<SwapEvent>>,
     /// When `/plugins` was last refreshed (`None`: it is due).
     statuses_at: Option<Instant>,
-    /// Swaps wait until the source position reaches this (a replay after a restore runs on
-    /// the versions the checkpoint records) or the source goes quiet.
-    replay_until: Option<u64>,
+    /// Swaps wait until every input's position reaches its entry here (a replay after a
+    /// restore runs on the versions the checkpoint records) or the source goes quiet.
+    replay_until: Option<Vec<u64>>,
 }
 
 impl<K: Sink> RunLoop<K> {
@@ -195,10 +195,25 @@ impl<K: Sink> RunLoop<K> {
         })
     }
 
-    /// Holds swaps until the source position reaches `sequence` (or the source is quiet).
-    pub fn with_replay_until(mut self, sequence: Option<u64>) -> Self {
-        self.replay_until = sequence;
+    /// Holds swaps until the position of every input `i` reaches `positions[i]` (or the
+    /// source is quiet).
+    pub fn with_replay_until(mut self, positions: Option<Vec<u64>>) -> Self {
+        self.replay_until = positions;
         self
+    }
+
+    /// How many messages the inputs are still behind the replay's end: the previous run had
+    /// taken them in (0: not replaying).
+    fn replay_left(&self) -> u64 {
+        let Some(until) = &self.replay_until else {
+            return 0;
+        };
+        let at = |i: usize| self.positions.get(i).copied().unwrap_or(0);
+        until
+            .iter()
+            .enumerate()
+            .map(|(i, u)| u.saturating_sub(at(i)))
+            .sum()
     }
 
     /// Tells `events` of every swap, refused swap and canary rollback.
@@ -223,12 +238,16 @@ impl<K: Sink> RunLoop<K> {
         let Restored { manifest, mut blob } = restored;
         self.sequence = manifest.source.sequence;
         self.positions = manifest.positions().iter().map(|p| p.sequence).collect();
-        if let Some(until) = self.replay_until.filter(|u| *u > self.sequence) {
+        if let Some(until) = self
+            .replay_until
+            .as_ref()
+            .filter(|_| self.replay_left() > 0)
+        {
             tracing::info!(
-                from = self.sequence + 1,
-                until,
+                from = ?self.positions,
+                until = ?until,
                 "replaying {} messages the previous run had taken in after its last checkpoint",
-                until - self.sequence
+                self.replay_left()
             );
         }
         let mut republish = std::mem::take(&mut blob.pending);
@@ -566,11 +585,15 @@ impl<K: Sink> RunLoop<K> {
             rate = format!("{:.0}/s", s.inputs as f64 / secs),
             "progress"
         );
-        if let Some(until) = self.replay_until.filter(|u| self.sequence < *u) {
+        if let Some(until) = self
+            .replay_until
+            .as_ref()
+            .filter(|_| self.replay_left() > 0)
+        {
             tracing::info!(
-                position = self.sequence,
-                until,
-                left = until - self.sequence,
+                positions = ?self.positions,
+                until = ?until,
+                left = self.replay_left(),
                 "replaying what the previous run had taken in (plugin swaps wait for it)"
             );
         }
@@ -579,12 +602,12 @@ impl<K: Sink> RunLoop<K> {
     /// Ends the replay after a restore once the source position has passed what the previous
     /// run had taken in, or the source is quiet (`caught_up`).
     fn end_replay(&mut self, caught_up: bool) {
-        let Some(until) = self.replay_until else {
+        if self.replay_until.is_none() {
             return;
-        };
-        if caught_up || self.sequence >= until {
+        }
+        if caught_up || self.replay_left() == 0 {
             self.replay_until = None;
-            tracing::info!(position = self.sequence, "replay done");
+            tracing::info!(positions = ?self.positions, "replay done");
         }
     }
 

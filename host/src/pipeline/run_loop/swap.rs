@@ -18,7 +18,7 @@ impl<K: Sink> RunLoop<K> {
     /// barrier: their outputs are held until a committed checkpoint records them, so a replay
     /// after a crash runs each input on the version the checkpoint says.
     pub(super) async fn swap(&mut self) -> anyhow::Result<()> {
-        if self.replay_until.is_some_and(|until| self.sequence < until) {
+        if self.replay_left() > 0 {
             return Ok(()); // still replaying what ran on the versions in place
         }
         let Some(swaps) = &mut self.swaps else {
