@@ -90,6 +90,7 @@ fn literal_end(b: &[u8], i: usize, literal: &[u8]) -> Option<usize> {
 /// accepted only when `escapes` (a key with escapes needs decoding: the slow path does it).
 fn string_end(b: &[u8], mut i: usize, escapes: bool) -> Option<usize> {
     loop {
+        i = plain_run_end(b, i);
         match *b.get(i)? {
             b'"' => return Some(i),
             b'\\' if escapes => {
@@ -103,6 +104,30 @@ fn string_end(b: &[u8], mut i: usize, escapes: bool) -> Option<usize> {
             _ => i += 1,
         }
     }
+}
+
+/// Skips, eight bytes at a time, the bytes from `i` that need no look in a string — neither
+/// `"`, `\` nor a control character — stopping at the first word that holds one (or at the
+/// last whole word): the byte loop of [`string_end`] takes over from there. Long string values
+/// (descriptions, free text) are most of a payload's bytes.
+fn plain_run_end(b: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    // Whether a byte of `x` is below `n` (n <= 128): exact as a whole, though a borrow may
+    // mark a wrong byte — it only says whether to stop.
+    let below = |x: u64, n: u8| x.wrapping_sub(ONES * u64::from(n)) & !x & HIGHS;
+    while let Some(word) = b.get(i..i + 8) {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes);
+        let quote = w ^ (ONES * u64::from(b'"'));
+        let backslash = w ^ (ONES * u64::from(b'\\'));
+        if below(quote, 1) | below(backslash, 1) | below(w, 0x20) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
 }
 
 /// The end of the number starting at `i`: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.

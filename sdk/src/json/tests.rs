@@ -235,3 +235,45 @@ fn the_fast_scanner_accepts_what_serde_json_accepts_and_finds_the_same_members()
         );
     }
 }
+
+#[test]
+fn strings_are_scanned_a_word_at_a_time_yet_stop_at_every_special_byte() {
+    // A quote, a backslash escape, a control character or a non-ASCII character at every
+    // offset of a long string value and key, and a string ending at every offset: the same
+    // members as serde_json finds, and the same refusals.
+    let specials = [
+        "\\\"", "\\\\", "\\n", "\u{1}", "\u{1f}", " ", "é", "\u{7f}", "~",
+    ];
+    for special in specials {
+        for at in 0..20 {
+            for tail in [0, 1, 7, 8, 9, 17] {
+                let text = format!("{}{special}{}", "x".repeat(at), "y".repeat(tail));
+                for case in [
+                    format!(r#"{{"a":"{text}","b":1}}"#),
+                    format!(r#"{{"{text}":2}}"#),
+                ] {
+                    let serde = serde_json::from_str::<
+                        std::collections::HashMap<String, &serde_json::value::RawValue>,
+                    >(&case);
+                    let mut parser = ObjectParser::new();
+                    match (parser.parse(case.as_bytes()), serde) {
+                        (Ok(obj), Ok(serde)) => {
+                            assert_eq!(obj.len(), serde.len(), "{case:?}");
+                            for (key, value) in obj.iter() {
+                                assert_eq!(value.text(), serde[key].get(), "{case:?}");
+                            }
+                        }
+                        (Err(_), Err(_)) => {}
+                        (ours, theirs) => {
+                            panic!(
+                                "{case:?}: ours {:?}, serde_json {:?}",
+                                ours.is_ok(),
+                                theirs.is_ok()
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
