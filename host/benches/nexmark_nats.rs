@@ -35,21 +35,23 @@ mod measure;
 mod outbox;
 #[path = "../../tests/e2e/support.rs"]
 mod support;
+#[path = "support/weir_side.rs"]
+mod weir_side;
 
 use std::collections::BTreeMap;
 use std::future::IntoFuture;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::jetstream::{self, consumer::pull};
 use futures::StreamExt;
 use measure::{Meter, Round, median, ticks_per_second};
 use outbox::{Outbox, raw_batches};
 use support::*;
-use weir::admin::Metrics;
 use weir::nexmark::{Generator, GeneratorConfig};
 use weir::runtime::Runtime;
+use weir_side::run_until_taken_in;
 
 /// Messages per pull of the raw client (the pipelines' `batch_size`).
 const BATCH: usize = 1000;
@@ -166,26 +168,8 @@ async fn weir_round(b: &Bench, query: &str, name: &str, n: u64) -> Round {
     let consumers: Vec<String> = (0..pipeline.config.inputs().len())
         .map(|i| pipeline.consumer_name_of(i))
         .collect();
-    let metrics = Metrics::new(name);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (rt, url, m) = (b.rt.clone(), b.url.clone(), metrics.clone());
-    let meter = Meter::start(&b.server_pid);
-    let task = tokio::spawn(async move {
-        let nats = weir::connect::NatsOptions::from_url(&url)?;
-        let stop = async {
-            let _ = stop_rx.await;
-        };
-        let fresh = weir::checkpoint::StartFrom::Fresh;
-        weir::pipeline::nats::run(&rt, &pipeline, &nats, stop, m, fresh, false).await
-    });
-    while metrics.inputs.load(Relaxed) < n {
-        assert!(!task.is_finished(), "{name} stopped: {:?}", task.await);
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let round = meter.stop(n, b.ticks_per_s);
-    let _ = stop_tx.send(());
-    let result = task.await.expect("pipeline task");
-    result.unwrap_or_else(|e| panic!("{name}: {e:#}"));
+    let server = (b.server_pid.as_str(), b.ticks_per_s);
+    let (round, metrics) = run_until_taken_in(&b.rt, &b.url, pipeline, n, server).await;
     let dead = metrics.dead_letters.load(Relaxed) + metrics.late.load(Relaxed);
     assert_eq!(dead, 0, "{name}: dead letters or late events");
     for c in consumers {

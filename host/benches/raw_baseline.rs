@@ -33,10 +33,11 @@ mod measure;
 mod outbox;
 #[path = "../../tests/e2e/support.rs"]
 mod support;
+#[path = "support/weir_side.rs"]
+mod weir_side;
 
 use std::future::IntoFuture;
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream;
@@ -44,8 +45,8 @@ use futures::StreamExt;
 use measure::{Meter, Round, median, ticks_per_second};
 use outbox::{Outbox, raw_batches};
 use support::*;
-use weir::admin::Metrics;
 use weir::runtime::Runtime;
+use weir_side::run_until_taken_in;
 
 /// Messages per pull (weir's `batch_size`, the raw client's batch).
 const BATCH: usize = 1000;
@@ -172,38 +173,8 @@ async fn weir_round(b: &Bench, case: Case, name: &str) -> Round {
     let pipeline = weir::config::parse(&dir.path().join("p.toml"), case.pipeline_text(name))
         .unwrap_or_else(|e| panic!("pipeline {name}: {e:?}"));
     let consumer = pipeline.consumer_name();
-    let metrics = Metrics::new(name);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (rt, url, m) = (b.rt.clone(), b.url.clone(), metrics.clone());
-    let meter = Meter::start(&b.server_pid);
-    let task = tokio::spawn(async move {
-        let nats = weir::connect::NatsOptions::from_url(&url)?;
-        weir::pipeline::nats::run(
-            &rt,
-            &pipeline,
-            &nats,
-            async {
-                let _ = stop_rx.await;
-            },
-            m,
-            weir::checkpoint::StartFrom::Fresh,
-            false,
-        )
-        .await
-    });
-    while metrics.inputs.load(Relaxed) < b.n {
-        assert!(
-            !task.is_finished(),
-            "pipeline {name} stopped: {:?}",
-            task.await
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let round = meter.stop(b.n, b.ticks_per_s);
-    let _ = stop_tx.send(());
-    task.await
-        .expect("pipeline task")
-        .unwrap_or_else(|e| panic!("pipeline {name}: {e:#}"));
+    let server = (b.server_pid.as_str(), b.ticks_per_s);
+    let (round, _) = run_until_taken_in(&b.rt, &b.url, pipeline, b.n, server).await;
     delete_consumer(&b.js, &consumer).await;
     round
 }
