@@ -177,11 +177,12 @@ impl Nexmark {
             } else {
                 Seller::Elsewhere
             };
-            let waiting: Vec<i64> = keyed.get(AUCTIONS)?.unwrap_or_default();
-            for auction in waiting {
-                suggest(&seller, auction, out)?;
+            if let Some(waiting) = keyed.get::<Vec<i64>>(AUCTIONS)? {
+                for auction in waiting {
+                    suggest(&seller, auction, out)?;
+                }
+                keyed.delete(AUCTIONS);
             }
-            keyed.delete(AUCTIONS);
             return keyed.set(PERSON, &seller);
         }
         if int(&object, "category")? != Q3_CATEGORY {
@@ -204,13 +205,14 @@ impl Nexmark {
         let object = event.json_object(&mut self.parser)?;
         if side == AUCTION.as_bytes() {
             let (opened, expires) = (int(&object, "dateTime")?, int(&object, "expires")?);
-            let early: Vec<EarlyBid> = keyed.get(BIDS)?.unwrap_or_default();
-            let best = early
-                .iter()
+            let early: Option<Vec<EarlyBid>> = keyed.get(BIDS)?;
+            if early.is_some() {
+                keyed.delete(BIDS);
+            }
+            let best = (early.iter().flatten())
                 .filter(|(t, _)| (opened..=expires).contains(t))
                 .map(|&(_, price)| price)
                 .max();
-            keyed.delete(BIDS);
             keyed.register_event_timer(expires);
             let category = int(&object, "category")?;
             return keyed.set(
