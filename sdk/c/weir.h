@@ -248,7 +248,10 @@ typedef struct weir_aggregate {
     /* Adds one event to an accumulator. Failing dead-letters that event (the host calls again
      * without it, with the accumulators as they were). */
     int (*add)(weir_buf *acc, const weir_event *e, weir_error *err);
-    /* Merges `other` into `acc` (when session windows merge). */
+    /* Merges `other` into `acc`, the earlier of the two in time (when sliding-window panes are
+     * combined or session windows merge). The host merges in groups, all due together in one
+     * call; the SDK folds each group left to right with this. Failing reports that group's
+     * window (the host keeps its state and calls again without it). */
     int (*merge)(weir_buf *acc, const weir_buf *other, weir_error *err);
     /* The result of a window of `key` (empty: no key): add 0..n payloads to `out`. Called once
      * per window of the host's batched `finish`; failing reports this window (the host keeps its
@@ -390,7 +393,9 @@ bool weir__agg_create(const weir_aggregate *a, weir__list *ret, weir__list *err)
 bool weir__agg_add(const weir_aggregate *a, weir_bytes data, weir_bytes ends, weir_bytes targets,
                    const weir_columns *in, weir__list *ret_data, weir__list *ret_ends,
                    uint32_t *err_index, weir__list *err);
-bool weir__agg_merge(const weir_aggregate *a, weir_bytes x, weir_bytes y, weir__list *ret,
+/* `data`, `ends`: the accumulators; `groups`: one u32 end (an accumulator index) per group. */
+bool weir__agg_merge(const weir_aggregate *a, weir_bytes data, weir_bytes ends, weir_bytes groups,
+                     weir__list *ret_data, weir__list *ret_ends, uint32_t *err_index,
                      weir__list *err);
 /* The packed `results` record of `finish`. */
 typedef struct weir__results_out {
@@ -567,14 +572,21 @@ static inline void weir_log(weir_log_level level, const char *fmt, ...) {
         }                                                                                          \
         return ok;                                                                                 \
     }                                                                                              \
-    bool exports_aggregate_merge(aggregate_list_u8_t *a, aggregate_list_u8_t *b,                   \
-                                 aggregate_list_u8_t *ret, aggregate_string_t *err) {              \
-        weir__list r = {0}, e = {0};                                                               \
-        bool ok = weir__agg_merge(&(desc), WEIR__VIEW(*a), WEIR__VIEW(*b), &r, &e);                \
-        aggregate_list_u8_free(a);                                                                 \
-        aggregate_list_u8_free(b);                                                                 \
-        WEIR__MOVE(*ret, r);                                                                       \
-        WEIR__MOVE(*err, e);                                                                       \
+    bool exports_aggregate_merge(aggregate_accumulators_t *accs, aggregate_list_u8_t *groups,      \
+                                 aggregate_accumulators_t *ret, aggregate_window_error_t *err) {   \
+        weir__list data = {0}, ends = {0}, msg = {0};                                              \
+        uint32_t index = 0;                                                                        \
+        bool ok = weir__agg_merge(&(desc), WEIR__VIEW(accs->data), WEIR__VIEW(accs->ends),         \
+                                  WEIR__VIEW(*groups), &data, &ends, &index, &msg);                \
+        aggregate_accumulators_free(accs);                                                         \
+        aggregate_list_u8_free(groups);                                                            \
+        if (ok) {                                                                                  \
+            WEIR__MOVE(ret->data, data);                                                           \
+            WEIR__MOVE(ret->ends, ends);                                                           \
+        } else {                                                                                   \
+            err->index = index;                                                                    \
+            WEIR__MOVE(err->message, msg);                                                         \
+        }                                                                                          \
         return ok;                                                                                 \
     }                                                                                              \
     bool exports_aggregate_finish(aggregate_windows_t *windows, aggregate_accumulators_t *accs,    \

@@ -1,5 +1,6 @@
 /* weir_aggregate.c — the loops the aggregate glue calls: create, add (packed accumulators),
- * merge, finish (packed windows and results) and migrate, with every accumulator checked. */
+ * merge (packed accumulators in groups), finish (packed windows and results) and migrate, with
+ * every accumulator checked. */
 #include "weir_impl.h"
 
 
@@ -225,22 +226,97 @@ fail:
     return false;
 }
 
-bool weir__agg_merge(const weir_aggregate *a, weir_bytes x, weir_bytes y, weir__list *ret,
+/* Fails naming what is wrong with group `g` of a `merge` call, which starts at accumulator
+ * `start` (where the group before it ends) and ends at `end` (of `count`). */
+static int group_fail(weir_error *e, size_t g, uint32_t start, uint32_t end, size_t count) {
+    if (end > count)
+        return weir_fail(e, "malformed groups: group %zu ends at accumulator %u, but the call has "
+                            "%zu accumulators",
+                         g, end, count);
+    if (end == start)
+        return weir_fail(e, "malformed groups: group %zu is empty (it starts and ends at "
+                            "accumulator %u)",
+                         g, end);
+    return weir_fail(e, "malformed groups: group %zu ends at accumulator %u, before it starts "
+                        "(%u): group ends must increase",
+                     g, end, start);
+}
+
+/* One `merge` call: every merge due together. Group `g` is accumulators `end(g-1) .. end(g)`
+ * (`groups`: one u32 end per group), folded left to right (time order) into the first with the
+ * user's pairwise `merge`; one accumulator per group comes back, in group order. Each
+ * accumulator is loaded once and `acc`/`other` are reused from merge to merge; a group of one is
+ * its accumulator, copied as stored. A failing or malformed group stops the call with its index
+ * (the host calls again without it); problems of the call as a whole name group 0. */
+bool weir__agg_merge(const weir_aggregate *a, weir_bytes data, weir_bytes ends, weir_bytes groups,
+                     weir__list *ret_data, weir__list *ret_ends, uint32_t *err_index,
                      weir__list *err) {
     weir_error e = {0};
     weir_buf acc = {0}, other = {0};
+    weir_buf out_data = {0}, out_ends = {0};
+    *err_index = 0;
     if (!weir__configured) {
         weir_fail(&e, "%s", WEIR__NOT_CONFIGURED);
-    } else if (a->merge == NULL) {
+        goto fail;
+    }
+    if (a->merge == NULL) {
         weir_fail(&e, "the aggregate has no `merge`");
-    } else if (acc_load(a, x, &acc, &e) == WEIR_OK && acc_load(a, y, &other, &e) == WEIR_OK &&
-               a->merge(&acc, &other, &e) == WEIR_OK && acc_check(a, &acc, "merge", &e) == WEIR_OK) {
-        weir_buf_free(&other);
-        *ret = weir__list_from_buf(&acc);
-        return true;
+        goto fail;
+    }
+    if (packed_check("accumulators", "ends", data, ends, &e) != WEIR_OK) goto fail;
+    if (groups.len % 4 != 0) {
+        weir_fail(&e, "malformed groups: %zu bytes, not a whole number of u32 ends", groups.len);
+        goto fail;
+    }
+    size_t n = groups.len / 4, count = ends.len / 4;
+    weir_buf_reserve(&out_ends, 4 * n);
+    /* Enough for the results unless free-form accumulators grow when merged. */
+    weir_buf_reserve(&out_data, data.len);
+    uint32_t start = 0;
+    /* Group ends increase from 1, so a failing group's index still fits the u32 it is sent as. */
+    for (size_t g = 0; g < n; g++) {
+        uint32_t end = le32(groups.ptr + 4 * g);
+        *err_index = (uint32_t)g;
+        if (end <= start || end > count) {
+            group_fail(&e, g, start, end, count);
+            goto fail;
+        }
+        if (end - start == 1) {
+            weir_buf_append_bytes(&out_data, column_item(data, ends, start));
+        } else {
+            weir_buf_clear(&acc);
+            if (acc_load(a, column_item(data, ends, start), &acc, &e) != WEIR_OK) goto fail;
+            for (uint32_t i = start + 1; i < end; i++) {
+                weir_buf_clear(&other);
+                if (acc_load(a, column_item(data, ends, i), &other, &e) != WEIR_OK ||
+                    a->merge(&acc, &other, &e) != WEIR_OK ||
+                    acc_check(a, &acc, "merge", &e) != WEIR_OK)
+                    goto fail;
+            }
+            weir_buf_append(&out_data, acc.ptr, acc.len);
+        }
+        if (out_data.len > UINT32_MAX) {
+            weir_fail(&e, "merged accumulators exceed 4 GiB");
+            goto fail;
+        }
+        buf_put_u32(&out_ends, (uint32_t)out_data.len);
+        start = end;
+    }
+    *err_index = 0;
+    if (out_data.failed || out_ends.failed) {
+        weir_fail(&e, "out of memory writing the merged accumulators");
+        goto fail;
     }
     weir_buf_free(&acc);
     weir_buf_free(&other);
+    *ret_data = weir__list_from_buf(&out_data);
+    *ret_ends = weir__list_from_buf(&out_ends);
+    return true;
+fail:
+    weir_buf_free(&acc);
+    weir_buf_free(&other);
+    weir_buf_free(&out_data);
+    weir_buf_free(&out_ends);
     *err = weir__message_list(&e, "`merge` failed (no message given)");
     return false;
 }

@@ -1,6 +1,7 @@
 /* weir_test.c — native unit tests of the world-independent C SDK (weir.c): JSON reading and
  * writing as serde_json does it, UTF-8 repair, packed batches, the output builder and the
- * per-event and aggregate loops (`add` and the batched `finish`). Run with sdk/c/tests/run.sh (address and UB sanitizers on).
+ * per-event and aggregate loops (`add`, and the batched `merge` and `finish`). Run with
+ * sdk/c/tests/run.sh (address and UB sanitizers on).
  * The kit's byte-for-byte agreement with the Rust operators is tested end to end instead
  * (sdk/c/README.md, "Testing"). */
 #include "weir.h"
@@ -487,6 +488,146 @@ static void aggregate_add_updates_only_targeted_accumulators(void) {
     weir_builder_free(&b);
 }
 
+/* Free-form accumulators that show the order of the fold: merging appends "+" and `other` to
+ * `acc`; merging "bad" fails with a message, "mute" without one. */
+static int trail_create(weir_buf *acc, weir_error *err) {
+    (void)err;
+    return weir_buf_append_str(acc, "new");
+}
+
+static int trail_merge(weir_buf *acc, const weir_buf *other, weir_error *err) {
+    weir_bytes o = weir_buf_view(other);
+    if (weir_bytes_eq(o, "bad"))
+        return weir_fail(err, "cannot merge bad into %.*s", (int)acc->len, (const char *)acc->ptr);
+    if (weir_bytes_eq(o, "mute")) return WEIR_ERR;
+    weir_buf_push(acc, '+');
+    return weir_buf_append(acc, other->ptr, other->len);
+}
+
+/* Packs accumulators (`n` C strings) and `groups` ends as the host does, and calls the glue. */
+static bool merge_call(const weir_aggregate *agg, const char *const *accs, size_t n,
+                       const uint32_t *group_ends, size_t groups, weir__list *data,
+                       weir__list *ends, uint32_t *index, weir__list *msg) {
+    weir_buf d = {0}, e = {0}, g = {0};
+    for (size_t i = 0; i < n; i++) {
+        weir_buf_append_str(&d, accs[i]);
+        put_u32(&e, (uint32_t)d.len);
+    }
+    for (size_t i = 0; i < groups; i++) put_u32(&g, group_ends[i]);
+    bool ok = weir__agg_merge(agg, weir_buf_view(&d), weir_buf_view(&e), weir_buf_view(&g), data,
+                              ends, index, msg);
+    weir_buf_free(&d), weir_buf_free(&e), weir_buf_free(&g);
+    return ok;
+}
+
+/* True when the packed accumulators `data`, `ends` are the `n` C strings `want`. */
+static bool accs_are(weir__list data, weir__list ends, const char *const *want, size_t n) {
+    if (ends.len != 4 * n) return false;
+    uint32_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t end;
+        memcpy(&end, ends.ptr + 4 * i, 4);
+        if (end < start || end > data.len) return false;
+        weir__list item = {end > start ? data.ptr + start : NULL, end - start};
+        if (!list_is(item, want[i])) {
+            fprintf(stderr, "accumulator %zu: %.*s, want %s\n", i, (int)item.len,
+                    (const char *)item.ptr, want[i]);
+            return false;
+        }
+        start = end;
+    }
+    return start == data.len;
+}
+
+/* Calls the glue on groups `group_ends` of `accs`, expecting failure `index`, `message`. */
+static void merge_fails(const weir_aggregate *agg, const char *const *accs, size_t n,
+                        const uint32_t *group_ends, size_t groups, uint32_t index,
+                        const char *message) {
+    weir__list d = {0}, e = {0}, msg = {0};
+    uint32_t got = 99;
+    CHECK(!merge_call(agg, accs, n, group_ends, groups, &d, &e, &got, &msg));
+    if (got != index || !list_is(msg, message))
+        fprintf(stderr, "merge failed for group %u: %.*s\n  want group %u: %s\n", got,
+                (int)msg.len, (const char *)msg.ptr, index, message);
+    CHECK(got == index && list_is(msg, message));
+    CHECK(d.ptr == NULL && e.ptr == NULL);
+    free(msg.ptr);
+}
+
+static void aggregate_merge_folds_every_group_in_order(void) {
+    static const weir_aggregate trail = {.create = trail_create, .merge = trail_merge};
+    weir__list d = {0}, e = {0}, msg = {0};
+    uint32_t index = 99;
+    configure_ok(NULL);
+
+    /* Groups of one (as stored, even empty), two and three (an empty one is a new accumulator),
+     * folded left to right, in group order. */
+    const char *accs[] = {"kept", "a", "b", "c", "", "d", "", "e", "f"};
+    const uint32_t groups[] = {1, 3, 6, 7, 9};
+    CHECK(merge_call(&trail, accs, 9, groups, 5, &d, &e, &index, &msg));
+    const char *want[] = {"kept", "a+b", "c+new+d", "", "e+f"};
+    CHECK(index == 0 && accs_are(d, e, want, 5));
+    free(d.ptr), free(e.ptr);
+    /* No groups: nothing (accumulators after the last group are not merged). */
+    CHECK(merge_call(&trail, accs, 9, groups, 0, &d, &e, &index, &msg));
+    CHECK(d.ptr == NULL && e.ptr == NULL && d.len == 0 && e.len == 0);
+
+    /* Fixed-size accumulators: loaded (an empty one is a zeroed counter), merged, checked. */
+    static const weir_aggregate count = {.acc_size = sizeof(counter), .add = count_add,
+                                         .merge = count_merge, .finish = count_finish};
+    counter c[3] = {{2, 0}, {3, 0}, {4, 0}};
+    uint8_t data[3 * sizeof(counter)];
+    memcpy(data, c, sizeof data);
+    uint32_t ends[4] = {sizeof(counter), 2 * sizeof(counter), 2 * sizeof(counter),
+                        3 * sizeof(counter)};
+    uint32_t group_ends[2] = {2, 4};
+    weir_bytes ends_b = {(const uint8_t *)ends, sizeof ends};
+    weir_bytes groups_b = {(const uint8_t *)group_ends, sizeof group_ends};
+    CHECK(weir__agg_merge(&count, (weir_bytes){data, sizeof data}, ends_b, groups_b, &d, &e,
+                          &index, &msg));
+    CHECK(d.len == 2 * sizeof(counter) && e.len == 8);
+    if (d.len == 2 * sizeof(counter)) {
+        memcpy(c, d.ptr, 2 * sizeof(counter));
+        CHECK(c[0].n == 5 && c[1].n == 4);
+    }
+    free(d.ptr), free(e.ptr);
+    /* An accumulator of the wrong size fails its group. */
+    ends[3]--;
+    CHECK(!weir__agg_merge(&count, (weir_bytes){data, sizeof data - 1}, ends_b, groups_b, &d, &e,
+                           &index, &msg));
+    CHECK(index == 1 && msg.ptr && strstr((const char *)msg.ptr, "cannot decode accumulator") != NULL);
+    free(msg.ptr);
+
+    /* The user's merge failing names its group, with its message or the fallback. */
+    const char *failing[] = {"a", "b", "x", "y", "bad", "c", "d"};
+    const uint32_t three[] = {2, 5, 7};
+    merge_fails(&trail, failing, 7, three, 3, 1, "cannot merge bad into x+y");
+    failing[4] = "mute";
+    merge_fails(&trail, failing, 7, three, 3, 1, "`merge` failed (no message given)");
+    const char *first[] = {"bad", "bad", "c"};
+    const uint32_t two[] = {2, 3};
+    merge_fails(&trail, first, 3, two, 2, 0, "cannot merge bad into bad");
+
+    /* Malformed groups name the group (the call as a whole: group 0). */
+    const char *abc[] = {"a", "b", "c"};
+    merge_fails(&trail, abc, 3, (const uint32_t[]){1, 1, 3}, 3, 1,
+                "malformed groups: group 1 is empty (it starts and ends at accumulator 1)");
+    merge_fails(&trail, abc, 3, (const uint32_t[]){0, 3}, 2, 0,
+                "malformed groups: group 0 is empty (it starts and ends at accumulator 0)");
+    merge_fails(&trail, abc, 3, (const uint32_t[]){2, 1}, 2, 1,
+                "malformed groups: group 1 ends at accumulator 1, before it starts (2): group "
+                "ends must increase");
+    merge_fails(&trail, abc, 3, (const uint32_t[]){1, 4}, 2, 1,
+                "malformed groups: group 1 ends at accumulator 4, but the call has 3 accumulators");
+    uint8_t one_end[4] = {3, 0, 0, 0};
+    CHECK(!weir__agg_merge(&trail, B("abc"), (weir_bytes){one_end, 4}, (weir_bytes){one_end, 3},
+                           &d, &e, &index, &msg));
+    CHECK(index == 0 && list_is(msg, "malformed groups: 3 bytes, not a whole number of u32 ends"));
+    free(msg.ptr);
+    static const weir_aggregate no_merge = {.create = trail_create};
+    merge_fails(&no_merge, abc, 3, two, 2, 0, "the aggregate has no `merge`");
+}
+
 int main(void) {
     json_writes_what_serde_json_writes();
     json_refuses_what_serde_json_refuses();
@@ -498,6 +639,7 @@ int main(void) {
     event_loop_keeps_order_origins_and_reports_the_failing_index();
     aggregate_add_updates_only_targeted_accumulators();
     aggregate_finish_packs_the_results_of_every_window();
+    aggregate_merge_folds_every_group_in_order();
     if (failures) {
         fprintf(stderr, "%d check(s) failed\n", failures);
         return 1;

@@ -52,6 +52,13 @@ function pushResult(out, r, i) {
   out.push(r, i);
 }
 
+/** What is wrong with group `g` of a `merge` call, from accumulator `start` to `end` (of `count`). */
+function groupProblem(g, start, end, count) {
+  if (end > count) return `malformed groups: group ${g} ends at accumulator ${end}, but the call has ${count} accumulators`;
+  if (end === start) return `malformed groups: group ${g} is empty (it starts and ends at accumulator ${end})`;
+  return `malformed groups: group ${g} ends at accumulator ${end}, before it starts (${start}): group ends must increase`;
+}
+
 /**
  * A `transform` operator. `def` is `(event, config) => result` or `{ configure?(config), process(event, ctx) }`
  * where `configure` returns the context passed to `process` (the parsed config when it returns nothing).
@@ -94,7 +101,9 @@ export function transform(def) {
  * nothing, having changed `acc` in place); `finish` gets the key as text (null: no key) and
  * `window` as `{ start, end }` in ms, and returns the window's result: a payload, an array of
  * payloads, or null for none; throwing reports that window (the host keeps its state and finishes
- * the other windows). `create` is called once per instance: the host starts every new window
+ * the other windows). The host makes every merge due together in one call; the SDK folds each
+ * group of accumulators with `merge`, left to right (time order), and throwing reports that
+ * group's window likewise. `create` is called once per instance: the host starts every new window
  * with a copy of its accumulator, so it must depend on the configuration only. Accumulators are
  * stored by the host as JSON text, so they must survive JSON.stringify/parse (keep 64-bit
  * integers as strings).
@@ -211,12 +220,50 @@ export function aggregate(def) {
       const [outData, outEnds] = col.finish();
       return { data: outData, ends: outEnds };
     },
-    merge(a, b) {
-      return whole(() => {
-        const merged = def.merge(decode(a, 0, a.length), decode(b, 0, b.length), ctx);
-        if (merged === undefined) throw new Error("merge returned undefined: return the merged accumulator");
-        return encode(merged);
-      });
+    // One call for every merge due together (wit/types.wit, `merge`): group `g` is accumulators
+    // `groups[g-1] .. groups[g]`, folded left to right (time order) with the author's pairwise
+    // `merge`, each accumulator decoded once and each group's result encoded once (a group of one
+    // is its accumulator, passed through as stored). A group that fails ends the call with a
+    // `window-error` naming it; the host reports its window and calls again without it.
+    merge(accumulators, groups) {
+      if (!ready) throw eventFailure(0, NOT_READY);
+      const data = accumulators.data;
+      let ends;
+      let groupEnds;
+      try {
+        ends = u32Column(accumulators.ends, "accumulators.ends");
+        if (groups.length % 4 !== 0) throw new Error(`malformed groups: ${groups.length} bytes, not a whole number of u32 ends`);
+        groupEnds = u32Column(groups, "groups");
+      } catch (e) {
+        throw eventFailure(0, e);
+      }
+      const count = ends.length;
+      const n = groupEnds.length;
+      const col = new ValueColumn(data.length + 16 * n, n);
+      const handle = def.merge;
+      let g = 0;
+      try {
+        for (let start = 0; g < n; g++) {
+          const end = groupEnds[g];
+          if (end <= start || end > count) throw new Error(groupProblem(g, start, end, count));
+          if (end - start === 1) {
+            col.pushBytes(data, start === 0 ? 0 : ends[start - 1], ends[start]);
+          } else {
+            let acc = decode(data, start === 0 ? 0 : ends[start - 1], ends[start]);
+            for (let i = start + 1; i < end; i++) {
+              acc = handle(acc, decode(data, ends[i - 1], ends[i]), ctx);
+              if (acc === undefined) throw new Error("merge returned undefined: return the merged accumulator");
+            }
+            encodeInto(col, acc);
+          }
+          start = end;
+        }
+        const [outData, outEnds] = col.finish();
+        return { data: outData, ends: outEnds };
+      } catch (e) {
+        // Text is encoded in bulk: an encoding error may belong to an earlier group's result.
+        throw eventFailure(col.failed < 0 ? g : col.failed, e);
+      }
     },
     // One call for every window that fires together (wit/types.wit, `windows` and `results`):
     // calls the author's `finish` per window and packs its payloads with the window's index as

@@ -357,14 +357,14 @@ export function defineTests(weir, label) {
     assert.deepEqual(out, ['{"n":1,"sum":3}', '{"n":4,"sum":70}', "untouched bytes"]);
     const err = thrown(() => a.add(accs, u32s([0, 0, 0]), packBatch([events[0], events[2], events[3]])));
     assert.equal(err.index, 1);
-    assert.equal(dec.decode(a.merge(enc.encode('{"n":1,"sum":2}'), new Uint8Array())), '{"n":1,"sum":2}');
+    assert.deepEqual(unpackAccs(a.merge(packAccs(['{"n":1,"sum":2}', ""]), u32s([2]))), ['{"n":1,"sum":2}']);
     const res = a.finish(
       packWindows([{ key: "chloé", start: 10, end: 20 }, { start: 0, end: 1 }]),
       packAccs(['{"n":1,"sum":2}', ""]),
     );
     assert.deepEqual(unpackResults(res), [['{"key":"chloé","start":10,"end":20,"n":1,"sum":2}', 0]]);
     assert.deepEqual(calls, [["chloé", { start: 10, end: 20 }], [null, { start: 0, end: 1 }]]);
-    assert.match(thrown(() => a.merge(enc.encode("{"), enc.encode("{}"))), /^cannot decode accumulator/);
+    assert.match(thrown(() => a.merge(packAccs(["{", "{}"]), u32s([2]))).message, /^cannot decode accumulator/);
   });
 
   test(`${label}: aggregate finish: one call for many windows, payloads packed with their window as origin`, () => {
@@ -449,6 +449,78 @@ export function defineTests(weir, label) {
     assert.deepEqual(thrown(() => make(() => "x").finish(wins, packAccs(["{}"]))), { index: 0, message: "1 accumulators for 3 windows" });
     const early = weir.aggregate({ create: () => ({}), add: () => {}, merge: (x) => x, finish: () => null });
     assert.deepEqual(thrown(() => early.finish(wins, accs)), { index: 0, message: "called before a successful `configure`" });
+  });
+
+  test(`${label}: aggregate merge: one call for many groups, each folded left to right, results in group order`, () => {
+    const seen = [];
+    const a = weir.aggregate({
+      configure: (config) => ({ tag: config.tag }),
+      create: () => ({ seen: [] }),
+      add: () => {},
+      merge(x, y, ctx) {
+        seen.push([x.seen.join(""), y.seen.join(""), ctx.tag]);
+        return { seen: [...x.seen, ...y.seen] };
+      },
+      finish: () => null,
+    });
+    a.configure('{"tag":"t"}');
+    const groups = [
+      ['{ "seen": ["kept", "as stored"] }'],
+      ['{"seen":["a"]}', '{"seen":["b"]}'],
+      ['{"seen":["c"]}', "", '{"seen":["d","é"]}'], // empty: a new accumulator
+      [""],
+      ['{"seen":["f"]}', '{"seen":["g"]}'],
+    ];
+    const out = a.merge(packAccs(groups.flat()), u32s([1, 3, 6, 7, 9]));
+    assert.deepEqual(unpackAccs(out), ['{ "seen": ["kept", "as stored"] }', '{"seen":["a","b"]}', '{"seen":["c","d","é"]}', "", '{"seen":["f","g"]}']);
+    assert.deepEqual(seen, [["a", "b", "t"], ["c", "", "t"], ["c", "dé", "t"], ["f", "g", "t"]]);
+    assert.deepEqual(unpackAccs(a.merge(packAccs([]), u32s([]))), []);
+    // Many groups: the output columns grow.
+    const many = Array.from({ length: 300 }, (_, i) => [`{"seen":["${i}"]}`, '{"seen":["x"]}']);
+    const bigOut = unpackAccs(a.merge(packAccs(many.flat()), u32s(many.map((_, i) => 2 * i + 2))));
+    assert.deepEqual(bigOut, many.map((_, i) => `{"seen":["${i}","x"]}`));
+  });
+
+  test(`${label}: aggregate merge: a failing group is a window-error with its index; malformed groups are refused`, () => {
+    const a = weir.aggregate({
+      create: () => ({ seen: [] }),
+      add: () => {},
+      merge(x, y) {
+        if (y.seen.includes("bad")) throw new weir.EventError(`cannot merge ${y.seen} into ${x.seen}`);
+        if (y.seen.includes("undefined")) return undefined;
+        if (y.seen.includes("bigint")) return { n: 1n };
+        return { seen: [...x.seen, ...y.seen] };
+      },
+      finish: () => null,
+    });
+    a.configure("{}");
+    const ok = ['{"seen":["a"]}', '{"seen":["b"]}'];
+    const by = (failing) => thrown(() => a.merge(packAccs([...ok, ...failing, ...ok, ...failing]), u32s([2, 2 + failing.length, 4 + failing.length, 4 + 2 * failing.length])));
+    assert.deepEqual(by(['{"seen":["x"]}', '{"seen":["bad"]}']), { index: 1, message: "cannot merge bad into x" });
+    assert.deepEqual(by(['{"seen":[]}', '{"seen":["y"]}', '{"seen":["undefined"]}']), {
+      index: 1,
+      message: "merge returned undefined: return the merged accumulator",
+    });
+    assert.deepEqual(by(['{"seen":["x"]}', '{"seen":["bigint"]}']), {
+      index: 1,
+      message: "cannot encode accumulator as JSON: Do not know how to serialize a BigInt",
+    });
+    const bad = by(['{"seen":["x"]}', "{"]);
+    assert.equal(bad.index, 1);
+    assert.match(bad.message, /^cannot decode accumulator: /);
+    assert.deepEqual(thrown(() => a.merge(packAccs(['{"seen":[]}', '{"seen":["bad"]}', ...ok]), u32s([2, 4]))), { index: 0, message: "cannot merge bad into " });
+
+    const accs = packAccs(['{"seen":["a"]}', '{"seen":["b"]}', '{"seen":["c"]}']);
+    assert.deepEqual(thrown(() => a.merge(accs, u32s([1, 1, 3]))), { index: 1, message: "malformed groups: group 1 is empty (it starts and ends at accumulator 1)" });
+    assert.deepEqual(thrown(() => a.merge(accs, u32s([0, 3]))), { index: 0, message: "malformed groups: group 0 is empty (it starts and ends at accumulator 0)" });
+    assert.deepEqual(thrown(() => a.merge(accs, u32s([2, 1]))), {
+      index: 1,
+      message: "malformed groups: group 1 ends at accumulator 1, before it starts (2): group ends must increase",
+    });
+    assert.deepEqual(thrown(() => a.merge(accs, u32s([1, 4]))), { index: 1, message: "malformed groups: group 1 ends at accumulator 4, but the call has 3 accumulators" });
+    assert.deepEqual(thrown(() => a.merge(accs, u32s([3]).subarray(0, 3))), { index: 0, message: "malformed groups: 3 bytes, not a whole number of u32 ends" });
+    const early = weir.aggregate({ create: () => ({}), add: () => {}, merge: (x) => x, finish: () => null });
+    assert.deepEqual(thrown(() => early.merge(accs, u32s([3]))), { index: 0, message: "called before a successful `configure`" });
   });
 
   test(`${label}: aggregate state versions: same version passes through, older ones migrate or refuse`, () => {

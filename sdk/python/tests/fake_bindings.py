@@ -245,6 +245,16 @@ def pack_accumulators(items):
     return Accumulators(data, ends)
 
 
+def pack_groups(sizes):
+    """The `groups` column of `merge` for groups of `sizes` accumulators (the u32 index after
+    each group's last accumulator)."""
+    out, end = b"", 0
+    for size in sizes:
+        end += size
+        out += _u32(end)
+    return out
+
+
 def unpack_accumulators(acc):
     if isinstance(acc, tuple):
         acc = Accumulators(*acc)

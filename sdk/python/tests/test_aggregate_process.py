@@ -88,12 +88,145 @@ class AggregateGlue(unittest.TestCase):
         self.assertIn("cannot decode accumulator", cm.exception.value.message)
 
     def test_merge_and_finish(self):
-        merged = self.world.merge(b'{"n":2}', b'{"n":3}')
-        self.assertEqual(merged, b'{"n":5}')
-        out = self.world.finish(
-            fb.pack_windows([("é".encode(), 10, 20)]), fb.pack_accumulators([merged])
+        merged = self.world.merge(
+            fb.pack_accumulators([b'{"n":2}', b'{"n":3}']), fb.pack_groups([2])
         )
+        self.assertIsInstance(merged, fb.Accumulators)
+        self.assertEqual(fb.unpack_accumulators(merged), [b'{"n":5}'])
+        out = self.world.finish(fb.pack_windows([("é".encode(), 10, 20)]), merged)
         self.assertEqual(fb.unpack_results(out, 1), [('{"key":"é","start":10,"n":5}'.encode(), 0)])
+
+
+MERGES = """
+import weir
+
+@weir.aggregate
+class Trail(weir.Aggregate):
+    def create(self):
+        return {"seen": []}
+    def add(self, acc, event):
+        acc["seen"].append(event.text)
+    def merge(self, a, b):
+        if "bad" in b["seen"]:
+            raise weir.EventError(f"cannot merge {b['seen']} into {a['seen']}")
+        if "boom" in b["seen"]:
+            raise ValueError("boom")
+        if "none" in b["seen"]:
+            return None
+        return {"seen": a["seen"] + b["seen"]}
+    def finish(self, key, window, acc):
+        return acc
+"""
+
+
+class MergeGlue(unittest.TestCase):
+    """`merge` gets every merge due together in one call, as groups of accumulators; the user's
+    pairwise `merge` folds each group left to right."""
+
+    def setUp(self):
+        self.world = fb.make_app("aggregate", MERGES).WitWorld()
+        self.world.configure("{}")
+
+    def merge(self, groups):
+        """`merge` on lists of accumulators (bytes), one list per group; the merged bytes."""
+        out = self.world.merge(
+            fb.pack_accumulators([acc for group in groups for acc in group]),
+            fb.pack_groups([len(group) for group in groups]),
+        )
+        self.assertIsInstance(out, fb.Accumulators)
+        return fb.unpack_accumulators(out)
+
+    def fails(self, accumulators, groups):
+        """The `WindowError` of a `merge` call on raw columns."""
+        with self.assertRaises(fb.Err) as cm:
+            self.world.merge(fb.pack_accumulators(accumulators), groups)
+        self.assertIsInstance(cm.exception.value, fb.WindowError)
+        return cm.exception.value
+
+    def test_groups_of_one_two_and_three_fold_left_to_right_in_group_order(self):
+        out = self.merge(
+            [
+                [b'{"seen": ["kept", "as stored"]}'],
+                [b'{"seen":["a"]}', b'{"seen":["b"]}'],
+                [b'{"seen":["c"]}', b"", b'{"seen":["d","e"]}'],  # empty: a new accumulator
+                [b""],
+                [b'{"seen":["f"]}', b'{"seen":["g"]}'],
+            ]
+        )
+        self.assertEqual(
+            out,
+            [
+                b'{"seen": ["kept", "as stored"]}',
+                b'{"seen":["a","b"]}',
+                b'{"seen":["c","d","e"]}',
+                b"",
+                b'{"seen":["f","g"]}',
+            ],
+        )
+        self.assertEqual(self.merge([]), [])
+        self.assertEqual(
+            self.world.merge(fb.Accumulators(b"", b""), b""), fb.Accumulators(b"", b"")
+        )
+
+    def test_a_failing_group_is_named_by_its_index(self):
+        ok = [b'{"seen":["a"]}', b'{"seen":["b"]}']
+        for failing, message in [
+            ([b'{"seen":["x"]}', b'{"seen":["bad"]}'], "cannot merge ['bad'] into ['x']"),
+            ([b'{"seen":[]}', b'{"seen":["y"]}', b'{"seen":["boom"]}'], "ValueError: boom (at "),
+            ([b'{"seen":["x"]}', b'{"seen":["none"]}'], "merge returned None"),
+            ([b'{"seen":["x"]}', b"{oops"], "cannot decode accumulator"),
+        ]:
+            with self.assertRaises(fb.Err) as cm:
+                self.merge([ok, failing, ok, failing])
+            error = cm.exception.value
+            self.assertIsInstance(error, fb.WindowError)
+            self.assertEqual(error.index, 1)
+            self.assertTrue(error.message.startswith(message), error.message)
+        with self.assertRaises(fb.Err) as cm:
+            self.merge([[b'{"seen":[]}', b'{"seen":["bad"]}'], ok])
+        self.assertEqual(cm.exception.value, fb.WindowError(0, "cannot merge ['bad'] into []"))
+
+    def test_malformed_groups_are_refused_naming_the_group(self):
+        accs = [b'{"seen":["a"]}', b'{"seen":["b"]}', b'{"seen":["c"]}']
+        self.assertEqual(
+            self.fails(accs, fb.pack_groups([1, 0, 2])),
+            fb.WindowError(
+                1, "malformed groups: group 1 is empty (it starts and ends at accumulator 1)"
+            ),
+        )
+        self.assertEqual(
+            self.fails(accs, fb.pack_groups([0, 3])),
+            fb.WindowError(
+                0, "malformed groups: group 0 is empty (it starts and ends at accumulator 0)"
+            ),
+        )
+        self.assertEqual(
+            self.fails(accs, fb._u32(2) + fb._u32(1)),
+            fb.WindowError(
+                1,
+                "malformed groups: group 1 ends at accumulator 1, before it starts (2): "
+                "group ends must increase",
+            ),
+        )
+        self.assertEqual(
+            self.fails(accs, fb.pack_groups([1, 3])),
+            fb.WindowError(
+                1,
+                "malformed groups: group 1 ends at accumulator 4, but the call has 3 accumulators",
+            ),
+        )
+        self.assertEqual(
+            self.fails(accs, fb.pack_groups([3])[:3]),
+            fb.WindowError(0, "malformed groups: 3 bytes, not a whole number of u32 ends"),
+        )
+
+    def test_merge_before_configure_names_the_first_group(self):
+        world = fb.make_app("aggregate", MERGES).WitWorld()
+        with self.assertRaises(fb.Err) as cm:
+            world.merge(fb.pack_accumulators([b"", b""]), fb.pack_groups([2]))
+        self.assertEqual(
+            cm.exception.value, fb.WindowError(0, "`merge` called before a successful `configure`")
+        )
 
 
 class FinishGlue(unittest.TestCase):

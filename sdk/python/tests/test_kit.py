@@ -83,7 +83,9 @@ class KitSum(unittest.TestCase):
         acc = fb.unpack_accumulators(
             self.add(self.world.create(), [b'{"amount":5}', b'{"amount":-2}'])
         )[0]
-        acc = self.world.merge(acc, fb.unpack_accumulators(self.add(b"", [b'{"amount":10}']))[0])
+        other = fb.unpack_accumulators(self.add(b"", [b'{"amount":10}']))[0]
+        merged = self.world.merge(fb.pack_accumulators([acc, other]), fb.pack_groups([2]))
+        (acc,) = fb.unpack_accumulators(merged)
         out = self.world.finish(
             fb.pack_windows([("chloé".encode(), 1000, 2000), (b"", 0, 1000)]),
             fb.pack_accumulators([acc, b""]),

@@ -34,6 +34,14 @@ payload with the index of its window as origin); the SDK calls `finish` once per
 order. `finish` raising for a window reports that window (`window-error`): the host keeps its
 state and calls again without it.
 
+Likewise the host makes every merge due together in one call (the panes of sliding windows that
+fire together, the session windows an event bridges): packed `accumulators` and `groups` (the
+index after each group's last accumulator) in, one accumulator per group out. The SDK folds
+each group left to right, which is time order, with the pairwise `merge(a, b)` (decoding each
+accumulator once and encoding each result once); a group of one is returned as stored. `merge`
+raising for a group reports that group (`window-error`): the host reports its window, keeps its
+state and calls again without it.
+
 When a change makes accumulators written by an earlier version unreadable as they are, raise
 `state_version` (a class attribute, 0 at first; an instance may set its own in `__init__`) and
 implement `migrate(version, old)`: it gets the bytes an earlier version wrote (`weir.loads(old)`
@@ -169,12 +177,15 @@ def aggregate(cls):
                 )
             return types.Accumulators(*run_add(op, accumulators, targets, input))
 
-        def merge(self, a, b):
-            op = self._op()
-            try:
-                return encode_acc(op.merge(decode_acc(a, op.create), decode_acc(b, op.create)))
-            except Exception as e:
-                raise Err(describe(e)) from None
+        def merge(self, accumulators, groups):
+            op = AggregateWorld.op
+            if op is None:
+                raise Err(
+                    types.WindowError(
+                        index=0, message="`merge` called before a successful `configure`"
+                    )
+                )
+            return types.Accumulators(*run_merge(op, accumulators, groups))
 
         def finish(self, windows, accumulators):
             op = AggregateWorld.op
@@ -246,6 +257,65 @@ def run_add(op, accumulators, targets, batch):
             first = list(target_of).index(t)
             raise Err(types.EventError(index=first, message=describe(e))) from None
     return b"".join(parts), pack_ends(parts)
+
+
+def run_merge(op, accumulators, groups):
+    """Merges every group of `accumulators` (`groups`: the u32 index after each group's last
+    accumulator) left to right with the author's pairwise `merge`; returns `(data, ends)`, one
+    accumulator per group, in group order.
+
+    Raises `Err(window-error)` naming the first group that failed or is malformed (0 when the
+    `groups` column as a whole is).
+    """
+    if len(groups) % 4 != 0:
+        raise Err(
+            types.WindowError(
+                index=0,
+                message=f"malformed groups: {len(groups)} bytes, not a whole number of u32 ends",
+            )
+        )
+    acc_ends = u32s(accumulators.ends)
+    accs = slices(accumulators.data, starts_of(acc_ends), acc_ends)
+    count = len(accs)
+    merge = op.merge
+    create = op.create
+    parts = []
+    start = 0
+    g = 0
+    try:
+        for g, end in enumerate(u32s(groups)):
+            if end <= start or end > count:
+                raise EventError(group_problem(g, start, end, count))
+            if end - start == 1:
+                # A group of one is its accumulator: no decoding, no encoding.
+                parts.append(accs[start])
+            else:
+                acc = decode_acc(accs[start], create)
+                for i in range(start + 1, end):
+                    acc = merge(acc, decode_acc(accs[i], create))
+                    if acc is None:
+                        raise EventError("merge returned None: return the merged accumulator")
+                parts.append(encode_acc(acc))
+            start = end
+    except Exception as e:
+        raise Err(types.WindowError(index=g, message=describe(e))) from None
+    return b"".join(parts), pack_ends(parts)
+
+
+def group_problem(g, start, end, count):
+    """What is wrong with group `g` of a `merge` call, which starts at accumulator index `start`
+    (where the group before it ends) and ends at `end` (`count` accumulators in all)."""
+    if end > count:
+        return (
+            f"malformed groups: group {g} ends at accumulator {end}, "
+            f"but the call has {count} accumulators"
+        )
+    if end == start:
+        return f"malformed groups: group {g} is empty (it starts and ends at accumulator {end})"
+    return (
+        f"malformed groups: group {g} ends at accumulator {end}, before it starts ({start}): "
+        "group ends must increase"
+    )
 
 
 def run_finish(op, windows, accumulators):
