@@ -22,11 +22,13 @@ use std::time::Instant;
 
 use weir::operator::aggregate::AggregateStage;
 use weir::operator::isolate::CallFailure;
+use weir::runtime::bindings::weir::operator::types::Accumulators;
 use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
     Aggregator, BoundedOutOfOrderness, Emission, Firing, PanePolicy, WindowOperator, WindowSpec,
+    merge_pairwise,
 };
-use weir_packed::{BatchBuilder, BatchView};
+use weir_packed::{BatchBuilder, BatchView, push_item};
 
 /// Count in an 8-byte accumulator: the baseline without a plugin.
 struct NativeCount;
@@ -48,10 +50,17 @@ impl Aggregator for NativeCount {
         }
         Ok(())
     }
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-        let n =
-            u64::from_le_bytes(a.try_into().unwrap()) + u64::from_le_bytes(b.try_into().unwrap());
-        Ok(n.to_le_bytes().to_vec())
+    fn merge(
+        &mut self,
+        accs: &[&[u8]],
+        ends: &[u32],
+        merged: &mut Vec<Vec<u8>>,
+    ) -> Result<(), CallFailure> {
+        merge_pairwise(accs, ends, merged, |a, b| {
+            let n = u64::from_le_bytes(a.try_into().unwrap())
+                + u64::from_le_bytes(b.try_into().unwrap());
+            Ok(n.to_le_bytes().to_vec())
+        })
     }
     fn merges_cheaply(&self) -> bool {
         true
@@ -168,8 +177,9 @@ fn run(spec: WindowSpec, held: Held, input: &[BatchBuilder], agg: &Agg<'_>) -> (
     (events as f64 / started.elapsed().as_secs_f64(), results)
 }
 
-/// The cost of one plugin `merge` call (two accumulators of a few events each), what a window
-/// held as panes pays per pane beyond the first when it fires.
+/// The cost of plugin merges, what a window held as panes pays when it fires: one `merge` call
+/// of one pair, and per window in one call for 1,000 windows of five panes (sliding 10 s /
+/// 2 s), the way the operator merges every window firing at one watermark.
 fn merge_cost(rt: &Runtime, plugin: &Arc<Plugin>) {
     let mut instance = AggregateInstance::new(rt, Arc::clone(plugin), "{}").unwrap();
     let mut stage = AggregateStage::new(
@@ -187,16 +197,42 @@ fn merge_cost(rt: &Runtime, plugin: &Arc<Plugin>) {
     stage.add(rt, &b.view(), &mut Vec::new());
     let state = stage.windows.snapshot();
     let accs: Vec<&[u8]> = state.keys[0].windows.iter().map(|w| &w.acc[..]).collect();
-    let n = 200_000;
+    let packed = |groups: usize, panes: usize| {
+        let mut a = Accumulators {
+            data: Vec::new(),
+            ends: Vec::new(),
+        };
+        let mut ends = Vec::new();
+        for g in 0..groups {
+            for p in 0..panes {
+                push_item(&mut a.data, &mut a.ends, accs[p % 2]);
+            }
+            ends.extend_from_slice(&(((g + 1) * panes) as u32).to_le_bytes());
+        }
+        (a, ends)
+    };
+    let (pair, pair_ends) = packed(1, 2);
+    let n = 100_000;
     let started = Instant::now();
     for _ in 0..n {
-        let merged = instance.merge(rt, accs[0], accs[1]).unwrap();
-        std::hint::black_box(merged);
+        std::hint::black_box(instance.merge(rt, &pair, &pair_ends).unwrap());
     }
+    let one = started.elapsed().as_nanos() as f64 / f64::from(n);
+    let (many, many_ends) = packed(1000, 5);
+    let calls = 200;
+    let started = Instant::now();
+    for _ in 0..calls {
+        std::hint::black_box(instance.merge(rt, &many, &many_ends).unwrap());
+    }
+    let per_window = started.elapsed().as_nanos() as f64 / f64::from(calls * 1000);
     println!(
-        "\none `merge` call of window-stats: {:.0} ns",
-        started.elapsed().as_nanos() as f64 / f64::from(n)
+        "\nwindow-stats `merge`: one call of one pair {one:.0} ns; per window of five panes \
+         in calls of 1,000 windows {per_window:.0} ns"
     );
+}
+
+fn with_count((rate, results): (f64, usize)) -> (f64, Option<usize>) {
+    (rate, Some(results))
 }
 
 fn median(xs: &mut [f64]) -> f64 {
@@ -288,10 +324,20 @@ fn main() {
         }
         // Alternating rounds, medians: the machine is shared and noisy.
         let (mut natives, mut wasms, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+        // `WEIR_BENCH_SIDE=plugin` (or `native`) runs one side only (for profiles).
+        let side = std::env::var("WEIR_BENCH_SIDE").unwrap_or_default();
         for _ in 0..rounds {
-            let (native, r1) = run(spec, held, &input, &Agg::Native);
-            let (wasm, r2) = run(spec, held, &input, &Agg::Plugin(&rt, &plugin));
-            assert_eq!(r1, r2, "both aggregators fire the same windows");
+            let (native, r1) = match side.as_str() {
+                "plugin" => (f64::NAN, None),
+                _ => with_count(run(spec, held, &input, &Agg::Native)),
+            };
+            let (wasm, r2) = match side.as_str() {
+                "native" => (f64::NAN, None),
+                _ => with_count(run(spec, held, &input, &Agg::Plugin(&rt, &plugin))),
+            };
+            if let (Some(r1), Some(r2)) = (r1, r2) {
+                assert_eq!(r1, r2, "both aggregators fire the same windows");
+            }
             natives.push(native);
             wasms.push(wasm);
             ratios.push(wasm / native);

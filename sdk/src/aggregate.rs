@@ -38,7 +38,8 @@ pub trait Aggregate: Sized + 'static {
     /// Adds one event to an accumulator. An error dead-letters the event.
     fn add(&mut self, acc: &mut Self::Acc, event: &Event<'_>) -> Result<(), String>;
 
-    /// Merges two accumulators (session windows merging).
+    /// Merges two accumulators: the panes of a sliding window when it fires (earlier pane
+    /// first), or two session windows an event bridges.
     fn merge(&mut self, a: Self::Acc, b: Self::Acc) -> Result<Self::Acc, String>;
 
     /// The result of a window of `key` (`None`: emit nothing).
@@ -154,11 +155,56 @@ pub fn add<T: Aggregate>(
     Ok(out)
 }
 
+/// Every merge due together (`merge` in the WIT): group `g` of `accumulators` — those up to the
+/// index `groups[g]` — folded left to right with the author's pairwise [`Aggregate::merge`],
+/// each accumulator decoded once and each group's result encoded once. A failing group, or a
+/// malformed `groups`, is named by a `window-error`.
 #[doc(hidden)]
-pub fn merge<T: Aggregate>(s: &mut Option<T>, a: Vec<u8>, b: Vec<u8>) -> Result<Vec<u8>, String> {
-    let op = state(s)?;
-    let merged = op.merge(decode(&a)?, decode(&b)?)?;
-    encode(&merged)
+pub fn merge<T: Aggregate>(
+    s: &mut Option<T>,
+    accumulators: Accumulators,
+    groups: Vec<u8>,
+) -> Result<Accumulators, WindowError> {
+    let whole = |message: String| WindowError { index: 0, message };
+    let op = state(s).map_err(whole)?;
+    let accs = PackedList::new("accumulators", &accumulators.data, &accumulators.ends)
+        .map_err(|e| whole(e.0))?;
+    if groups.len() % 4 != 0 {
+        return Err(whole(format!(
+            "groups hold {} bytes, not a whole number of u32 ends",
+            groups.len()
+        )));
+    }
+    let n = groups.len() / 4;
+    let mut out = Accumulators {
+        data: Vec::with_capacity(accumulators.data.len() / 2 + 16 * n),
+        ends: Vec::with_capacity(4 * n),
+    };
+    let mut start = 0usize;
+    for (g, end) in groups.chunks_exact(4).enumerate() {
+        let end = u32::from_le_bytes([end[0], end[1], end[2], end[3]]) as usize;
+        let err = |message: String| WindowError {
+            index: g as u32,
+            message,
+        };
+        if end <= start || end > accs.len() {
+            return Err(err(format!(
+                "group {g} ends at accumulator {end}, after {start}, of {}: a group holds at \
+                 least one accumulator",
+                accs.len()
+            )));
+        }
+        let mut merged = decode::<T::Acc>(accs.get(start)).map_err(err)?;
+        for i in start + 1..end {
+            let next = decode(accs.get(i)).map_err(err)?;
+            merged = op.merge(merged, next).map_err(err)?;
+        }
+        out.data = postcard::to_extend(&merged, out.data)
+            .map_err(|e| err(format!("cannot encode accumulator: {e}")))?;
+        close_item(&out.data, &mut out.ends);
+        start = end;
+    }
+    Ok(out)
 }
 
 #[doc(hidden)]
@@ -282,10 +328,10 @@ macro_rules! export_aggregate {
                     __WEIR_STATE.with(|s| $crate::__private::aggregate::add::<$t>(&mut s.borrow_mut(), accumulators, targets, input))
                 }
                 fn merge(
-                    a: ::std::vec::Vec<u8>,
-                    b: ::std::vec::Vec<u8>,
-                ) -> ::core::result::Result<::std::vec::Vec<u8>, ::std::string::String> {
-                    __WEIR_STATE.with(|s| $crate::__private::aggregate::merge::<$t>(&mut s.borrow_mut(), a, b))
+                    accumulators: __t::Accumulators,
+                    groups: ::std::vec::Vec<u8>,
+                ) -> ::core::result::Result<__t::Accumulators, __t::WindowError> {
+                    __WEIR_STATE.with(|s| $crate::__private::aggregate::merge::<$t>(&mut s.borrow_mut(), accumulators, groups))
                 }
                 fn finish(
                     windows: __t::Windows,

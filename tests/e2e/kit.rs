@@ -47,8 +47,13 @@ fn component(lang: &str, kit: &str) -> &'static PathBuf {
     &components()[&(lang.to_string(), kit.to_string())]
 }
 
-/// `weir plugin test` of one kit operator: (stdout, the input lines that failed).
-fn plugin_test(lang: &str, kit: &str) -> (String, Vec<u64>) {
+/// The windows `kit-sum` runs in offline: tumbling, and sliding and session windows, whose
+/// panes and sessions the plugin's batched `merge` combines.
+const SUM_WINDOWS: [&str; 3] = ["tumbling:10s", "sliding:10s:2s", "session:3s"];
+
+/// `weir plugin test` of one kit operator (`window`: for `kit-sum`): (stdout, the input lines
+/// that failed).
+fn plugin_test(lang: &str, kit: &str, window: &str) -> (String, Vec<u64>) {
     let mut cmd = weir();
     cmd.args(["plugin", "test"])
         .arg(component(lang, kit))
@@ -56,16 +61,11 @@ fn plugin_test(lang: &str, kit: &str) -> (String, Vec<u64>) {
         .arg(root().join("plugins/kit/events.jsonl"));
     match kit {
         "kit-filter" => cmd.args(["--config", FILTER_CONFIG]),
-        _ => cmd.args([
-            "--config",
-            r#"{"field":"amount"}"#,
-            "--window",
-            "tumbling:10s",
-        ]),
+        _ => cmd.args(["--config", r#"{"field":"amount"}"#, "--window", window]),
     };
     let out = output_within(cmd, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{lang} {kit}:\n{stderr}");
+    assert!(out.status.success(), "{lang} {kit} {window}:\n{stderr}");
     let failed = stderr
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -76,20 +76,24 @@ fn plugin_test(lang: &str, kit: &str) -> (String, Vec<u64>) {
 
 /// Offline: `weir plugin test` of every implementation.
 fn offline() {
-    for kit in ["kit-filter", "kit-sum"] {
-        let (reference, ref_failed) = plugin_test("rust", kit);
+    let runs = std::iter::once(("kit-filter", "")).chain(SUM_WINDOWS.map(|w| ("kit-sum", w)));
+    for (kit, window) in runs {
+        let (reference, ref_failed) = plugin_test("rust", kit, window);
         assert!(
             reference.lines().count() > 40,
-            "{kit}: too few results:\n{reference}"
+            "{kit} {window}: too few results:\n{reference}"
         );
         assert!(
             !ref_failed.is_empty(),
             "{kit}: the kit input has bad events"
         );
         for lang in &LANGS[1..] {
-            let (out, failed) = plugin_test(lang, kit);
-            assert_eq!(out, reference, "{lang} {kit} differs from Rust");
-            assert_eq!(failed, ref_failed, "{lang} {kit} dead-lettered other lines");
+            let (out, failed) = plugin_test(lang, kit, window);
+            assert_eq!(out, reference, "{lang} {kit} {window} differs from Rust");
+            assert_eq!(
+                failed, ref_failed,
+                "{lang} {kit} {window} dead-lettered other lines"
+            );
         }
     }
 }
@@ -140,7 +144,7 @@ async fn through_nats(lang: &str, kit: &str) -> (Vec<String>, usize) {
     for f in window {
         f.await.unwrap();
     }
-    let (expected, _) = plugin_test("rust", kit);
+    let (expected, _) = plugin_test("rust", kit, SUM_WINDOWS[0]);
     let n = expected.lines().count();
     let host = WeirProcess::start(&pipeline, &server.url(), &dir.path().join("weir.log"));
     let got = collect(&js, "OUT", "out", n, Duration::from_secs(60)).await;

@@ -29,7 +29,7 @@ struct PluginAggregator<'a> {
     empty: &'a mut Option<(Arc<Plugin>, Vec<u8>)>,
 }
 
-/// The arguments of `add` and `finish` calls, kept from call to call: refilled without
+/// The arguments of `add`, `merge` and `finish` calls, kept from call to call: refilled without
 /// allocating (large fresh buffers cost page faults on every batch).
 pub struct CallBuffers {
     accs: Accumulators,
@@ -90,6 +90,15 @@ impl CallBuffers {
         }
     }
 
+    /// Refills the buffers with a `merge` call's accumulators and group ends (in `targets`).
+    fn fill_merge(&mut self, accs: &[&[u8]], ends: &[u32]) {
+        self.targets.clear();
+        for e in ends {
+            self.targets.extend_from_slice(&e.to_le_bytes());
+        }
+        self.fill_accs(accs.iter().copied());
+    }
+
     /// Refills the buffers with a `finish` call's windows and their accumulators.
     fn fill_finish(&mut self, windows: &[Firing<'_>]) {
         let w = &mut self.windows;
@@ -148,8 +157,36 @@ impl Aggregator for PluginAggregator<'_> {
         unpack(&new, accs).map_err(CallFailure::Whole)
     }
 
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-        self.instance.merge(self.runtime, a, b).map_err(whole)
+    fn merge(
+        &mut self,
+        accs: &[&[u8]],
+        ends: &[u32],
+        merged: &mut Vec<Vec<u8>>,
+    ) -> Result<(), CallFailure> {
+        self.buffers.fill_merge(accs, ends);
+        let b = &*self.buffers;
+        let got = self
+            .instance
+            .merge(self.runtime, &b.accs, &b.targets)
+            .map_err(|e| e.into_failure(ends.len()))?;
+        let list = PackedList::new("accumulators", &got.data, &got.ends)
+            .map_err(|e| CallFailure::Whole(format!("plugin returned malformed merges: {e}")))?;
+        if list.len() != ends.len() {
+            return Err(CallFailure::Whole(format!(
+                "plugin merged {} groups into {} accumulators",
+                ends.len(),
+                list.len()
+            )));
+        }
+        merged.extend(list.iter().map(<[u8]>::to_vec));
+        Ok(())
+    }
+
+    /// Every merge due at one watermark is one call (~30–40 ns per pair in the call, measured
+    /// with window-stats), cheaper than the `size / slide - 1` extra accumulator updates per
+    /// event that sliding windows held whole cost: panes pay whatever the keys' density.
+    fn merges_cheaply(&self) -> bool {
+        true
     }
 
     fn breaker(&self) -> Option<Arc<Breaker>> {

@@ -98,7 +98,8 @@ impl Breaker {
 }
 
 impl CallFailure {
-    fn message(self) -> String {
+    /// What went wrong, whichever way the call failed.
+    pub fn message(self) -> String {
         match self {
             CallFailure::Item { message, .. }
             | CallFailure::Whole(message)

@@ -290,9 +290,18 @@ impl Instance<Aggregate> {
         }
     }
 
-    /// Merges two accumulators.
-    pub fn merge(&mut self, runtime: &Runtime, a: &[u8], b: &[u8]) -> Result<Vec<u8>, CallError> {
-        call!(self, runtime, |bind, s| bind.call_merge(s, a, b))?.map_err(|m| self.failed(&m))
+    /// Merges groups of accumulators, one result per group (see `merge` in the WIT). A group
+    /// the plugin could not merge comes back as [`CallError::Event`] with its index.
+    pub fn merge(
+        &mut self,
+        runtime: &Runtime,
+        accumulators: &Accumulators,
+        groups: &[u8],
+    ) -> Result<Accumulators, CallError> {
+        match call!(self, runtime, |b, s| b.call_merge(s, accumulators, groups))? {
+            Ok(merged) => Ok(merged),
+            Err(e) => Err(self.item_error(e.index, &e.message)),
+        }
     }
 
     /// The results of windows that fire together (see `finish` in the WIT). A window the

@@ -6,6 +6,7 @@ use weir_packed::{BatchBuilder, BatchView};
 
 use super::*;
 use crate::operator::isolate::CallFailure;
+use crate::window::merge_pairwise;
 
 /// `count` or `sum` of the integer field `v`, accumulator = i64 little-endian.
 pub(crate) struct TestAggregate {
@@ -48,8 +49,15 @@ impl Aggregator for TestAggregate {
         accs.clone_from_slice(&updated);
         Ok(())
     }
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-        Ok((read(a) + read(b)).to_le_bytes().to_vec())
+    fn merge(
+        &mut self,
+        accs: &[&[u8]],
+        ends: &[u32],
+        merged: &mut Vec<Vec<u8>>,
+    ) -> Result<(), CallFailure> {
+        merge_pairwise(accs, ends, merged, |a, b| {
+            Ok((read(a) + read(b)).to_le_bytes().to_vec())
+        })
     }
     fn merges_cheaply(&self) -> bool {
         true

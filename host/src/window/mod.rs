@@ -21,7 +21,9 @@ pub mod watermark;
 
 pub use assigner::{Window, WindowSpec};
 pub use clock::ProcessingClock;
-pub use operator::{Aggregator, Emission, Firing, PanePolicy, WindowOperator, WindowState};
+pub use operator::{
+    Aggregator, Emission, Firing, PanePolicy, WindowOperator, WindowState, merge_pairwise,
+};
 pub use panes::PaneLayout;
 pub use watermark::{
     BoundedOutOfOrderness, InputPartitions, MarkerWatermarks, SourceWatermarks,

@@ -69,14 +69,20 @@ pub trait Aggregator {
         targets: &[u32],
         events: &BatchView<'_>,
     ) -> Result<(), CallFailure>;
-    /// Merges two accumulators into one.
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String>;
+    /// Merges accumulators group by group: group `g` is `accs[ends[g - 1]..ends[g]]` (the
+    /// first from 0), folded in that order, which is time order; appends one accumulator per
+    /// group to `merged`. A group that fails is named by [`CallFailure::Item`]. On an error
+    /// nothing may have been appended.
+    fn merge(
+        &mut self,
+        accs: &[&[u8]],
+        ends: &[u32],
+        merged: &mut Vec<Vec<u8>>,
+    ) -> Result<(), CallFailure>;
     /// Whether `merge` is cheap next to `add` — under [`PanePolicy::Auto`], new sliding
     /// windows are then held as panes: one `add` target per event instead of `size / slide`,
-    /// but up to `size / slide - 1` merges per window fired. Not by default: a plugin's
-    /// `merge` is one call per pair (the contract has no batched form), ~1–2 µs, which costs
-    /// more than the updates it saves unless keys have several events per pane (then
-    /// `Auto` holds new windows as panes anyway).
+    /// but up to `size / slide - 1` merges per window fired. Not by default: then `Auto`
+    /// holds new windows as panes once keys have several events per pane.
     fn merges_cheaply(&self) -> bool {
         false
     }
@@ -91,6 +97,49 @@ pub trait Aggregator {
     /// (none: never).
     fn breaker(&self) -> Option<Arc<Breaker>> {
         None
+    }
+}
+
+/// [`Aggregator::merge`] for aggregators that merge a pair at a time: each group folded with
+/// `pair`, a failing group named by its index.
+pub fn merge_pairwise(
+    accs: &[&[u8]],
+    ends: &[u32],
+    merged: &mut Vec<Vec<u8>>,
+    mut pair: impl FnMut(&[u8], &[u8]) -> Result<Vec<u8>, String>,
+) -> Result<(), CallFailure> {
+    let mut out = Vec::with_capacity(ends.len());
+    let mut start = 0;
+    for (g, &end) in ends.iter().enumerate() {
+        let group = accs.get(start..end as usize).filter(|g| !g.is_empty());
+        let Some([first, rest @ ..]) = group else {
+            return Err(CallFailure::Whole(format!(
+                "merge group {g} ends at {end}, after {start}, of {} accumulators",
+                accs.len()
+            )));
+        };
+        let mut acc = first.to_vec();
+        for next in rest {
+            acc = pair(&acc, next).map_err(|message| CallFailure::Item { index: g, message })?;
+        }
+        out.push(acc);
+        start = end as usize;
+    }
+    merged.append(&mut out);
+    Ok(())
+}
+
+/// Merges one group of accumulators (in time order) into one, with one `merge` call.
+fn merge_one(agg: &mut impl Aggregator, accs: &[&[u8]]) -> Result<Vec<u8>, String> {
+    let mut merged = Vec::with_capacity(1);
+    agg.merge(accs, &[accs.len() as u32], &mut merged)
+        .map_err(CallFailure::message)?;
+    match <[Vec<u8>; 1]>::try_from(merged) {
+        Ok([acc]) => Ok(acc),
+        Err(got) => Err(format!(
+            "merge gave {} accumulators for one group",
+            got.len()
+        )),
     }
 }
 

@@ -9,6 +9,7 @@ use weir_packed::{BatchBuilder, BatchView};
 use super::conformance::TestAggregate;
 use super::*;
 use crate::operator::isolate::CallFailure;
+use crate::window::merge_pairwise;
 
 /// xorshift64*: deterministic, seeded, dependency-free.
 struct Rng(u64);
@@ -48,11 +49,19 @@ impl Aggregator for Summing {
     ) -> Result<(), CallFailure> {
         self.inner.add(accs, targets, events)
     }
-    fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-        if self.fail_merge && (read(a) + read(b)) % 7 == 0 {
-            return Err(format!("refusing {} + {}", read(a), read(b)));
-        }
-        self.inner.merge(a, b)
+    fn merge(
+        &mut self,
+        accs: &[&[u8]],
+        ends: &[u32],
+        merged: &mut Vec<Vec<u8>>,
+    ) -> Result<(), CallFailure> {
+        let fail = self.fail_merge;
+        merge_pairwise(accs, ends, merged, |a, b| {
+            if fail && (read(a) + read(b)) % 7 == 0 {
+                return Err(format!("refusing {} + {}", read(a), read(b)));
+            }
+            Ok((read(a) + read(b)).to_le_bytes().to_vec())
+        })
     }
     fn finish(
         &mut self,

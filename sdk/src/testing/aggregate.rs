@@ -258,7 +258,22 @@ impl<T: Aggregate> AggregateHarness<T> {
             })
         };
         let (acc_a, acc_b) = (held(a)?, held(b)?);
-        let merged = merge(&mut self.op, acc_a, acc_b)?;
+        // One group of two, earlier window first, as the host sends it.
+        let (first, second) = if (a.start, a.end) <= (b.start, b.end) {
+            (acc_a, acc_b)
+        } else {
+            (acc_b, acc_a)
+        };
+        let mut given = Accumulators {
+            data: Vec::new(),
+            ends: Vec::new(),
+        };
+        push_item(&mut given.data, &mut given.ends, &first);
+        push_item(&mut given.data, &mut given.ends, &second);
+        let got = merge(&mut self.op, given, 2u32.to_le_bytes().to_vec()).map_err(|e| e.message)?;
+        let mut merged = [Vec::new()];
+        unpack(&got, &mut merged)?;
+        let [merged] = merged;
         self.windows.remove(&(key.clone(), a));
         self.windows.remove(&(key.clone(), b));
         let into = Window {
@@ -445,6 +460,7 @@ mod tests {
 
     use super::*;
     use crate::Event;
+    use crate::bindings_aggregate::weir::operator::types::WindowError;
 
     /// Sums the integer payloads; fails on other payloads, and `finish` fails on key "bad".
     struct Sum {
@@ -614,5 +630,64 @@ mod tests {
         assert_eq!(h.migrate(1, &old).unwrap(), Acc { n: 7, sum: -1 });
         let current = postcard::to_allocvec(&Acc { n: 1, sum: 2 }).unwrap();
         assert_eq!(h.migrate(2, &current).unwrap(), Acc { n: 1, sum: 2 });
+    }
+
+    /// The glue of `merge` as the host calls it: groups of accumulators, one result each.
+    fn merge_groups(accs: &[Vec<u8>], ends: &[u32]) -> Result<Vec<Acc>, WindowError> {
+        let mut op = Some(Sum { version: 0 });
+        let mut given = Accumulators {
+            data: Vec::new(),
+            ends: Vec::new(),
+        };
+        for acc in accs {
+            push_item(&mut given.data, &mut given.ends, acc);
+        }
+        let groups = ends.iter().flat_map(|e| e.to_le_bytes()).collect();
+        let got = merge(&mut op, given, groups)?;
+        let list = PackedList::new("merged", &got.data, &got.ends).unwrap();
+        Ok(list.iter().map(|a| decode(a).unwrap()).collect())
+    }
+
+    #[test]
+    fn merge_folds_each_group_in_order_and_names_the_group_that_fails() {
+        let acc = |n: u64, sum: i64| postcard::to_allocvec(&Acc { n, sum }).unwrap();
+        let accs = [
+            acc(1, 1),
+            acc(2, 5),
+            acc(1, -3),
+            acc(4, 10),
+            acc(1, 7),
+            acc(3, 0),
+        ];
+        assert_eq!(
+            merge_groups(&accs, &[1, 3, 6]).unwrap(),
+            [
+                Acc { n: 1, sum: 1 },
+                Acc { n: 3, sum: 2 },
+                Acc { n: 8, sum: 17 }
+            ]
+        );
+        assert_eq!(merge_groups(&accs, &[]).unwrap(), []);
+        // An accumulator that does not decode fails its group, named by index.
+        let mut broken = accs.to_vec();
+        broken[4] = vec![0xff; 3];
+        let err = merge_groups(&broken, &[1, 3, 6]).unwrap_err();
+        assert_eq!(err.index, 2, "{}", err.message);
+        // Malformed groups: empty, decreasing, past the accumulators, a partial u32.
+        for ends in [&[1, 1, 6][..], &[3, 2], &[7]] {
+            let err = merge_groups(&accs, ends).unwrap_err();
+            assert!(
+                err.message.contains("at least one"),
+                "{ends:?}: {}",
+                err.message
+            );
+        }
+        let mut op = Some(Sum { version: 0 });
+        let empty = Accumulators {
+            data: Vec::new(),
+            ends: Vec::new(),
+        };
+        let err = merge(&mut op, empty, vec![1, 0]).unwrap_err();
+        assert!(err.message.contains("2 bytes"), "{}", err.message);
     }
 }

@@ -80,8 +80,13 @@ mod tests {
             }
             self.0.add(accs, targets, events)
         }
-        fn merge(&mut self, a: &[u8], b: &[u8]) -> Result<Vec<u8>, String> {
-            self.0.merge(a, b)
+        fn merge(
+            &mut self,
+            accs: &[&[u8]],
+            ends: &[u32],
+            merged: &mut Vec<Vec<u8>>,
+        ) -> Result<(), CallFailure> {
+            self.0.merge(accs, ends, merged)
         }
         fn finish(
             &mut self,

@@ -172,7 +172,9 @@ impl WindowOperator {
         start: i64,
         agg: &mut impl Aggregator,
     ) -> Result<u32, String> {
-        let found = self.slots.of(key_id).iter().copied().find(|&at| {
+        // Newest first: events come roughly in time order, so mostly into the key's last pane
+        // (each slot looked at is a read of the slab, often a cache miss).
+        let found = self.slots.of(key_id).iter().rev().copied().find(|&at| {
             self.slots
                 .get(at)
                 .is_some_and(|s| s.pane && s.window.start == start)
@@ -246,14 +248,8 @@ impl WindowOperator {
         })
     }
 
-    /// The accumulator of window `w` of key `key_id`, held as panes: its only pane's, or its
-    /// panes merged in time order. A failing merge changes no pane.
-    pub(super) fn pane_window_acc(
-        &self,
-        key_id: u32,
-        w: &Window,
-        agg: &mut impl Aggregator,
-    ) -> Result<Option<FiringAcc>, String> {
+    /// The panes of window `w` of key `key_id` (held as panes), in time order.
+    pub(super) fn window_panes(&self, key_id: u32, w: &Window) -> SmallVec<[u32; 8]> {
         let mut panes: SmallVec<[(i64, u32); 8]> = self
             .slots
             .of(key_id)
@@ -265,30 +261,15 @@ impl WindowOperator {
             })
             .collect();
         panes.sort_unstable();
-        let acc = |at: u32| self.slots.get(at).map_or(&[][..], |s| s.acc.as_slice());
-        match panes.as_slice() {
-            [] => Ok(None),
-            [(_, only)] => Ok(Some(FiringAcc::Slot(*only))),
-            [(_, first), rest @ ..] => {
-                let mut merged = agg
-                    .merge(acc(*first), acc(rest[0].1))
-                    .map_err(|e| format!("merging the panes of the window: {e}"))?;
-                for &(_, at) in &rest[1..] {
-                    merged = agg
-                        .merge(&merged, acc(at))
-                        .map_err(|e| format!("merging the panes of the window: {e}"))?;
-                }
-                Ok(Some(FiringAcc::Merged(merged)))
-            }
-        }
+        panes.into_iter().map(|(_, at)| at).collect()
     }
 }
 
 /// Events per pane from which holding new windows as panes pays when merges are not cheap
 /// ([`super::PanePolicy::Auto`]): a window fired as panes saves `panes - 1` updates per event
-/// of a pane and costs `panes - 1` merge calls. Measured with the window-stats plugin (merge
-/// call ~1–2 µs; `benches/windows.rs`, sliding 10 s / 2 s): at ~2 events per pane panes ran
-/// 0.4× as fast as whole windows, at ~20 1.8×, at ~200 4.3×.
+/// of a pane and costs `panes - 1` merges. Measured when the window-stats plugin's merges were
+/// one call per pair (~1–2 µs; `benches/windows.rs`, sliding 10 s / 2 s): at ~2 events per
+/// pane panes ran 0.4× as fast as whole windows, at ~20 1.8×, at ~200 4.3×.
 const DENSE_PANE_EVENTS: u64 = 8;
 
 /// The events of the sliding windows fired lately (decaying), to tell whether panes pay.

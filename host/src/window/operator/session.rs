@@ -2,7 +2,9 @@
 //! intersects or touches; the sessions it bridges are merged into one with the aggregate's
 //! `merge` (a failing merge changes nothing: the event is reported).
 
-use super::{Aggregator, Pending, WindowOperator};
+use smallvec::SmallVec;
+
+use super::{Aggregator, Pending, WindowOperator, merge_one};
 use crate::window::{Window, WindowSpec};
 
 impl WindowOperator {
@@ -54,18 +56,24 @@ impl WindowOperator {
                 only
             }
             _ => {
-                // Merge every touched session (and the new window) into one new slot. The
-                // merged accumulator is built aside, so a failing merge changes nothing.
-                let mut acc = slot(hits[0]).acc.clone();
+                // Merge every touched session (and the new window) into one new slot, in time
+                // order, with one call. The merged accumulator is built aside, so a failing
+                // merge changes nothing.
+                let mut hits = hits;
+                hits.sort_unstable_by_key(|&h| slot(h).window.start);
                 let mut window = new;
                 for &h in &hits {
                     window = window.cover(&slot(h).window);
                 }
-                for &h in &hits[1..] {
-                    acc = agg
-                        .merge(&acc, &slot(h).acc)
-                        .map_err(|e| format!("merging sessions: {e}"))?;
-                }
+                let acc = {
+                    let accs: SmallVec<[&[u8]; 4]> =
+                        hits.iter().map(|&h| &slot(h).acc[..]).collect();
+                    if let [only] = accs[..] {
+                        only.to_vec()
+                    } else {
+                        merge_one(agg, &accs).map_err(|e| format!("merging sessions: {e}"))?
+                    }
+                };
                 let count = hits.iter().map(|&h| slot(h).count).sum::<u64>() + 1;
                 for &h in &hits {
                     self.slots.remove(h);
