@@ -177,7 +177,14 @@ impl Plugin {
             World::Aggregate => AggregatePre::new(instance_pre).map(Pre::Aggregate),
             World::Process => ProcessPre::new(instance_pre).map(Pre::Process),
         }
-        .map_err(|e| wrong_world(format!("{e:#}")))?;
+        .map_err(|e| {
+            // The exports are there but of other types: the contract changed since the plugin
+            // was built (e.g. `merge` took two accumulators before it took groups).
+            wrong_world(format!(
+                "{e:#} (built against an older version of the contract? rebuild it with this \
+                 weir: `weir plugin build`)"
+            ))
+        })?;
         Ok(Arc::new(Plugin {
             path: path.to_owned(),
             hash,
