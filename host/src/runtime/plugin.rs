@@ -17,6 +17,11 @@ use super::sandbox::{Grants, Limits, StoreState, check_imports};
 /// The contract version this host implements.
 pub const PACKAGE: &str = "weir:operator@0.1.0";
 
+/// Said of a plugin whose exports are there but of other types: the contract changed since it
+/// was built (e.g. `merge` took two accumulators before it took groups).
+const REBUILD: &str = " (built against an older version of the contract? rebuild it with this weir: `weir plugin \
+     build`)";
+
 /// Why a plugin could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
@@ -177,14 +182,7 @@ impl Plugin {
             World::Aggregate => AggregatePre::new(instance_pre).map(Pre::Aggregate),
             World::Process => ProcessPre::new(instance_pre).map(Pre::Process),
         }
-        .map_err(|e| {
-            // The exports are there but of other types: the contract changed since the plugin
-            // was built (e.g. `merge` took two accumulators before it took groups).
-            wrong_world(format!(
-                "{e:#} (built against an older version of the contract? rebuild it with this \
-                 weir: `weir plugin build`)"
-            ))
-        })?;
+        .map_err(|e| wrong_world(format!("{e:#}{REBUILD}")))?;
         Ok(Arc::new(Plugin {
             path: path.to_owned(),
             hash,

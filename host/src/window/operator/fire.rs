@@ -30,13 +30,10 @@ impl WindowOperator {
         agg: &mut impl Aggregator,
         out: &mut Vec<Emission>,
     ) {
-        let accs = match self.window_accs(due, agg) {
-            Ok(accs) => accs,
-            Err(stopped) => {
-                // The pipeline stops without committing: state is restored at the restart.
-                out.push(Emission::Stopped { reason: stopped.0 });
-                return;
-            }
+        // Stopped: the pipeline stops without committing; state is restored at the restart.
+        let stop = |stopped: Stopped| out.push(Emission::Stopped { reason: stopped.0 });
+        let Ok(accs) = self.window_accs(due, agg).map_err(stop) else {
+            return;
         };
         let firings: Vec<Firing<'_>> = accs
             .iter()
@@ -238,10 +235,24 @@ mod tests {
     use crate::window::{PanePolicy, Window, WindowSpec};
 
     /// Counts; `finish` refuses the key "bad" by name, and traps (fails the whole call) on a
-    /// window of key "trap" — unless that window is alone in the call, then names it.
+    /// window of key "trap" — unless that window is alone in the call, then names it. `merge`
+    /// counts its calls and traps when a group holds a pane of `poison` events.
     struct Picky {
         inner: TestAggregate,
         calls: usize,
+        merges: usize,
+        poison: u64,
+    }
+
+    impl Picky {
+        fn new(poison: u64) -> Self {
+            Picky {
+                inner: TestAggregate { sum: false },
+                calls: 0,
+                merges: 0,
+                poison,
+            }
+        }
     }
 
     impl Aggregator for Picky {
@@ -262,6 +273,11 @@ mod tests {
             ends: &[u32],
             merged: &mut Vec<Vec<u8>>,
         ) -> Result<(), CallFailure> {
+            self.merges += 1;
+            let count = |a: &[u8]| u64::from_le_bytes(a.try_into().unwrap());
+            if accs.iter().any(|a| count(a) == self.poison) {
+                return Err(CallFailure::Whole("trapped".into()));
+            }
             self.inner.merge(accs, ends, merged)
         }
         fn finish(
@@ -295,10 +311,7 @@ mod tests {
             },
             0,
         );
-        let mut agg = Picky {
-            inner: TestAggregate { sum: false },
-            calls: 0,
-        };
+        let mut agg = Picky::new(u64::MAX);
         let mut b = BatchBuilder::new();
         for (i, k) in ["a", "bad", "b", "trap", "c", "c", "d"].iter().enumerate() {
             b.push(k.as_bytes(), i as i64, &[], b"{}", i as u32);
@@ -345,48 +358,6 @@ mod tests {
         assert!(agg.calls <= 6, "{} calls", agg.calls);
     }
 
-    /// Counts; `merge` counts its calls and traps (fails the whole call) when a group holds a
-    /// pane of `poison` events.
-    struct Merging {
-        inner: TestAggregate,
-        merges: usize,
-        poison: u64,
-    }
-
-    impl Aggregator for Merging {
-        fn create(&mut self) -> Result<Vec<u8>, String> {
-            self.inner.create()
-        }
-        fn add(
-            &mut self,
-            accs: &mut [Vec<u8>],
-            targets: &[u32],
-            events: &BatchView<'_>,
-        ) -> Result<(), CallFailure> {
-            self.inner.add(accs, targets, events)
-        }
-        fn merge(
-            &mut self,
-            accs: &[&[u8]],
-            ends: &[u32],
-            merged: &mut Vec<Vec<u8>>,
-        ) -> Result<(), CallFailure> {
-            self.merges += 1;
-            let count = |a: &[u8]| u64::from_le_bytes(a.try_into().unwrap());
-            if accs.iter().any(|a| count(a) == self.poison) {
-                return Err(CallFailure::Whole("trapped".into()));
-            }
-            self.inner.merge(accs, ends, merged)
-        }
-        fn finish(
-            &mut self,
-            windows: &[Firing<'_>],
-            results: &mut Vec<(u32, Vec<u8>)>,
-        ) -> Result<(), CallFailure> {
-            self.inner.finish(windows, results)
-        }
-    }
-
     #[test]
     fn panes_of_every_window_firing_together_merge_in_one_call_and_a_trap_is_isolated() {
         let spec = WindowSpec::Sliding {
@@ -411,11 +382,7 @@ mod tests {
         }
         let run = |policy: PanePolicy, poison: u64| {
             let mut op = WindowOperator::new(spec, 0).with_pane_policy(policy);
-            let mut agg = Merging {
-                inner: TestAggregate { sum: false },
-                merges: 0,
-                poison,
-            };
+            let mut agg = Picky::new(poison);
             let mut out = Vec::new();
             op.process_batch(&b.view(), &mut agg, &mut out);
             op.advance_watermark(13, &mut agg, &mut out);
