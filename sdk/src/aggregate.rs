@@ -169,7 +169,7 @@ pub fn merge<T: Aggregate>(
     let op = state(s).map_err(whole)?;
     let accs = PackedList::new("accumulators", &accumulators.data, &accumulators.ends)
         .map_err(|e| whole(e.0))?;
-    if groups.len() % 4 != 0 {
+    if !groups.len().is_multiple_of(4) {
         return Err(whole(format!(
             "groups hold {} bytes, not a whole number of u32 ends",
             groups.len()
