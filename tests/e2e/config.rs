@@ -61,6 +61,29 @@ fn a_component_of_the_wrong_world_exits_1_naming_the_field() {
 }
 
 #[test]
+fn an_aggregate_built_against_an_older_contract_is_refused_with_how_to_rebuild_it() {
+    // Its `merge` takes two accumulators: the contract before `merge` took groups.
+    let older = plugins_dir().join("weir_plugin_older_contract.wasm");
+    let window = format!(
+        "[window]\ntype = \"sliding\"\nsize = \"10s\"\nslide = \"2s\"\n\n\
+         [window.aggregate]\nname = \"count\"\nplugin = \"{}\"\n",
+        toml_path(&older)
+    );
+    let (code, err) = validate(&pipeline_text("older", "", &window));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("window.aggregate.plugin"), "{err}");
+    assert!(
+        err.contains("does not implement the `aggregate` world"),
+        "{err}"
+    );
+    assert!(err.contains("`merge`"), "{err}");
+    assert!(
+        err.contains("older version of the contract? rebuild it with this weir"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_plugin_refusing_its_config_exits_1_naming_the_operator() {
     let ops = operator("f", "json_filter", r#"{ fild = "a" }"#);
     let (code, err) = validate(&pipeline_text("bad", "", &ops));
