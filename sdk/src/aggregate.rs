@@ -157,7 +157,8 @@ pub fn add<T: Aggregate>(
 
 /// Every merge due together (`merge` in the WIT): group `g` of `accumulators` — those up to the
 /// index `groups[g]` — folded left to right with the author's pairwise [`Aggregate::merge`],
-/// each accumulator decoded once and each group's result encoded once. A failing group, or a
+/// each accumulator decoded once and each group's result encoded once (a group of one is
+/// passed on as stored, as the other languages' SDKs do). A failing group, or a
 /// malformed `groups`, is named by a `window-error`.
 #[doc(hidden)]
 pub fn merge<T: Aggregate>(
@@ -194,13 +195,18 @@ pub fn merge<T: Aggregate>(
                 accs.len()
             )));
         }
-        let mut merged = decode::<T::Acc>(accs.get(start)).map_err(err)?;
-        for i in start + 1..end {
-            let next = decode(accs.get(i)).map_err(err)?;
-            merged = op.merge(merged, next).map_err(err)?;
+        if end - start == 1 {
+            // A group of one is its accumulator, as stored.
+            out.data.extend_from_slice(accs.get(start));
+        } else {
+            let mut merged = decode::<T::Acc>(accs.get(start)).map_err(err)?;
+            for i in start + 1..end {
+                let next = decode(accs.get(i)).map_err(err)?;
+                merged = op.merge(merged, next).map_err(err)?;
+            }
+            out.data = postcard::to_extend(&merged, out.data)
+                .map_err(|e| err(format!("cannot encode accumulator: {e}")))?;
         }
-        out.data = postcard::to_extend(&merged, out.data)
-            .map_err(|e| err(format!("cannot encode accumulator: {e}")))?;
         close_item(&out.data, &mut out.ends);
         start = end;
     }

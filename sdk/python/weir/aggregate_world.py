@@ -157,6 +157,14 @@ def aggregate(cls):
             AggregateWorld.op = op
 
         @staticmethod
+        def configured(call, error):
+            """The configured operator; else `error` (an `EventError` or a `WindowError`, both
+            index 0: the whole call) saying that `call` came before a successful `configure`."""
+            if AggregateWorld.op is None:
+                raise Err(error(index=0, message=f"`{call}` called before a successful `configure`"))
+            return AggregateWorld.op
+
+        @staticmethod
         def _op():
             if AggregateWorld.op is None:
                 raise Err("called before a successful `configure`")
@@ -170,31 +178,15 @@ def aggregate(cls):
                 raise Err(describe(e)) from None
 
         def add(self, accumulators, targets, input):
-            op = AggregateWorld.op
-            if op is None:
-                raise Err(
-                    types.EventError(index=0, message="`add` called before a successful `configure`")
-                )
+            op = self.configured("add", types.EventError)
             return types.Accumulators(*run_add(op, accumulators, targets, input))
 
         def merge(self, accumulators, groups):
-            op = AggregateWorld.op
-            if op is None:
-                raise Err(
-                    types.WindowError(
-                        index=0, message="`merge` called before a successful `configure`"
-                    )
-                )
+            op = self.configured("merge", types.WindowError)
             return types.Accumulators(*run_merge(op, accumulators, groups))
 
         def finish(self, windows, accumulators):
-            op = AggregateWorld.op
-            if op is None:
-                raise Err(
-                    types.WindowError(
-                        index=0, message="`finish` called before a successful `configure`"
-                    )
-                )
+            op = self.configured("finish", types.WindowError)
             return types.Results(*run_finish(op, windows, accumulators))
 
         def state_version(self):
