@@ -3,9 +3,9 @@
 //! advancing after each batch. Each case runs in alternating rounds in the same process: with a native Rust
 //! count aggregator (the baseline: the host's window operator alone) and with the
 //! `window-stats` aggregate plugin (the real path, one plugin call per batch). Sliding windows
-//! run three times: as a pipeline holds them (`PanePolicy::Auto`: panes once keys have enough
-//! events per pane), held as panes (one `merge` call per pane beyond the first when a window
-//! fires) and held whole (one accumulator per window). Also reports the cost of one plugin `merge` call and
+//! run twice: as a pipeline holds them (`PanePolicy::Auto`: as panes, both aggregators merging
+//! cheaply; every window due at a watermark merged from its panes in one `merge` call) and held
+//! whole (one accumulator per window). Also reports the cost of one plugin `merge` call and
 //! the memory held by 1,000,000 live keys.
 //!
 //! Plugin calls are made inside a Tokio runtime, as in a pipeline (outside one, wasmtime-wasi
@@ -25,8 +25,7 @@ use weir::operator::isolate::CallFailure;
 use weir::runtime::bindings::weir::operator::types::Accumulators;
 use weir::runtime::{AggregateInstance, Grants, Limits, Plugin, Runtime, World};
 use weir::window::{
-    Aggregator, BoundedOutOfOrderness, Emission, Firing, PanePolicy, WindowOperator, WindowSpec,
-    merge_pairwise,
+    Aggregator, BoundedOutOfOrderness, Emission, Firing, WindowOperator, WindowSpec, merge_pairwise,
 };
 use weir_packed::{BatchBuilder, BatchView, push_item};
 
@@ -118,17 +117,14 @@ enum Agg<'a> {
 /// How the operator holds sliding windows.
 #[derive(Clone, Copy)]
 enum Held {
-    /// As the aggregator and the windows fired lately suggest (`PanePolicy::Auto`): what a
-    /// pipeline runs.
+    /// As the aggregator suggests (`PanePolicy::Auto`): what a pipeline runs.
     Auto,
-    Panes,
     Whole,
 }
 
 fn operator(spec: WindowSpec, held: Held) -> WindowOperator {
     match held {
         Held::Auto => WindowOperator::new(spec, 0),
-        Held::Panes => WindowOperator::new(spec, 0).with_pane_policy(PanePolicy::Always),
         Held::Whole => WindowOperator::per_window(spec, 0),
     }
 }
@@ -308,7 +304,6 @@ fn main() {
             Held::Auto,
         ),
         ("sliding 10 s / 2 s (auto)", sliding, Held::Auto),
-        ("sliding 10 s / 2 s (panes)", sliding, Held::Panes),
         ("sliding 10 s / 2 s (whole windows)", sliding, Held::Whole),
         (
             "session gap 5 s",

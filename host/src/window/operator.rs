@@ -41,7 +41,7 @@ mod slots;
 mod snapshot;
 use add::add_isolating;
 use fire::Due;
-use panes::{DueInBatch, FiredDensity};
+use panes::DueInBatch;
 use slots::Slots;
 pub use snapshot::{KeyWindows, WindowAcc, WindowState, WindowStateRef};
 
@@ -82,7 +82,7 @@ pub trait Aggregator {
     /// Whether `merge` is cheap next to `add` — under [`PanePolicy::Auto`], new sliding
     /// windows are then held as panes: one `add` target per event instead of `size / slide`,
     /// but up to `size / slide - 1` merges per window fired. Not by default: then `Auto`
-    /// holds new windows as panes once keys have several events per pane.
+    /// holds sliding windows whole.
     fn merges_cheaply(&self) -> bool {
         false
     }
@@ -147,9 +147,8 @@ fn merge_one(agg: &mut impl Aggregator, accs: &[&[u8]]) -> Result<Vec<u8>, Strin
 /// held: the two mix, see [`panes`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PanePolicy {
-    /// As panes when the aggregator merges cheaply ([`Aggregator::merges_cheaply`]), or when
-    /// the windows fired lately held enough events per pane for panes to pay even so (about
-    /// eight: `operator/panes.rs`).
+    /// As panes when the aggregator merges cheaply ([`Aggregator::merges_cheaply`]), whole
+    /// otherwise.
     Auto,
     /// As panes.
     Always,
@@ -201,8 +200,6 @@ pub struct WindowOperator {
     policy: PanePolicy,
     /// Whether new windows are held as panes (the policy, for the current batch).
     new_as_panes: bool,
-    /// How many events the sliding windows fired lately held (for [`PanePolicy::Auto`]).
-    density: FiredDensity,
     lateness: i64,
     slots: Slots,
     /// Fire these windows when the watermark reaches the time.
@@ -263,7 +260,6 @@ impl WindowOperator {
             panes: PaneLayout::of(&spec),
             policy: PanePolicy::Auto,
             new_as_panes: false,
-            density: FiredDensity::default(),
             lateness: allowed_lateness_ms.max(0),
             slots: Slots::default(),
             fire_timers: Timers::new(),
@@ -347,12 +343,7 @@ impl WindowOperator {
         pending.merged_into.clear();
         pending.due.clear();
         self.new_as_panes = match self.policy {
-            PanePolicy::Auto => {
-                agg.merges_cheaply()
-                    || self
-                        .panes
-                        .is_some_and(|l| self.density.dense((l.size() / l.width()) as u64))
-            }
+            PanePolicy::Auto => agg.merges_cheaply(),
             PanePolicy::Always => true,
             PanePolicy::Never => false,
         };
@@ -416,7 +407,7 @@ impl WindowOperator {
                 .slots
                 .of(key_id)
                 .iter()
-                .copied()
+                .map(|h| h.at)
                 .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w));
             let at = match existing {
                 Some(at) => {

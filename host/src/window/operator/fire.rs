@@ -97,8 +97,6 @@ impl WindowOperator {
             }
             if purge {
                 self.slots.remove(d.at);
-            } else {
-                self.record_fired(&d);
             }
         }
     }

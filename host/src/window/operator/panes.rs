@@ -137,11 +137,12 @@ impl WindowOperator {
 
     /// The window slot of `w` for key `key_id`, if there is one.
     fn find_window(&self, key_id: u32, w: &Window) -> Option<u32> {
-        self.slots.of(key_id).iter().copied().find(|&at| {
-            self.slots
-                .get(at)
-                .is_some_and(|s| !s.pane && s.window == *w)
-        })
+        self.slots
+            .of(key_id)
+            .iter()
+            .filter(|h| !h.pane)
+            .map(|h| h.at)
+            .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w))
     }
 
     /// The window slot of `w` for key `key_id`, counting one more event; created if missing.
@@ -172,13 +173,14 @@ impl WindowOperator {
         start: i64,
         agg: &mut impl Aggregator,
     ) -> Result<u32, String> {
-        // Newest first: events come roughly in time order, so mostly into the key's last pane
-        // (each slot looked at is a read of the slab, often a cache miss).
-        let found = self.slots.of(key_id).iter().rev().copied().find(|&at| {
-            self.slots
-                .get(at)
-                .is_some_and(|s| s.pane && s.window.start == start)
-        });
+        // Newest first: events come roughly in time order, so mostly into the key's last pane.
+        let found = self
+            .slots
+            .of(key_id)
+            .iter()
+            .rev()
+            .find(|h| h.pane_start() == Some(start))
+            .map(|h| h.at);
         if let Some(at) = found {
             if let Some(slot) = self.slots.get_mut(at) {
                 slot.count += 1;
@@ -239,12 +241,10 @@ impl WindowOperator {
 
     /// Whether key `key_id` has a pane in `w` besides the one at `at`.
     fn has_other_pane(&self, key_id: u32, at: u32, w: &Window) -> bool {
-        self.slots.of(key_id).iter().any(|&other| {
-            other != at
-                && self
-                    .slots
-                    .get(other)
-                    .is_some_and(|s| s.pane && w.start <= s.window.start && s.window.start < w.end)
+        self.slots.of(key_id).iter().any(|h| {
+            h.at != at
+                && h.pane_start()
+                    .is_some_and(|start| w.start <= start && start < w.end)
         })
     }
 
@@ -254,74 +254,16 @@ impl WindowOperator {
             .slots
             .of(key_id)
             .iter()
-            .filter_map(|&at| {
-                let s = self.slots.get(at)?;
-                (s.pane && w.start <= s.window.start && s.window.start < w.end)
-                    .then_some((s.window.start, at))
+            .filter_map(|h| {
+                let start = h.pane_start()?;
+                (w.start <= start && start < w.end).then_some((start, h.at))
             })
             .collect();
-        panes.sort_unstable();
+        // Panes are mostly created in time order.
+        if !panes.is_sorted() {
+            panes.sort_unstable();
+        }
         panes.into_iter().map(|(_, at)| at).collect()
-    }
-}
-
-/// Events per pane from which holding new windows as panes pays when merges are not cheap
-/// ([`super::PanePolicy::Auto`]): a window fired as panes saves `panes - 1` updates per event
-/// of a pane and costs `panes - 1` merges. Measured when the window-stats plugin's merges were
-/// one call per pair (~1–2 µs; `benches/windows.rs`, sliding 10 s / 2 s): at ~2 events per
-/// pane panes ran 0.4× as fast as whole windows, at ~20 1.8×, at ~200 4.3×.
-const DENSE_PANE_EVENTS: u64 = 8;
-
-/// The events of the sliding windows fired lately (decaying), to tell whether panes pay.
-#[derive(Debug, Default)]
-pub(super) struct FiredDensity {
-    windows: u64,
-    events: u64,
-}
-
-impl FiredDensity {
-    fn record(&mut self, events: u64) {
-        self.windows += 1;
-        self.events += events;
-        if self.windows >= 1 << 16 {
-            self.windows /= 2;
-            self.events /= 2;
-        }
-    }
-
-    /// Whether the windows fired lately (at least 256) held [`DENSE_PANE_EVENTS`] events or
-    /// more per pane, on average.
-    pub fn dense(&self, panes_per_window: u64) -> bool {
-        self.windows >= 256
-            && self.events
-                >= DENSE_PANE_EVENTS
-                    .saturating_mul(panes_per_window)
-                    .saturating_mul(self.windows)
-    }
-}
-
-impl WindowOperator {
-    /// Records the events of window `due` as it fires (sliding windows only).
-    pub(super) fn record_fired(&mut self, due: &Due) {
-        if self.panes.is_none() {
-            return;
-        }
-        let Some(slot) = self.slots.get(due.at) else {
-            return;
-        };
-        let events = if slot.pane {
-            let w = due.window;
-            self.slots
-                .of(slot.key_id())
-                .iter()
-                .filter_map(|&at| self.slots.get(at))
-                .filter(|s| s.pane && w.start <= s.window.start && s.window.start < w.end)
-                .map(|s| s.count)
-                .sum()
-        } else {
-            slot.count
-        };
-        self.density.record(events);
     }
 }
 

@@ -52,6 +52,26 @@ impl Slot {
 /// memory beyond the entry (the lookup is the operator's main cost: cache misses).
 const INLINE: usize = 24;
 
+/// A live slot as its key lists it: enough to find a pane without reading the slot (each slot
+/// read is a read of the slab, often a cache miss; a key of sliding windows has several panes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Held {
+    /// The slot's position in the slab.
+    pub at: u32,
+    /// Whether the slot is a pane.
+    pub pane: bool,
+    /// A pane's start (its bounds never change; a window's may, so it is read from the slot).
+    start: i64,
+}
+
+impl Held {
+    /// The pane's start, if the slot is a pane.
+    #[inline]
+    pub fn pane_start(&self) -> Option<i64> {
+        self.pane.then_some(self.start)
+    }
+}
+
 /// A key and its live slots, oldest first.
 #[derive(Debug)]
 struct KeyEntry {
@@ -60,7 +80,7 @@ struct KeyEntry {
     /// The key's bytes when it is at most [`INLINE`] long.
     inline: [u8; INLINE],
     /// Usually one or two windows per key: inline too.
-    slots: SmallVec<[u32; 2]>,
+    slots: SmallVec<[Held; 2]>,
 }
 
 impl KeyEntry {
@@ -157,8 +177,8 @@ impl Slots {
         id
     }
 
-    /// Positions of the live slots of key `key_id`, oldest first.
-    pub fn of(&self, key_id: u32) -> &[u32] {
+    /// The live slots of key `key_id`, oldest first.
+    pub fn of(&self, key_id: u32) -> &[Held] {
         match self.keys.get(key_id as usize) {
             Some(Some(e)) => &e.slots,
             _ => &[],
@@ -204,7 +224,11 @@ impl Slots {
         if entry.slots.is_empty() {
             self.live_keys += 1;
         }
-        entry.slots.push(at);
+        entry.slots.push(Held {
+            at,
+            pane,
+            start: window.start,
+        });
         self.live += 1;
         at
     }
@@ -213,7 +237,7 @@ impl Slots {
     pub fn remove(&mut self, at: u32) -> Option<Slot> {
         let slot = self.slab.get_mut(at as usize)?.take()?;
         if let Some(Some(entry)) = self.keys.get_mut(slot.key_id as usize) {
-            entry.slots.retain(|p| *p != at);
+            entry.slots.retain(|h| h.at != at);
             if entry.slots.is_empty() {
                 self.live_keys -= 1;
             }
@@ -271,7 +295,7 @@ pub(super) struct LiveKeys<'a> {
 }
 
 impl<'a> Iterator for LiveKeys<'a> {
-    type Item = (&'a Key, &'a [u32]);
+    type Item = (&'a Key, &'a [Held]);
 
     fn next(&mut self) -> Option<Self::Item> {
         let e = self
@@ -304,7 +328,8 @@ mod tests {
         assert_eq!(k2, k);
         let b = s.insert(k2, 2, w, vec![2], 1, false);
         assert!(Arc::ptr_eq(&s.get(a).unwrap().key, &s.get(b).unwrap().key));
-        assert_eq!(s.of(k), [a, b]);
+        let at: Vec<u32> = s.of(k).iter().map(|h| h.at).collect();
+        assert_eq!(at, [a, b]);
         assert_eq!(s.remove(a).unwrap().id, 1);
         assert!(s.get(a).is_none());
         let j = s.key_id(b"j");

@@ -15,7 +15,7 @@
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::slots::{Slot, Slots};
+use super::slots::{Held, Slot, Slots};
 use super::{Timers, WindowOperator};
 use crate::window::Window;
 
@@ -77,7 +77,7 @@ impl Serialize for KeysRef<'_> {
 }
 
 /// Serialized as [`KeyWindows`].
-struct KeyWindowsRef<'a>(&'a [u8], &'a [u32], &'a Slots);
+struct KeyWindowsRef<'a>(&'a [u8], &'a [Held], &'a Slots);
 
 impl Serialize for KeyWindowsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -90,14 +90,14 @@ impl Serialize for KeyWindowsRef<'_> {
 }
 
 /// The window slots (`false`) or pane slots (`true`) among a key's slots.
-struct SlotsRef<'a>(&'a [u32], &'a Slots, bool);
+struct SlotsRef<'a>(&'a [Held], &'a Slots, bool);
 
 impl Serialize for SlotsRef<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{Error, SerializeSeq};
-        let SlotsRef(positions, slots, panes) = *self;
-        let mut live = Vec::with_capacity(positions.len());
-        for &at in positions {
+        let SlotsRef(held, slots, panes) = *self;
+        let mut live = Vec::with_capacity(held.len());
+        for &Held { at, .. } in held {
             let slot = slots
                 .get(at)
                 .ok_or_else(|| S::Error::custom(format!("slot {at} of a key is not live")))?;
@@ -147,7 +147,7 @@ impl WindowOperator {
                 .map(|(k, at)| {
                     let of = |panes: bool| {
                         at.iter()
-                            .filter_map(|&at| self.slots.get(at))
+                            .filter_map(|h| self.slots.get(h.at))
                             .filter(|s| s.pane == panes)
                             .map(|s| WindowAcc {
                                 id: s.id,
