@@ -407,7 +407,7 @@ impl WindowOperator {
                 .slots
                 .of(key_id)
                 .iter()
-                .map(|h| h.at)
+                .map(|h| h.at())
                 .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w));
             let at = match existing {
                 Some(at) => {

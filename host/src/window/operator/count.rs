@@ -26,7 +26,7 @@ impl WindowOperator {
             .slots
             .of(key_id)
             .iter()
-            .map(|h| h.at)
+            .map(|h| h.at())
             .find(|&at| self.slots.get(at).is_some_and(|s| s.count < count));
         let at = match open.and_then(|at| Some((at, self.slots.get_mut(at)?))) {
             Some((at, slot)) => {

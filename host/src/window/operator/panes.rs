@@ -140,8 +140,8 @@ impl WindowOperator {
         self.slots
             .of(key_id)
             .iter()
-            .filter(|h| !h.pane)
-            .map(|h| h.at)
+            .filter(|h| !h.pane())
+            .map(|h| h.at())
             .find(|&at| self.slots.get(at).is_some_and(|s| s.window == *w))
     }
 
@@ -180,7 +180,7 @@ impl WindowOperator {
             .iter()
             .rev()
             .find(|h| h.pane_start() == Some(start))
-            .map(|h| h.at);
+            .map(|h| h.at());
         if let Some(at) = found {
             if let Some(slot) = self.slots.get_mut(at) {
                 slot.count += 1;
@@ -242,7 +242,7 @@ impl WindowOperator {
     /// Whether key `key_id` has a pane in `w` besides the one at `at`.
     fn has_other_pane(&self, key_id: u32, at: u32, w: &Window) -> bool {
         self.slots.of(key_id).iter().any(|h| {
-            h.at != at
+            h.at() != at
                 && h.pane_start()
                     .is_some_and(|start| w.start <= start && start < w.end)
         })
@@ -256,7 +256,7 @@ impl WindowOperator {
             .iter()
             .filter_map(|h| {
                 let start = h.pane_start()?;
-                (w.start <= start && start < w.end).then_some((start, h.at))
+                (w.start <= start && start < w.end).then_some((start, h.at()))
             })
             .collect();
         // Panes are mostly created in time order.

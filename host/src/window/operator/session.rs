@@ -33,7 +33,7 @@ impl WindowOperator {
             .slots
             .of(key_id)
             .iter()
-            .map(|h| h.at)
+            .map(|h| h.at())
             .filter(|&at| {
                 self.slots
                     .get(at)

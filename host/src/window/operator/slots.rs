@@ -54,21 +54,45 @@ const INLINE: usize = 24;
 
 /// A live slot as its key lists it: enough to find a pane without reading the slot (each slot
 /// read is a read of the slab, often a cache miss; a key of sliding windows has several panes).
+/// Twelve bytes, so that a key's first two fit in its entry as two positions did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, packed(4))]
 pub(super) struct Held {
-    /// The slot's position in the slab.
-    pub at: u32,
-    /// Whether the slot is a pane.
-    pub pane: bool,
     /// A pane's start (its bounds never change; a window's may, so it is read from the slot).
     start: i64,
+    /// The slot's position in the slab, with [`PANE`] set for a pane.
+    tagged: u32,
 }
 
+/// The bit of [`Held::tagged`] saying the slot is a pane (positions stay below it: a slab of
+/// 2^31 slots would hold hundreds of GB).
+const PANE: u32 = 1 << 31;
+
 impl Held {
+    fn new(at: u32, pane: bool, start: i64) -> Self {
+        assert!(at < PANE, "window slot position {at} out of range");
+        Held {
+            start,
+            tagged: at | if pane { PANE } else { 0 },
+        }
+    }
+
+    /// The slot's position in the slab.
+    #[inline]
+    pub fn at(&self) -> u32 {
+        self.tagged & !PANE
+    }
+
+    /// Whether the slot is a pane.
+    #[inline]
+    pub fn pane(&self) -> bool {
+        self.tagged & PANE != 0
+    }
+
     /// The pane's start, if the slot is a pane.
     #[inline]
     pub fn pane_start(&self) -> Option<i64> {
-        self.pane.then_some(self.start)
+        self.pane().then_some(self.start)
     }
 }
 
@@ -224,11 +248,7 @@ impl Slots {
         if entry.slots.is_empty() {
             self.live_keys += 1;
         }
-        entry.slots.push(Held {
-            at,
-            pane,
-            start: window.start,
-        });
+        entry.slots.push(Held::new(at, pane, window.start));
         self.live += 1;
         at
     }
@@ -237,7 +257,7 @@ impl Slots {
     pub fn remove(&mut self, at: u32) -> Option<Slot> {
         let slot = self.slab.get_mut(at as usize)?.take()?;
         if let Some(Some(entry)) = self.keys.get_mut(slot.key_id as usize) {
-            entry.slots.retain(|h| h.at != at);
+            entry.slots.retain(|h| h.at() != at);
             if entry.slots.is_empty() {
                 self.live_keys -= 1;
             }
@@ -328,7 +348,7 @@ mod tests {
         assert_eq!(k2, k);
         let b = s.insert(k2, 2, w, vec![2], 1, false);
         assert!(Arc::ptr_eq(&s.get(a).unwrap().key, &s.get(b).unwrap().key));
-        let at: Vec<u32> = s.of(k).iter().map(|h| h.at).collect();
+        let at: Vec<u32> = s.of(k).iter().map(Held::at).collect();
         assert_eq!(at, [a, b]);
         assert_eq!(s.remove(a).unwrap().id, 1);
         assert!(s.get(a).is_none());
@@ -343,6 +363,22 @@ mod tests {
         assert_eq!(s.get_live(d, 4).unwrap().acc, [4]);
         assert_eq!(s.live(), 3);
         assert_eq!(s.keys().count(), 2);
+    }
+
+    #[test]
+    fn a_key_entry_holds_two_slots_inline_in_twelve_bytes_each() {
+        assert_eq!(std::mem::size_of::<Held>(), 12);
+        let h = Held::new(PANE - 1, true, i64::MIN);
+        assert_eq!(
+            (h.at(), h.pane(), h.pane_start()),
+            (PANE - 1, true, Some(i64::MIN))
+        );
+        let w = Held::new(7, false, 3);
+        assert_eq!((w.at(), w.pane(), w.pane_start()), (7, false, None));
+        assert_eq!(
+            std::mem::size_of::<SmallVec<[Held; 2]>>(),
+            std::mem::size_of::<SmallVec<[u32; 2]>>() + 8
+        );
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl Serialize for SlotsRef<'_> {
         use serde::ser::{Error, SerializeSeq};
         let SlotsRef(held, slots, panes) = *self;
         let mut live = Vec::with_capacity(held.len());
-        for &Held { at, .. } in held {
+        for at in held.iter().map(Held::at) {
             let slot = slots
                 .get(at)
                 .ok_or_else(|| S::Error::custom(format!("slot {at} of a key is not live")))?;
@@ -147,7 +147,7 @@ impl WindowOperator {
                 .map(|(k, at)| {
                     let of = |panes: bool| {
                         at.iter()
-                            .filter_map(|h| self.slots.get(h.at))
+                            .filter_map(|h| self.slots.get(h.at()))
                             .filter(|s| s.pane == panes)
                             .map(|s| WindowAcc {
                                 id: s.id,
