@@ -1,7 +1,8 @@
 //! The window operator's state layout: every live (key, window) slot in one slab, and every key
 //! interned once with the slab positions of its live slots (and, for panes, their starts: a
-//! key's panes are found without reading the slab). An event costs one hash lookup of its key; slots reach their key by id and timers name slots by position and id, so nothing
-//! else hashes or compares key bytes, and nothing holds a copy of a key.
+//! key's panes are found without reading the slab). An event costs one hash lookup of its key;
+//! slots reach their key by id and timers name slots by position and id, so nothing else hashes
+//! or compares key bytes, and nothing holds a copy of a key.
 //!
 //! Positions freed during a batch are only reused after it ([`Slots::release`]): pending
 //! entries of the batch may still name them. Keys left without slots are kept for a while (a
