@@ -157,36 +157,32 @@ def aggregate(cls):
             AggregateWorld.op = op
 
         @staticmethod
-        def configured(call, error):
-            """The configured operator; else `error` (an `EventError` or a `WindowError`, both
-            index 0: the whole call) saying that `call` came before a successful `configure`."""
+        def _op(call, error=None):
+            """The configured operator; else an error saying that `call` came before a
+            successful `configure`: `error(index=0, ...)` (an `EventError` or a `WindowError`,
+            index 0: the whole call) for calls whose error is a record, the text otherwise."""
             if AggregateWorld.op is None:
-                raise Err(error(index=0, message=f"`{call}` called before a successful `configure`"))
-            return AggregateWorld.op
-
-        @staticmethod
-        def _op():
-            if AggregateWorld.op is None:
-                raise Err("called before a successful `configure`")
+                message = f"`{call}` called before a successful `configure`"
+                raise Err(message if error is None else error(index=0, message=message))
             return AggregateWorld.op
 
         def create(self):
-            op = self._op()
+            op = self._op("create")
             try:
                 return encode_acc(op.create())
             except Exception as e:
                 raise Err(describe(e)) from None
 
         def add(self, accumulators, targets, input):
-            op = self.configured("add", types.EventError)
+            op = self._op("add", types.EventError)
             return types.Accumulators(*run_add(op, accumulators, targets, input))
 
         def merge(self, accumulators, groups):
-            op = self.configured("merge", types.WindowError)
+            op = self._op("merge", types.WindowError)
             return types.Accumulators(*run_merge(op, accumulators, groups))
 
         def finish(self, windows, accumulators):
-            op = self.configured("finish", types.WindowError)
+            op = self._op("finish", types.WindowError)
             return types.Results(*run_finish(op, windows, accumulators))
 
         def state_version(self):
@@ -194,7 +190,7 @@ def aggregate(cls):
             return cls.state_version if op is None else op.state_version
 
         def migrate(self, version, accumulator):
-            op = self._op()
+            op = self._op("migrate")
             if version == op.state_version:
                 return accumulator
             try:
